@@ -1,0 +1,62 @@
+//! Audit log of every request: kept in memory and optionally appended to a JSON-lines file.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// One audited request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub time: String,
+    pub verb: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub user_agent: String,
+    pub code: u16,
+    pub latency_ms: f64,
+}
+
+/// In-memory audit log with an optional file sink.
+pub struct AuditLog {
+    entries: Mutex<Vec<AuditEntry>>,
+    file: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    limit: usize,
+}
+
+impl AuditLog {
+    pub fn new(path: Option<&PathBuf>, limit: usize) -> std::io::Result<AuditLog> {
+        let file = match path {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
+            None => None,
+        };
+        Ok(AuditLog { entries: Mutex::new(Vec::new()), file: Mutex::new(file), limit })
+    }
+
+    pub fn record(&self, e: AuditEntry) {
+        if let Some(f) = self.file.lock().as_mut()
+            && let Ok(line) = serde_json::to_string(&e)
+        {
+            let _ = writeln!(f, "{line}");
+            let _ = f.flush();
+        }
+        let mut v = self.entries.lock();
+        if v.len() >= self.limit {
+            let drop = v.len() / 2;
+            v.drain(..drop);
+        }
+        v.push(e);
+    }
+
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        self.entries.lock().clone()
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().clear();
+    }
+}

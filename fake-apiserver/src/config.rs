@@ -1,0 +1,59 @@
+//! Server configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration of one fake API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind in [`crate::Server::start`], e.g. "127.0.0.1:0".
+    pub listen: String,
+    /// Service ClusterIP range.
+    pub service_cidr: String,
+    /// Events kept per resource for resuming watches; older resumes get 410 Gone.
+    pub watch_history: usize,
+    /// Interval between watch bookmarks (when the client allows them).
+    pub bookmark_interval: Duration,
+    /// Audit entries kept in memory.
+    pub audit_limit: usize,
+    /// Optional JSON-lines audit file.
+    pub audit_file: Option<PathBuf>,
+    /// Maximum request body size (bytes); larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Run the node lifecycle controller.
+    pub node_lifecycle: bool,
+    /// Grace period after which a node whose lease was not renewed becomes Unknown.
+    pub node_monitor_grace_period: Duration,
+    /// How often the node lifecycle controller checks.
+    pub node_monitor_period: Duration,
+    /// Run the endpointslice controller.
+    pub endpointslices: bool,
+    /// Version reported on /version (e.g. "v1.34.2").
+    pub version: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:6443".into(),
+            service_cidr: "10.96.0.0/16".into(),
+            watch_history: 10_000,
+            bookmark_interval: Duration::from_secs(60),
+            audit_limit: 100_000,
+            audit_file: None,
+            max_body_bytes: 3 * 1024 * 1024,
+            node_lifecycle: true,
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_period: Duration::from_secs(5),
+            endpointslices: true,
+            version: "v1.34.2".into(),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration listening on `addr` with everything else default.
+    pub fn with_listen(addr: impl Into<String>) -> Config {
+        Config { listen: addr.into(), ..Config::default() }
+    }
+}

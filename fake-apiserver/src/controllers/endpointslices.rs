@@ -1,0 +1,5 @@
+//! EndpointSlice controller.
+
+use std::sync::Arc;
+
+pub async fn run(_s: Arc<crate::server::State>) {}

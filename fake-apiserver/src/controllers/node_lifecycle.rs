@@ -1,0 +1,5 @@
+//! Node lifecycle controller.
+
+use std::sync::Arc;
+
+pub async fn run(_s: Arc<crate::server::State>) {}

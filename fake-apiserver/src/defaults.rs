@@ -1,0 +1,216 @@
+//! Defaulting as upstream applies it where clients can see it (pods, services, namespaces, secrets).
+
+use serde_json::{Map, Value, json};
+
+use crate::resources::{self, ResourceId};
+
+fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
+    match m.get(key) {
+        None | Some(Value::Null) => {
+            m.insert(key.to_string(), v);
+        }
+        _ => {}
+    }
+}
+
+/// The pull policy upstream picks for an image reference.
+pub fn image_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn default_probe(p: &mut Value) {
+    if let Some(m) = p.as_object_mut() {
+        set_default(m, "timeoutSeconds", json!(1));
+        set_default(m, "periodSeconds", json!(10));
+        set_default(m, "successThreshold", json!(1));
+        set_default(m, "failureThreshold", json!(3));
+        if let Some(h) = m.get_mut("httpGet").and_then(Value::as_object_mut) {
+            set_default(h, "path", json!("/"));
+            set_default(h, "scheme", json!("HTTP"));
+        }
+    }
+}
+
+fn default_container(c: &mut Value) {
+    let Some(m) = c.as_object_mut() else { return };
+    let image = m.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    set_default(m, "imagePullPolicy", json!(image_pull_policy(&image)));
+    set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
+    set_default(m, "terminationMessagePolicy", json!("File"));
+    set_default(m, "resources", json!({}));
+    if let Some(r) = m.get_mut("resources").and_then(Value::as_object_mut)
+        && let Some(limits) = r.get("limits").and_then(Value::as_object).cloned()
+    {
+        let req = r.entry("requests").or_insert_with(|| json!({}));
+        if let Some(req) = req.as_object_mut() {
+            for (k, v) in limits {
+                req.entry(k).or_insert(v);
+            }
+        }
+    }
+    if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if let Some(p) = p.as_object_mut() {
+                set_default(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = m.get_mut(probe) {
+            default_probe(p);
+        }
+    }
+}
+
+/// Quality of service class from container requests and limits.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        let relevant = |m: Option<&Map<String, Value>>| {
+            m.map(|m| m.iter().filter(|(k, _)| *k == "cpu" || *k == "memory").count()).unwrap_or(0)
+        };
+        if relevant(req) > 0 || relevant(lim) > 0 {
+            any = true;
+        }
+        for r in ["cpu", "memory"] {
+            let l = lim.and_then(|m| m.get(r));
+            let q = req.and_then(|m| m.get(r));
+            if l.is_none() || (q.is_some() && q != l) {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn default_pod(obj: &mut Value) {
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        set_default(spec, "restartPolicy", json!("Always"));
+        set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+        set_default(spec, "terminationGracePeriodSeconds", json!(30));
+        set_default(spec, "schedulerName", json!("default-scheduler"));
+        set_default(spec, "securityContext", json!({}));
+        set_default(spec, "enableServiceLinks", json!(true));
+        set_default(spec, "priority", json!(0));
+        set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+        set_default(spec, "serviceAccountName", json!("default"));
+        let sa = spec.get("serviceAccountName").cloned().unwrap_or(json!("default"));
+        set_default(spec, "serviceAccount", sa);
+        for key in ["containers", "initContainers"] {
+            if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
+                list.iter_mut().for_each(default_container);
+            }
+        }
+        let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if let Some(t) = tolerations.as_array_mut() {
+            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+                let has = t.iter().any(|x| {
+                    x.get("key").and_then(Value::as_str) == Some(key)
+                        && x.get("effect").and_then(Value::as_str).is_none_or(|e| e == "NoExecute")
+                });
+                if !has {
+                    t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+                }
+            }
+        }
+    }
+    let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
+    if let Some(o) = obj.as_object_mut() {
+        let status = o.entry("status").or_insert_with(|| json!({}));
+        if let Some(s) = status.as_object_mut() {
+            set_default(s, "phase", json!("Pending"));
+            set_default(s, "qosClass", json!(qos));
+        }
+    }
+}
+
+fn default_service(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "sessionAffinity", json!("None"));
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    if ty != "ExternalName" {
+        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+        set_default(spec, "ipFamilies", json!(["IPv4"]));
+        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if let Some(p) = p.as_object_mut() {
+                set_default(p, "protocol", json!("TCP"));
+                let port = p.get("port").cloned().unwrap_or(Value::Null);
+                set_default(p, "targetPort", port);
+            }
+        }
+    }
+    if let Some(o) = obj.as_object_mut() {
+        let status = o.entry("status").or_insert_with(|| json!({}));
+        if let Some(s) = status.as_object_mut() {
+            set_default(s, "loadBalancer", json!({}));
+        }
+    }
+}
+
+/// Apply create-time defaults for a resource.
+pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
+    match res {
+        resources::PODS => default_pod(obj),
+        resources::SERVICES => default_service(obj),
+        resources::NAMESPACES => {
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            if let Some(o) = obj.as_object_mut() {
+                let meta = o.entry("metadata").or_insert_with(|| json!({}));
+                if let Some(meta) = meta.as_object_mut() {
+                    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                    if let Some(l) = labels.as_object_mut() {
+                        l.insert("kubernetes.io/metadata.name".into(), json!(name));
+                    }
+                }
+                let spec = o.entry("spec").or_insert_with(|| json!({}));
+                if let Some(s) = spec.as_object_mut() {
+                    set_default(s, "finalizers", json!(["kubernetes"]));
+                }
+                let status = o.entry("status").or_insert_with(|| json!({}));
+                if let Some(s) = status.as_object_mut() {
+                    set_default(s, "phase", json!("Active"));
+                }
+            }
+        }
+        resources::SECRETS => {
+            if let Some(o) = obj.as_object_mut() {
+                set_default(o, "type", json!("Opaque"));
+            }
+        }
+        resources::NODES => {
+            if let Some(o) = obj.as_object_mut() {
+                o.entry("spec").or_insert_with(|| json!({}));
+                o.entry("status").or_insert_with(|| json!({}));
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,271 @@
+//! Handlers for resource verbs and discovery routes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::{Body, ResourceRoute, Route, error_response, json_response, read_body, value_response};
+use crate::api::DeleteOpts;
+use crate::discovery;
+use crate::error::{ApiError, ApiResult, success_status};
+use crate::patch::{self, PatchType};
+use crate::resources::ResourceId;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::server::State;
+use crate::store::Obj;
+use crate::table;
+
+/// Does the client ask for a Table?
+pub fn wants_table(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+}
+
+pub async fn dispatch(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    route: &Route,
+    verb: &str,
+    q: &HashMap<String, String>,
+    close_watch_after: Option<u64>,
+) -> Response<Body> {
+    let result = match route {
+        Route::Version => Ok(value_response(200, &discovery::version(&state.config.version))),
+        Route::Health => Ok(Response::new(super::full("ok"))),
+        Route::Api => Ok(value_response(200, &discovery::api_versions(&state.addr.to_string()))),
+        Route::ApiV1 => Ok(value_response(200, &discovery::resource_list("", "v1"))),
+        Route::Apis => Ok(value_response(200, &discovery::group_list())),
+        Route::ApiGroup(g) => discovery::group(g).map(|v| value_response(200, &v)).ok_or_else(ApiError::not_found_path),
+        Route::ApiGroupVersion(g, v) => {
+            if crate::resources::groups().iter().any(|(gg, vv)| gg == g && vv == v) {
+                Ok(value_response(200, &discovery::resource_list(g, v)))
+            } else {
+                Err(ApiError::not_found_path())
+            }
+        }
+        Route::OpenApi => {
+            let path = req.uri().path().trim_end_matches('/');
+            if path == "/openapi/v3" {
+                Ok(value_response(200, &crate::openapi::index()))
+            } else if path.starts_with("/openapi/v3/") {
+                crate::openapi::group_version(path).map(|v| value_response(200, &v)).ok_or_else(ApiError::not_found_path)
+            } else {
+                Err(ApiError::not_found_path())
+            }
+        }
+        Route::NotFound => Err(ApiError::not_found_path()),
+        Route::Resource(r) => resource(state, req, r, verb, q, close_watch_after).await,
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn obj_response(code: u16, obj: &Obj) -> Response<Body> {
+    json_response(code, obj.json.clone())
+}
+
+fn query_grace(q: &HashMap<String, String>) -> ApiResult<Option<i64>> {
+    match q.get("gracePeriodSeconds") {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {s:?}"))),
+    }
+}
+
+fn body_value(ct: &str, body: &[u8]) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the body of the request was empty"));
+    }
+    patch::decode_body(ct, body)
+}
+
+fn delete_opts(ct: &str, body: &[u8], q: &HashMap<String, String>) -> ApiResult<DeleteOpts> {
+    let v = if body.is_empty() { None } else { Some(patch::decode_body(ct, body)?) };
+    let mut opts = DeleteOpts::from_body(v.as_ref())?;
+    if let Some(g) = query_grace(q)? {
+        opts.grace_period_seconds = Some(g);
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        opts.propagation_policy = Some(p.clone());
+    }
+    Ok(opts)
+}
+
+async fn resource(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    r: &ResourceRoute,
+    verb: &str,
+    q: &HashMap<String, String>,
+    close_watch_after: Option<u64>,
+) -> ApiResult<Response<Body>> {
+    let desc = r.res.desc();
+    let ns = r.ns.clone().unwrap_or_default();
+    let as_table = wants_table(&req);
+    let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let method = req.method().clone();
+    let dry_run = q.contains_key("dryRun");
+    let needs_body = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let body = if needs_body { read_body(req.into_body(), state.config.max_body_bytes).await? } else { Bytes::new() };
+    if dry_run && verb != "get" && verb != "list" {
+        return Err(ApiError::bad_request("dryRun is not supported by this server"));
+    }
+    let api = &state.api;
+    match verb {
+        "get" => {
+            let name = r.name.as_deref().unwrap_or("");
+            let obj = state.store.get(r.res, &ns, name).ok_or_else(|| ApiError::not_found(desc.group, desc.plural, name))?;
+            if as_table {
+                let t = table::table(r.res, std::slice::from_ref(&obj), obj.rv, None, include_object(q));
+                return Ok(value_response(200, &t));
+            }
+            Ok(obj_response(200, &obj))
+        }
+        "list" => list(state, r, q, as_table),
+        "watch" => {
+            let mut params = super::watch::WatchParams::from_query(r.res, q)?;
+            if let Some(name) = &r.name {
+                params.field.0.push(crate::selectors::FieldReq { field: "metadata.name".into(), value: name.clone(), negate: false });
+            }
+            params.as_table = as_table;
+            params.include_object = include_object(q).to_string();
+            params.close_after = close_watch_after;
+            Ok(super::watch::response(state.clone(), r.res, r.ns.clone(), params))
+        }
+        "create" => {
+            match (r.name.as_deref(), r.sub.as_deref()) {
+                (None, None) => {
+                    if desc.namespaced && r.ns.is_none() {
+                        return Err(ApiError::method_not_allowed("create"));
+                    }
+                    let v = body_value(&ct, &body)?;
+                    let obj = api.create(r.res, &ns, v)?;
+                    Ok(obj_response(201, &obj))
+                }
+                (Some(name), Some("binding")) => {
+                    let v = body_value(&ct, &body)?;
+                    Ok(value_response(201, &api.bind(&ns, name, v)?))
+                }
+                (Some(name), Some("eviction")) => {
+                    let v = body_value(&ct, &body)?;
+                    Ok(value_response(201, &api.evict(&ns, name, &v)?))
+                }
+                _ => Err(ApiError::method_not_allowed("create")),
+            }
+        }
+        "update" => {
+            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("update"))?;
+            if matches!(r.sub.as_deref(), Some("binding" | "eviction")) {
+                return Err(ApiError::method_not_allowed("update"));
+            }
+            let v = body_value(&ct, &body)?;
+            let obj = api.update(r.res, &ns, name, v, r.sub.as_deref())?;
+            Ok(obj_response(200, &obj))
+        }
+        "patch" => {
+            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch"))?;
+            if matches!(r.sub.as_deref(), Some("binding" | "eviction" | "finalize")) {
+                return Err(ApiError::method_not_allowed("patch"));
+            }
+            let pt = PatchType::from_content_type(&ct)?;
+            if body.is_empty() {
+                return Err(ApiError::bad_request("the body of the request was empty"));
+            }
+            let existed = state.store.get(r.res, &ns, name).is_some();
+            let obj = api.patch(r.res, &ns, name, pt, &body, r.sub.as_deref(), q.get("fieldManager").map(String::as_str))?;
+            Ok(obj_response(if existed { 200 } else { 201 }, &obj))
+        }
+        "delete" => {
+            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("delete"))?;
+            if r.sub.is_some() {
+                return Err(ApiError::method_not_allowed("delete"));
+            }
+            let opts = delete_opts(&ct, &body, q)?;
+            let d = api.delete(r.res, &ns, name, &opts)?;
+            Ok(obj_response(200, &d.obj))
+        }
+        "deletecollection" => {
+            if r.res == crate::resources::NAMESPACES {
+                return Err(ApiError::method_not_allowed("deletecollection"));
+            }
+            let opts = delete_opts(&ct, &body, q)?;
+            let (label, field) = selectors(r.res, q)?;
+            let page = state.store.list(r.res, r.ns.as_deref(), None, None, &|v| label.matches(v) && field.matches(v));
+            for obj in &page.items {
+                match api.delete(r.res, obj.namespace(), obj.name(), &opts) {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(value_response(200, &success_status(200, None)))
+        }
+        _ => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+fn include_object(q: &HashMap<String, String>) -> &str {
+    q.get("includeObject").map(String::as_str).unwrap_or("Metadata")
+}
+
+pub fn selectors(res: ResourceId, q: &HashMap<String, String>) -> ApiResult<(LabelSelector, FieldSelector)> {
+    let label = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let field = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""), res.desc())?;
+    Ok((label, field))
+}
+
+fn encode_continue(rv: u64, key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&json!({"v": "meta.k8s.io/v1", "rv": rv, "start": key})).unwrap_or_default())
+}
+
+fn decode_continue(tok: &str) -> ApiResult<String> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::STANDARD.decode(tok).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    v.get("start").and_then(Value::as_str).map(str::to_string).ok_or_else(bad)
+}
+
+fn list(state: &Arc<State>, r: &ResourceRoute, q: &HashMap<String, String>, as_table: bool) -> ApiResult<Response<Body>> {
+    let desc = r.res.desc();
+    let (label, field) = selectors(r.res, q)?;
+    let limit = match q.get("limit").map(|s| s.parse::<i64>()) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(n as usize),
+        Some(Ok(_)) => None,
+        Some(Err(_)) => return Err(ApiError::bad_request("limit must be an integer")),
+    };
+    let after = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(c) => Some(decode_continue(c)?),
+        None => None,
+    };
+    let filtering = !label.is_empty() || !field.is_empty();
+    let page = state.store.list(r.res, r.ns.as_deref(), after.as_deref(), limit, &|v| label.matches(v) && field.matches(v));
+    let cont = page.next_key.as_ref().map(|k| encode_continue(page.rv, k));
+    if as_table {
+        let t = table::table(r.res, &page.items, page.rv, cont.as_deref(), include_object(q));
+        return Ok(value_response(200, &t));
+    }
+    let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(c) = &cont {
+        meta["continue"] = json!(c);
+        if !filtering {
+            meta["remainingItemCount"] = json!(page.remaining);
+        }
+    }
+    let size: usize = page.items.iter().map(|o| o.json.len() + 1).sum();
+    let mut out = BytesMut::with_capacity(size + 256);
+    out.put_slice(format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[", desc.kind, desc.api_version(), meta).as_bytes());
+    for (i, o) in page.items.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(&o.json);
+    }
+    out.put_slice(b"]}");
+    Ok(json_response(200, out.freeze()))
+}

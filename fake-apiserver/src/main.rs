@@ -1,0 +1,66 @@
+//! `fake-apiserver` binary: serve the in-memory API server on an address.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use fake_apiserver::{Config, Server};
+
+#[derive(Parser, Debug)]
+#[command(name = "fake-apiserver", about = "In-memory Kubernetes API server for node tests")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: String,
+    /// Write a kubeconfig for this server here.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    /// Append the audit log (JSON lines) to this file.
+    #[arg(long)]
+    audit_file: Option<PathBuf>,
+    /// Service ClusterIP range.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    service_cidr: String,
+    /// Node monitor grace period in seconds.
+    #[arg(long, default_value_t = 40.0)]
+    node_monitor_grace_period: f64,
+    /// Watch history length per resource.
+    #[arg(long, default_value_t = 10_000)]
+    watch_history: usize,
+    /// Disable the node lifecycle controller.
+    #[arg(long)]
+    no_node_lifecycle: bool,
+    /// Disable the endpointslice controller.
+    #[arg(long)]
+    no_endpointslices: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    let a = Args::parse();
+    let grace = Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1));
+    let config = Config {
+        listen: a.listen,
+        audit_file: a.audit_file,
+        service_cidr: a.service_cidr,
+        node_monitor_grace_period: grace,
+        node_monitor_period: (grace / 8).clamp(Duration::from_millis(50), Duration::from_secs(5)),
+        watch_history: a.watch_history,
+        node_lifecycle: !a.no_node_lifecycle,
+        endpointslices: !a.no_endpointslices,
+        ..Config::default()
+    };
+    let handle = Server::start(config).await?;
+    if let Some(p) = &a.kubeconfig_out {
+        handle.write_kubeconfig(p)?;
+    }
+    println!("fake-apiserver ready on {}", handle.url());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Minimal decoder for Kubernetes protobuf request bodies ("k8s\0" + runtime.Unknown), covering the
+//! kinds typed clients such as kubectl send as protobuf: Namespace, ConfigMap, Secret,
+//! ServiceAccount, Binding, Eviction and DeleteOptions.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Bytes,
+    Int,
+    Bool,
+    Time,
+    Msg(&'static [Field]),
+    RepStr,
+    RepMsg(&'static [Field]),
+    MapStr,
+    MapBytes,
+}
+
+struct Field {
+    num: u64,
+    name: &'static str,
+    ty: Ty,
+}
+
+const fn f(num: u64, name: &'static str, ty: Ty) -> Field {
+    Field { num, name, ty }
+}
+
+const OWNER_REF: &[Field] = &[
+    f(1, "kind", Ty::Str), f(3, "name", Ty::Str), f(4, "uid", Ty::Str), f(5, "apiVersion", Ty::Str),
+    f(6, "controller", Ty::Bool), f(7, "blockOwnerDeletion", Ty::Bool),
+];
+const OBJECT_META: &[Field] = &[
+    f(1, "name", Ty::Str), f(2, "generateName", Ty::Str), f(3, "namespace", Ty::Str), f(5, "uid", Ty::Str),
+    f(6, "resourceVersion", Ty::Str), f(7, "generation", Ty::Int), f(8, "creationTimestamp", Ty::Time),
+    f(9, "deletionTimestamp", Ty::Time), f(10, "deletionGracePeriodSeconds", Ty::Int), f(11, "labels", Ty::MapStr),
+    f(12, "annotations", Ty::MapStr), f(13, "ownerReferences", Ty::RepMsg(OWNER_REF)), f(14, "finalizers", Ty::RepStr),
+];
+const OBJECT_REF: &[Field] = &[
+    f(1, "kind", Ty::Str), f(2, "namespace", Ty::Str), f(3, "name", Ty::Str), f(4, "uid", Ty::Str),
+    f(5, "apiVersion", Ty::Str), f(6, "resourceVersion", Ty::Str), f(7, "fieldPath", Ty::Str),
+];
+const LOCAL_REF: &[Field] = &[f(1, "name", Ty::Str)];
+const NS_SPEC: &[Field] = &[f(1, "finalizers", Ty::RepStr)];
+const NAMESPACE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(NS_SPEC))];
+const CONFIGMAP: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "data", Ty::MapStr), f(3, "binaryData", Ty::MapBytes), f(4, "immutable", Ty::Bool),
+];
+const SECRET: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "data", Ty::MapBytes), f(3, "type", Ty::Str),
+    f(4, "stringData", Ty::MapStr), f(5, "immutable", Ty::Bool),
+];
+const SERVICE_ACCOUNT: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "secrets", Ty::RepMsg(OBJECT_REF)),
+    f(3, "imagePullSecrets", Ty::RepMsg(LOCAL_REF)), f(4, "automountServiceAccountToken", Ty::Bool),
+];
+const PRECONDITIONS: &[Field] = &[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)];
+const DELETE_OPTIONS: &[Field] = &[
+    f(1, "gracePeriodSeconds", Ty::Int), f(2, "preconditions", Ty::Msg(PRECONDITIONS)), f(3, "orphanDependents", Ty::Bool),
+    f(4, "propagationPolicy", Ty::Str), f(5, "dryRun", Ty::RepStr),
+];
+const EVICTION: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "deleteOptions", Ty::Msg(DELETE_OPTIONS))];
+const BINDING: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "target", Ty::Msg(OBJECT_REF))];
+const TYPE_META: &[Field] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
+const UNKNOWN: &[Field] = &[f(1, "typeMeta", Ty::Msg(TYPE_META)), f(2, "raw", Ty::Bytes)];
+
+fn bad(msg: &str) -> ApiError {
+    ApiError::bad_request(format!("unable to decode protobuf body: {msg}"))
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> ApiResult<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or_else(|| bad("truncated varint"))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad("varint too long"))
+    }
+    fn take(&mut self, n: usize) -> ApiResult<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| bad("truncated field"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+}
+
+fn utf8(b: &[u8]) -> ApiResult<String> {
+    String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8"))
+}
+
+fn map_entry(b: &[u8], bytes_value: bool) -> ApiResult<(String, Value)> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let (mut k, mut v) = (String::new(), Value::String(String::new()));
+    while r.pos < b.len() {
+        let tag = r.varint()?;
+        if tag & 7 != 2 {
+            return Err(bad("unexpected wire type in map entry"));
+        }
+        let n = r.varint()? as usize;
+        let data = r.take(n)?;
+        match tag >> 3 {
+            1 => k = utf8(data)?,
+            2 if bytes_value => v = json!(base64::engine::general_purpose::STANDARD.encode(data)),
+            2 => v = json!(utf8(data)?),
+            _ => {}
+        }
+    }
+    Ok((k, v))
+}
+
+fn decode_msg(b: &[u8], fields: &[Field], depth: usize) -> ApiResult<Map<String, Value>> {
+    if depth > 16 {
+        return Err(bad("nesting too deep"));
+    }
+    let mut r = Reader { buf: b, pos: 0 };
+    let mut out = Map::new();
+    while r.pos < b.len() {
+        let tag = r.varint()?;
+        let (num, wt) = (tag >> 3, tag & 7);
+        let field = fields.iter().find(|x| x.num == num);
+        let (varint, data) = match wt {
+            0 => (Some(r.varint()?), &[][..]),
+            1 => (None, r.take(8)?),
+            2 => {
+                let n = usize::try_from(r.varint()?).map_err(|_| bad("length overflow"))?;
+                (None, r.take(n)?)
+            }
+            5 => (None, r.take(4)?),
+            _ => return Err(bad("unsupported wire type")),
+        };
+        let Some(field) = field else { continue };
+        let name = field.name.to_string();
+        match (field.ty, varint) {
+            (Ty::Int, Some(v)) => {
+                out.insert(name, json!(v as i64));
+            }
+            (Ty::Bool, Some(v)) => {
+                out.insert(name, json!(v != 0));
+            }
+            (Ty::Str, None) => {
+                out.insert(name, json!(utf8(data)?));
+            }
+            (Ty::Bytes, None) => {
+                out.insert(name, json!(base64::engine::general_purpose::STANDARD.encode(data)));
+            }
+            (Ty::Time, None) => {
+                let t = decode_msg(data, &[f(1, "seconds", Ty::Int)], depth + 1)?;
+                let secs = t.get("seconds").and_then(Value::as_i64).unwrap_or(0);
+                if let Ok(ts) = jiff::Timestamp::from_second(secs) {
+                    out.insert(name, json!(ts.to_string()));
+                }
+            }
+            (Ty::Msg(inner), None) => {
+                out.insert(name, Value::Object(decode_msg(data, inner, depth + 1)?));
+            }
+            (Ty::RepStr, None) => {
+                let s = utf8(data)?;
+                match out.entry(name).or_insert_with(|| json!([])) {
+                    Value::Array(a) => a.push(json!(s)),
+                    _ => return Err(bad("repeated field clash")),
+                }
+            }
+            (Ty::RepMsg(inner), None) => {
+                let m = decode_msg(data, inner, depth + 1)?;
+                match out.entry(name).or_insert_with(|| json!([])) {
+                    Value::Array(a) => a.push(Value::Object(m)),
+                    _ => return Err(bad("repeated field clash")),
+                }
+            }
+            (Ty::MapStr | Ty::MapBytes, None) => {
+                let (k, v) = map_entry(data, matches!(field.ty, Ty::MapBytes))?;
+                match out.entry(name).or_insert_with(|| json!({})) {
+                    Value::Object(m) => {
+                        m.insert(k, v);
+                    }
+                    _ => return Err(bad("map field clash")),
+                }
+            }
+            _ => return Err(bad("wire type does not match field type")),
+        }
+    }
+    Ok(out)
+}
+
+/// Decode a protobuf-encoded request body into JSON.
+pub fn decode(body: &[u8]) -> ApiResult<Value> {
+    let rest = body.strip_prefix(b"k8s\0").ok_or_else(|| bad("missing k8s magic prefix"))?;
+    let unknown = decode_msg(rest, UNKNOWN, 0)?;
+    let api_version = unknown.pointer_str("typeMeta", "apiVersion");
+    let kind = unknown.pointer_str("typeMeta", "kind");
+    let raw = unknown
+        .get("raw")
+        .and_then(Value::as_str)
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .unwrap_or_default();
+    let schema = match kind.as_str() {
+        "Namespace" => NAMESPACE,
+        "ConfigMap" => CONFIGMAP,
+        "Secret" => SECRET,
+        "ServiceAccount" => SERVICE_ACCOUNT,
+        "Eviction" => EVICTION,
+        "Binding" => BINDING,
+        "DeleteOptions" => DELETE_OPTIONS,
+        other => {
+            return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));
+        }
+    };
+    let mut obj = decode_msg(&raw, schema, 0)?;
+    obj.insert("apiVersion".into(), json!(api_version));
+    obj.insert("kind".into(), json!(kind));
+    Ok(Value::Object(obj))
+}
+
+trait PointerStr {
+    fn pointer_str(&self, a: &str, b: &str) -> String;
+}
+
+impl PointerStr for Map<String, Value> {
+    fn pointer_str(&self, a: &str, b: &str) -> String {
+        self.get(a).and_then(|x| x.get(b)).and_then(Value::as_str).unwrap_or("").to_string()
+    }
+}

@@ -1,0 +1,201 @@
+//! Server startup, the shared state, and the in-process [`Handle`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::audit::{AuditEntry, AuditLog};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::faults::{FaultRule, Faults};
+use crate::resources;
+use crate::store::Store;
+
+/// State shared by all requests, watches and controllers.
+pub struct State {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub api: Api,
+    pub audit: AuditLog,
+    pub faults: Faults,
+    pub cancel: CancellationToken,
+    pub addr: SocketAddr,
+}
+
+/// Entry points to start a server.
+#[derive(Debug)]
+pub struct Server;
+
+/// A running server.
+pub struct Handle {
+    state: Arc<State>,
+    tasks: JoinSet<()>,
+    started: Duration,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("addr", &self.state.addr).finish()
+    }
+}
+
+impl Server {
+    /// Bind `config.listen` and serve.
+    pub async fn start(config: Config) -> Result<Handle> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| Error::Bind { addr: config.listen.clone(), source })?;
+        Self::serve(listener, config).await
+    }
+
+    /// Serve on an already-bound listener.
+    pub async fn serve(listener: TcpListener, config: Config) -> Result<Handle> {
+        let t0 = Instant::now();
+        let addr = listener.local_addr().map_err(Error::LocalAddr)?;
+        let store = Arc::new(Store::new(config.watch_history));
+        let api = Api::new(store.clone(), &config.service_cidr)
+            .ok_or_else(|| Error::Config(format!("invalid service CIDR {:?}", config.service_cidr)))?;
+        let audit = AuditLog::new(config.audit_file.as_ref(), config.audit_limit)
+            .map_err(|source| Error::Write { path: format!("{:?}", config.audit_file), source })?;
+        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr });
+        bootstrap(&state);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(state.clone(), listener));
+        if state.config.node_lifecycle {
+            tasks.spawn(crate::controllers::node_lifecycle::run(state.clone()));
+        }
+        if state.config.endpointslices {
+            tasks.spawn(crate::controllers::endpointslices::run(state.clone()));
+        }
+        Ok(Handle { state, tasks, started: t0.elapsed() })
+    }
+}
+
+fn bootstrap(state: &State) {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let _ = state.api.create(resources::NAMESPACES, "", json!({"metadata": {"name": ns}}));
+    }
+    let svc = json!({
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": state.addr.port()}]},
+    });
+    let _ = state.api.create(resources::SERVICES, "default", svc);
+}
+
+async fn accept_loop(state: Arc<State>, listener: TcpListener) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = state.cancel.cancelled() => break,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let st = state.clone();
+        let svc = hyper::service::service_fn(move |req| crate::http::handle(st.clone(), req));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+fn client_host(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() { "127.0.0.1".parse().unwrap_or(addr.ip()) } else { addr.ip() };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+impl Handle {
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+    /// Base URL, e.g. "http://127.0.0.1:6443".
+    pub fn url(&self) -> String {
+        format!("http://{}", client_host(self.state.addr))
+    }
+    /// A kubeconfig pointing at this server (context "nodekit").
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig_yaml(&self.url())
+    }
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<()> {
+        let p = path.as_ref();
+        std::fs::write(p, self.kubeconfig_yaml()).map_err(|source| Error::Write { path: p.display().to_string(), source })
+    }
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        self.state.audit.entries()
+    }
+    pub fn clear_audit(&self) {
+        self.state.audit.clear()
+    }
+    /// Add a fault rule; returns its id.
+    pub fn add_fault(&self, rule: FaultRule) -> u64 {
+        self.state.faults.add(rule)
+    }
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.state.faults.remove(id)
+    }
+    pub fn clear_faults(&self) {
+        self.state.faults.clear()
+    }
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.state.faults.list()
+    }
+    /// Stop answering (connections are accepted and held) while on.
+    pub fn set_partition(&self, on: bool) {
+        self.state.faults.set_partition(on)
+    }
+    pub fn partitioned(&self) -> bool {
+        self.state.faults.partitioned()
+    }
+    /// Change how many events per resource are kept for resuming watches.
+    pub fn set_watch_history(&self, events: usize) {
+        self.state.store.set_history_limit(events)
+    }
+    /// The in-process registry (create/update/patch/delete without HTTP).
+    pub fn api(&self) -> &Api {
+        &self.state.api
+    }
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+    /// Time from entering `serve` to accepting connections.
+    pub fn startup_time(&self) -> Duration {
+        self.started
+    }
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.state.cancel.clone()
+    }
+    /// Stop accepting, end watches and controllers, wait for connections to drain (5 s max).
+    pub async fn shutdown(mut self) {
+        self.state.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(6), drain).await.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.state.cancel.cancel();
+    }
+}
+
+/// A kubeconfig for `url` (plain HTTP, no credentials).
+pub fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: nodekit\n  cluster:\n    server: {url}\ncontexts:\n- name: nodekit\n  context:\n    cluster: nodekit\n    user: nodekit\n    namespace: default\ncurrent-context: nodekit\nusers:\n- name: nodekit\n  user: {{}}\npreferences: {{}}\n"
+    )
+}

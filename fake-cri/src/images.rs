@@ -1,0 +1,122 @@
+//! The image side: references, ids and digests derived from the catalog, presence tracking.
+use crate::config::ImageEntry;
+use k8s_cri::v1 as cri;
+use sha2::{Digest, Sha256};
+
+/// Normalises a reference the way containerd does for short names:
+/// `busybox` → `docker.io/library/busybox:latest`, adds `:latest` when there is no tag.
+pub fn normalize(reference: &str) -> String {
+    let r = reference.trim();
+    if r.starts_with("sha256:") {
+        return r.to_string();
+    }
+    let (name, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (r, None),
+    };
+    let first = name.split('/').next().unwrap_or_default();
+    let has_domain = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let mut full = if has_domain {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if digest.is_none() && !last.contains(':') {
+        full.push_str(":latest");
+    }
+    match digest {
+        Some(d) => format!("{full}@{d}"),
+        None => full,
+    }
+}
+
+/// The image id (`sha256:…`), stable for an entry.
+pub fn image_id(e: &ImageEntry) -> String {
+    let mut h = Sha256::new();
+    h.update(b"config:");
+    h.update(e.reference.as_bytes());
+    h.update(serde_json::to_vec(&(&e.entrypoint, &e.cmd, &e.env, &e.working_dir)).unwrap_or_default());
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// The manifest digest reported in repo digests.
+pub fn manifest_digest(e: &ImageEntry) -> String {
+    let mut h = Sha256::new();
+    h.update(b"manifest:");
+    h.update(image_id(e).as_bytes());
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// `name@sha256:…` (the reference without its tag).
+pub fn repo_digest(e: &ImageEntry) -> String {
+    let name = match e.reference.rsplit_once(':') {
+        Some((n, tag)) if !tag.contains('/') => n,
+        _ => e.reference.as_str(),
+    };
+    format!("{name}@{}", manifest_digest(e))
+}
+
+/// Reported size.
+pub fn size(e: &ImageEntry) -> u64 {
+    if e.size > 0 {
+        e.size
+    } else {
+        std::fs::metadata(&e.binary).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Whether `query` (a reference, a repo digest or an id, possibly an id prefix) names `e`.
+pub fn matches(e: &ImageEntry, query: &str) -> bool {
+    let q = query.trim();
+    if q.is_empty() {
+        return false;
+    }
+    let id = image_id(e);
+    normalize(q) == normalize(&e.reference)
+        || q == id
+        || (q.len() >= 12 && id.trim_start_matches("sha256:").starts_with(q.trim_start_matches("sha256:")))
+        || q == repo_digest(e)
+}
+
+/// The CRI view of an image.
+pub fn to_cri(e: &ImageEntry) -> cri::Image {
+    cri::Image {
+        id: image_id(e),
+        repo_tags: vec![e.reference.clone()],
+        repo_digests: vec![repo_digest(e)],
+        size: size(e),
+        uid: Some(cri::Int64Value { value: 0 }),
+        username: String::new(),
+        spec: Some(cri::ImageSpec { image: image_id(e), ..Default::default() }),
+        pinned: e.reference.contains("pause"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(normalize("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(normalize("user/app:1"), "docker.io/user/app:1");
+        assert_eq!(normalize("nodekit.local/workload:1.0"), "nodekit.local/workload:1.0");
+        assert_eq!(normalize("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(normalize("a.io/x@sha256:ab"), "a.io/x@sha256:ab");
+    }
+
+    #[test]
+    fn ids_and_matching() {
+        let c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        let (w, p) = (&c.images[0], &c.images[1]);
+        assert_ne!(image_id(w), image_id(p));
+        assert!(matches(w, "nodekit.local/workload:1.0"));
+        assert!(matches(w, &image_id(w)));
+        assert!(matches(w, &repo_digest(w)));
+        assert!(!matches(w, "nodekit.local/pause:3.10"));
+        assert!(repo_digest(w).starts_with("nodekit.local/workload@sha256:"));
+    }
+}

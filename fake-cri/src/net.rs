@@ -1,0 +1,362 @@
+//! Pod networking: the node bridge, pod network namespaces (bind-mounted under the state dir),
+//! veth pairs, the IP allocator, and hostPort DNAT rules (nft) in fake-cri's own namespace.
+use crate::error::{Error, Result};
+use futures::TryStreamExt;
+use nix::mount::{MsFlags, mount, umount2, MntFlags};
+use nix::sched::{CloneFlags, unshare};
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// A parsed IPv4 CIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub net: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.244.1.0/24`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidArgument(format!("invalid pod CIDR {s:?}"));
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Cidr { net: Ipv4Addr::from(u32::from(ip) & mask), prefix })
+    }
+
+    /// The gateway: first address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net) + 1)
+    }
+
+    /// Lowest free host address (from .2), skipping `used`; None when full.
+    pub fn allocate(&self, used: &BTreeSet<String>) -> Option<Ipv4Addr> {
+        let size = 1u32 << (32 - self.prefix);
+        (2..size - 1)
+            .map(|i| Ipv4Addr::from(u32::from(self.net) + i))
+            .find(|ip| !used.contains(&ip.to_string()))
+    }
+}
+
+/// What a pod's network is.
+#[derive(Debug)]
+pub struct PodNet {
+    /// The bind-mounted namespace file.
+    pub netns_path: PathBuf,
+    /// Node-side veth.
+    pub veth: String,
+    /// The namespace, held open.
+    pub fd: OwnedFd,
+}
+
+/// Netlink access to fake-cri's own (node) namespace.
+pub struct Net {
+    handle: rtnetlink::Handle,
+    conn: tokio::task::JoinHandle<()>,
+    bridge: String,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+async fn link_index(h: &rtnetlink::Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(Error::netlink(format!("get link {name}"))(e)),
+    }
+}
+
+impl Net {
+    /// Opens netlink in the current namespace; `bridge` is the node bridge name (`cbr0`).
+    pub fn new(bridge: &str) -> Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("netlink socket"))?;
+        Ok(Net { handle, conn: tokio::spawn(conn), bridge: bridge.to_string() })
+    }
+
+    /// Creates the bridge with `gw/prefix` if missing, and brings it up.
+    pub async fn ensure_bridge(&self, cidr: &Cidr) -> Result<u32> {
+        let h = &self.handle;
+        let idx = match link_index(h, &self.bridge).await? {
+            Some(i) => i,
+            None => {
+                h.link()
+                    .add(LinkBridge::new(&self.bridge).build())
+                    .execute()
+                    .await
+                    .map_err(Error::netlink(format!("add bridge {}", self.bridge)))?;
+                link_index(h, &self.bridge)
+                    .await?
+                    .ok_or_else(|| Error::Unknown(format!("bridge {} vanished", self.bridge)))?
+            }
+        };
+        let gw = cidr.gateway();
+        let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+        let mut has = false;
+        while let Some(a) = addrs.try_next().await.map_err(Error::netlink("get bridge addresses"))? {
+            for attr in a.attributes {
+                if let rtnetlink::packet_route::address::AddressAttribute::Address(IpAddr::V4(v)) = attr {
+                    has |= v == gw;
+                }
+            }
+        }
+        if !has {
+            h.address()
+                .add(idx, IpAddr::V4(gw), cidr.prefix)
+                .execute()
+                .await
+                .map_err(Error::netlink("add bridge address"))?;
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(Error::netlink("bridge up"))?;
+        Ok(idx)
+    }
+
+    /// Creates the pod namespace (bind-mounted at `netns_path`), a veth into the bridge and the
+    /// pod side: `eth0` with `ip/prefix`, `lo` up, default route via the gateway.
+    pub async fn setup_pod(&self, id: &str, netns_path: &Path, cidr: &Cidr, ip: Ipv4Addr) -> Result<PodNet> {
+        let bridge_idx = self.ensure_bridge(cidr).await?;
+        let (fd, pod_conn, pod) = new_netns(netns_path)?;
+        let pod_conn = tokio::spawn(pod_conn);
+        let result = self.wire_pod(id, &fd, &pod, bridge_idx, cidr, ip).await;
+        pod_conn.abort();
+        match result {
+            Ok(veth) => Ok(PodNet { netns_path: netns_path.to_path_buf(), veth, fd }),
+            Err(e) => {
+                let _ = self.delete_link(&veth_name(id)).await;
+                drop(fd);
+                remove_netns(netns_path);
+                Err(e)
+            }
+        }
+    }
+
+    async fn wire_pod(
+        &self,
+        id: &str,
+        fd: &OwnedFd,
+        pod: &rtnetlink::Handle,
+        bridge_idx: u32,
+        cidr: &Cidr,
+        ip: Ipv4Addr,
+    ) -> Result<String> {
+        let h = &self.handle;
+        let veth = veth_name(id);
+        let peer = format!("p{}", &id[..id.len().min(12)]);
+        h.link()
+            .add(LinkVeth::new(&veth, &peer).build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add veth {veth}")))?;
+        let vidx = link_index(h, &veth).await?.ok_or_else(|| Error::Unknown("veth vanished".into()))?;
+        let pidx = link_index(h, &peer).await?.ok_or_else(|| Error::Unknown("veth peer vanished".into()))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(pidx).setns_by_fd(fd.as_raw_fd()).build())
+            .execute()
+            .await
+            .map_err(Error::netlink("move veth peer"))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(vidx).controller(bridge_idx).up().build())
+            .execute()
+            .await
+            .map_err(Error::netlink("attach veth"))?;
+        // Pod side.
+        let eth = link_index(pod, &peer).await?.ok_or_else(|| Error::Unknown("peer not in pod netns".into()))?;
+        pod.link()
+            .set(LinkUnspec::new_with_index(eth).name("eth0".to_string()).build())
+            .execute()
+            .await
+            .map_err(Error::netlink("rename eth0"))?;
+        pod.address()
+            .add(eth, IpAddr::V4(ip), cidr.prefix)
+            .execute()
+            .await
+            .map_err(Error::netlink("add pod address"))?;
+        pod.link()
+            .set(LinkUnspec::new_with_index(eth).up().build())
+            .execute()
+            .await
+            .map_err(Error::netlink("eth0 up"))?;
+        if let Some(lo) = link_index(pod, "lo").await? {
+            pod.link()
+                .set(LinkUnspec::new_with_index(lo).up().build())
+                .execute()
+                .await
+                .map_err(Error::netlink("lo up"))?;
+        }
+        pod.route()
+            .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(cidr.gateway()).output_interface(eth).build())
+            .execute()
+            .await
+            .map_err(Error::netlink("default route"))?;
+        Ok(veth)
+    }
+
+    /// Deletes a node-side link (and with it its veth peer); missing links are fine.
+    pub async fn delete_link(&self, name: &str) -> Result<()> {
+        if let Some(idx) = link_index(&self.handle, name).await? {
+            match self.handle.link().del(idx).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+                Err(e) => return Err(Error::netlink(format!("delete {name}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the bridge (shutdown).
+    pub async fn delete_bridge(&self) -> Result<()> {
+        self.delete_link(&self.bridge.clone()).await
+    }
+}
+
+/// The node-side veth name of a sandbox.
+pub fn veth_name(id: &str) -> String {
+    format!("veth{}", &id[..id.len().min(8)])
+}
+
+type PodConn = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
+
+/// Makes a network namespace on a helper thread, bind-mounts it at `path` and opens a netlink
+/// connection inside it.
+fn new_netns(path: &Path) -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
+    let path = path.to_path_buf();
+    let rt = tokio::runtime::Handle::current();
+    std::thread::spawn(move || -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(Error::sys("unshare(CLONE_NEWNET)"))?;
+        std::fs::File::create(&path).map_err(Error::io(format!("create {}", path.display())))?;
+        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(Error::sys(format!("bind netns at {}", path.display())))?;
+        let f = std::fs::File::open("/proc/thread-self/ns/net").map_err(Error::io("open netns"))?;
+        let _g = rt.enter();
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("pod netlink socket"))?;
+        Ok((OwnedFd::from(f), conn, handle))
+    })
+    .join()
+    .map_err(|_| Error::Unknown("netns thread panicked".into()))?
+}
+
+/// Opens a bind-mounted namespace file.
+pub fn open_netns(path: &Path) -> Result<OwnedFd> {
+    let f = std::fs::File::open(path).map_err(Error::io(format!("open netns {}", path.display())))?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Unmounts and removes a namespace file.
+pub fn remove_netns(path: &Path) {
+    let _ = umount2(path, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+/// One hostPort mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// "tcp", "udp" or "sctp".
+    pub proto: &'static str,
+    /// Node port.
+    pub host_port: u16,
+    /// Pod IP.
+    pub pod_ip: String,
+    /// Container port.
+    pub container_port: u16,
+    /// Host IP filter ("" = any).
+    pub host_ip: String,
+}
+
+/// nft table holding hostPort DNAT rules.
+pub const HOSTPORT_TABLE: &str = "fake_cri_hostports";
+
+/// The nft script that replaces the hostPort table with `ports` (deletes it when empty).
+pub fn hostport_script(ports: &[HostPort]) -> String {
+    let mut s = format!("table ip {HOSTPORT_TABLE} {{}}\ndelete table ip {HOSTPORT_TABLE}\n");
+    if ports.is_empty() {
+        return s;
+    }
+    s.push_str(&format!("table ip {HOSTPORT_TABLE} {{\n"));
+    let mut rules = String::new();
+    for p in ports {
+        let dst = if p.host_ip.is_empty() || p.host_ip == "0.0.0.0" { String::new() } else { format!("ip daddr {} ", p.host_ip) };
+        rules.push_str(&format!(
+            "    {dst}{} dport {} dnat to {}:{}\n",
+            p.proto, p.host_port, p.pod_ip, p.container_port
+        ));
+    }
+    s.push_str(&format!("  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{rules}  }}\n"));
+    s.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump hp\n  }}\n"));
+    s.push_str(&format!("  chain hp {{\n{rules}  }}\n"));
+    s.push_str("}\n");
+    s
+}
+
+/// Applies the hostPort rules with `nft -f -` in fake-cri's namespace.
+pub async fn apply_hostports(ports: &[HostPort]) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let script = hostport_script(ports);
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(Error::io("run nft"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).await.map_err(Error::io("write nft script"))?;
+    }
+    let out = child.wait_with_output().await.map_err(Error::io("wait nft"))?;
+    if !out.status.success() {
+        return Err(Error::Unknown(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_and_allocation() {
+        let c = Cidr::parse("10.244.1.7/24").unwrap();
+        assert_eq!(c.net, Ipv4Addr::new(10, 244, 1, 0));
+        assert_eq!(c.gateway(), Ipv4Addr::new(10, 244, 1, 1));
+        let mut used = BTreeSet::new();
+        assert_eq!(c.allocate(&used), Some(Ipv4Addr::new(10, 244, 1, 2)));
+        used.insert("10.244.1.2".to_string());
+        assert_eq!(c.allocate(&used), Some(Ipv4Addr::new(10, 244, 1, 3)));
+        let small = Cidr::parse("10.0.0.0/30").unwrap();
+        used.insert("10.0.0.2".into());
+        assert_eq!(small.allocate(&used), None);
+        assert!(Cidr::parse("10.0.0.0").is_err());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("x/24").is_err());
+    }
+
+    #[test]
+    fn hostport_rules() {
+        let s = hostport_script(&[HostPort {
+            proto: "tcp",
+            host_port: 8080,
+            pod_ip: "10.244.1.2".into(),
+            container_port: 80,
+            host_ip: String::new(),
+        }]);
+        assert!(s.contains("tcp dport 8080 dnat to 10.244.1.2:80"));
+        assert!(hostport_script(&[]).ends_with(&format!("delete table ip {HOSTPORT_TABLE}\n")));
+    }
+}

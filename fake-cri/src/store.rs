@@ -1,0 +1,238 @@
+//! Persistent records of sandboxes, containers, images and IP allocations (`<state-dir>/state.json`).
+use crate::error::{Error, Result};
+use k8s_cri::v1 as cri;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A pod sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// 64-hex id.
+    pub id: String,
+    /// The request's config.
+    pub config: cri::PodSandboxConfig,
+    /// Ready or NotReady.
+    pub ready: bool,
+    /// Creation time, ns since the epoch.
+    pub created_at: i64,
+    /// Pod IP ("" for host-network pods or after stop).
+    pub ip: String,
+    /// Bind-mounted netns file (None: host network).
+    pub netns_path: Option<PathBuf>,
+    /// Node-side veth name.
+    pub veth: Option<String>,
+    /// resolv.conf written for this sandbox.
+    pub resolv_conf: Option<PathBuf>,
+    /// Host network (namespace_options.network == NODE).
+    pub host_network: bool,
+}
+
+/// Container states.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ContainerPhase {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Exited.
+    Exited,
+}
+
+impl ContainerPhase {
+    /// The CRI enum value.
+    pub fn cri(self) -> cri::ContainerState {
+        match self {
+            ContainerPhase::Created => cri::ContainerState::ContainerCreated,
+            ContainerPhase::Running => cri::ContainerState::ContainerRunning,
+            ContainerPhase::Exited => cri::ContainerState::ContainerExited,
+        }
+    }
+}
+
+/// A container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64-hex id.
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox_id: String,
+    /// The request's config.
+    pub config: cri::ContainerConfig,
+    /// Resolved image reference.
+    pub image_ref: String,
+    /// Image id (`sha256:…`).
+    pub image_id: String,
+    /// argv resolved from the image and the request (argv[0] as the image names it).
+    pub argv: Vec<String>,
+    /// Host binary executed for argv[0].
+    pub exec_path: PathBuf,
+    /// Environment `KEY=value` (image env, then request env).
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: String,
+    /// Full log path ("" when the request gave none).
+    pub log_path: String,
+    /// State.
+    pub phase: ContainerPhase,
+    /// Times, ns since the epoch (0: not yet).
+    pub created_at: i64,
+    /// Start time.
+    pub started_at: i64,
+    /// Finish time.
+    pub finished_at: i64,
+    /// Exit code.
+    pub exit_code: i32,
+    /// Reason (Completed, Error, OOMKilled).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Host pid while running.
+    pub pid: Option<i32>,
+    /// Start time of the pid (field 22 of /proc/pid/stat) to recognise it after a restart.
+    pub pid_start: Option<u64>,
+    /// Memory limit in bytes (0: none).
+    pub memory_limit: i64,
+    /// Memory cgroup directory, if one was made.
+    pub cgroup: Option<PathBuf>,
+    /// Resources as last set.
+    pub resources: Option<cri::LinuxContainerResources>,
+}
+
+/// Everything persisted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Sandboxes by id.
+    pub sandboxes: BTreeMap<String, SandboxRecord>,
+    /// Containers by id.
+    pub containers: BTreeMap<String, ContainerRecord>,
+    /// Pod CIDR from UpdateRuntimeConfig.
+    pub pod_cidr: Option<String>,
+    /// Allocated pod IPs.
+    pub allocated_ips: BTreeSet<String>,
+    /// Images present (pulled or preloaded), by reference.
+    pub images_present: BTreeSet<String>,
+    /// Images removed by RemoveImage (so preloaded ones stay removed across restarts).
+    pub images_removed: BTreeSet<String>,
+}
+
+impl State {
+    /// The state file.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("state.json")
+    }
+
+    /// Loads the state, or an empty one when the file does not exist.
+    pub fn load(state_dir: &Path) -> Result<Self> {
+        let p = Self::path(state_dir);
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { context: format!("state {}", p.display()), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(Error::io(format!("read {}", p.display()))(e)),
+        }
+    }
+
+    /// Writes the state atomically.
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        let p = Self::path(state_dir);
+        let tmp = state_dir.join("state.json.tmp");
+        let bytes = serde_json::to_vec(self).map_err(|source| Error::Json { context: "encode state".into(), source })?;
+        std::fs::write(&tmp, bytes).map_err(Error::io(format!("write {}", tmp.display())))?;
+        std::fs::rename(&tmp, &p).map_err(Error::io(format!("rename {}", p.display())))
+    }
+
+    /// Finds a sandbox by id or unique id prefix.
+    pub fn sandbox_id(&self, id: &str) -> Result<String> {
+        find_id(self.sandboxes.keys(), id).ok_or_else(|| Error::NotFound { kind: "sandbox", id: id.to_string() })
+    }
+
+    /// Finds a container by id or unique id prefix.
+    pub fn container_id(&self, id: &str) -> Result<String> {
+        find_id(self.containers.keys(), id).ok_or_else(|| Error::NotFound { kind: "container", id: id.to_string() })
+    }
+}
+
+fn find_id<'a>(keys: impl Iterator<Item = &'a String>, id: &str) -> Option<String> {
+    if id.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    for k in keys {
+        if k == id {
+            return Some(k.clone());
+        }
+        if k.starts_with(id) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(k.clone());
+        }
+    }
+    found
+}
+
+/// A fresh 64-hex id.
+pub fn new_id() -> String {
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = Sha256::new();
+    h.update(now_ns().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(b);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Now in ns since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_prefix_lookup() {
+        let mut s = State::default();
+        for id in ["abc1", "abc2", "def"] {
+            let rec = ContainerRecord {
+                id: id.into(),
+                sandbox_id: "s".into(),
+                config: cri::ContainerConfig::default(),
+                image_ref: String::new(),
+                image_id: String::new(),
+                argv: vec![],
+                exec_path: PathBuf::from("/x"),
+                env: vec![],
+                working_dir: String::new(),
+                log_path: String::new(),
+                phase: ContainerPhase::Created,
+                created_at: 0,
+                started_at: 0,
+                finished_at: 0,
+                exit_code: 0,
+                reason: String::new(),
+                message: String::new(),
+                pid: None,
+                pid_start: None,
+                memory_limit: 0,
+                cgroup: None,
+                resources: None,
+            };
+            s.containers.insert(id.into(), rec);
+        }
+        assert_eq!(s.container_id("def").unwrap(), "def");
+        assert_eq!(s.container_id("d").unwrap(), "def");
+        assert!(matches!(s.container_id("abc"), Err(Error::NotFound { .. })));
+        assert!(s.container_id("").is_err());
+        assert_ne!(new_id(), new_id());
+        assert_eq!(new_id().len(), 64);
+    }
+}

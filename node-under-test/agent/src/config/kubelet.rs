@@ -1,0 +1,368 @@
+//! The `KubeletConfiguration` document: fields, upstream defaults, the accepted-and-ignored
+//! upstream fields and the `nodekit:` extension block.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Taint;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::{ConfigError, GoDuration, Result, default_eviction_hard};
+
+const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
+const KIND: &str = "KubeletConfiguration";
+
+/// Upstream KubeletConfiguration fields that are accepted and ignored (not implemented here).
+pub const IGNORED_FIELDS: &[&str] = &[
+    "address", "port", "readOnlyPort", "enableServer", "authentication", "authorization",
+    "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "tlsMinVersion", "rotateCertificates",
+    "serverTLSBootstrap", "cgroupRoot", "cgroupsPerQOS", "cgroupDriver", "enforceNodeAllocatable",
+    "featureGates", "logging", "failSwapOn", "memorySwap", "podPidsLimit", "hairpinMode",
+    "enableDebuggingHandlers", "streamingConnectionIdleTimeout", "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent", "imageMinimumGCAge", "imageMaximumGCAge", "volumeStatsAggPeriod",
+    "kubeAPIQPS", "kubeAPIBurst", "eventRecordQPS", "eventBurst", "maxOpenFiles",
+    "cpuManagerPolicy", "memoryManagerPolicy", "topologyManagerPolicy", "protectKernelDefaults",
+    "makeIPTablesUtilChains", "podsPerCore", "oomScoreAdj", "staticPodURL", "httpCheckFrequency",
+    "providerID", "imageServiceEndpoint", "containerLogMaxSize", "containerLogMaxFiles",
+    "containerLogMaxWorkers", "containerLogMonitorInterval", "shutdownGracePeriod",
+    "shutdownGracePeriodCriticalPods", "volumePluginDir", "serializeImagePulls",
+    "maxParallelImagePulls", "registryPullQPS", "registryBurst", "localStorageCapacityIsolation",
+    "cpuCFSQuota", "cpuCFSQuotaPeriod", "systemReservedCgroup", "kubeReservedCgroup",
+    "kubeletCgroups", "systemCgroups", "evictionSoft", "evictionSoftGracePeriod",
+    "evictionMaxPodGracePeriod", "evictionMinimumReclaim",
+];
+
+/// kubelet.config.k8s.io/v1beta1 KubeletConfiguration, the implemented subset, upstream defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct KubeletConfiguration {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    /// Directory of static pod manifests (accepted; static pods are not implemented yet).
+    pub static_pod_path: Option<String>,
+    pub sync_frequency: GoDuration,
+    pub file_check_frequency: GoDuration,
+    pub node_status_update_frequency: GoDuration,
+    pub node_status_report_frequency: GoDuration,
+    pub node_lease_duration_seconds: u32,
+    pub max_pods: u32,
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    pub cluster_domain: Option<String>,
+    #[serde(rename = "clusterDNS")]
+    pub cluster_dns: Vec<String>,
+    pub resolv_conf: String,
+    pub healthz_bind_address: String,
+    pub healthz_port: u16,
+    pub eviction_hard: BTreeMap<String, String>,
+    pub eviction_pressure_transition_period: GoDuration,
+    pub runtime_request_timeout: GoDuration,
+    pub container_runtime_endpoint: Option<String>,
+    pub register_node: bool,
+    pub register_with_taints: Vec<Taint>,
+    pub node_labels: BTreeMap<String, String>,
+    pub system_reserved: BTreeMap<String, String>,
+    pub kube_reserved: BTreeMap<String, String>,
+    /// The non-upstream extension block.
+    pub nodekit: Extensions,
+
+    // Accepted and ignored upstream fields (see IGNORED_FIELDS).
+    address: Option<IgnoredAny>,
+    port: Option<IgnoredAny>,
+    read_only_port: Option<IgnoredAny>,
+    enable_server: Option<IgnoredAny>,
+    authentication: Option<IgnoredAny>,
+    authorization: Option<IgnoredAny>,
+    tls_cert_file: Option<IgnoredAny>,
+    tls_private_key_file: Option<IgnoredAny>,
+    tls_cipher_suites: Option<IgnoredAny>,
+    tls_min_version: Option<IgnoredAny>,
+    rotate_certificates: Option<IgnoredAny>,
+    #[serde(rename = "serverTLSBootstrap")]
+    server_tls_bootstrap: Option<IgnoredAny>,
+    cgroup_root: Option<IgnoredAny>,
+    #[serde(rename = "cgroupsPerQOS")]
+    cgroups_per_qos: Option<IgnoredAny>,
+    cgroup_driver: Option<IgnoredAny>,
+    enforce_node_allocatable: Option<IgnoredAny>,
+    feature_gates: Option<IgnoredAny>,
+    logging: Option<IgnoredAny>,
+    fail_swap_on: Option<IgnoredAny>,
+    memory_swap: Option<IgnoredAny>,
+    pod_pids_limit: Option<IgnoredAny>,
+    hairpin_mode: Option<IgnoredAny>,
+    enable_debugging_handlers: Option<IgnoredAny>,
+    streaming_connection_idle_timeout: Option<IgnoredAny>,
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    image_gc_high_threshold_percent: Option<IgnoredAny>,
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    image_gc_low_threshold_percent: Option<IgnoredAny>,
+    #[serde(rename = "imageMinimumGCAge")]
+    image_minimum_gc_age: Option<IgnoredAny>,
+    #[serde(rename = "imageMaximumGCAge")]
+    image_maximum_gc_age: Option<IgnoredAny>,
+    volume_stats_agg_period: Option<IgnoredAny>,
+    #[serde(rename = "kubeAPIQPS")]
+    kube_api_qps: Option<IgnoredAny>,
+    #[serde(rename = "kubeAPIBurst")]
+    kube_api_burst: Option<IgnoredAny>,
+    #[serde(rename = "eventRecordQPS")]
+    event_record_qps: Option<IgnoredAny>,
+    event_burst: Option<IgnoredAny>,
+    max_open_files: Option<IgnoredAny>,
+    cpu_manager_policy: Option<IgnoredAny>,
+    memory_manager_policy: Option<IgnoredAny>,
+    topology_manager_policy: Option<IgnoredAny>,
+    protect_kernel_defaults: Option<IgnoredAny>,
+    #[serde(rename = "makeIPTablesUtilChains")]
+    make_iptables_util_chains: Option<IgnoredAny>,
+    pods_per_core: Option<IgnoredAny>,
+    oom_score_adj: Option<IgnoredAny>,
+    #[serde(rename = "staticPodURL")]
+    static_pod_url: Option<IgnoredAny>,
+    http_check_frequency: Option<IgnoredAny>,
+    #[serde(rename = "providerID")]
+    provider_id: Option<IgnoredAny>,
+    image_service_endpoint: Option<IgnoredAny>,
+    container_log_max_size: Option<IgnoredAny>,
+    container_log_max_files: Option<IgnoredAny>,
+    container_log_max_workers: Option<IgnoredAny>,
+    container_log_monitor_interval: Option<IgnoredAny>,
+    shutdown_grace_period: Option<IgnoredAny>,
+    shutdown_grace_period_critical_pods: Option<IgnoredAny>,
+    volume_plugin_dir: Option<IgnoredAny>,
+    serialize_image_pulls: Option<IgnoredAny>,
+    max_parallel_image_pulls: Option<IgnoredAny>,
+    #[serde(rename = "registryPullQPS")]
+    registry_pull_qps: Option<IgnoredAny>,
+    registry_burst: Option<IgnoredAny>,
+    local_storage_capacity_isolation: Option<IgnoredAny>,
+    #[serde(rename = "cpuCFSQuota")]
+    cpu_cfs_quota: Option<IgnoredAny>,
+    #[serde(rename = "cpuCFSQuotaPeriod")]
+    cpu_cfs_quota_period: Option<IgnoredAny>,
+    system_reserved_cgroup: Option<IgnoredAny>,
+    kube_reserved_cgroup: Option<IgnoredAny>,
+    kubelet_cgroups: Option<IgnoredAny>,
+    system_cgroups: Option<IgnoredAny>,
+    eviction_soft: Option<IgnoredAny>,
+    eviction_soft_grace_period: Option<IgnoredAny>,
+    eviction_max_pod_grace_period: Option<IgnoredAny>,
+    eviction_minimum_reclaim: Option<IgnoredAny>,
+}
+
+/// The non-upstream `nodekit:` block: time-compression knobs and test-world conveniences.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Extensions {
+    /// First crash-loop back-off delay (upstream: 10s).
+    pub container_back_off_base: GoDuration,
+    /// Back-off cap (upstream: 300s).
+    pub container_back_off_max: GoDuration,
+    /// A back-off entry not updated for this long is forgotten (upstream: 2 × max = 10m).
+    pub container_back_off_reset_after: GoDuration,
+    /// Lease renew interval = nodeLeaseDurationSeconds × this (upstream: 0.25).
+    pub node_lease_renew_interval_fraction: f64,
+    /// Jitter factor on the renew interval (upstream: 0.04).
+    pub node_lease_renew_jitter: f64,
+    /// A configured node size instead of the host's (so a world can have a small node).
+    pub node_size: NodeSize,
+    /// Reported `nodeInfo.kubeletVersion`.
+    pub kubelet_version: String,
+    /// Timeout of every API request, so a hanging server cannot wedge a loop.
+    pub api_request_timeout: GoDuration,
+    /// How often each pod worker relists its containers from the runtime (upstream PLEG: 1s).
+    pub runtime_relist_period: GoDuration,
+    /// First image-pull back-off delay (upstream: 10s).
+    pub image_pull_back_off_base: GoDuration,
+    /// Image-pull back-off cap (upstream: 300s).
+    pub image_pull_back_off_max: GoDuration,
+}
+
+/// Node capacity overrides; unset fields come from the host.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NodeSize {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub ephemeral_storage: Option<String>,
+}
+
+fn secs(s: u64) -> GoDuration {
+    GoDuration(std::time::Duration::from_secs(s))
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Extensions {
+            container_back_off_base: secs(10),
+            container_back_off_max: secs(300),
+            container_back_off_reset_after: secs(600),
+            node_lease_renew_interval_fraction: 0.25,
+            node_lease_renew_jitter: 0.04,
+            node_size: NodeSize::default(),
+            kubelet_version: "v1.34.2-nodekit".to_string(),
+            api_request_timeout: secs(10),
+            runtime_relist_period: secs(1),
+            image_pull_back_off_base: secs(10),
+            image_pull_back_off_max: secs(300),
+        }
+    }
+}
+
+impl Default for KubeletConfiguration {
+    fn default() -> Self {
+        KubeletConfiguration {
+            api_version: None,
+            kind: None,
+            static_pod_path: None,
+            sync_frequency: secs(60),
+            file_check_frequency: secs(20),
+            node_status_update_frequency: secs(10),
+            node_status_report_frequency: secs(300),
+            node_lease_duration_seconds: 40,
+            max_pods: 110,
+            pod_cidr: None,
+            cluster_domain: None,
+            cluster_dns: Vec::new(),
+            resolv_conf: "/etc/resolv.conf".to_string(),
+            healthz_bind_address: "127.0.0.1".to_string(),
+            healthz_port: 10248,
+            eviction_hard: default_eviction_hard(),
+            eviction_pressure_transition_period: secs(300),
+            runtime_request_timeout: secs(120),
+            container_runtime_endpoint: None,
+            register_node: true,
+            register_with_taints: Vec::new(),
+            node_labels: BTreeMap::new(),
+            system_reserved: BTreeMap::new(),
+            kube_reserved: BTreeMap::new(),
+            nodekit: Extensions::default(),
+            address: None,
+            port: None,
+            read_only_port: None,
+            enable_server: None,
+            authentication: None,
+            authorization: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            tls_cipher_suites: None,
+            tls_min_version: None,
+            rotate_certificates: None,
+            server_tls_bootstrap: None,
+            cgroup_root: None,
+            cgroups_per_qos: None,
+            cgroup_driver: None,
+            enforce_node_allocatable: None,
+            feature_gates: None,
+            logging: None,
+            fail_swap_on: None,
+            memory_swap: None,
+            pod_pids_limit: None,
+            hairpin_mode: None,
+            enable_debugging_handlers: None,
+            streaming_connection_idle_timeout: None,
+            image_gc_high_threshold_percent: None,
+            image_gc_low_threshold_percent: None,
+            image_minimum_gc_age: None,
+            image_maximum_gc_age: None,
+            volume_stats_agg_period: None,
+            kube_api_qps: None,
+            kube_api_burst: None,
+            event_record_qps: None,
+            event_burst: None,
+            max_open_files: None,
+            cpu_manager_policy: None,
+            memory_manager_policy: None,
+            topology_manager_policy: None,
+            protect_kernel_defaults: None,
+            make_iptables_util_chains: None,
+            pods_per_core: None,
+            oom_score_adj: None,
+            static_pod_url: None,
+            http_check_frequency: None,
+            provider_id: None,
+            image_service_endpoint: None,
+            container_log_max_size: None,
+            container_log_max_files: None,
+            container_log_max_workers: None,
+            container_log_monitor_interval: None,
+            shutdown_grace_period: None,
+            shutdown_grace_period_critical_pods: None,
+            volume_plugin_dir: None,
+            serialize_image_pulls: None,
+            max_parallel_image_pulls: None,
+            registry_pull_qps: None,
+            registry_burst: None,
+            local_storage_capacity_isolation: None,
+            cpu_cfs_quota: None,
+            cpu_cfs_quota_period: None,
+            system_reserved_cgroup: None,
+            kube_reserved_cgroup: None,
+            kubelet_cgroups: None,
+            system_cgroups: None,
+            eviction_soft: None,
+            eviction_soft_grace_period: None,
+            eviction_max_pod_grace_period: None,
+            eviction_minimum_reclaim: None,
+        }
+    }
+}
+
+impl KubeletConfiguration {
+    /// Checks apiVersion/kind and value ranges.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        match self.api_version.as_deref() {
+            Some(API_VERSION) => {}
+            other => return invalid(format!("apiVersion must be {API_VERSION:?}, got {other:?}")),
+        }
+        match self.kind.as_deref() {
+            Some(KIND) => {}
+            other => return invalid(format!("kind must be {KIND:?}, got {other:?}")),
+        }
+        if self.node_lease_duration_seconds == 0 {
+            return invalid("nodeLeaseDurationSeconds must be > 0".into());
+        }
+        let f = self.nodekit.node_lease_renew_interval_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            return invalid(format!("nodekit.nodeLeaseRenewIntervalFraction must be in (0,1), got {f}"));
+        }
+        let j = self.nodekit.node_lease_renew_jitter;
+        if !(0.0..1.0).contains(&j) {
+            return invalid(format!("nodekit.nodeLeaseRenewJitter must be in [0,1), got {j}"));
+        }
+        if self.node_status_update_frequency.0.is_zero() {
+            return invalid("nodeStatusUpdateFrequency must be > 0".into());
+        }
+        if self.node_status_report_frequency.0 < self.node_status_update_frequency.0 {
+            return invalid("nodeStatusReportFrequency must be >= nodeStatusUpdateFrequency".into());
+        }
+        if self.max_pods == 0 {
+            return invalid("maxPods must be > 0".into());
+        }
+        let n = &self.nodekit;
+        if n.container_back_off_base.0.is_zero() || n.container_back_off_max.0 < n.container_back_off_base.0 {
+            return invalid("nodekit.containerBackOffBase must be > 0 and <= containerBackOffMax".into());
+        }
+        if n.image_pull_back_off_base.0.is_zero() || n.image_pull_back_off_max.0 < n.image_pull_back_off_base.0 {
+            return invalid("nodekit.imagePullBackOffBase must be > 0 and <= imagePullBackOffMax".into());
+        }
+        if n.api_request_timeout.0.is_zero() || n.runtime_relist_period.0.is_zero() {
+            return invalid("nodekit.apiRequestTimeout and runtimeRelistPeriod must be > 0".into());
+        }
+        for (what, q) in [("cpu", &n.node_size.cpu), ("memory", &n.node_size.memory), ("ephemeralStorage", &n.node_size.ephemeral_storage)] {
+            if let Some(q) = q
+                && crate::quantity::parse_quantity(q).is_none()
+            {
+                return invalid(format!("nodekit.nodeSize.{what}: invalid quantity {q:?}"));
+            }
+        }
+        for (k, v) in &self.eviction_hard {
+            if !v.ends_with('%') && crate::quantity::parse_quantity(v).is_none() {
+                return invalid(format!("evictionHard[{k}]: invalid threshold {v:?}"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Tests of configuration parsing, defaults and errors.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
+fn parse(body: &str) -> Result<KubeletConfiguration> {
+    parse_config(&format!("{HEAD}{body}"), Path::new("test.yaml"))
+}
+
+#[test]
+fn defaults_match_upstream() {
+    let c = parse("").unwrap();
+    assert_eq!(c.node_lease_duration_seconds, 40);
+    assert_eq!(c.node_status_update_frequency.0, Duration::from_secs(10));
+    assert_eq!(c.node_status_report_frequency.0, Duration::from_secs(300));
+    assert_eq!(c.sync_frequency.0, Duration::from_secs(60));
+    assert_eq!(c.file_check_frequency.0, Duration::from_secs(20));
+    assert_eq!(c.max_pods, 110);
+    assert_eq!(c.eviction_pressure_transition_period.0, Duration::from_secs(300));
+    assert_eq!(c.eviction_hard.get("memory.available").map(String::as_str), Some("100Mi"));
+    assert_eq!(c.eviction_hard.get("nodefs.available").map(String::as_str), Some("10%"));
+    assert_eq!(c.eviction_hard.get("imagefs.available").map(String::as_str), Some("15%"));
+    assert_eq!(c.eviction_hard.get("nodefs.inodesFree").map(String::as_str), Some("5%"));
+    assert_eq!(c.nodekit.container_back_off_base.0, Duration::from_secs(10));
+    assert_eq!(c.nodekit.container_back_off_max.0, Duration::from_secs(300));
+    assert_eq!(c.nodekit.container_back_off_reset_after.0, Duration::from_secs(600));
+    assert!((c.nodekit.node_lease_renew_interval_fraction - 0.25).abs() < 1e-9);
+    assert!((c.nodekit.node_lease_renew_jitter - 0.04).abs() < 1e-9);
+}
+
+#[test]
+fn overrides_and_extensions() {
+    let c = parse(
+        "nodeLeaseDurationSeconds: 4\nnodeStatusUpdateFrequency: 500ms\nnodeStatusReportFrequency: 1m30s\n\
+         maxPods: 8\npodCIDR: 10.244.1.0/24\nstaticPodPath: /etc/kubernetes/manifests\n\
+         evictionHard:\n  memory.available: 1Mi\n\
+         nodekit:\n  containerBackOffBase: 200ms\n  containerBackOffMax: 1s\n  nodeLeaseRenewIntervalFraction: 0.5\n  \
+         nodeSize:\n    cpu: \"2\"\n    memory: 1Gi\n",
+    )
+    .unwrap();
+    assert_eq!(c.node_lease_duration_seconds, 4);
+    assert_eq!(c.node_status_update_frequency.0, Duration::from_millis(500));
+    assert_eq!(c.node_status_report_frequency.0, Duration::from_secs(90));
+    assert_eq!(c.max_pods, 8);
+    assert_eq!(c.pod_cidr.as_deref(), Some("10.244.1.0/24"));
+    assert_eq!(c.eviction_hard.len(), 1, "a configured map replaces the defaults, as upstream");
+    assert_eq!(c.nodekit.container_back_off_base.0, Duration::from_millis(200));
+    assert_eq!(c.nodekit.node_size.memory.as_deref(), Some("1Gi"));
+    assert_eq!(c.nodekit.kubelet_version, "v1.34.2-nodekit");
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let err = parse("nodeLeaseDurationSecs: 4\n").unwrap_err().to_string();
+    assert!(err.contains("nodeLeaseDurationSecs"), "{err}");
+    let err = parse("nodekit:\n  bogusKnob: 1\n").unwrap_err().to_string();
+    assert!(err.contains("bogusKnob"), "{err}");
+}
+
+#[test]
+fn ignored_upstream_fields_are_accepted() {
+    let c = parse("cgroupDriver: systemd\nauthentication:\n  anonymous:\n    enabled: false\nfeatureGates:\n  Foo: true\n");
+    assert!(c.is_ok(), "{c:?}");
+    assert!(IGNORED_FIELDS.contains(&"cgroupDriver"));
+}
+
+#[test]
+fn bad_values_are_refused() {
+    assert!(parse("nodeStatusUpdateFrequency: 10\n").unwrap_err().to_string().contains("10"));
+    assert!(parse("nodeLeaseDurationSeconds: 0\n").is_err());
+    assert!(parse("nodekit:\n  nodeLeaseRenewIntervalFraction: 1.5\n").is_err());
+    assert!(parse("nodekit:\n  nodeSize:\n    memory: lots\n").is_err());
+    assert!(parse("nodeStatusUpdateFrequency: 1m\nnodeStatusReportFrequency: 10s\n").is_err());
+    let e = parse_config("kind: KubeletConfiguration\n", Path::new("x")).unwrap_err();
+    assert!(e.to_string().contains("apiVersion"), "{e}");
+}
+
+#[test]
+fn renew_interval_is_fraction_of_duration() {
+    let kubelet = parse("").unwrap();
+    let s = AgentSettings {
+        node_name: "n".into(),
+        node_ip: None,
+        pod_cidr: None,
+        root_dir: "/tmp".into(),
+        runtime_endpoint: "unix:///x".into(),
+        kubelet,
+    };
+    assert_eq!(s.lease_renew_interval(), Duration::from_secs(10));
+}

@@ -1,0 +1,111 @@
+//! The container runtime as the agent sees it: a narrow [`Runtime`] trait over the CRI v1 calls
+//! the agent makes, with the real tonic client in [`remote`].
+
+pub mod remote;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+pub use k8s_cri::v1 as api;
+
+/// CRI labels and annotations the agent sets and adopts by (same keys as upstream).
+pub mod keys {
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+    pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
+    pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+    pub const TERMINATION_MESSAGE_PATH: &str = "io.kubernetes.container.terminationMessagePath";
+    pub const TERMINATION_GRACE: &str = "io.kubernetes.pod.terminationGracePeriod";
+    pub const INIT_CONTAINER: &str = "io.nodekit.container.init";
+}
+
+/// A failed runtime call.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error("connecting to the runtime at {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+    #[error("{op}: {code:?}: {message}")]
+    Rpc { op: &'static str, code: tonic::Code, message: String },
+    #[error("{op}: timed out after {after:?}")]
+    Timeout { op: &'static str, after: Duration },
+}
+
+impl CriError {
+    /// True when the runtime said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CriError::Rpc { code: tonic::Code::NotFound, .. })
+    }
+}
+
+pub type Result<T, E = CriError> = std::result::Result<T, E>;
+
+/// Version information of the runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeVersion {
+    pub runtime_name: String,
+    pub runtime_version: String,
+    pub runtime_api_version: String,
+}
+
+/// One runtime condition (RuntimeReady / NetworkReady).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeCondition {
+    pub kind: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Result of an ExecSync call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// The CRI calls the agent needs. Implemented by [`remote::RemoteRuntime`] (tonic over a unix
+/// socket) and by test doubles.
+pub trait Runtime: Send + Sync + 'static {
+    fn version(&self) -> impl Future<Output = Result<RuntimeVersion>> + Send;
+    fn status(&self) -> impl Future<Output = Result<Vec<RuntimeCondition>>> + Send;
+    fn update_pod_cidr(&self, cidr: &str) -> impl Future<Output = Result<()>> + Send;
+    fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> impl Future<Output = Result<String>> + Send;
+    fn stop_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn remove_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_pod_sandboxes(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<api::PodSandbox>>> + Send;
+    fn pod_sandbox_status(&self, id: &str) -> impl Future<Output = Result<api::PodSandboxStatus>> + Send;
+    fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: api::ContainerConfig,
+        sandbox_config: api::PodSandboxConfig,
+    ) -> impl Future<Output = Result<String>> + Send;
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn stop_container(&self, id: &str, timeout: Duration) -> impl Future<Output = Result<()>> + Send;
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_containers(
+        &self,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<api::Container>>> + Send;
+    fn container_status(&self, id: &str) -> impl Future<Output = Result<api::ContainerStatus>> + Send;
+    fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecResult>> + Send;
+    /// The image if present on the node.
+    fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<api::Image>>> + Send;
+    fn pull_image(
+        &self,
+        image: &str,
+        sandbox_config: api::PodSandboxConfig,
+    ) -> impl Future<Output = Result<String>> + Send;
+}

@@ -1,0 +1,186 @@
+//! Node status: conditions from the runtime's health, capacity/allocatable, nodeInfo, and the
+//! decision when a status patch is due (pure functions, tested without IO).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::host::HostFacts;
+use crate::config::KubeletConfiguration;
+use crate::cri::{RuntimeCondition, RuntimeVersion};
+use crate::quantity;
+
+/// Readiness of the node as derived from the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady { message: String },
+}
+
+/// Derives Ready from CRI Status, with upstream's message forms.
+pub fn readiness_from_runtime(status: Result<&[RuntimeCondition], String>) -> Readiness {
+    let conds = match status {
+        Ok(c) => c,
+        Err(e) => {
+            return Readiness::NotReady { message: format!("container runtime is down: {e}") };
+        }
+    };
+    let find = |kind: &str| conds.iter().find(|c| c.kind == kind);
+    let mut problems = Vec::new();
+    match find("RuntimeReady") {
+        Some(c) if c.status => {}
+        Some(c) => problems.push(format!(
+            "container runtime not ready: RuntimeReady=false reason:{} message:{}",
+            c.reason, c.message
+        )),
+        None => problems.push("container runtime not ready: RuntimeReady condition missing".to_string()),
+    }
+    match find("NetworkReady") {
+        Some(c) if c.status => {}
+        Some(c) => problems.push(format!(
+            "container runtime network not ready: NetworkReady=false reason:{} message:{}",
+            c.reason, c.message
+        )),
+        None => problems.push("container runtime network not ready: NetworkReady condition missing".to_string()),
+    }
+    if problems.is_empty() { Readiness::Ready } else { Readiness::NotReady { message: problems.join(", ") } }
+}
+
+fn condition(kind: &str, status: bool, reason: &str, message: &str, prev: &[NodeCondition], now: &Time) -> NodeCondition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let transition = prev
+        .iter()
+        .find(|c| c.type_ == kind && c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    NodeCondition {
+        type_: kind.to_string(),
+        status,
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        last_heartbeat_time: Some(now.clone()),
+        last_transition_time: Some(transition),
+    }
+}
+
+/// The node conditions in upstream order: MemoryPressure, DiskPressure, PIDPressure, Ready.
+/// lastTransitionTime is kept from `prev` while a condition's status is unchanged.
+pub fn node_conditions(prev: &[NodeCondition], ready: &Readiness, now: &Time) -> Vec<NodeCondition> {
+    let mut out = vec![
+        condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available", prev, now),
+        condition("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure", prev, now),
+        condition("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available", prev, now),
+    ];
+    out.push(match ready {
+        Readiness::Ready => condition("Ready", true, "KubeletReady", "kubelet is posting ready status", prev, now),
+        Readiness::NotReady { message } => condition("Ready", false, "KubeletNotReady", message, prev, now),
+    });
+    out
+}
+
+fn kib(bytes: i64) -> Quantity {
+    if bytes % 1024 == 0 { Quantity(format!("{}Ki", bytes / 1024)) } else { Quantity(bytes.to_string()) }
+}
+
+/// Capacity and allocatable (cpu, memory, pods, ephemeral-storage) from the host or the
+/// configured node size, minus reservations and the hard eviction thresholds (as upstream).
+pub fn capacity_and_allocatable(
+    facts: &HostFacts,
+    cfg: &KubeletConfiguration,
+) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+    let size = &cfg.nodekit.node_size;
+    let cpu_m = size.cpu.as_deref().and_then(quantity::cpu_millis).unwrap_or(facts.cpus as i64 * 1000);
+    let mem = size.memory.as_deref().and_then(quantity::bytes).unwrap_or(facts.memory_bytes as i64);
+    let storage = size
+        .ephemeral_storage
+        .as_deref()
+        .and_then(quantity::bytes)
+        .unwrap_or(facts.ephemeral_storage_bytes as i64);
+    let reserved = |name: &str, parse: fn(&str) -> Option<i64>| -> i64 {
+        [&cfg.system_reserved, &cfg.kube_reserved]
+            .iter()
+            .filter_map(|m| m.get(name).and_then(|v| parse(v)))
+            .sum()
+    };
+    let threshold = |signal: &str, total: i64| -> i64 {
+        match cfg.eviction_hard.get(signal) {
+            Some(v) if v.ends_with('%') => {
+                let pct: f64 = v.trim_end_matches('%').parse().unwrap_or(0.0);
+                (total as f64 * pct / 100.0) as i64
+            }
+            Some(v) => quantity::bytes(v).unwrap_or(0),
+            None => 0,
+        }
+    };
+    let cpu_q = |m: i64| if m % 1000 == 0 { Quantity((m / 1000).to_string()) } else { Quantity(format!("{m}m")) };
+    let mut cap = BTreeMap::new();
+    cap.insert("cpu".to_string(), cpu_q(cpu_m));
+    cap.insert("memory".to_string(), kib(mem));
+    cap.insert("pods".to_string(), Quantity(cfg.max_pods.to_string()));
+    cap.insert("ephemeral-storage".to_string(), kib(storage));
+    let mut alloc = BTreeMap::new();
+    alloc.insert("cpu".to_string(), cpu_q((cpu_m - reserved("cpu", quantity::cpu_millis)).max(0)));
+    let mem_alloc = mem - reserved("memory", quantity::bytes) - threshold("memory.available", mem);
+    alloc.insert("memory".to_string(), kib(mem_alloc.max(0)));
+    alloc.insert("pods".to_string(), Quantity(cfg.max_pods.to_string()));
+    let st_alloc = storage - reserved("ephemeral-storage", quantity::bytes) - threshold("nodefs.available", storage);
+    alloc.insert("ephemeral-storage".to_string(), kib(st_alloc.max(0)));
+    (cap, alloc)
+}
+
+/// nodeInfo as upstream fills it.
+pub fn node_info(facts: &HostFacts, version: &RuntimeVersion, kubelet_version: &str) -> NodeSystemInfo {
+    NodeSystemInfo {
+        architecture: facts.architecture.clone(),
+        boot_id: facts.boot_id.clone(),
+        container_runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
+        kernel_version: facts.kernel_version.clone(),
+        kube_proxy_version: kubelet_version.to_string(),
+        kubelet_version: kubelet_version.to_string(),
+        machine_id: facts.machine_id.clone(),
+        operating_system: "linux".to_string(),
+        os_image: facts.os_image.clone(),
+        system_uuid: facts.machine_id.clone(),
+        swap: None,
+    }
+}
+
+/// Addresses: InternalIP then Hostname.
+pub fn node_addresses(ip: Option<std::net::IpAddr>, hostname: &str) -> Vec<NodeAddress> {
+    let mut out = Vec::new();
+    if let Some(ip) = ip {
+        out.push(NodeAddress { type_: "InternalIP".into(), address: ip.to_string() });
+    }
+    out.push(NodeAddress { type_: "Hostname".into(), address: hostname.to_string() });
+    out
+}
+
+/// The status with heartbeat times blanked, for change detection.
+pub fn without_heartbeats(status: &NodeStatus) -> NodeStatus {
+    let mut s = status.clone();
+    for c in s.conditions.iter_mut().flatten() {
+        c.last_heartbeat_time = None;
+    }
+    s
+}
+
+/// Whether a status patch is due: at once on a change, else after `report_frequency`.
+pub fn should_report(
+    last_sent: Option<&NodeStatus>,
+    candidate: &NodeStatus,
+    since_last_report: Duration,
+    report_frequency: Duration,
+) -> bool {
+    match last_sent {
+        None => true,
+        Some(prev) => {
+            without_heartbeats(prev) != without_heartbeats(candidate) || since_last_report >= report_frequency
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! The sync engine: turns a `State` into one kernel transaction (nftables or iptables),
+//! commits the tracking state on success, flushes stale UDP conntrack entries, and cleans up.
+//! Blocking (runs tools); async callers use `spawn_blocking`.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Mode;
+use crate::conntrack;
+use crate::ctx::RenderCtx;
+use crate::error::Result;
+use crate::exec::{self, Tools};
+use crate::ipt::{self, sync::IptApplied};
+use crate::model::State;
+use crate::nft::sync::{NftApplied, cleanup_script};
+
+/// Sizes of what is programmed, for metrics and the bench.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleSizes {
+    pub chains: usize,
+    pub rules: usize,
+    /// nft map/set elements (0 in iptables mode).
+    pub elements: usize,
+    /// nft named sets/maps (0 in iptables mode).
+    pub sets: usize,
+    /// iptables filter rules (0 in nft mode).
+    pub filter_rules: usize,
+}
+
+/// Outcome of one successful sync.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    pub full: bool,
+    pub changed_services: usize,
+    pub script_bytes: usize,
+    /// Time spent planning (diff + render).
+    pub plan_time: Duration,
+    /// Time the kernel tool took.
+    pub apply_time: Duration,
+    pub total_time: Duration,
+    pub sizes: RuleSizes,
+    /// Conntrack flushes that failed (logged, not fatal).
+    pub conntrack_errors: Vec<String>,
+}
+
+enum Backend {
+    Nft(NftApplied),
+    Ipt(IptApplied),
+}
+
+/// Programs the rules of one mode and remembers what it programmed.
+pub struct Engine {
+    tools: Tools,
+    backend: Backend,
+    jumps_ensured: bool,
+    /// Flush stale UDP conntrack entries after syncs.
+    pub conntrack_cleanup: bool,
+}
+
+impl Engine {
+    pub fn new(mode: Mode, tools: Tools) -> Engine {
+        let backend = match mode {
+            Mode::Nftables => Backend::Nft(NftApplied::new()),
+            Mode::Iptables => Backend::Ipt(IptApplied::new()),
+        };
+        Engine { tools, backend, jumps_ensured: false, conntrack_cleanup: true }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.backend {
+            Backend::Nft(_) => Mode::Nftables,
+            Backend::Ipt(_) => Mode::Iptables,
+        }
+    }
+
+    /// Syncs the kernel to `state`. `full` forces a full resync; the first sync and the one
+    /// after a failure are full anyway.
+    pub fn sync(&mut self, state: &State, ctx: &RenderCtx, full: bool) -> Result<SyncReport> {
+        let start = Instant::now();
+        let flushes = if self.conntrack_cleanup {
+            match &self.backend {
+                Backend::Nft(a) => conntrack::stale(a.applied_services(), state),
+                Backend::Ipt(a) => conntrack::stale(a.applied_services(), state),
+            }
+        } else {
+            Vec::new()
+        };
+        let (full, changed, script_bytes, plan_time, apply_time, sizes) = match &mut self.backend {
+            Backend::Nft(applied) => {
+                let plan = applied.plan(state, ctx, full);
+                let plan_time = start.elapsed();
+                let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
+                let t = Instant::now();
+                if !plan.script.is_empty()
+                    && let Err(e) = exec::run(&self.tools.nft, &["-f", "-"], Some(&plan.script))
+                {
+                    applied.mark_dirty();
+                    return Err(e);
+                }
+                let apply_time = t.elapsed();
+                applied.commit(plan);
+                let s = applied.sizes();
+                let sizes = RuleSizes { chains: s.chains, rules: s.rules, elements: s.elements, sets: s.sets, filter_rules: 0 };
+                (f, c, b, plan_time, apply_time, sizes)
+            }
+            Backend::Ipt(applied) => {
+                let kernel = if applied.needs_listing() {
+                    let text = exec::run(&self.tools.iptables_save, &["-t", "nat"], None)?;
+                    ipt::sync::parse_save(&text).remove("nat")
+                } else {
+                    None
+                };
+                let plan = applied.plan(state, ctx, full, kernel.as_ref());
+                let plan_time = start.elapsed();
+                let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
+                let t = Instant::now();
+                if let Err(e) = exec::run(&self.tools.iptables_restore, &["-w", "--noflush"], Some(&plan.script)) {
+                    applied.mark_dirty();
+                    return Err(e);
+                }
+                if !self.jumps_ensured || f {
+                    ensure_jumps(&self.tools)?;
+                    self.jumps_ensured = true;
+                }
+                let apply_time = t.elapsed();
+                applied.commit(plan);
+                let s = applied.sizes();
+                let sizes = RuleSizes { chains: s.nat_chains, rules: s.nat_rules, elements: 0, sets: 0, filter_rules: s.filter_rules };
+                (f, c, b, plan_time, apply_time, sizes)
+            }
+        };
+        let mut conntrack_errors = Vec::new();
+        for f in &flushes {
+            if let Err(e) = conntrack::run(&self.tools.conntrack, f) {
+                conntrack_errors.push(e.to_string());
+            }
+        }
+        Ok(SyncReport {
+            full,
+            changed_services: changed,
+            script_bytes,
+            plan_time,
+            apply_time,
+            total_time: start.elapsed(),
+            sizes,
+            conntrack_errors,
+        })
+    }
+}
+
+/// Makes sure the built-in chains jump into ours (`iptables -C` or else `-I`).
+fn ensure_jumps(tools: &Tools) -> Result<()> {
+    for (table, chain, spec) in ipt::jumps() {
+        let mut check: Vec<&str> = vec!["-w", "-t", table, "-C", chain];
+        check.extend(spec.iter().map(String::as_str));
+        if exec::run_raw(&tools.iptables, &check, None)?.success {
+            continue;
+        }
+        let mut insert: Vec<&str> = vec!["-w", "-t", table, "-I", chain];
+        insert.extend(spec.iter().map(String::as_str));
+        exec::run(&tools.iptables, &insert, None)?;
+    }
+    Ok(())
+}
+
+/// Removes everything this proxy creates in both modes: the nft table, the jumps from the
+/// built-in iptables chains and every `KUBE-*` chain it manages. Missing pieces are fine.
+pub fn cleanup(tools: &Tools) -> Result<()> {
+    exec::run(&tools.nft, &["-f", "-"], Some(&cleanup_script()))?;
+    cleanup_iptables(tools)
+}
+
+/// The iptables half of `cleanup`.
+pub fn cleanup_iptables(tools: &Tools) -> Result<()> {
+    for (table, chain, spec) in ipt::jumps() {
+        let mut del: Vec<&str> = vec!["-w", "-t", table, "-D", chain];
+        del.extend(spec.iter().map(String::as_str));
+        // Delete every copy; stops when the rule (or the chain / table) is gone.
+        for _ in 0..16 {
+            if !exec::run_raw(&tools.iptables, &del, None)?.success {
+                break;
+            }
+        }
+    }
+    for table in ["nat", "filter"] {
+        let out = exec::run_raw(&tools.iptables_save, &["-t", table], None)?;
+        if !out.success {
+            continue;
+        }
+        let chains: std::collections::BTreeSet<String> = ipt::sync::parse_save(&out.stdout)
+            .remove(table)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| is_ours(table, c))
+            .collect();
+        if !chains.is_empty() {
+            exec::run(&tools.iptables_restore, &["-w", "--noflush"], Some(&ipt::sync::delete_chains_script(table, &chains)))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_ours(table: &str, chain: &str) -> bool {
+    match table {
+        "nat" => {
+            ipt::sync::is_service_chain(chain)
+                || [ipt::NAT_SERVICES, ipt::NAT_NODEPORTS, ipt::NAT_POSTROUTING, ipt::MARK_MASQ].contains(&chain)
+        }
+        "filter" => [ipt::FILTER_SERVICES, ipt::FILTER_EXTERNAL, ipt::FILTER_FORWARD].contains(&chain),
+        _ => false,
+    }
+}

@@ -1,0 +1,98 @@
+//! Small subcommands: pause, exit, sleep, file operations, env, hostname, print.
+use crate::args::Invocation;
+use crate::{Error, Result};
+use std::io::Write;
+use std::time::Duration;
+
+pub async fn pause() -> Result<i32> {
+    println!("workload pause: started");
+    eprintln!("workload pause: waiting for a signal");
+    super::hold().await
+}
+
+pub async fn exit(inv: &Invocation) -> Result<i32> {
+    let code: i32 = inv.num("code", 0)?;
+    let after = inv.duration("after", Duration::ZERO)?;
+    println!("workload exit: started, exiting with code {code} after {after:?}");
+    if !after.is_zero() {
+        tokio::time::sleep(after).await;
+    }
+    eprintln!("workload exit: exiting with code {code}");
+    Ok(code)
+}
+
+pub async fn sleep(inv: &Invocation) -> Result<i32> {
+    let d = crate::args::parse_duration(inv.arg(0, "a duration")?)?;
+    println!("workload sleep: sleeping {d:?}");
+    tokio::time::sleep(d).await;
+    Ok(0)
+}
+
+pub fn check_file(inv: &Invocation) -> Result<i32> {
+    let path = inv.arg(0, "a path")?;
+    if std::path::Path::new(path).exists() {
+        println!("{path} exists");
+        Ok(0)
+    } else {
+        eprintln!("{path} does not exist");
+        Ok(1)
+    }
+}
+
+pub fn touch(inv: &Invocation) -> Result<i32> {
+    let path = inv.arg(0, "a path")?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("touch {path}"), e))?;
+    println!("touched {path}");
+    Ok(0)
+}
+
+pub fn rm(inv: &Invocation) -> Result<i32> {
+    let path = inv.arg(0, "a path")?;
+    std::fs::remove_file(path).map_err(|e| Error::io(format!("rm {path}"), e))?;
+    println!("removed {path}");
+    Ok(0)
+}
+
+pub fn cat(inv: &Invocation) -> Result<i32> {
+    let path = inv.arg(0, "a path")?;
+    let data = std::fs::read(path).map_err(|e| Error::io(format!("cat {path}"), e))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&data).map_err(|e| Error::io("write stdout", e))?;
+    Ok(0)
+}
+
+pub fn env() -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    for (k, v) in std::env::vars_os() {
+        let _ = writeln!(out, "{}={}", k.to_string_lossy(), v.to_string_lossy());
+    }
+    Ok(0)
+}
+
+pub fn hostname_cmd() -> Result<i32> {
+    println!("{}", super::hostname());
+    Ok(0)
+}
+
+/// Writes `--stdout` / `--stderr` lines and an optional `--partial` text without newline.
+pub async fn print(inv: &Invocation) -> Result<i32> {
+    if let Some(s) = inv.flag("stdout") {
+        println!("{s}");
+    }
+    if let Some(s) = inv.flag("stderr") {
+        eprintln!("{s}");
+    }
+    if let Some(s) = inv.flag("partial") {
+        let mut out = std::io::stdout().lock();
+        out.write_all(s.as_bytes()).map_err(|e| Error::io("write stdout", e))?;
+        out.flush().map_err(|e| Error::io("flush stdout", e))?;
+    }
+    if let Some(d) = inv.flag("then-sleep") {
+        tokio::time::sleep(crate::args::parse_duration(d)?).await;
+    }
+    Ok(0)
+}

@@ -1,0 +1,3 @@
+//! The case bodies, one module per area.
+
+pub mod world;

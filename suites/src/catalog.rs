@@ -1,0 +1,153 @@
+//! The case catalog: ids, labels, required capabilities, topology and bodies.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::context::CaseCtx;
+
+/// A label a case carries; filters select on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Label {
+    /// Part of the node conformance set.
+    Conformance,
+    /// Only meaningful on a real container runtime.
+    NeedsRealRuntime,
+    /// Breaks something on purpose (partition, restart, crash).
+    Disruptive,
+    /// Takes more than a few seconds even with compressed timings.
+    Slow,
+}
+
+impl Label {
+    pub const ALL: [Label; 4] = [
+        Label::Conformance,
+        Label::NeedsRealRuntime,
+        Label::Disruptive,
+        Label::Slow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Conformance => "Conformance",
+            Label::NeedsRealRuntime => "NeedsRealRuntime",
+            Label::Disruptive => "Disruptive",
+            Label::Slow => "Slow",
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a case needs from the machine or the target; checked before the case runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `tcpdump` on PATH (to cross-check the harness's own pcaps).
+    Tcpdump,
+    /// `nft` on PATH.
+    Nftables,
+    /// `iptables-restore` on PATH.
+    Iptables,
+    /// A real `kubectl` on PATH.
+    Kubectl,
+}
+
+impl Capability {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Capability::Tcpdump => "tcpdump",
+            Capability::Nftables => "nft",
+            Capability::Iptables => "iptables-restore",
+            Capability::Kubectl => "kubectl",
+        }
+    }
+}
+
+/// Which hosts a case's world has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// cp, node-a, client.
+    SingleNode,
+    /// cp, node-a, node-b, client.
+    TwoNodes,
+}
+
+/// Which runtime backends a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtimes {
+    /// The case does not involve a container runtime.
+    None,
+    /// fake-cri only (the case relies on a fake-only fault or on a feature a real runtime lacks).
+    FakeOnly,
+    /// Every runtime backend.
+    All,
+}
+
+pub type BodyFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+pub type Body = fn(CaseCtx) -> BodyFuture;
+
+/// One conformance case.
+#[derive(Clone)]
+pub struct Case {
+    /// `area/behaviour`.
+    pub id: &'static str,
+    pub labels: &'static [Label],
+    pub needs: &'static [Capability],
+    pub topology: Topology,
+    pub runtimes: Runtimes,
+    pub body: Body,
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Case")
+            .field("id", &self.id)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Case {
+    pub fn area(&self) -> &'static str {
+        self.id.split('/').next().unwrap_or(self.id)
+    }
+
+    /// Why this case cannot run here, if it cannot.
+    pub fn unmet_needs(&self) -> Option<String> {
+        let missing: Vec<&str> = self
+            .needs
+            .iter()
+            .filter(|c| !on_path(c.binary()))
+            .map(|c| c.binary())
+            .collect();
+        if missing.is_empty() {
+            None
+        } else {
+            Some(format!("needs {} on PATH (run ci/bootstrap)", missing.join(", ")))
+        }
+    }
+}
+
+/// Is `name` an executable in PATH (or in /usr/sbin, /sbin)?
+pub fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| dir.join(name).is_file())
+}
+
+/// Every case, in catalog order.
+pub fn all() -> Vec<Case> {
+    let mut cases = Vec::new();
+    cases.extend(crate::cases::world::cases());
+    cases
+}
+
+/// Look a case up by id.
+pub fn find(id: &str) -> Option<Case> {
+    all().into_iter().find(|c| c.id == id)
+}

@@ -1,0 +1,231 @@
+//! The `nodekit` command line: `conformance`, `list` and `bench`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::catalog::Label;
+use crate::plan::{Run, Selection};
+use crate::report;
+use crate::runner::{self, Outcome, RunOptions, RunResult};
+use crate::target::RuntimeTarget;
+
+#[derive(Debug, Parser)]
+#[command(name = "nodekit", version, about = "Hermetic conformance kit for Kubernetes worker nodes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the conformance catalog (each case in its own sealed world).
+    Conformance(ConformanceArgs),
+    /// List the runs a selection expands to, with skip reasons.
+    List(SelectArgs),
+    /// Measure the kit and print figures next to a floor measured in the same run.
+    Bench {
+        #[arg(value_enum)]
+        what: BenchKind,
+        /// Repetitions where the benchmark takes a count.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchKind {
+    /// Time to build a world (cp + two nodes + client) vs one bare unshare(CLONE_NEWNET).
+    World,
+}
+
+#[derive(Debug, clap::Args)]
+struct SelectArgs {
+    /// Only runs whose name (`area/behaviour[runtime]`) contains EXPR, or matches it as a `*` glob.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Only cases carrying this label (repeatable): Conformance, NeedsRealRuntime, Disruptive, Slow.
+    #[arg(long = "label", value_name = "LABEL", value_parser = parse_label)]
+    labels: Vec<Label>,
+    /// Runtime backend: fake-cri (default), containerd, or unix:///path/to/cri.sock (repeatable).
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    runtimes: Vec<RuntimeTarget>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConformanceArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Directory for per-case artifacts (logs, pcaps, audit log, timeline).
+    #[arg(long, value_name = "DIR", default_value = "nodekit-artifacts")]
+    artifacts: PathBuf,
+    /// Keep artifacts of passing cases too (failing cases always keep theirs).
+    #[arg(long)]
+    keep_artifacts: bool,
+    /// Cases run at once (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Per-case time limit in seconds; the world is killed when it runs out.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+}
+
+fn parse_label(s: &str) -> Result<Label, String> {
+    Label::ALL
+        .into_iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let names: Vec<&str> = Label::ALL.iter().map(|l| l.as_str()).collect();
+            format!("unknown label {s:?}; use one of {}", names.join(", "))
+        })
+}
+
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            filter: self.filter.clone(),
+            labels: self.labels.clone(),
+            runtimes: if self.runtimes.is_empty() {
+                vec![RuntimeTarget::FakeCri]
+            } else {
+                self.runtimes.clone()
+            },
+        }
+    }
+}
+
+/// Entry of the `nodekit` binary (after the child-process hooks).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Conformance(args) => conformance(args),
+        Command::List(args) => {
+            for run in args.selection().runs() {
+                match &run.skip {
+                    None => println!("{}", run.name()),
+                    Some(why) => println!("{}  (skipped: {why})", run.name()),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Bench { what, runs } => bench(what, runs),
+    }
+}
+
+fn conformance(args: ConformanceArgs) -> ExitCode {
+    let runs = args.select.selection().runs();
+    if runs.is_empty() {
+        eprintln!("nodekit: no case matches the selection (see `nodekit list`)");
+        return ExitCode::from(2);
+    }
+    if let Err(err) = std::fs::create_dir_all(&args.artifacts) {
+        eprintln!("nodekit: cannot create the artifacts directory {}: {err}", args.artifacts.display());
+        return ExitCode::from(2);
+    }
+    let artifacts_root = std::fs::canonicalize(&args.artifacts).unwrap_or(args.artifacts.clone());
+    let opts = RunOptions {
+        artifacts_root: artifacts_root.clone(),
+        keep_artifacts: args.keep_artifacts,
+        timeout: Duration::from_secs(args.timeout),
+        capture_output: true,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .max(1);
+    let total = runs.len();
+    let tty = std::io::stderr().is_terminal();
+    eprintln!("nodekit: {total} runs, {jobs} at a time, artifacts in {}", artifacts_root.display());
+    let results = run_all(runs, &opts, jobs, |done, r| {
+        let line = report::progress_line(done, total, r);
+        if tty {
+            eprintln!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    });
+    println!();
+    print!("{}", report::table(&results));
+    let failed: Vec<&RunResult> = results.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).collect();
+    for r in &failed {
+        if let Some(dir) = &r.artifacts {
+            println!("failed: {}  artifacts: {}", r.name, dir.display());
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(err) = std::fs::write(path, report::junit(&results)) {
+            eprintln!("nodekit: cannot write JUnit XML to {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+        println!("junit: {}", path.display());
+    }
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Runs everything with `jobs` worker threads, in catalog order of completion reporting.
+fn run_all(
+    runs: Vec<Run>,
+    opts: &RunOptions,
+    jobs: usize,
+    on_done: impl Fn(usize, &RunResult) + Send + Sync,
+) -> Vec<RunResult> {
+    let queue = Arc::new(Mutex::new(runs.into_iter().enumerate().collect::<Vec<_>>()));
+    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let queue = Arc::clone(&queue);
+            let results = &results;
+            let on_done = &on_done;
+            scope.spawn(move || loop {
+                let next = {
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    if q.is_empty() { None } else { Some(q.remove(0)) }
+                };
+                let Some((idx, run)) = next else { break };
+                let result = runner::run(&run, opts);
+                let mut all = results.lock().unwrap_or_else(|p| p.into_inner());
+                all.push((idx, result));
+                on_done(all.len(), &all[all.len() - 1].1);
+            });
+        }
+    });
+    let mut all = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+fn bench(what: BenchKind, runs: usize) -> ExitCode {
+    let result = match what {
+        BenchKind::World => harness::bench::world(runs).map(|r| {
+            format!(
+                "world build (cp + node-a + node-b + client, ready), {} runs\n  \
+                 median build            {:>9.2} ms\n  \
+                 median bare unshare(NET) {:>8.3} ms   (floor, same run)\n  \
+                 ratio                   {:>9.1}x\n  \
+                 goal                     < 150 ms: {}",
+                r.builds.len(),
+                r.median_build.as_secs_f64() * 1e3,
+                r.median_netns.as_secs_f64() * 1e3,
+                r.median_build.as_secs_f64() / r.median_netns.as_secs_f64().max(1e-9),
+                if r.median_build.as_millis() < 150 { "met" } else { "NOT met" }
+            )
+        }),
+    };
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("nodekit bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! nodekit's conformance catalog and its two runners (nextest entry and the `nodekit` CLI).
+//!
+//! - [`catalog`]: every case with its id (`area/behaviour`), labels, needs and body.
+//! - [`plan`]: a selection expands into runs (case × runtime target), each maybe skipped with a reason.
+//! - [`runner`]: one run = one child process that seals itself, builds its world and runs the body.
+//! - [`report`]: progress lines, the summary table and JUnit XML.
+//! - [`entry`]: the libtest-compatible entry point used by `cargo nextest run`.
+//!
+//! Case bodies are test code and return `anyhow::Result`.
+
+pub mod catalog;
+pub mod cli;
+pub mod cases;
+pub mod context;
+pub mod entry;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod target;
+
+use catalog::Topology;
+use harness::world::Plan;
+
+/// The world plan for a topology.
+pub fn topology_plan(t: Topology) -> Plan {
+    match t {
+        Topology::SingleNode => Plan::single_node(),
+        Topology::TwoNodes => Plan::two_nodes(),
+    }
+}

@@ -1,0 +1,11 @@
+//! `nodekit`: run the conformance catalog against a node target, list it, or benchmark the kit.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if let Some(code) = suites::runner::child_entry() {
+        return code;
+    }
+    harness::bench::hook();
+    suites::cli::main()
+}

@@ -1,0 +1,194 @@
+//! Reporting of a conformance run: progress lines, the per-area summary table and JUnit XML.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::runner::{Outcome, RunResult};
+
+/// Per-area counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AreaSummary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub time: Duration,
+}
+
+/// Counts per area, in area order, plus the total.
+pub fn summarize(results: &[RunResult]) -> (BTreeMap<String, AreaSummary>, AreaSummary) {
+    let mut areas: BTreeMap<String, AreaSummary> = BTreeMap::new();
+    let mut total = AreaSummary::default();
+    for r in results {
+        let a = areas.entry(r.area.clone()).or_default();
+        for s in [&mut *a, &mut total] {
+            match r.outcome {
+                Outcome::Passed => s.passed += 1,
+                Outcome::Failed(_) => s.failed += 1,
+                Outcome::Skipped(_) => s.skipped += 1,
+            }
+            s.time += r.duration;
+        }
+    }
+    (areas, total)
+}
+
+/// The summary table: area, passed, failed, skipped, time.
+pub fn table(results: &[RunResult]) -> String {
+    let (areas, total) = summarize(results);
+    let width = areas.keys().map(String::len).max().unwrap_or(4).max(5);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<width$}  {:>6}  {:>6}  {:>7}  {:>8}", "AREA", "PASSED", "FAILED", "SKIPPED", "TIME");
+    let row = |out: &mut String, name: &str, s: &AreaSummary| {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>6}  {:>7}  {:>7.2}s",
+            name,
+            s.passed,
+            s.failed,
+            s.skipped,
+            s.time.as_secs_f64()
+        );
+    };
+    for (name, s) in &areas {
+        row(&mut out, name, s);
+    }
+    row(&mut out, "TOTAL", &total);
+    out
+}
+
+/// One progress line for a finished run.
+pub fn progress_line(done: usize, total: usize, r: &RunResult) -> String {
+    let (tag, detail) = match &r.outcome {
+        Outcome::Passed => ("PASS", String::new()),
+        Outcome::Failed(why) => ("FAIL", format!("  {why}")),
+        Outcome::Skipped(why) => ("SKIP", format!("  ({why})")),
+    };
+    let artifacts = match (&r.outcome, &r.artifacts) {
+        (Outcome::Failed(_), Some(dir)) => format!("  artifacts: {}", dir.display()),
+        _ => String::new(),
+    };
+    format!(
+        "[{done:>3}/{total}] {tag} {:>7.2}s {}{detail}{artifacts}",
+        r.duration.as_secs_f64(),
+        r.name
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one `<testsuite>` per area, one `<testcase>` per run.
+pub fn junit(results: &[RunResult]) -> String {
+    let (areas, total) = summarize(results);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"nodekit\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+        results.len(),
+        total.failed,
+        total.skipped,
+        total.time.as_secs_f64()
+    );
+    for (area, s) in &areas {
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            xml_escape(area),
+            s.passed + s.failed + s.skipped,
+            s.failed,
+            s.skipped,
+            s.time.as_secs_f64()
+        );
+        for r in results.iter().filter(|r| &r.area == area) {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"nodekit.{}\" name=\"{}\" time=\"{:.3}\"",
+                xml_escape(area),
+                xml_escape(&r.name),
+                r.duration.as_secs_f64()
+            );
+            match &r.outcome {
+                Outcome::Passed => out.push_str("/>\n"),
+                Outcome::Skipped(why) => {
+                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(why));
+                }
+                Outcome::Failed(why) => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure message=\"{}\">{}</failure>",
+                        xml_escape(why),
+                        xml_escape(&r.output)
+                    );
+                    if let Some(dir) = &r.artifacts {
+                        let _ = writeln!(out, "      <system-out>artifacts: {}</system-out>", xml_escape(&dir.display().to_string()));
+                    }
+                    out.push_str("    </testcase>\n");
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(name: &str, area: &str, outcome: Outcome, ms: u64) -> RunResult {
+        RunResult {
+            name: name.into(),
+            area: area.into(),
+            outcome,
+            duration: Duration::from_millis(ms),
+            artifacts: None,
+            output: "out <&>".into(),
+        }
+    }
+
+    #[test]
+    fn table_counts_per_area_and_total() {
+        let r = vec![
+            res("world/a", "world", Outcome::Passed, 100),
+            res("world/b", "world", Outcome::Failed("boom".into()), 200),
+            res("runtime/c[containerd]", "runtime", Outcome::Skipped("no containerd".into()), 0),
+        ];
+        let t = table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("AREA"));
+        assert!(lines[1].starts_with("runtime") && lines[1].contains("      0       0        1"), "{t}");
+        assert!(lines[2].starts_with("world") && lines[2].contains("1       1        0"), "{t}");
+        assert!(lines[3].starts_with("TOTAL") && lines[3].contains("0.30s"), "{t}");
+    }
+
+    #[test]
+    fn junit_escapes_and_marks_outcomes() {
+        let r = vec![
+            res("world/a", "world", Outcome::Passed, 100),
+            res("world/b<x>", "world", Outcome::Failed("bad \"quote\"".into()), 200),
+            res("runtime/c", "runtime", Outcome::Skipped("why & how".into()), 0),
+        ];
+        let x = junit(&r);
+        assert!(x.contains("<testsuites name=\"nodekit\" tests=\"3\" failures=\"1\" skipped=\"1\""));
+        assert!(x.contains("name=\"world/b&lt;x&gt;\""));
+        assert!(x.contains("<failure message=\"bad &quot;quote&quot;\">out &lt;&amp;&gt;</failure>"));
+        assert!(x.contains("<skipped message=\"why &amp; how\"/>"));
+        assert_eq!(x.matches("<testcase").count(), 3);
+    }
+}
