@@ -10,6 +10,7 @@
 //! [`path::Flow`].
 
 pub mod artifacts;
+pub mod backend;
 pub mod bench;
 pub mod bins;
 pub mod capture;

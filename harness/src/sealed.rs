@@ -64,6 +64,13 @@ use nix::unistd::{ForkResult, Pid, fork, getegid, geteuid, getppid, pipe2};
 
 use crate::error::{Context, Error, Result};
 
+static SEALED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a case process that returned from [`enter`].
+pub fn is_sealed() -> bool {
+    SEALED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Environment variable naming the role of a re-executed child (see [`run_child`]).
 pub const CHILD_ENV: &str = "NODEKIT_CHILD";
 
@@ -159,7 +166,7 @@ fn exit_by_signal(sig: i32) -> ! {
 
 /// PID 1 of the world: mounts /proc, forks the case process, reaps everything.
 fn init(alive_r: OwnedFd, status_w: OwnedFd) -> Result<()> {
-    if false && prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+    if prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         std::process::exit(125);
     }
     // The outer process may have died before the death signal was armed: its end of the
@@ -181,6 +188,7 @@ fn init(alive_r: OwnedFd, status_w: OwnedFd) -> Result<()> {
         Ok(ForkResult::Child) => {
             drop(alive_r);
             drop(status_w);
+            SEALED.store(true, std::sync::atomic::Ordering::SeqCst);
             return Ok(());
         }
         Ok(ForkResult::Parent { child }) => child,

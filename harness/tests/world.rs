@@ -13,6 +13,12 @@ use libtest_mimic::{Arguments, Failed, Trial};
 fn main() -> ExitCode {
     harness::bench::hook();
     if let Some(role) = child_role() {
+        if role == "exit-code" || role == "exit-signal" {
+            return exit_child(&role);
+        }
+        if role == "runner" {
+            return common::crash::runner(std::env::args_os().nth(1).unwrap_or_default().into());
+        }
         return common::child_main(&role);
     }
     let args = Arguments::from_args();
@@ -21,7 +27,10 @@ fn main() -> ExitCode {
         Trial::test("reach_and_capture_as_nobody", || trial(reach(Some((65534, 65534))))),
         Trial::test("dnat_path_assertion", || trial(sealed_ok("dnat", None))),
         Trial::test("processes_in_hosts", || trial(sealed_ok("processes", None))),
-        Trial::test("crash_leaves_nothing", || trial(common::crash::parent())),
+        Trial::test("crash_of_outer_process_leaves_nothing", || trial(common::crash::parent(false))),
+        Trial::test("crash_of_runner_leaves_nothing", || trial(common::crash::parent(true))),
+        Trial::test("exit_status_propagates", || trial(exit_status())),
+        Trial::test("world_refuses_to_build_unsealed", || trial(unsealed())),
         Trial::test("bench_world", || trial(bench())),
     ];
     libtest_mimic::run(&args, trials).exit_code()
@@ -106,10 +115,53 @@ fn tcpdump(pcap: &std::path::Path) -> Result<Vec<String>> {
     Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
 }
 
+/// The case process ends with code 7 / by SIGUSR1; the outer process reports the same.
+fn exit_child(role: &str) -> ExitCode {
+    if let Err(e) = harness::sealed::enter() {
+        eprintln!("enter: {e}");
+        return ExitCode::from(3);
+    }
+    if !harness::sealed::is_sealed() || std::process::id() != 2 {
+        eprintln!("the case process is not pid 2 of a sealed world");
+        return ExitCode::from(4);
+    }
+    if role == "exit-signal" {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGUSR1);
+    }
+    ExitCode::from(7)
+}
+
+fn exit_status() -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let code = run_child(&ChildSpec::new("exit-code"))?;
+    ensure!(code.status.code() == Some(7), "exit code: {} {}", code.status, code.stderr);
+    let sig = run_child(&ChildSpec::new("exit-signal"))?;
+    ensure!(sig.status.signal() == Some(libc_sigusr1()), "signal: {} {}", sig.status, sig.stderr);
+    Ok(())
+}
+
+fn libc_sigusr1() -> i32 {
+    nix::sys::signal::Signal::SIGUSR1 as i32
+}
+
+fn unsealed() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let r = rt.block_on(harness::world::World::build_with(
+        &harness::world::Plan::single_node(),
+        harness::artifacts::Artifacts::at(std::env::temp_dir()),
+    ));
+    match r {
+        Ok(_) => bail!("a world was built in the test runner's own namespaces"),
+        Err(e) => ensure!(e.to_string().contains("sealed"), "{e}"),
+    }
+    ensure!(harness::sealed::enter().is_err(), "enter() in a multi-threaded process must fail");
+    Ok(())
+}
+
 fn bench() -> Result<()> {
     let b = harness::bench::world(3)?;
     ensure!(b.builds.len() == 3 && b.netns.len() == 3, "{b:?}");
     ensure!(b.median_build > Duration::ZERO && b.median_netns > Duration::ZERO, "{b:?}");
-    eprintln!("world build median {:?} (bare unshare(CLONE_NEWNET) {:?})", b.median_build, b.median_netns);
+    println!("world build median {:?} (bare unshare(CLONE_NEWNET) {:?})", b.median_build, b.median_netns);
     Ok(())
 }

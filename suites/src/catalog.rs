@@ -144,6 +144,7 @@ pub fn on_path(name: &str) -> bool {
 pub fn all() -> Vec<Case> {
     let mut cases = Vec::new();
     cases.extend(crate::cases::world::cases());
+    cases.extend(crate::cases::runtime::cases());
     cases
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cases;
 pub mod context;
 pub mod entry;
+pub mod fixtures;
 pub mod plan;
 pub mod report;
 pub mod runner;

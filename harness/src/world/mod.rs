@@ -70,6 +70,11 @@ impl World {
 
     /// Builds the world of `plan` recording into `artifacts`.
     pub async fn build_with(plan: &Plan, artifacts: Artifacts) -> Result<World> {
+        if !crate::sealed::is_sealed() {
+            // The world root is the calling process's own network namespace: outside a sealed
+            // process that would be the host's.
+            return Err(Error::invalid("world", "World::build must run in a sealed case process (harness::sealed::enter)"));
+        }
         plan.validate()?;
         let started = Instant::now();
         let timeline = Timeline::open(artifacts.path("timeline.jsonl"))?;

@@ -120,13 +120,27 @@ fn kill_all(pids: &[u32]) {
     }
 }
 
-/// Parent side.
-pub fn parent() -> Result<()> {
+/// A runner that starts the sealed crash child with `spawn_sealed` and waits for it.
+pub fn runner(dir: PathBuf) -> std::process::ExitCode {
+    let token = std::env::var(TOKEN_ENV).unwrap_or_default();
+    match spawn_child(&ChildSpec::new("crash").arg(dir).env(TOKEN_ENV, token)).map(|mut c| c.wait()) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parent side: SIGKILL the outer sealed process (`via_runner == false`) or the runner that
+/// spawned it (`true`), then check that nothing of the world is left.
+pub fn parent(via_runner: bool) -> Result<()> {
     ensure!(nix::unistd::geteuid().is_root(), "the crash test inspects /proc/*/environ and needs root");
     let dir = tempfile::Builder::new().prefix("nodekit-crash-").tempdir()?;
     let token = format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
     let before = snapshot()?;
-    let mut child = spawn_child(&ChildSpec::new("crash").arg(dir.path()).env(TOKEN_ENV, &token))?;
+    let role = if via_runner { "runner" } else { "crash" };
+    let mut child = spawn_child(&ChildSpec::new(role).arg(dir.path()).env(TOKEN_ENV, &token))?;
     let ready = dir.path().join("ready");
     let waited = wait_blocking("the crash child to build its world", Duration::from_secs(30), || {
         if let Ok(Some(st)) = child.try_wait() {
@@ -144,9 +158,10 @@ pub fn parent() -> Result<()> {
     };
     let inodes: BTreeSet<u64> = text.lines().filter_map(|l| l.parse().ok()).collect();
     let procs = marked(&token);
-    // outer + init + case + one sleep per host (4), world root and pod.
+    // [runner +] outer + init + case + one sleep per host (4), world root and pod.
+    let expected = if via_runner { 10 } else { 9 };
     let sanity = (|| {
-        ensure!(procs.len() >= 9, "expected at least 9 world processes, found {procs:?}");
+        ensure!(procs.len() >= expected, "expected at least {expected} world processes, found {procs:?}");
         ensure!(inodes.len() == 6, "expected 6 namespaces, got {inodes:?}");
         ensure!(referenced(&inodes) == inodes, "not all world namespaces are visible before the kill");
         Ok(())

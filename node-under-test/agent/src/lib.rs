@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod node;
 
 pub use error::{Error, Result};
+pub mod pods;

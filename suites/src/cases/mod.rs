@@ -1,3 +1,4 @@
 //! The case bodies, one module per area.
 
+pub mod runtime;
 pub mod world;

@@ -27,6 +27,11 @@ pub const MAP_NO_EP_SERVICES: &str = "no-endpoint-services";
 pub const MAP_NO_EP_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const SET_HAIRPIN: &str = "hairpin-endpoints";
 pub const SET_NODEPORT_IPS: &str = "nodeport-ips";
+pub const SET_CLUSTER_IPS: &str = "cluster-ips";
+pub const MAP_CLUSTER_EPS: &str = "cluster-endpoints";
+pub const MAP_CLUSTER_NP_EPS: &str = "cluster-nodeport-endpoints";
+pub const MAP_LOCAL_EPS: &str = "local-endpoints";
+pub const MAP_LOCAL_NP_EPS: &str = "local-nodeport-endpoints";
 
 /// A chain: name, optional base-chain header (`type … hook … priority …;`), rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +60,8 @@ pub struct Element {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fragment {
     pub chains: Vec<Chain>,
+    /// Chains shared between services (`cluster-N`, …): created while referenced.
+    pub shared_chains: Vec<Chain>,
     pub sets: Vec<SetDef>,
     pub elements: Vec<Element>,
 }
@@ -86,10 +93,15 @@ fn nodeport_match(ctx: &RenderCtx) -> String {
 /// Renders the base of the table for `ctx`.
 pub fn base(ctx: &RenderCtx) -> Base {
     let np = nodeport_match(ctx);
-    let services = [
-        format!("ip daddr . meta l4proto . th dport vmap @{MAP_SERVICE_IPS}"),
-        format!("{np} meta l4proto . th dport vmap @{MAP_SERVICE_NODEPORTS}"),
-    ];
+    let mut services = Vec::new();
+    let cip = format!("ip daddr . meta l4proto . th dport @{SET_CLUSTER_IPS}");
+    if ctx.masquerade_all {
+        services.push(format!("{cip} jump mark-for-masquerade"));
+    } else if let Some(nl) = ctx.local.nft_not_local() {
+        services.push(format!("{cip} {nl} jump mark-for-masquerade"));
+    }
+    services.push(format!("ip daddr . meta l4proto . th dport vmap @{MAP_SERVICE_IPS}"));
+    services.push(format!("{np} meta l4proto . th dport vmap @{MAP_SERVICE_NODEPORTS}"));
     let check = [
         format!("ip daddr . meta l4proto . th dport vmap @{MAP_NO_EP_SERVICES}"),
         format!("{np} meta l4proto . th dport vmap @{MAP_NO_EP_NODEPORTS}"),
@@ -126,6 +138,23 @@ pub fn base(ctx: &RenderCtx) -> Base {
         SetDef { name: MAP_NO_EP_SERVICES.into(), body: vmap3.into() },
         SetDef { name: MAP_NO_EP_NODEPORTS.into(), body: vmap2.into() },
         SetDef { name: SET_HAIRPIN.into(), body: "type ipv4_addr . ipv4_addr;".into() },
+        SetDef { name: SET_CLUSTER_IPS.into(), body: "type ipv4_addr . inet_proto . inet_service;".into() },
+        SetDef {
+            name: MAP_CLUSTER_EPS.into(),
+            body: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+        },
+        SetDef {
+            name: MAP_CLUSTER_NP_EPS.into(),
+            body: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+        },
+        SetDef {
+            name: MAP_LOCAL_EPS.into(),
+            body: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+        },
+        SetDef {
+            name: MAP_LOCAL_NP_EPS.into(),
+            body: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+        },
     ];
     let mut elements = Vec::new();
     if let Some(cidrs) = &ctx.node_port_cidrs {
@@ -176,36 +205,151 @@ fn endpoint_rules(sp: &ServicePort, eps: &[Endpoint], rules: &mut Vec<String>) {
     }
 }
 
+/// `cluster-N` / `local-N`: DNAT to one of N endpoints through the global endpoint maps.
+fn dnat_chain(kind: &str, n: usize) -> Chain {
+    let (svc_map, np_map) = if kind == "cluster" {
+        (MAP_CLUSTER_EPS, MAP_CLUSTER_NP_EPS)
+    } else {
+        (MAP_LOCAL_EPS, MAP_LOCAL_NP_EPS)
+    };
+    let mut rules = Vec::new();
+    for proto in ["tcp", "udp", "sctp"] {
+        rules.push(format!(
+            "meta l4proto {proto} dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @{svc_map}"
+        ));
+    }
+    for proto in ["tcp", "udp", "sctp"] {
+        rules.push(format!(
+            "meta l4proto {proto} dnat ip to meta l4proto . th dport . numgen random mod {n} map @{np_map}"
+        ));
+    }
+    Chain { name: format!("{kind}-{n}"), hook: None, rules }
+}
+
+/// `external-cluster-N`: external traffic, Cluster policy (always masqueraded).
+fn ext_cluster_chain(n: usize) -> Chain {
+    Chain {
+        name: format!("external-cluster-{n}"),
+        hook: None,
+        rules: vec!["jump mark-for-masquerade".into(), format!("goto cluster-{n}")],
+    }
+}
+
+/// `external-local-M-N`: external traffic, Local policy; pods and the node itself go to the M
+/// cluster endpoints (node traffic masqueraded), everything else to the N local endpoints.
+fn ext_local_chain(ctx: &RenderCtx, m: usize, n: usize) -> Chain {
+    let mut rules = Vec::new();
+    if m > 0 {
+        if let Some(l) = ctx.local.nft_local() {
+            rules.push(format!("{l} goto cluster-{m}"));
+        }
+        rules.push("fib saddr type local jump mark-for-masquerade".into());
+        rules.push(format!("fib saddr type local goto cluster-{m}"));
+    }
+    rules.push(format!("goto local-{n}"));
+    Chain { name: format!("external-local-{m}-{n}"), hook: None, rules }
+}
+
 /// Renders one service port.
+///
+/// Services without session affinity use only shared chains (`cluster-N`, `local-N`,
+/// `external-cluster-N`, `external-local-M-N`, chosen by endpoint count) and elements of the
+/// global maps, so an endpoint change is a map update that needs no chain at all. Services
+/// with session affinity get their own chains (per-endpoint affinity sets and rules).
 pub fn fragment(sp: &ServicePort, ctx: &RenderCtx) -> Fragment {
+    let proto = sp.protocol.lower();
+    let mut f = Fragment::default();
+    let el = |map, key: String, value: String| Element { map, key, value };
+    let entry_ips: Vec<std::net::Ipv4Addr> =
+        std::iter::once(sp.cluster_ip).chain(sp.external_ips.iter().copied()).collect();
+    let (internal_target, external_target) = if sp.affinity_timeout.is_some() {
+        affinity_chains(sp, ctx, &mut f)
+    } else {
+        let m = sp.cluster_endpoints.len();
+        let n = sp.local_endpoints.len();
+        // Endpoint map entries, keyed by every address the service is reached on.
+        for (eps, svc_map, np_map) in [
+            (&sp.cluster_endpoints, MAP_CLUSTER_EPS, MAP_CLUSTER_NP_EPS),
+            (&sp.local_endpoints, MAP_LOCAL_EPS, MAP_LOCAL_NP_EPS),
+        ] {
+            for (i, ep) in eps.iter().enumerate() {
+                let value = format!("{} . {}", ep.ip, ep.port);
+                for ip in &entry_ips {
+                    f.elements.push(el(svc_map, format!("{ip} . {proto} . {} . {i}", sp.port), value.clone()));
+                }
+                if let Some(np) = sp.node_port {
+                    f.elements.push(el(np_map, format!("{proto} . {np} . {i}"), value.clone()));
+                }
+            }
+        }
+        if m > 0 {
+            f.shared_chains.push(dnat_chain("cluster", m));
+        }
+        if n > 0 {
+            f.shared_chains.push(dnat_chain("local", n));
+        }
+        let internal = if sp.internal_local { format!("goto local-{n}") } else { format!("goto cluster-{m}") };
+        let external = if !sp.externally_accessible() {
+            String::new()
+        } else if sp.external_local {
+            if n > 0 {
+                f.shared_chains.push(ext_local_chain(ctx, m, n));
+            }
+            format!("goto external-local-{m}-{n}")
+        } else {
+            if m > 0 {
+                f.shared_chains.push(ext_cluster_chain(m));
+            }
+            format!("goto external-cluster-{m}")
+        };
+        (internal, external)
+    };
+    let key_cip = format!("{} . {proto} . {}", sp.cluster_ip, sp.port);
+    match sp.internal_refusal() {
+        None => {
+            f.elements.push(el(SET_CLUSTER_IPS, key_cip.clone(), String::new()));
+            f.elements.push(el(MAP_SERVICE_IPS, key_cip, internal_target));
+        }
+        Some(r) => f.elements.push(el(MAP_NO_EP_SERVICES, key_cip, verdict(r).into())),
+    }
+    let ext_refusal = sp.external_refusal();
+    for ip in &sp.external_ips {
+        let key = format!("{ip} . {proto} . {}", sp.port);
+        match ext_refusal {
+            None => f.elements.push(el(MAP_SERVICE_IPS, key, external_target.clone())),
+            Some(r) => f.elements.push(el(MAP_NO_EP_SERVICES, key, verdict(r).into())),
+        }
+    }
+    if let Some(np) = sp.node_port {
+        let key = format!("{proto} . {np}");
+        match ext_refusal {
+            None => f.elements.push(el(MAP_SERVICE_NODEPORTS, key, external_target.clone())),
+            Some(r) => f.elements.push(el(MAP_NO_EP_NODEPORTS, key, verdict(r).into())),
+        }
+    }
+    for ep in sp.reachable_endpoints() {
+        f.elements.push(el(SET_HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new()));
+    }
+    f
+}
+
+/// Per-service chains of a service with session affinity; returns the verdicts for internal
+/// and external traffic.
+fn affinity_chains(sp: &ServicePort, ctx: &RenderCtx, f: &mut Fragment) -> (String, String) {
     let base = names::nft_base(&sp.name);
     let svc_chain = format!("service-{base}");
     let local_chain = format!("local-{base}");
     let ext_chain = format!("external-{base}");
     let internal_chain = if sp.internal_local { &local_chain } else { &svc_chain };
-    let proto = sp.protocol.lower();
-    let mut f = Fragment::default();
-
-    let masq_rule = if ctx.masquerade_all {
-        Some(format!("ip daddr {} {proto} dport {} jump mark-for-masquerade", sp.cluster_ip, sp.port))
-    } else {
-        ctx.local.nft_not_local().map(|nl| {
-            format!("ip daddr {} {proto} dport {} {nl} jump mark-for-masquerade", sp.cluster_ip, sp.port)
-        })
-    };
-    for (name, eps, used, internal) in [
-        (&svc_chain, &sp.cluster_endpoints, sp.uses_cluster_endpoints(), !sp.internal_local),
-        (&local_chain, &sp.local_endpoints, sp.uses_local_endpoints(), sp.internal_local),
+    for (name, eps, used) in [
+        (&svc_chain, &sp.cluster_endpoints, sp.uses_cluster_endpoints()),
+        (&local_chain, &sp.local_endpoints, sp.uses_local_endpoints()),
     ] {
-        if !used {
-            continue;
+        if used {
+            let mut rules = Vec::new();
+            endpoint_rules(sp, eps, &mut rules);
+            f.chains.push(Chain { name: name.clone(), hook: None, rules });
         }
-        let mut rules = Vec::new();
-        if internal && let Some(m) = &masq_rule {
-            rules.push(m.clone());
-        }
-        endpoint_rules(sp, eps, &mut rules);
-        f.chains.push(Chain { name: name.clone(), hook: None, rules });
     }
     if sp.externally_accessible() {
         let mut rules = Vec::new();
@@ -230,31 +374,7 @@ pub fn fragment(sp: &ServicePort, ctx: &RenderCtx) -> Fragment {
             });
         }
     }
-    let key_cip = format!("{} . {proto} . {}", sp.cluster_ip, sp.port);
-    let el = |map, key: String, value: String| Element { map, key, value };
-    match sp.internal_refusal() {
-        None => f.elements.push(el(MAP_SERVICE_IPS, key_cip, format!("goto {internal_chain}"))),
-        Some(r) => f.elements.push(el(MAP_NO_EP_SERVICES, key_cip, verdict(r).into())),
-    }
-    let ext_refusal = sp.external_refusal();
-    for ip in &sp.external_ips {
-        let key = format!("{ip} . {proto} . {}", sp.port);
-        match ext_refusal {
-            None => f.elements.push(el(MAP_SERVICE_IPS, key, format!("goto {ext_chain}"))),
-            Some(r) => f.elements.push(el(MAP_NO_EP_SERVICES, key, verdict(r).into())),
-        }
-    }
-    if let Some(np) = sp.node_port {
-        let key = format!("{proto} . {np}");
-        match ext_refusal {
-            None => f.elements.push(el(MAP_SERVICE_NODEPORTS, key, format!("goto {ext_chain}"))),
-            Some(r) => f.elements.push(el(MAP_NO_EP_NODEPORTS, key, verdict(r).into())),
-        }
-    }
-    for ep in sp.reachable_endpoints() {
-        f.elements.push(el(SET_HAIRPIN, format!("{} . {}", ep.ip, ep.ip), String::new()));
-    }
-    f
+    (format!("goto {internal_chain}"), format!("goto {ext_chain}"))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub struct NftApplied {
     base: Option<Base>,
     frags: BTreeMap<ServicePortName, (ServicePort, Fragment)>,
     elems: HashMap<ElemKey, (String, u32)>,
+    shared: HashMap<String, (Chain, u32)>,
     /// The kernel state is unknown (start, or after a failed transaction): recreate the table.
     dirty: bool,
 }
@@ -49,10 +50,12 @@ enum Commit {
         base: Base,
         frags: BTreeMap<ServicePortName, (ServicePort, Fragment)>,
         elems: HashMap<ElemKey, (String, u32)>,
+        shared: HashMap<String, (Chain, u32)>,
     },
     Partial {
         changes: Vec<(ServicePortName, Option<(ServicePort, Fragment)>)>,
         elems: HashMap<ElemKey, (String, u32)>,
+        shared: HashMap<String, (Chain, u32)>,
     },
 }
 
@@ -110,6 +113,7 @@ impl NftApplied {
         let base = base(ctx);
         let mut frags = BTreeMap::new();
         let mut elems = HashMap::new();
+        let mut shared: HashMap<String, (Chain, u32)> = HashMap::new();
         for e in &base.elements {
             add_elem(&mut elems, e);
         }
@@ -124,6 +128,9 @@ impl NftApplied {
             };
             for e in &frag.elements {
                 add_elem(&mut elems, e);
+            }
+            for c in &frag.shared_chains {
+                shared.entry(c.name.clone()).or_insert_with(|| (c.clone(), 0)).1 += 1;
             }
             frags.insert(k.clone(), (sp.clone(), frag));
         }
@@ -147,8 +154,14 @@ impl NftApplied {
                 let _ = writeln!(out, "flush {kind} {tn} {}", s.name);
             }
         }
-        let chains: Vec<&Chain> =
-            base.chains.iter().chain(frags.values().flat_map(|(_, f)| f.chains.iter())).collect();
+        let mut shared_sorted: Vec<&Chain> = shared.values().map(|(c, _)| c).collect();
+        shared_sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let chains: Vec<&Chain> = base
+            .chains
+            .iter()
+            .chain(shared_sorted.iter().copied())
+            .chain(frags.values().flat_map(|(_, f)| f.chains.iter()))
+            .collect();
         for c in &chains {
             match &c.hook {
                 Some(h) => {
@@ -175,12 +188,18 @@ impl NftApplied {
         if !recreate {
             // Stale objects from the previous state (the table was not recreated).
             let desired_chains: BTreeSet<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-            for (_, f) in self.frags.values() {
-                for c in &f.chains {
-                    if !desired_chains.contains(c.name.as_str()) {
-                        let _ = writeln!(out, "flush chain {tn} {}\ndelete chain {tn} {}", c.name, c.name);
-                    }
-                }
+            let stale: BTreeSet<&str> = self
+                .frags
+                .values()
+                .flat_map(|(_, f)| f.chains.iter().map(|c| c.name.as_str()))
+                .chain(self.shared.keys().map(String::as_str))
+                .filter(|n| !desired_chains.contains(n))
+                .collect();
+            for n in &stale {
+                let _ = writeln!(out, "flush chain {tn} {n}");
+            }
+            for n in &stale {
+                let _ = writeln!(out, "delete chain {tn} {n}");
             }
             let mut gone = BTreeSet::new();
             for (_, f) in self.frags.values() {
@@ -203,7 +222,7 @@ impl NftApplied {
             script: out,
             full: true,
             changed_services: changed,
-            commit: Commit::Full { ctx: ctx.clone(), base, frags, elems },
+            commit: Commit::Full { ctx: ctx.clone(), base, frags, elems, shared },
         }
     }
 
@@ -289,9 +308,41 @@ impl NftApplied {
                 }
             }
         }
-        // A set may be shared by unchanged services only if names collide; they are per
-        // service-port and endpoint, so sets of changed services belong to them alone.
+        // Shared chains: reference counts of touched names, before and after.
+        let mut shared_after: HashMap<String, (Chain, u32)> = HashMap::new();
+        for (k, new) in &changes {
+            for c in &old_of(k).shared_chains {
+                let e = shared_after
+                    .entry(c.name.clone())
+                    .or_insert_with(|| self.shared.get(&c.name).cloned().unwrap_or_else(|| (c.clone(), 0)));
+                e.1 = e.1.saturating_sub(1);
+            }
+            if let Some((_, f)) = new {
+                for c in &f.shared_chains {
+                    let e = shared_after
+                        .entry(c.name.clone())
+                        .or_insert_with(|| self.shared.get(&c.name).cloned().unwrap_or_else(|| (c.clone(), 0)));
+                    e.1 += 1;
+                }
+            }
+        }
+        let mut shared_added: Vec<&Chain> = Vec::new();
+        let mut shared_removed: Vec<&str> = Vec::new();
+        for (name, (c, after)) in &shared_after {
+            let before = self.shared.get(name).map_or(0, |x| x.1);
+            if before == 0 && *after > 0 {
+                shared_added.push(c);
+            } else if before > 0 && *after == 0 {
+                shared_removed.push(name);
+            }
+        }
+        shared_added.sort_by(|a, b| a.name.cmp(&b.name));
+        shared_removed.sort();
+        // Sets are per service-port and endpoint, so sets of changed services are theirs alone.
         let mut out = String::new();
+        for c in &shared_added {
+            let _ = writeln!(out, "add chain {tn} {}", c.name);
+        }
         for (name, s) in &new_sets {
             if !old_sets.contains(name) {
                 write_set_decl(&mut out, s);
@@ -311,6 +362,12 @@ impl NftApplied {
                 }
             }
         }
+        for name in &shared_removed {
+            let _ = writeln!(out, "flush chain {tn} {name}");
+        }
+        for c in &shared_added {
+            write_chain_rules(&mut out, c);
+        }
         for (name, c) in &new_chains {
             match old_chains.get(name) {
                 Some(o) if o.rules == c.rules => {}
@@ -323,25 +380,41 @@ impl NftApplied {
                 let _ = writeln!(out, "delete chain {tn} {name}");
             }
         }
+        for name in &shared_removed {
+            let _ = writeln!(out, "delete chain {tn} {name}");
+        }
         for name in &old_sets {
             if !new_sets.contains_key(name) {
                 let _ = writeln!(out, "delete set {tn} {name}");
             }
         }
         let elems = after.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
-        Plan { script: out, full: false, changed_services: changes.len(), commit: Commit::Partial { changes, elems } }
+        Plan {
+            script: out,
+            full: false,
+            changed_services: changes.len(),
+            commit: Commit::Partial { changes, elems, shared: shared_after },
+        }
     }
 
     /// Records a plan the kernel accepted.
     pub fn commit(&mut self, plan: Plan) {
         match plan.commit {
-            Commit::Full { ctx, base, frags, elems } => {
+            Commit::Full { ctx, base, frags, elems, shared } => {
                 self.ctx = Some(ctx);
                 self.base = Some(base);
                 self.frags = frags;
                 self.elems = elems;
+                self.shared = shared;
             }
-            Commit::Partial { changes, elems } => {
+            Commit::Partial { changes, elems, shared } => {
+                for (k, v) in shared {
+                    if v.1 == 0 {
+                        self.shared.remove(&k);
+                    } else {
+                        self.shared.insert(k, v);
+                    }
+                }
                 for (k, new) in changes {
                     match new {
                         Some(v) => {
@@ -372,6 +445,8 @@ impl NftApplied {
             s.rules += b.chains.iter().map(|c| c.rules.len()).sum::<usize>();
             s.sets += b.sets.len();
         }
+        s.chains += self.shared.len();
+        s.rules += self.shared.values().map(|(c, _)| c.rules.len()).sum::<usize>();
         let mut sets = BTreeSet::new();
         for (_, f) in self.frags.values() {
             s.chains += f.chains.len();

@@ -1,0 +1,555 @@
+//! Containers: create, start (a real process inside the pod), stop, remove, status, list,
+//! resource updates, log reopen; exit supervision with reasons (Completed, Error, OOMKilled).
+use crate::config::IMAGE_BINARY_PATHS;
+use crate::error::{Error, Result};
+use crate::logs::{LogSink, copy_stream};
+use crate::runtime::{Live, Runtime, lock};
+use crate::spawn::{BindMount, Enter, Fresh, cpath, open_cgroup_procs, prepare};
+use crate::store::{ContainerPhase, ContainerRecord, new_id, now_ns};
+use k8s_cri::v1 as cri;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Exit code reported when the exit status could not be observed (after a runtime restart).
+pub const UNKNOWN_EXIT: i32 = 255;
+
+/// Resolves the program: image binary paths map to the catalog binary.
+pub(crate) fn resolve_program(argv0: &str, binary: &Path) -> PathBuf {
+    if IMAGE_BINARY_PATHS.contains(&argv0) || argv0 == "workload" || argv0 == "pause" {
+        binary.to_path_buf()
+    } else {
+        PathBuf::from(argv0)
+    }
+}
+
+fn merge_env(image: &[String], req: &[cri::KeyValue]) -> Vec<String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match out.iter_mut().find(|(kk, _)| kk == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => out.push((k.to_string(), v.to_string())),
+    };
+    for e in image {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        set(k, v);
+    }
+    for kv in req {
+        set(&kv.key, &kv.value);
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+impl Runtime {
+    /// CreateContainer.
+    pub async fn create_container(&self, sandbox_id: &str, config: Option<cri::ContainerConfig>) -> Result<String> {
+        let config = config.ok_or_else(|| Error::InvalidArgument("container config is required".into()))?;
+        let md = config.metadata.clone().ok_or_else(|| Error::InvalidArgument("container config must include metadata".into()))?;
+        if md.name.is_empty() {
+            return Err(Error::InvalidArgument("container config must include metadata name".into()));
+        }
+        let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(Error::InvalidArgument("container config must include image".into()));
+        }
+        let (sandbox_id, log_dir) = {
+            let st = lock(&self.state);
+            let sid = st.sandbox_id(sandbox_id)?;
+            let sb = &st.sandboxes[&sid];
+            if !sb.ready {
+                return Err(Error::FailedPrecondition(format!("sandbox container \"{sid}\" is not running")));
+            }
+            let clash = st.containers.values().any(|c| {
+                c.sandbox_id == sid && c.config.metadata.as_ref().is_some_and(|m| m.name == md.name && m.attempt == md.attempt)
+            });
+            if clash {
+                return Err(Error::AlreadyExists(format!("failed to reserve container name {:?}: name is reserved", md.name)));
+            }
+            (sid, sb.config.log_directory.clone())
+        };
+        let faults = self.faults();
+        if let Some(msg) = faults.create_error.get(&md.name).or_else(|| faults.create_error.get(&image_name)) {
+            return Err(Error::Unknown(format!("failed to create containerd container: {msg}")));
+        }
+        let entry = self
+            .present_image(&image_name)
+            .ok_or_else(|| Error::NotFound { kind: "image", id: image_name.clone() })?;
+        let (command, args) = if !config.command.is_empty() {
+            (config.command.clone(), config.args.clone())
+        } else if !config.args.is_empty() {
+            (entry.entrypoint.clone(), config.args.clone())
+        } else {
+            (entry.entrypoint.clone(), entry.cmd.clone())
+        };
+        let argv: Vec<String> = command.into_iter().chain(args).collect();
+        let Some(argv0) = argv.first() else {
+            return Err(Error::InvalidArgument("no command specified".into()));
+        };
+        let exec_path = resolve_program(argv0, &entry.binary);
+        let env = merge_env(&entry.env, &config.envs);
+        let working_dir = if !config.working_dir.is_empty() {
+            config.working_dir.clone()
+        } else if !entry.working_dir.is_empty() {
+            entry.working_dir.clone()
+        } else {
+            "/".into()
+        };
+        let log_path = if !log_dir.is_empty() && !config.log_path.is_empty() {
+            Path::new(&log_dir).join(&config.log_path).to_string_lossy().into_owned()
+        } else {
+            String::new()
+        };
+        let resources = config.linux.as_ref().and_then(|l| l.resources.clone());
+        let id = new_id();
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox_id,
+            image_ref: crate::images::repo_digest(&entry),
+            image_id: crate::images::image_id(&entry),
+            argv,
+            exec_path,
+            env,
+            working_dir,
+            log_path,
+            phase: ContainerPhase::Created,
+            created_at: now_ns(),
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            pid: None,
+            pid_start: None,
+            memory_limit: resources.as_ref().map(|r| r.memory_limit_in_bytes).unwrap_or(0),
+            cgroup: None,
+            resources,
+            config,
+        };
+        let status = self.container_status_of(&rec);
+        {
+            let mut st = lock(&self.state);
+            st.containers.insert(id.clone(), rec);
+            self.save(&st);
+        }
+        self.emit(&id, cri::ContainerEventType::ContainerCreatedEvent, None, Some(status));
+        Ok(id)
+    }
+
+    /// StartContainer.
+    pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<()> {
+        let rec = {
+            let st = lock(&self.state);
+            let id = st.container_id(id)?;
+            st.containers[&id].clone()
+        };
+        if rec.phase != ContainerPhase::Created {
+            return Err(Error::FailedPrecondition(format!(
+                "container {:?} is in {} state",
+                rec.id,
+                rec.phase.cri().as_str_name()
+            )));
+        }
+        let sb = lock(&self.state)
+            .sandboxes
+            .get(&rec.sandbox_id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { kind: "sandbox", id: rec.sandbox_id.clone() })?;
+        if !sb.ready {
+            return Err(Error::FailedPrecondition(format!("sandbox container \"{}\" is not running", sb.id)));
+        }
+        let result = self.spawn_container(&rec, &sb).await;
+        if let Err(e) = &result {
+            let mut st = lock(&self.state);
+            if let Some(c) = st.containers.get_mut(&rec.id) {
+                c.phase = ContainerPhase::Exited;
+                c.finished_at = now_ns();
+                c.exit_code = 128;
+                c.reason = "StartError".into();
+                c.message = e.to_string();
+            }
+            self.save(&st);
+        }
+        result
+    }
+
+    async fn spawn_container(self: &Arc<Self>, rec: &ContainerRecord, sb: &crate::store::SandboxRecord) -> Result<()> {
+        let netns = self.sandbox_netns(&sb.id)?;
+        let cgroup = match &self.cgroup_parent {
+            Some(parent) => Some(crate::cgroup::create(parent, &rec.id, rec.memory_limit)?),
+            None => None,
+        };
+        let mounts = rec
+            .config
+            .mounts
+            .iter()
+            .filter(|m| !m.host_path.is_empty() && !m.container_path.is_empty())
+            .map(|m| {
+                Ok(BindMount { src: cpath(Path::new(&m.host_path))?, dst: cpath(Path::new(&m.container_path))?, readonly: m.readonly })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let hostname = if sb.host_network { String::new() } else { sb.config.hostname.clone() };
+        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
+        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
+        let enter = Enter {
+            netns: match &netns {
+                Some(fd) => Some(fd.try_clone().map_err(Error::io("dup netns"))?),
+                None => None,
+            },
+            mntns: None,
+            utsns: None,
+            fresh: Some(Fresh {
+                hostname,
+                resolv_conf: sb.resolv_conf.as_deref().map(cpath).transpose()?,
+                mounts,
+            }),
+            cgroup_procs: cgroup.as_deref().map(open_cgroup_procs).transpose()?,
+            workdir: Some(cpath(Path::new(&rec.working_dir))?),
+            // The container keeps the read ends of its own log pipes at fds 3 and 4, so writes
+            // never fail with EPIPE and a restarted fake-cri can reopen them via /proc/<pid>/fd.
+            dup_fds: vec![
+                (out_r.try_clone().map_err(Error::io("dup pipe"))?, 3),
+                (err_r.try_clone().map_err(Error::io("dup pipe"))?, 4),
+            ],
+        };
+        let mut cmd = tokio::process::Command::new(&rec.exec_path);
+        if let Some(a0) = rec.argv.first() {
+            cmd.arg0(a0);
+        }
+        cmd.args(rec.argv.iter().skip(1))
+            .env_clear()
+            .envs(rec.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(out_w))
+            .stderr(std::process::Stdio::from(err_w))
+            .kill_on_drop(false);
+        prepare(cmd.as_std_mut(), &enter);
+        let child = cmd.spawn().map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
+        drop(cmd);
+        drop(enter);
+        let pid = child.id().map(|p| p as i32).ok_or_else(|| Error::Unknown("container exited at once".into()))?;
+        let pid_start = crate::procfs::start_time(pid);
+        let log = if rec.log_path.is_empty() { None } else { Some(LogSink::open(Path::new(&rec.log_path))?) };
+        let (tx, rx) = watch::channel(false);
+        let live = Arc::new(Live { exited: rx, log: log.clone(), oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None) });
+        lock(&self.live).insert(rec.id.clone(), live.clone());
+        let status = {
+            let mut st = lock(&self.state);
+            let c = st.containers.get_mut(&rec.id).ok_or_else(|| Error::NotFound { kind: "container", id: rec.id.clone() })?;
+            c.phase = ContainerPhase::Running;
+            c.started_at = now_ns();
+            c.pid = Some(pid);
+            c.pid_start = pid_start;
+            c.cgroup = cgroup.clone();
+            let s = self.container_status_of(c);
+            self.save(&st);
+            s
+        };
+        self.emit(&rec.id, cri::ContainerEventType::ContainerStartedEvent, None, Some(status));
+        let out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(Error::io("log pipe"))?;
+        let err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r).map_err(Error::io("log pipe"))?;
+        let copies = vec![
+            self.tasks.spawn(copy_stream(out, "stdout", log.clone())),
+            self.tasks.spawn(copy_stream(err, "stderr", log)),
+        ];
+        self.watch_faults_and_memory(rec, pid, &live);
+        let rt = self.clone();
+        let id = rec.id.clone();
+        self.tasks.spawn(async move {
+            let mut child = child;
+            let status = tokio::select! {
+                s = child.wait() => s.ok(),
+                _ = rt.cancel.cancelled() => return,
+            };
+            let code = status.map(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9))
+            });
+            rt.finish_container(&id, pid, code, copies, tx).await;
+        });
+        Ok(())
+    }
+
+    fn watch_faults_and_memory(self: &Arc<Self>, rec: &ContainerRecord, pid: i32, live: &Arc<Live>) {
+        let name = rec.config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let image = rec.config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+        let faults = self.faults();
+        if let Some(ms) = faults.crash_after_ms.get(&name).or_else(|| faults.crash_after_ms.get(&image)).copied() {
+            let mut exited = live.exited.clone();
+            let rt = self.clone();
+            let id = rec.id.clone();
+            self.tasks.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {
+                        if let Some(c) = lock(&rt.state).containers.get_mut(&id) {
+                            c.message = "crash injected by fault".into();
+                        }
+                        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    _ = exited.wait_for(|e| *e) => {}
+                }
+            });
+        }
+        if rec.memory_limit > 0 && self.cgroup_parent.is_none() {
+            let limit = rec.memory_limit as u64;
+            let mut exited = live.exited.clone();
+            let oom = live.oom.clone();
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = exited.wait_for(|e| *e) => return,
+                    }
+                    if crate::procfs::rss_bytes(&crate::procfs::tree(pid)) > limit {
+                        oom.store(true, Ordering::SeqCst);
+                        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Records the exit of a container: waits for its log streams, kills what is left of its
+    /// process group, sets code and reason.
+    pub(crate) async fn finish_container(
+        &self,
+        id: &str,
+        pid: i32,
+        code: Option<i32>,
+        copies: Vec<tokio::task::JoinHandle<()>>,
+        tx: watch::Sender<bool>,
+    ) {
+        // Like the end of a pid namespace: the rest of the group goes with the main process.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        for c in copies {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c).await;
+        }
+        let oom_flag = lock(&self.live).get(id).is_some_and(|l| l.oom.load(Ordering::SeqCst));
+        let status = {
+            let mut st = lock(&self.state);
+            let Some(c) = st.containers.get_mut(id) else {
+                let _ = tx.send(true);
+                return;
+            };
+            let code = code.unwrap_or(UNKNOWN_EXIT);
+            let oom = oom_flag || (code == 137 && c.cgroup.as_deref().is_some_and(|d| crate::cgroup::oom_kills(d) > 0));
+            c.phase = ContainerPhase::Exited;
+            c.finished_at = now_ns();
+            c.exit_code = code;
+            c.pid = None;
+            c.reason = if oom {
+                "OOMKilled".into()
+            } else if code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            };
+            let s = self.container_status_of(c);
+            self.save(&st);
+            s
+        };
+        let _ = tx.send(true);
+        self.emit(id, cri::ContainerEventType::ContainerStoppedEvent, None, Some(status));
+    }
+
+    /// StopContainer: SIGTERM, then SIGKILL after `timeout` seconds. Idempotent for stopped ones.
+    pub async fn stop_container(&self, id: &str, timeout: i64) -> Result<()> {
+        let (id, pid, cgroup) = {
+            let st = lock(&self.state);
+            let id = st.container_id(id)?;
+            let c = &st.containers[&id];
+            if c.phase != ContainerPhase::Running {
+                return Ok(());
+            }
+            (id, c.pid, c.cgroup.clone())
+        };
+        let live = lock(&self.live).get(&id).cloned();
+        let Some(pid) = pid else { return Ok(()) };
+        let Some(live) = live else {
+            // Not supervised (should not happen): kill and mark exited.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            return Ok(());
+        };
+        let mut exited = live.exited.clone();
+        if timeout > 0 {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), exited.wait_for(|e| *e)).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        if let Some(cg) = &cgroup {
+            for p in crate::cgroup::procs(cg) {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(10), exited.wait_for(|e| *e))
+            .await
+            .map_err(|_| Error::DeadlineExceeded(format!("container {id:?} did not exit after SIGKILL")))?
+            .map_err(|_| Error::Unknown("container supervisor ended".into()))?;
+        Ok(())
+    }
+
+    /// RemoveContainer: force-stops and removes. Missing ids are fine.
+    pub async fn remove_container(&self, id: &str) -> Result<()> {
+        let id = match lock(&self.state).container_id(id) {
+            Ok(id) => id,
+            Err(_) => return Ok(()),
+        };
+        self.stop_container(&id, 0).await?;
+        let rec = {
+            let mut st = lock(&self.state);
+            let r = st.containers.remove(&id);
+            self.save(&st);
+            r
+        };
+        lock(&self.live).remove(&id);
+        if let Some(cg) = rec.as_ref().and_then(|r| r.cgroup.clone()) {
+            crate::cgroup::remove(&cg);
+        }
+        if let Some(r) = rec {
+            let mut s = self.container_status_of(&r);
+            s.state = cri::ContainerState::ContainerExited as i32;
+            self.emit(&id, cri::ContainerEventType::ContainerDeletedEvent, None, Some(s));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn container_status_of(&self, c: &ContainerRecord) -> cri::ContainerStatus {
+        let image = c.config.image.clone().unwrap_or_default();
+        let image_name = self
+            .cfg
+            .catalog
+            .images
+            .iter()
+            .find(|e| crate::images::matches(e, &image.image))
+            .map(|e| e.reference.clone())
+            .unwrap_or(image.image.clone());
+        cri::ContainerStatus {
+            id: c.id.clone(),
+            metadata: c.config.metadata.clone(),
+            state: c.phase.cri() as i32,
+            created_at: c.created_at,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
+            exit_code: c.exit_code,
+            image: Some(cri::ImageSpec { image: image_name, ..image }),
+            image_ref: c.image_ref.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            labels: c.config.labels.clone(),
+            annotations: c.config.annotations.clone(),
+            mounts: c.config.mounts.clone(),
+            log_path: c.log_path.clone(),
+            resources: c.resources.clone().map(|r| cri::ContainerResources { linux: Some(r), windows: None }),
+            image_id: c.image_id.clone(),
+            user: None,
+        }
+    }
+
+    /// ContainerStatus.
+    pub fn container_status(&self, id: &str, verbose: bool) -> Result<cri::ContainerStatusResponse> {
+        let st = lock(&self.state);
+        let id = st.container_id(id)?;
+        let c = &st.containers[&id];
+        let mut info = HashMap::new();
+        if verbose {
+            let v = serde_json::json!({ "pid": c.pid, "argv": c.argv, "execPath": c.exec_path, "env": c.env, "cgroup": c.cgroup, "sandboxID": c.sandbox_id });
+            info.insert("info".to_string(), v.to_string());
+        }
+        Ok(cri::ContainerStatusResponse { status: Some(self.container_status_of(c)), info })
+    }
+
+    /// ListContainers.
+    pub fn list_containers(&self, filter: Option<cri::ContainerFilter>) -> Vec<cri::Container> {
+        let st = lock(&self.state);
+        st.containers
+            .values()
+            .filter(|c| match &filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || c.id.starts_with(&f.id))
+                        && (f.pod_sandbox_id.is_empty() || c.sandbox_id.starts_with(&f.pod_sandbox_id))
+                        && f.state.as_ref().is_none_or(|s| s.state == c.phase.cri() as i32)
+                        && f.label_selector.iter().all(|(k, v)| c.config.labels.get(k) == Some(v))
+                }
+            })
+            .map(|c| {
+                let s = self.container_status_of(c);
+                cri::Container {
+                    id: c.id.clone(),
+                    pod_sandbox_id: c.sandbox_id.clone(),
+                    metadata: s.metadata,
+                    image: s.image,
+                    image_ref: s.image_ref,
+                    state: s.state,
+                    created_at: s.created_at,
+                    labels: s.labels,
+                    annotations: s.annotations,
+                    image_id: s.image_id,
+                }
+            })
+            .collect()
+    }
+
+    /// UpdateContainerResources (memory limit is enforced; the rest is recorded).
+    pub fn update_container_resources(&self, id: &str, res: Option<cri::LinuxContainerResources>) -> Result<()> {
+        let mut st = lock(&self.state);
+        let id = st.container_id(id)?;
+        let c = st.containers.get_mut(&id).ok_or_else(|| Error::NotFound { kind: "container", id: id.clone() })?;
+        if let Some(r) = res {
+            if r.memory_limit_in_bytes > 0 {
+                if let Some(cg) = &c.cgroup {
+                    crate::cgroup::set_limit(cg, r.memory_limit_in_bytes)?;
+                }
+                c.memory_limit = r.memory_limit_in_bytes;
+            }
+            c.resources = Some(r);
+        }
+        self.save(&st);
+        Ok(())
+    }
+
+    /// ReopenContainerLog.
+    pub fn reopen_container_log(&self, id: &str) -> Result<()> {
+        let id = lock(&self.state).container_id(id)?;
+        let running = lock(&self.state).containers.get(&id).is_some_and(|c| c.phase == ContainerPhase::Running);
+        if !running {
+            return Err(Error::FailedPrecondition("container is not running".into()));
+        }
+        if let Some(log) = lock(&self.live).get(&id).and_then(|l| l.log.clone()) {
+            log.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// The live netns/mnt/uts namespaces and cgroup of a running container (for exec).
+    pub(crate) fn exec_target(&self, id: &str) -> Result<(ContainerRecord, i32)> {
+        let st = lock(&self.state);
+        let id = st.container_id(id)?;
+        let c = st.containers[&id].clone();
+        match (c.phase, c.pid) {
+            (ContainerPhase::Running, Some(pid)) => Ok((c, pid)),
+            _ => Err(Error::FailedPrecondition(format!("container is in {} state", c.phase.cri().as_str_name()))),
+        }
+    }
+
+    /// Opens the namespaces of a running container's process.
+    pub(crate) fn enter_container(&self, c: &ContainerRecord, pid: i32) -> Result<Enter> {
+        let ns = |k: &str| crate::spawn::open_ns(pid, k);
+        Ok(Enter {
+            netns: Some(ns("net")?),
+            mntns: Some(ns("mnt")?),
+            utsns: Some(ns("uts")?),
+            fresh: None,
+            cgroup_procs: c.cgroup.as_deref().map(open_cgroup_procs).transpose()?,
+            workdir: Some(cpath(Path::new(&c.working_dir))?),
+            dup_fds: Vec::<(OwnedFd, i32)>::new(),
+        })
+    }
+}

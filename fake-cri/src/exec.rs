@@ -1,0 +1,90 @@
+//! ExecSync: a real process inside the container's namespaces and cgroup, with a timeout that
+//! kills its whole process group (nothing is left behind).
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::spawn::prepare;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// Output cap per stream (containerd caps exec output as well).
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(r) = r {
+        let _ = r.take(MAX_OUTPUT as u64).read_to_end(&mut out).await;
+    }
+    out
+}
+
+impl Runtime {
+    /// ExecSync: runs `cmd` in the container; `timeout` seconds (0: none).
+    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        let Some(argv0) = cmd.first().cloned() else {
+            return Err(Error::InvalidArgument("exec command must not be empty".into()));
+        };
+        let (c, pid) = self.exec_target(id)?;
+        let binary = self
+            .cfg
+            .catalog
+            .images
+            .iter()
+            .find(|e| c.image_id == crate::images::image_id(e))
+            .map(|e| e.binary.clone())
+            .unwrap_or_else(|| c.exec_path.clone());
+        let program = crate::container::resolve_program(&argv0, &binary);
+        let enter = self.enter_container(&c, pid)?;
+        let mut command = tokio::process::Command::new(&program);
+        command
+            .arg0(&argv0)
+            .args(cmd.iter().skip(1))
+            .env_clear()
+            .envs(c.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        prepare(command.as_std_mut(), &enter);
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::Unknown(format!("failed to exec in container: failed to start exec {argv0:?}: {e}")))?;
+        drop(enter);
+        let pgid = child.id().map(|p| p as i32);
+        let out = tokio::spawn(read_capped(child.stdout.take()));
+        let err = tokio::spawn(read_capped(child.stderr.take()));
+        let wait = async {
+            let status = child.wait().await.map_err(Error::io("wait exec"))?;
+            if let Some(g) = pgid {
+                let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+            }
+            Ok::<_, Error>(status)
+        };
+        let status = if timeout > 0 {
+            match tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await {
+                Ok(s) => s?,
+                Err(_) => {
+                    if let Some(g) = pgid {
+                        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+                    }
+                    let _ = child.wait().await;
+                    out.abort();
+                    err.abort();
+                    return Err(Error::DeadlineExceeded(format!(
+                        "command {:?} timed out: timeout {}s exceeded",
+                        cmd.join(" "),
+                        timeout
+                    )));
+                }
+            }
+        } else {
+            wait.await?
+        };
+        let stdout = out.await.unwrap_or_default();
+        let stderr = err.await.unwrap_or_default();
+        use std::os::unix::process::ExitStatusExt;
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(9));
+        Ok((stdout, stderr, code))
+    }
+}

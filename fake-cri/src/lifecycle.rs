@@ -1,0 +1,125 @@
+//! Start-up re-attachment to what a previous fake-cri left running, and shutdown cleanup.
+use crate::logs::{LogSink, copy_stream};
+use crate::runtime::{Live, Runtime, lock};
+use crate::store::{ContainerPhase, now_ns};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+impl Runtime {
+    /// Re-attaches to running containers (same pid and start time) and ready sandboxes.
+    pub(crate) fn reattach(self: &Arc<Self>) {
+        let (containers, sandboxes) = {
+            let st = lock(&self.state);
+            (st.containers.values().cloned().collect::<Vec<_>>(), st.sandboxes.values().cloned().collect::<Vec<_>>())
+        };
+        for s in sandboxes.iter().filter(|s| s.ready) {
+            if let Some(p) = &s.netns_path {
+                match crate::net::open_netns(p) {
+                    Ok(fd) => {
+                        lock(&self.netns).insert(s.id.clone(), Arc::new(fd));
+                    }
+                    Err(_) => {
+                        let mut st = lock(&self.state);
+                        if let Some(r) = st.sandboxes.get_mut(&s.id) {
+                            r.ready = false;
+                        }
+                    }
+                }
+            }
+        }
+        for c in containers.into_iter().filter(|c| c.phase == ContainerPhase::Running) {
+            let alive = matches!((c.pid, c.pid_start), (Some(p), Some(s)) if crate::procfs::alive(p, s));
+            let Some(pid) = c.pid.filter(|_| alive) else {
+                let mut st = lock(&self.state);
+                if let Some(r) = st.containers.get_mut(&c.id) {
+                    let oom = r.cgroup.as_deref().is_some_and(|d| crate::cgroup::oom_kills(d) > 0);
+                    r.phase = ContainerPhase::Exited;
+                    r.finished_at = now_ns();
+                    r.pid = None;
+                    r.exit_code = if oom { 137 } else { crate::container::UNKNOWN_EXIT };
+                    r.reason = if oom { "OOMKilled".into() } else { "Error".into() };
+                    r.message = "container exited while the runtime was not running".into();
+                }
+                continue;
+            };
+            let log = if c.log_path.is_empty() { None } else { LogSink::open(Path::new(&c.log_path)).ok() };
+            let mut copies = Vec::new();
+            for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
+                let p = format!("/proc/{pid}/fd/{fd}");
+                if let Ok(r) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&p) {
+                    copies.push(self.tasks.spawn(copy_stream(r, stream, log.clone())));
+                }
+            }
+            let (tx, rx) = watch::channel(false);
+            let live = Arc::new(Live { exited: rx, log, oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None) });
+            lock(&self.live).insert(c.id.clone(), live);
+            let rt = self.clone();
+            let start = c.pid_start.unwrap_or(0);
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        _ = rt.cancel.cancelled() => return,
+                    }
+                    if !crate::procfs::alive(pid, start) {
+                        break;
+                    }
+                }
+                // Not our child: the exit status cannot be observed.
+                if let Some(r) = lock(&rt.state).containers.get_mut(&c.id) {
+                    r.message = "exit status unknown: the container was started by a previous runtime instance".into();
+                }
+                rt.finish_container(&c.id, pid, None, copies, tx).await;
+            });
+        }
+        let st = lock(&self.state);
+        self.save(&st);
+    }
+
+    /// Kills every container and removes veths, network namespaces, hostPort rules, cgroups
+    /// and the bridge fake-cri created.
+    pub(crate) async fn cleanup_all(&self) {
+        let running: Vec<(String, i32, Option<std::path::PathBuf>)> = lock(&self.state)
+            .containers
+            .values()
+            .filter_map(|c| c.pid.map(|p| (c.id.clone(), p, c.cgroup.clone())))
+            .collect();
+        for (_, pid, cg) in &running {
+            let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+            if let Some(cg) = cg {
+                for p in crate::cgroup::procs(cg) {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                }
+            }
+        }
+        for (id, _, _) in &running {
+            let live = lock(&self.live).get(id).cloned();
+            if let Some(l) = live {
+                let mut rx = l.exited.clone();
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|e| *e)).await;
+            }
+        }
+        let sandboxes: Vec<String> = lock(&self.state).sandboxes.keys().cloned().collect();
+        for id in sandboxes {
+            let _ = self.stop_pod_sandbox(&id).await;
+        }
+        let cgroups: Vec<std::path::PathBuf> = lock(&self.state).containers.values().filter_map(|c| c.cgroup.clone()).collect();
+        for cg in cgroups {
+            crate::cgroup::remove(&cg);
+        }
+        if let Some(p) = &self.cgroup_parent {
+            crate::cgroup::remove_parent(p);
+        }
+        let _ = crate::net::apply_hostports(&[]).await;
+        if self.created_bridge.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.net.delete_bridge().await;
+        }
+        let st = lock(&self.state);
+        self.save(&st);
+    }
+}

@@ -1,0 +1,72 @@
+//! The `fake-cri` binary: parses flags and runs the library server until SIGTERM/SIGINT.
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// CRI v1 runtime whose containers are real processes.
+#[derive(Parser, Debug)]
+#[command(name = "fake-cri", version)]
+struct Args {
+    /// CRI unix socket to serve.
+    #[arg(long)]
+    socket: PathBuf,
+    /// State directory (state.json, cri-calls.jsonl, faults.json, netns mounts).
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Image catalog JSON (`{"images": [...]}`); default: workload and pause images.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// The workload binary behind the default catalog.
+    #[arg(long, env = "NODEKIT_WORKLOAD_BIN")]
+    workload_bin: Option<PathBuf>,
+    /// Faults JSON applied at start.
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Pod CIDR known from the start (otherwise NetworkReady=false until UpdateRuntimeConfig).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// Node bridge name.
+    #[arg(long, default_value = "cbr0")]
+    bridge: String,
+    /// On SIGTERM leave containers and networking in place (for restart tests).
+    #[arg(long)]
+    keep_on_exit: bool,
+    /// Run the latency benchmark against --socket (a running fake-cri) with this many runs.
+    #[arg(long)]
+    bench: Option<usize>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(runs) = args.bench {
+        let r = fake_cri::bench::run(&args.socket, runs, fake_cri::WORKLOAD_IMAGE).await?;
+        println!("{r:#?}");
+        return Ok(());
+    }
+    let workload = args.workload_bin.clone().unwrap_or_else(|| PathBuf::from("/workload"));
+    let mut cfg = fake_cri::Config::new(&args.socket, &args.state_dir, &workload);
+    if let Some(c) = &args.catalog {
+        cfg.catalog = fake_cri::Catalog::load(c)?;
+    }
+    if let Some(f) = &args.faults {
+        let text = std::fs::read(f).with_context(|| format!("read {}", f.display()))?;
+        cfg.faults = serde_json::from_slice(&text).with_context(|| format!("parse {}", f.display()))?;
+    }
+    cfg.pod_cidr = args.pod_cidr.clone();
+    cfg.bridge = args.bridge.clone();
+    cfg.kill_on_shutdown = !args.keep_on_exit;
+    let handle = fake_cri::FakeCri::start(cfg).await?;
+    println!("fake-cri serving on {}", args.socket.display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    if args.keep_on_exit {
+        handle.abandon().await;
+    } else {
+        handle.shutdown().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The container runtime behind a node: fake-cri or containerd started inside the node host,
+//! or an external CRI endpoint the user runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Containerd, ContainerdOptions, Error, Result, scratch_dir, workload_binary};
+use crate::process::{Process, ProcessSpec};
+use crate::world::World;
+
+/// Which runtime to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// nodekit's fake-cri binary.
+    FakeCri,
+    /// Real containerd from the distribution.
+    Containerd,
+    /// An endpoint (`unix:///…`) started by the user.
+    External(String),
+}
+
+enum Inner {
+    FakeCri(Process),
+    Containerd(Containerd),
+    External,
+}
+
+/// A running runtime and its CRI endpoint.
+pub struct Runtime {
+    kind: RuntimeKind,
+    socket: PathBuf,
+    state_dir: Option<PathBuf>,
+    inner: Inner,
+}
+
+impl Runtime {
+    /// Starts `kind` for node host `node` and waits until its CRI socket accepts connections.
+    pub async fn start(world: &World, node: &str, kind: RuntimeKind) -> Result<Runtime> {
+        let host = world.host(node)?;
+        match &kind {
+            RuntimeKind::FakeCri => {
+                let dir = scratch_dir(&format!("fake-cri-{node}"))?;
+                let socket = dir.join("cri.sock");
+                let bin = crate::bins::locate("fake-cri")?;
+                let spec = ProcessSpec::new(bin, &format!("fake-cri-{node}"))
+                    .arg("--socket")
+                    .arg(&socket)
+                    .arg("--state-dir")
+                    .arg(dir.join("state"))
+                    .arg("--workload-bin")
+                    .arg(workload_binary()?)
+                    .env("RUST_LOG", "info");
+                let process = host.spawn(spec)?;
+                wait_for_socket(&socket, Duration::from_secs(20)).await?;
+                world.timeline().record(node, "fake-cri ready");
+                Ok(Runtime { kind, socket, state_dir: Some(dir.join("state")), inner: Inner::FakeCri(process) })
+            }
+            RuntimeKind::Containerd => {
+                let pod_cidr = host
+                    .pod_cidr()
+                    .ok_or_else(|| Error::Component(format!("{node} has no pod CIDR; containerd needs one")))?;
+                let c = Containerd::start(world, node, ContainerdOptions::new(pod_cidr.to_string())).await?;
+                let socket = c.socket().to_path_buf();
+                world.timeline().record(node, "containerd ready");
+                Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Containerd(c) })
+            }
+            RuntimeKind::External(endpoint) => {
+                let socket = PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or(endpoint));
+                wait_for_socket(&socket, Duration::from_secs(5)).await?;
+                Ok(Runtime { kind, socket, state_dir: None, inner: Inner::External })
+            }
+        }
+    }
+
+    /// Which runtime this is.
+    pub fn kind(&self) -> &RuntimeKind {
+        &self.kind
+    }
+
+    /// `unix:///…` endpoint for CRI clients.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The CRI socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// fake-cri's state directory (faults file, CRI call log); `None` for other runtimes.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// The fake-cri process, for restart faults.
+    pub fn fake_cri_process(&mut self) -> Option<&mut Process> {
+        match &mut self.inner {
+            Inner::FakeCri(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Stops the runtime (graceful, then forceful) and removes what it left.
+    pub async fn stop(self) -> Result<()> {
+        match self.inner {
+            Inner::FakeCri(mut p) => {
+                p.stop(Duration::from_secs(10)).await?;
+                Ok(())
+            }
+            Inner::Containerd(c) => c.stop().await,
+            Inner::External => Ok(()),
+        }
+    }
+}
+
+/// Waits until a unix socket accepts a connection.
+pub(crate) async fn wait_for_socket(socket: &Path, timeout: Duration) -> Result<()> {
+    let what = format!("the CRI socket {} to accept connections", socket.display());
+    crate::wait::wait_for(&what, timeout, || async {
+        tokio::net::UnixStream::connect(socket).await.is_ok()
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Pods: the per-pod worker state machine, its effects, status rendering, events and the
+//! manager that watches the node's pods.
+
+pub mod backoff;
+pub mod model;
+pub mod worker;
+pub mod spec;
+pub mod status;

@@ -1,0 +1,104 @@
+//! Tests of the Pod → CRI translation.
+
+use super::*;
+
+fn pod(yaml_json: serde_json::Value) -> Pod {
+    serde_json::from_value(yaml_json).unwrap()
+}
+
+fn ctx() -> SpecContext {
+    SpecContext {
+        root_dir: "/var/lib/agent".into(),
+        node_name: "node-a".into(),
+        node_ip: Some("10.77.0.11".into()),
+        cluster_dns: vec!["10.96.0.10".into()],
+        cluster_domain: Some("cluster.local".into()),
+        host_dns: parse_resolv_conf("nameserver 1.1.1.1\nsearch example.org\n"),
+    }
+}
+
+fn sample() -> Pod {
+    pod(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "ns1", "uid": "u-1", "labels": {"app": "w"}},
+        "spec": {
+            "containers": [{
+                "name": "c",
+                "image": "workload",
+                "command": ["/workload"],
+                "args": ["serve", "--name=$(MY_POD)", "$$(KEEP)"],
+                "env": [
+                    {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                    {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                    {"name": "X", "value": "pod-$(MY_POD)"}
+                ],
+                "ports": [{"containerPort": 8080}],
+                "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}, "requests": {"cpu": "250m"}},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}, {"name": "cm", "mountPath": "/cm"}]
+            }],
+            "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "cm", "configMap": {"name": "x"}}]
+        }
+    }))
+}
+
+#[test]
+fn sandbox_has_labels_hostname_dns_and_log_dir() {
+    let p = sample();
+    let cfg = sandbox_config(&p, &ctx(), 2);
+    let md = cfg.metadata.unwrap();
+    assert_eq!((md.name.as_str(), md.namespace.as_str(), md.uid.as_str(), md.attempt), ("web", "ns1", "u-1", 2));
+    assert_eq!(cfg.hostname, "web");
+    assert_eq!(cfg.log_directory, "/var/lib/agent/pods/ns1_web_u-1");
+    assert_eq!(cfg.labels[keys::POD_UID], "u-1");
+    assert_eq!(cfg.labels[keys::POD_NAME], "web");
+    assert_eq!(cfg.labels[keys::POD_NAMESPACE], "ns1");
+    let dns = cfg.dns_config.unwrap();
+    assert_eq!(dns.servers, ["10.96.0.10"]);
+    assert_eq!(dns.searches, ["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.org"]);
+    assert_eq!(dns.options, ["ndots:5"]);
+    assert_eq!(cfg.port_mappings.len(), 1);
+}
+
+#[test]
+fn container_env_command_resources_mounts() {
+    let p = sample();
+    let c = &p.spec.as_ref().unwrap().containers[0];
+    let cfg = container_config(&p, c, 3, Some("10.244.1.5"), &ctx(), false).unwrap();
+    let env: Vec<(String, String)> = cfg.envs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
+    assert_eq!(
+        env,
+        [("MY_POD", "web"), ("IP", "10.244.1.5"), ("APP", "w"), ("MEM", "64"), ("X", "pod-web")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(cfg.args, ["serve", "--name=web", "$(KEEP)"]);
+    let r = cfg.linux.unwrap().resources.unwrap();
+    assert_eq!(r.memory_limit_in_bytes, 64 << 20);
+    assert_eq!(r.cpu_shares, 256);
+    assert_eq!((r.cpu_quota, r.cpu_period), (50_000, 100_000));
+    assert_eq!(cfg.mounts.len(), 1, "configMap is not supported and skipped");
+    assert_eq!(cfg.mounts[0].host_path, "/var/lib/agent/pods/u-1/volumes/kubernetes.io~empty-dir/scratch");
+    assert_eq!(cfg.annotations[keys::RESTART_COUNT], "3");
+    assert_eq!(cfg.metadata.unwrap().attempt, 3);
+    assert_eq!(cfg.labels[keys::CONTAINER_NAME], "c");
+    assert_eq!(cfg.log_path, "c/3.log");
+}
+
+#[test]
+fn unsupported_env_source_is_an_error() {
+    let p = pod(serde_json::json!({
+        "metadata": {"name": "a", "namespace": "n", "uid": "u"},
+        "spec": {"containers": [{"name": "c", "image": "i",
+            "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}
+    }));
+    let c = &p.spec.as_ref().unwrap().containers[0];
+    assert!(container_config(&p, c, 0, None, &ctx(), false).is_err());
+}
+
+#[test]
+fn dns_default_policy_uses_host() {
+    let mut p = sample();
+    p.spec.as_mut().unwrap().dns_policy = Some("Default".into());
+    let dns = sandbox_config(&p, &ctx(), 0).dns_config.unwrap();
+    assert_eq!(dns.servers, ["1.1.1.1"]);
+}
