@@ -477,7 +477,33 @@ impl Api {
             self.finalize_namespace(name);
             return Ok(Deleted { obj: out.obj, gone: true });
         }
+        let explicit = matches!(opts.propagation_policy.as_deref(), Some("Background" | "Foreground"));
+        if gone && (explicit || res == resources::NODES) {
+            let uid = meta_str(&out.obj.value, "uid").unwrap_or("").to_string();
+            self.collect_dependents(&uid, if desc.namespaced { Some(ns) } else { None });
+        }
         Ok(Deleted { obj: out.obj, gone })
+    }
+
+    /// Garbage-collect objects whose ownerReferences name `uid` (background propagation).
+    fn collect_dependents(&self, uid: &str, ns: Option<&str>) {
+        if uid.is_empty() {
+            return;
+        }
+        let owned = |v: &Value| {
+            v.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)))
+        };
+        for res in resources::all() {
+            if ns.is_some() && !res.desc().namespaced {
+                continue;
+            }
+            let page = self.store.list(res, ns, None, None, &owned);
+            for obj in page.items {
+                let _ = self.delete(res, obj.namespace(), obj.name(), &DeleteOpts::default());
+            }
+        }
     }
 
     /// Remove all content of a terminating namespace, then the namespace itself.

@@ -33,7 +33,7 @@ pub struct BenchOpts {
 
 impl Default for BenchOpts {
     fn default() -> Self {
-        BenchOpts { pods: 10_000, concurrency: 32, watchers: 10, watch_events: 10_000 }
+        BenchOpts { pods: 10_000, concurrency: 8, watchers: 10, watch_events: 10_000 }
     }
 }
 

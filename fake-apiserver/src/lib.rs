@@ -11,6 +11,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod faults;
 pub mod http;
 pub mod openapi;

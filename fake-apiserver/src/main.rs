@@ -33,12 +33,24 @@ struct Args {
     /// Disable the endpointslice controller.
     #[arg(long)]
     no_endpointslices: bool,
+    /// Run the built-in benchmark against an in-process server and exit.
+    #[arg(long)]
+    bench: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let a = Args::parse();
+    if a.bench {
+        let mut opts = fake_apiserver::bench::BenchOpts::default();
+        if let Some(c) = std::env::var("FAKE_APISERVER_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()) {
+            opts.concurrency = c;
+        }
+        let report = fake_apiserver::bench::run(opts).await?;
+        println!("{report}");
+        return Ok(());
+    }
     let grace = Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1));
     let config = Config {
         listen: a.listen,

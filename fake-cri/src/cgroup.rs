@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 /// Root of the v1 memory controller.
 pub const MEMORY_ROOT: &str = "/sys/fs/cgroup/memory";
 
-/// The per-instance cgroup parent: `fake-cri-<state dir name>`.
+/// The per-instance cgroup parent: `fake-cri-<state dir name>-<hash of its absolute path>`, so
+/// instances with different state dirs never share one.
 pub fn instance_parent(state_dir: &Path) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
     let root = Path::new(MEMORY_ROOT);
     if !root.join("memory.limit_in_bytes").exists() {
         return None;
     }
-    let name = state_dir.file_name()?.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.', "_");
-    Some(root.join(format!("fake-cri-{name}")))
+    let abs = std::path::absolute(state_dir).ok()?;
+    let name = abs.file_name()?.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.', "_");
+    let hash = hex::encode(Sha256::digest(abs.as_os_str().as_encoded_bytes()));
+    Some(root.join(format!("fake-cri-{name}-{}", &hash[..12])))
 }
 
 /// Creates the container cgroup with a limit (0: no limit), returning its directory.

@@ -17,6 +17,7 @@ pub struct ImageEntry {
     /// Full reference (`nodekit.local/workload:1.0`).
     pub reference: String,
     /// Host path of the binary that `/workload` (and the multi-call links) in the image stand for.
+    /// It must not live below /tmp: containers get a private /tmp that covers it.
     pub binary: PathBuf,
     /// Image Entrypoint.
     #[serde(default)]

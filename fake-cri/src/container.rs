@@ -178,6 +178,7 @@ impl Runtime {
     }
 
     async fn spawn_container(self: &Arc<Self>, rec: &ContainerRecord, sb: &crate::store::SandboxRecord) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let netns = self.sandbox_netns(&sb.id)?;
         let cgroup = match &self.cgroup_parent {
             Some(parent) => Some(crate::cgroup::create(parent, &rec.id, rec.memory_limit)?),
@@ -192,6 +193,7 @@ impl Runtime {
                 Ok(BindMount { src: cpath(Path::new(&m.host_path))?, dst: cpath(Path::new(&m.container_path))?, readonly: m.readonly })
             })
             .collect::<Result<Vec<_>>>()?;
+        tracing::debug!(took = ?t0.elapsed(), "container cgroup ready");
         let hostname = if sb.host_network { String::new() } else { sb.config.hostname.clone() };
         let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
         let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
@@ -228,9 +230,11 @@ impl Runtime {
             .stderr(std::process::Stdio::from(err_w))
             .kill_on_drop(false);
         prepare(cmd.as_std_mut(), &enter);
+        let t = std::time::Instant::now();
         let child = cmd.spawn().map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
         drop(cmd);
         drop(enter);
+        tracing::debug!(took = ?t.elapsed(), "container process spawned");
         let pid = child.id().map(|p| p as i32).ok_or_else(|| Error::Unknown("container exited at once".into()))?;
         let pid_start = crate::procfs::start_time(pid);
         let log = if rec.log_path.is_empty() { None } else { Some(LogSink::open(Path::new(&rec.log_path))?) };

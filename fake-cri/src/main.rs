@@ -39,6 +39,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     if let Some(runs) = args.bench {
         let r = fake_cri::bench::run(&args.socket, runs, fake_cri::WORKLOAD_IMAGE).await?;
         println!("{r:#?}");

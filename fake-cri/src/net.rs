@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use futures::TryStreamExt;
 use nix::mount::{MsFlags, mount, umount2, MntFlags};
 use nix::sched::{CloneFlags, unshare};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -63,6 +64,8 @@ pub struct Net {
     handle: rtnetlink::Handle,
     conn: tokio::task::JoinHandle<()>,
     bridge: String,
+    /// (bridge index, cidr) once the bridge is known to be set up.
+    ready: std::sync::Mutex<Option<(u32, Cidr)>>,
 }
 
 impl Drop for Net {
@@ -85,11 +88,22 @@ impl Net {
     /// Opens netlink in the current namespace; `bridge` is the node bridge name (`cbr0`).
     pub fn new(bridge: &str) -> Result<Self> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("netlink socket"))?;
-        Ok(Net { handle, conn: tokio::spawn(conn), bridge: bridge.to_string() })
+        Ok(Net { handle, conn: tokio::spawn(conn), bridge: bridge.to_string(), ready: std::sync::Mutex::new(None) })
     }
 
     /// Creates the bridge with `gw/prefix` if missing, and brings it up.
     pub async fn ensure_bridge(&self, cidr: &Cidr) -> Result<u32> {
+        if let Some((idx, c)) = *self.ready.lock().unwrap_or_else(|p| p.into_inner()) {
+            if c == *cidr {
+                return Ok(idx);
+            }
+        }
+        let idx = self.setup_bridge(cidr).await?;
+        *self.ready.lock().unwrap_or_else(|p| p.into_inner()) = Some((idx, *cidr));
+        Ok(idx)
+    }
+
+    async fn setup_bridge(&self, cidr: &Cidr) -> Result<u32> {
         let h = &self.handle;
         let idx = match link_index(h, &self.bridge).await? {
             Some(i) => i,
@@ -133,7 +147,9 @@ impl Net {
     /// pod side: `eth0` with `ip/prefix`, `lo` up, default route via the gateway.
     pub async fn setup_pod(&self, id: &str, netns_path: &Path, cidr: &Cidr, ip: Ipv4Addr) -> Result<PodNet> {
         let bridge_idx = self.ensure_bridge(cidr).await?;
+        let t = std::time::Instant::now();
         let (fd, pod_conn, pod) = new_netns(netns_path)?;
+        tracing::debug!(took = ?t.elapsed(), "pod netns created");
         let pod_conn = tokio::spawn(pod_conn);
         let result = self.wire_pod(id, &fd, &pod, bridge_idx, cidr, ip).await;
         pod_conn.abort();
@@ -159,31 +175,18 @@ impl Net {
     ) -> Result<String> {
         let h = &self.handle;
         let veth = veth_name(id);
-        let peer = format!("p{}", &id[..id.len().min(12)]);
-        h.link()
-            .add(LinkVeth::new(&veth, &peer).build())
-            .execute()
-            .await
-            .map_err(Error::netlink(format!("add veth {veth}")))?;
-        let vidx = link_index(h, &veth).await?.ok_or_else(|| Error::Unknown("veth vanished".into()))?;
-        let pidx = link_index(h, &peer).await?.ok_or_else(|| Error::Unknown("veth peer vanished".into()))?;
-        h.link()
-            .set(LinkUnspec::new_with_index(pidx).setns_by_fd(fd.as_raw_fd()).build())
-            .execute()
-            .await
-            .map_err(Error::netlink("move veth peer"))?;
-        h.link()
-            .set(LinkUnspec::new_with_index(vidx).controller(bridge_idx).up().build())
-            .execute()
-            .await
-            .map_err(Error::netlink("attach veth"))?;
+        // One request: the node side joins the bridge and comes up, the peer is born as `eth0`
+        // inside the pod namespace (no move, no rename: both would wait for RCU grace periods).
+        let peer = LinkUnspec::new_with_name("eth0").setns_by_fd(fd.as_raw_fd()).build();
+        let msg = rtnetlink::LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(veth.clone())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge_idx)
+            .up()
+            .build();
+        h.link().add(msg).execute().await.map_err(Error::netlink(format!("add veth {veth}")))?;
         // Pod side.
-        let eth = link_index(pod, &peer).await?.ok_or_else(|| Error::Unknown("peer not in pod netns".into()))?;
-        pod.link()
-            .set(LinkUnspec::new_with_index(eth).name("eth0".to_string()).build())
-            .execute()
-            .await
-            .map_err(Error::netlink("rename eth0"))?;
+        let eth = link_index(pod, "eth0").await?.ok_or_else(|| Error::Unknown("eth0 not in pod netns".into()))?;
         pod.address()
             .add(eth, IpAddr::V4(ip), cidr.prefix)
             .execute()
@@ -221,8 +224,17 @@ impl Net {
         Ok(())
     }
 
+    /// Whether the bridge exists (a cached answer once it has been set up).
+    pub async fn bridge_exists(&self) -> Result<bool> {
+        if self.ready.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Ok(true);
+        }
+        Ok(link_index(&self.handle, &self.bridge).await?.is_some())
+    }
+
     /// Deletes the bridge (shutdown).
     pub async fn delete_bridge(&self) -> Result<()> {
+        *self.ready.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.delete_link(&self.bridge.clone()).await
     }
 }

@@ -155,9 +155,9 @@ impl Runtime {
     }
 
     async fn ensure_bridge(&self, c: &Cidr) -> Result<()> {
-        let existed = std::path::Path::new("/sys/class/net").join(&self.cfg.bridge).exists();
+        let before = self.net.bridge_exists().await?;
         self.net.ensure_bridge(c).await?;
-        if !existed {
+        if !before {
             self.created_bridge.store(true, Ordering::SeqCst);
         }
         Ok(())
@@ -247,13 +247,12 @@ impl Runtime {
                 st.allocated_ips.insert(ip.to_string());
                 ip
             };
-            if std::path::Path::new("/sys/class/net").join(&self.cfg.bridge).exists() {
-                // fast path: the bridge exists already
-            } else {
-                self.ensure_bridge(&cidr).await?;
-            }
+            self.ensure_bridge(&cidr).await?;
             let path = self.cfg.state_dir.join("netns").join(&id);
-            match self.net.setup_pod(&id, &path, &cidr, ip).await {
+            let t = std::time::Instant::now();
+            let r = self.net.setup_pod(&id, &path, &cidr, ip).await;
+            tracing::debug!(took = ?t.elapsed(), "pod network set up");
+            match r {
                 Ok(pn) => {
                     rec.ip = ip.to_string();
                     rec.netns_path = Some(pn.netns_path);

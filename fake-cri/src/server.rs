@@ -75,7 +75,10 @@ impl Handle {
     async fn stop_server(&mut self) {
         self.stop_serving.cancel();
         self.rt.cancel.cancel();
-        let _ = (&mut self.server).await;
+        // Graceful shutdown waits for clients to hang up; do not wait for idle ones for long.
+        if tokio::time::timeout(std::time::Duration::from_millis(500), &mut self.server).await.is_err() {
+            self.server.abort();
+        }
         let _ = std::fs::remove_file(&self.socket);
     }
 

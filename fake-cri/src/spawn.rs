@@ -61,25 +61,33 @@ fn mnt(src: Option<&std::ffi::CStr>, dst: &std::ffi::CStr, fstype: Option<&str>,
 }
 
 fn setup_fresh(f: &Fresh) -> std::io::Result<()> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(std::io::Error::from)?;
     if !f.hostname.is_empty() {
         nix::unistd::sethostname(OsStr::new(&f.hostname)).map_err(std::io::Error::from)?;
     }
     mnt(None, c"/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    mnt(Some(c"tmpfs"), c"/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
+    // Sources may live below /tmp (state dir, emptyDir paths): pin them before /tmp is covered.
     if let Some(r) = &f.resolv_conf {
         if Path::new("/etc/resolv.conf").exists() {
             mnt(Some(r), c"/etc/resolv.conf", None, MsFlags::MS_BIND, None)?;
         }
     }
+    let mut pinned = Vec::with_capacity(f.mounts.len());
     for m in &f.mounts {
+        let fd = open(m.src.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(std::io::Error::from)?;
+        let is_dir = Path::new(OsStr::from_bytes(m.src.as_bytes())).is_dir();
+        pinned.push((fd, is_dir));
+    }
+    mnt(Some(c"tmpfs"), c"/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
+    for (m, (fd, src_is_dir)) in f.mounts.iter().zip(&pinned) {
         let dst = Path::new(OsStr::from_bytes(m.dst.as_bytes()));
         if !dst.exists() {
             if !dst.starts_with("/tmp") {
                 continue; // cannot create mount points on the shared host filesystem
             }
-            let src_is_dir = Path::new(OsStr::from_bytes(m.src.as_bytes())).is_dir();
-            if src_is_dir {
+            if *src_is_dir {
                 std::fs::create_dir_all(dst)?;
             } else {
                 if let Some(p) = dst.parent() {
@@ -88,7 +96,8 @@ fn setup_fresh(f: &Fresh) -> std::io::Result<()> {
                 std::fs::File::create(dst)?;
             }
         }
-        mnt(Some(&m.src), &m.dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        let src = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(std::io::Error::other)?;
+        mnt(Some(&src), &m.dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         if m.readonly {
             mnt(None, &m.dst, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
         }

@@ -1,15 +1,24 @@
 //! Packet capture: an AF_PACKET socket inside a host, bound to one interface, written as
 //! classic libpcap (microsecond timestamps, Ethernet, snaplen 262144) and flushed per batch.
+//!
+//! Records are in the order the kernel queued them on the socket (both directions); their
+//! timestamps are the kernel's (`SO_TIMESTAMPNS`), which may interleave by microseconds
+//! between packets handled on different CPUs, exactly as in tcpdump.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, setsockopt, socket, sockopt};
+use std::io::IoSliceMut;
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, setsockopt, socket, sockopt,
+};
+use nix::sys::time::TimeSpec;
 use tokio::sync::oneshot;
 
 use crate::error::{Context, Error, Result};
@@ -35,6 +44,8 @@ fn open_socket(ifname: &str) -> Result<OwnedFd> {
     let fd = socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
         .ctx(|| "socket(AF_PACKET)".into())?;
     let index = nix::net::if_::if_nametoindex(ifname).ctx(|| format!("no interface {ifname}"))?;
+    // Kernel receive timestamps: packets drained in a batch keep their own arrival times.
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true).ctx(|| "SO_TIMESTAMPNS".into())?;
     if setsockopt(&fd, sockopt::RcvBufForce, &(8 << 20)).is_err() {
         let _ = setsockopt(&fd, sockopt::RcvBuf, &(8 << 20));
     }
@@ -74,9 +85,26 @@ fn write_header(w: &mut impl Write) -> std::io::Result<()> {
 fn drain(sock: &OwnedFd, buf: &mut [u8], w: &mut impl Write) -> std::io::Result<u64> {
     let mut n = 0;
     loop {
-        match recv(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC) {
-            Ok(len) => {
-                let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let mut cmsg = nix::cmsg_space!(TimeSpec);
+        let received = {
+            let mut iov = [IoSliceMut::new(buf)];
+            recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC)
+                .map(|m| {
+                    let ts = m.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|c| match c {
+                            ControlMessageOwned::ScmTimestampns(t) => Some(t),
+                            _ => None,
+                        })
+                    });
+                    (m.bytes, ts)
+                })
+        };
+        match received {
+            Ok((len, ts)) => {
+                let t = match ts {
+                    Some(ts) => Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().clamp(0, 999_999_999) as u32),
+                    None => SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+                };
                 let incl = len.min(buf.len()).min(SNAPLEN as usize);
                 w.write_all(&(t.as_secs() as u32).to_ne_bytes())?;
                 w.write_all(&t.subsec_micros().to_ne_bytes())?;

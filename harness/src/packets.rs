@@ -177,11 +177,16 @@ impl Packet {
                     src_port: t.source_port(),
                     dst_port: t.destination_port(),
                     flags: TcpFlags(
-                        (t.fin() as u8) * TcpFlags::FIN
-                            | (t.syn() as u8) * TcpFlags::SYN
-                            | (t.rst() as u8) * TcpFlags::RST
-                            | (t.psh() as u8) * TcpFlags::PSH
-                            | (t.ack() as u8) * TcpFlags::ACK,
+                        [
+                            (t.fin(), TcpFlags::FIN),
+                            (t.syn(), TcpFlags::SYN),
+                            (t.rst(), TcpFlags::RST),
+                            (t.psh(), TcpFlags::PSH),
+                            (t.ack(), TcpFlags::ACK),
+                        ]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .fold(0, |acc, (_, bit)| acc | bit),
                     ),
                     seq: t.sequence_number(),
                     ack: t.acknowledgment_number(),

@@ -42,7 +42,13 @@
 //!
 //! [`run_child`] / [`spawn_child`] re-execute the current binary in a role (env
 //! [`CHILD_ENV`]); a binary's `main` dispatches on [`child_role`]. Tests and the world bench
-//! use this.
+//! use this. Test binaries must own `main` (`harness = false`, e.g. with `libtest-mimic`):
+//! libtest starts threads before any test runs, and [`enter`] refuses a multi-threaded
+//! process ([`Error::NotSingleThreaded`]).
+//!
+//! [`spawn_sealed`] forks from one long-lived thread (the death signal fires when the *thread*
+//! that forked the child exits). It returns a `std::process::Child`; from async code wait for
+//! it with `tokio::task::spawn_blocking(move || child.wait())`.
 
 use std::ffi::OsString;
 use std::fs;

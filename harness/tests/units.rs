@@ -183,3 +183,15 @@ fn timeline_appends_json_lines() {
     let time = ev[0]["time"].as_str().expect("time");
     time.parse::<jiff::Timestamp>().expect("RFC3339 time");
 }
+
+#[test]
+fn world_types_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<harness::world::World>();
+    send_sync::<harness::world::Host>();
+    send_sync::<harness::capture::Capture>();
+    send_sync::<harness::timeline::Timeline>();
+    send_sync::<harness::artifacts::Artifacts>();
+    fn send<T: Send>() {}
+    send::<harness::process::Process>();
+}

@@ -74,6 +74,13 @@ fn reach(user: Option<(u32, u32)>) -> Result<()> {
         let ours = harness::packets::read_pcap(&pcap)?;
         let theirs = tcpdump(&pcap)?;
         ensure!(!ours.is_empty(), "{name}: nothing captured");
+        // Kernel timestamps of this run (records are in socket-queue order; timestamps of
+        // packets queued by different CPUs may interleave by microseconds, as in tcpdump).
+        let now = std::time::SystemTime::now();
+        for p in &ours {
+            let off = now.duration_since(p.ts).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+            ensure!(off < Duration::from_secs(120), "{name}: packet timestamp {:?} is far from now", p.ts);
+        }
         ensure!(
             ours.len() == theirs.len(),
             "{name}: harness decoded {} packets, tcpdump printed {}:\n{}",
@@ -154,8 +161,16 @@ fn unsealed() -> Result<()> {
         Ok(_) => bail!("a world was built in the test runner's own namespaces"),
         Err(e) => ensure!(e.to_string().contains("sealed"), "{e}"),
     }
-    ensure!(harness::sealed::enter().is_err(), "enter() in a multi-threaded process must fail");
-    Ok(())
+    // With a second thread alive, enter() must refuse (and not fork this test process).
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let helper = std::thread::spawn(move || rx.recv());
+    let r = harness::sealed::enter();
+    drop(tx);
+    let _ = helper.join();
+    match r {
+        Err(harness::Error::NotSingleThreaded { threads }) if threads >= 2 => Ok(()),
+        other => bail!("enter() in a multi-threaded process returned {other:?}"),
+    }
 }
 
 fn bench() -> Result<()> {

@@ -145,10 +145,14 @@ pub fn all() -> Vec<Case> {
     let mut cases = Vec::new();
     cases.extend(crate::cases::world::cases());
     cases.extend(crate::cases::runtime::cases());
+    cases.extend(crate::cases::registration::cases());
+    cases.extend(crate::cases::heartbeats::cases());
+    cases.extend(crate::cases::pod_lifecycle::cases());
+    cases.extend(crate::cases::probes::cases());
     cases
 }
 
-/// Look a case up by id.
+/// Look a case (or a hidden `bench/…` entry) up by id.
 pub fn find(id: &str) -> Option<Case> {
-    all().into_iter().find(|c| c.id == id)
+    all().into_iter().chain(crate::benches::all()).find(|c| c.id == id)
 }

@@ -8,13 +8,17 @@
 //!
 //! Case bodies are test code and return `anyhow::Result`.
 
+pub mod benches;
 pub mod catalog;
 pub mod cli;
 pub mod cases;
 pub mod context;
+pub mod cri;
 pub mod entry;
 pub mod fixtures;
+pub mod kube_wait;
 pub mod plan;
+pub mod pods;
 pub mod report;
 pub mod runner;
 pub mod target;

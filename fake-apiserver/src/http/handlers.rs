@@ -115,6 +115,9 @@ async fn resource(
     if dry_run && verb != "get" && verb != "list" {
         return Err(ApiError::bad_request("dryRun is not supported by this server"));
     }
+    if r.res == crate::resources::EVENTS_V1 {
+        return super::events_v1::handle(state, r, verb, &method, &ct, &body, q, close_watch_after);
+    }
     let api = &state.api;
     match verb {
         "get" => {

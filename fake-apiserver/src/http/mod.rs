@@ -1,6 +1,7 @@
 //! HTTP front: connection serving, request pipeline (partition, faults, body limits, audit) and routing.
 
 pub mod admin;
+pub mod events_v1;
 pub mod handlers;
 pub mod watch;
 

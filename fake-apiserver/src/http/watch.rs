@@ -32,6 +32,10 @@ pub struct WatchParams {
     pub as_table: bool,
     pub include_object: String,
     pub close_after: Option<u64>,
+    /// Convert stored objects before sending (served views such as events.k8s.io).
+    pub convert: Option<fn(&Value) -> Value>,
+    /// The resource the client asked for, when it differs from the stored one.
+    pub view: Option<ResourceId>,
 }
 
 impl WatchParams {
@@ -61,6 +65,8 @@ impl WatchParams {
             as_table: false,
             include_object: "Metadata".into(),
             close_after: None,
+            convert: None,
+            view: None,
         })
     }
 }
@@ -90,6 +96,9 @@ impl WatchState {
     }
 
     fn line(&self, ty: &str, obj: &Obj) -> Bytes {
+        if let Some(conv) = self.p.convert {
+            return encode_value(ty, &conv(&obj.value));
+        }
         if self.p.as_table {
             let t = crate::table::table(self.res, &[Arc::new(Obj { value: obj.value.clone(), json: obj.json.clone(), rv: obj.rv })], obj.rv, None, &self.p.include_object);
             return encode_value(ty, &t);
@@ -104,7 +113,7 @@ impl WatchState {
     }
 
     fn bookmark(&self, initial_end: bool) -> Bytes {
-        let desc = self.res.desc();
+        let desc = self.p.view.unwrap_or(self.res).desc();
         let mut meta = json!({"resourceVersion": self.last_rv.to_string(), "creationTimestamp": null});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});

@@ -1,42 +1,398 @@
 //! Real containerd started inside a node host with its own root, state, sockets, CNI config
-//! and imported images (the design's recipe).
+//! and imported images (the design's recipe), and its removal: processes, runc state and the
+//! host cgroups its containers used.
+//!
+//! Start: containerd runs in the node host's network namespace and a private mount namespace
+//! (`pre_exec` setns + unshare, never `ip netns exec`), configured by [`config`] with every
+//! path under `scratch_dir("containerd-<node>")`. Once its socket answers, the workload and
+//! pause images (built by [`crate::oci`]) are imported with `ctr -n k8s.io images import`,
+//! and `start` returns when CRI `Status` reports the runtime and network ready and both images
+//! are visible through CRI `ImageStatus`.
+//!
+//! Stop: SIGTERM then SIGKILL for containerd, SIGKILL for its shims, `runc delete --force` for
+//! every container in its runc root (kills what still runs and removes runc's cgroups), then
+//! the node's cgroup tree (see [`cgroups`]). Mounts live in containerd's private mount
+//! namespace and files in the world's tmpfs: both vanish with their last process.
+//!
+//! Callers must put pods under [`cgroup_parent`]: cgroup v1 is not namespaced, and only the
+//! per-world tree is found again by [`sweep_stale_cgroups`] after a world was SIGKILLed.
+
+mod cgroups;
+mod config;
+mod cri;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::{Error, Result};
-use crate::world::World;
+pub use cgroups::{
+    CGROUP_PREFIX, SweepReport, cgroup_parent, cgroup_root, hierarchies as cgroup_hierarchies, node_cgroup_root,
+    sweep_stale_cgroups, sweep_stale_cgroups_within,
+};
+pub use config::Layout;
+
+use super::{Error, PAUSE_IMAGE, Result, WORKLOAD_IMAGE, scratch_dir, workload_binary};
+use crate::oci::{ImageSpec, write_image_tar};
+use crate::process::{Process, ProcessSpec};
+use crate::timeline::Timeline;
+use crate::world::{Cidr, World};
 
 /// How to start containerd.
 #[derive(Debug, Clone)]
 pub struct ContainerdOptions {
     /// The node's pod CIDR (host-local IPAM range of the CNI bridge).
     pub pod_cidr: String,
+    /// The node's existing pod bridge the CNI bridge plugin attaches pods to (`cbr0`).
+    pub bridge: String,
+    /// containerd's log level (`info`, `debug`, …).
+    pub log_level: String,
+    /// Import the workload and pause images (the pause image is the sandbox image).
+    pub import_images: bool,
+    /// How long containerd may take to answer and report ready.
+    pub start_timeout: Duration,
+    /// How long containerd gets after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
 }
 
 impl ContainerdOptions {
+    /// Defaults for a node with `pod_cidr`: bridge `cbr0`, log level `info`, images imported,
+    /// 30 s to start, 5 s of grace at stop.
     pub fn new(pod_cidr: String) -> ContainerdOptions {
-        ContainerdOptions { pod_cidr }
+        ContainerdOptions {
+            pod_cidr,
+            bridge: "cbr0".into(),
+            log_level: "info".into(),
+            import_images: true,
+            start_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(5),
+        }
     }
 }
 
 /// A running containerd.
 pub struct Containerd {
-    socket: PathBuf,
+    node: String,
+    layout: Layout,
+    process: Process,
+    cgroup_root: String,
+    stop_grace: Duration,
+    timeline: Timeline,
+}
+
+impl std::fmt::Debug for Containerd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Containerd").field("node", &self.node).field("dir", &self.layout.dir).finish_non_exhaustive()
+    }
+}
+
+/// Finds `name` on PATH or in the sbin directories.
+fn program(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Component(format!("{name} is not installed (run ci/bootstrap)")))
+}
+
+/// PATH for containerd: the caller's plus the sbin directories (runc lives in /usr/sbin).
+fn daemon_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        if !dirs.iter().any(|x| x == Path::new(d)) {
+            dirs.push(PathBuf::from(d));
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context, e)
 }
 
 impl Containerd {
-    /// Starts containerd in node host `node`.
-    pub async fn start(_world: &World, node: &str, _opts: ContainerdOptions) -> Result<Containerd> {
-        Err(Error::Component(format!("the containerd backend is not available yet (node {node})")))
+    /// Starts containerd in node host `node` and waits until it is ready with the images.
+    pub async fn start(world: &World, node: &str, opts: ContainerdOptions) -> Result<Containerd> {
+        let started = Instant::now();
+        let host = world.host(node)?;
+        let cidr: Cidr = opts.pod_cidr.parse()?;
+        let layout = Layout::new(&scratch_dir(&format!("containerd-{node}"))?);
+        for d in layout.dirs() {
+            std::fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
+        }
+        std::fs::write(&layout.config, config::containerd_toml(&layout, PAUSE_IMAGE, &opts.log_level))
+            .map_err(io_err(format!("writing {}", layout.config.display())))?;
+        let conflist = layout.cni_conf.join("10-nodekit-bridge.conflist");
+        std::fs::write(&conflist, config::bridge_conflist(&opts.bridge, cidr, &layout.ipam))
+            .map_err(io_err(format!("writing {}", conflist.display())))?;
+        // Pod → ClusterIP → pod on the same bridge needs bridged traffic to traverse iptables.
+        host.sysctl("net.bridge.bridge-nf-call-iptables", "1")?;
+        let cgroup_root = node_cgroup_root(node)?;
+
+        // The image tarballs are built while containerd starts.
+        let tarballs = if opts.import_images {
+            let dir = layout.images.clone();
+            let bin = workload_binary()?;
+            Some(tokio::task::spawn_blocking(move || images(&bin, &dir)))
+        } else {
+            None
+        };
+        let spec = ProcessSpec::new(program("containerd")?, &format!("containerd-{node}"))
+            .arg("--config")
+            .arg(&layout.config)
+            .env("PATH", daemon_path())
+            .private_mounts(true);
+        let mut process = host.spawn(spec)?;
+        let log = process.log_path().to_path_buf();
+        let deadline = started + opts.start_timeout;
+
+        let socket = layout.socket.clone();
+        let wait = crate::wait::wait_for("containerd's socket to accept connections", opts.start_timeout, || {
+            let socket = socket.clone();
+            let running = process.is_running();
+            async move {
+                if !running {
+                    return Err("containerd exited".to_string());
+                }
+                tokio::net::UnixStream::connect(&socket).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        if let Err(e) = wait {
+            let _ = process.kill().await;
+            return Err(Error::Component(format!("containerd on {node} did not start: {e}\n{}", log_tail(&log))));
+        }
+        world.timeline().record(node, format!("containerd socket up after {:?}", started.elapsed()));
+
+        let mut containerd =
+            Containerd { node: node.to_string(), layout, process, cgroup_root, stop_grace: opts.stop_grace, timeline: world.timeline().clone() };
+        if let Some(t) = tarballs {
+            let tars = t.await.map_err(|e| Error::Component(format!("building images: {e}")))??;
+            world.timeline().record(node, format!("containerd image tarballs built after {:?}", started.elapsed()));
+            if let Err(e) = containerd.import(&tars).await {
+                let _ = containerd.process.kill().await;
+                return Err(e);
+            }
+            world.timeline().record(node, format!("containerd images imported after {:?}", started.elapsed()));
+        }
+        let images: &[&str] = if opts.import_images { &[PAUSE_IMAGE, WORKLOAD_IMAGE] } else { &[] };
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        if let Err(e) = cri::wait_ready(&containerd.layout.socket, images, left).await {
+            let _ = containerd.process.kill().await;
+            return Err(Error::Component(format!("containerd on {node} is not ready: {e}\n{}", log_tail(&log))));
+        }
+        world.timeline().record_with(
+            node,
+            "containerd ready",
+            serde_json::json!({"millis": started.elapsed().as_secs_f64() * 1000.0, "cgroup_root": containerd.cgroup_root}),
+        );
+        Ok(containerd)
+    }
+
+    /// Imports the tarballs one after the other: they share their layer, and concurrent
+    /// imports of one blob wait on each other's ingest lock.
+    async fn import(&self, tars: &[PathBuf]) -> Result<()> {
+        let ctr = program("ctr")?;
+        for tar in tars {
+            let out = tokio::process::Command::new(&ctr)
+                .arg("--address")
+                .arg(&self.layout.socket)
+                .args(["-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs"])
+                .arg(tar)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(io_err(format!("running ctr images import {}", tar.display())))?;
+            if !out.status.success() {
+                return Err(Error::Component(format!(
+                    "ctr images import {} failed ({}): {}{}",
+                    tar.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The CRI socket.
     pub fn socket(&self) -> &Path {
-        &self.socket
+        &self.layout.socket
     }
 
-    /// Stops containerd and removes everything it left.
-    pub async fn stop(self) -> Result<()> {
-        Ok(())
+    /// `unix:///…` endpoint for CRI clients.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.layout.socket.display())
     }
+
+    /// Where this instance keeps its config, root, state, runc state and CNI files.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The daemon's pid (in the world's pid namespace).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The node's cgroup root (`<cgroup_root>/<node>`); pod cgroup parents go below it.
+    pub fn cgroup_root(&self) -> &str {
+        &self.cgroup_root
+    }
+
+    /// The `cgroup_parent` for pod `pod` on this node (see [`cgroup_parent`]).
+    pub fn cgroup_parent(&self, pod: &str) -> Result<String> {
+        cgroup_parent(&self.node, pod)
+    }
+
+    /// Stops containerd and removes everything it left: shims, containers (and their runc
+    /// state and cgroups) and the node's cgroup tree.
+    pub async fn stop(mut self) -> Result<()> {
+        let started = Instant::now();
+        self.process.stop(self.stop_grace).await?;
+        let shims = shims_of(&self.layout.socket);
+        for pid in &shims {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        let sock = self.layout.socket.clone();
+        crate::wait::wait_for("containerd's shims to exit", Duration::from_secs(10), || {
+            let left = shims_of(&sock);
+            async move { if left.is_empty() { Ok(()) } else { Err(left) } }
+        })
+        .await?;
+        let mut problems = Vec::new();
+        let runc = program("runc")?;
+        let runc_root = self.layout.runc.join("k8s.io");
+        for id in runc_containers(&runc_root) {
+            let out = tokio::process::Command::new(&runc)
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["delete", "--force", &id])
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(io_err(format!("running runc delete {id}")))?;
+            if !out.status.success() && runc_root.join(&id).exists() {
+                problems.push(format!("runc delete --force {id}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            }
+        }
+        let report = cgroups::remove_tree(&self.cgroup_root, Duration::from_secs(10)).await?;
+        // The world's root goes too once no other node uses it.
+        if let Ok(root) = cgroup_root() {
+            for d in cgroups::tree_dirs(&root)? {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        for (dir, why) in &report.busy {
+            problems.push(format!("cgroup {} could not be removed: {why}", dir.display()));
+        }
+        self.timeline.record_with(
+            &self.node,
+            "containerd stopped",
+            serde_json::json!({
+                "millis": started.elapsed().as_secs_f64() * 1000.0,
+                "shims_killed": shims.len(),
+                "cgroups_removed": report.removed.len(),
+            }),
+        );
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Component(format!("containerd on {} left things behind: {}", self.node, problems.join("; "))))
+        }
+    }
+}
+
+/// Environment variable: a directory holding prebuilt `pause.tar` and `workload.tar`.
+pub const IMAGE_DIR_ENV: &str = "NODEKIT_IMAGE_DIR";
+
+/// The pause and workload image tarballs: from [`IMAGE_DIR_ENV`] when set, else from a cache
+/// next to the workload binary (`nodekit-images/<key>/`, keyed by the workload binary and the
+/// running executable, so a rebuild of either builds them again), else built into `scratch`.
+/// Building them costs seconds in unoptimised builds (hashing a few MiB several times).
+fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
+    const FILES: [&str; 2] = ["pause.tar", "workload.tar"];
+    if let Some(dir) = std::env::var_os(IMAGE_DIR_ENV).map(PathBuf::from) {
+        let tars: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
+        if tars.iter().all(|t| t.is_file()) {
+            return Ok(tars);
+        }
+        return Err(Error::Component(format!("{IMAGE_DIR_ENV}={} lacks {FILES:?}", dir.display())));
+    }
+    if let Some(cache) = cache_dir(bin) {
+        let tars: Vec<PathBuf> = FILES.iter().map(|f| cache.join(f)).collect();
+        if tars.iter().all(|t| t.is_file()) {
+            return Ok(tars);
+        }
+        if std::fs::create_dir_all(&cache).is_ok() && build_images(bin, &cache).is_ok() {
+            return Ok(tars);
+        }
+    }
+    build_images(bin, scratch)
+}
+
+/// `<dir of the workload binary>/nodekit-images/<key>`.
+fn cache_dir(bin: &Path) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in [bin.to_path_buf(), std::env::current_exe().ok()?] {
+        let m = std::fs::metadata(&p).ok()?;
+        (p, m.len(), m.mtime(), m.mtime_nsec(), m.ino()).hash(&mut h);
+    }
+    Some(bin.parent()?.join("nodekit-images").join(format!("{:016x}", h.finish())))
+}
+
+/// Builds the pause and workload image tarballs into `dir` (each written to a temporary name
+/// and renamed, so concurrent builders never expose a partial file).
+fn build_images(bin: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (spec, file) in [(ImageSpec::pause(bin), "pause.tar"), (ImageSpec::workload(bin), "workload.tar")] {
+        let path = dir.join(file);
+        let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
+        write_image_tar(&spec, &tmp).map_err(|e| Error::Component(format!("building {}: {e}", spec.reference)))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(format!("renaming {}", tmp.display())))?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Pids (in this pid namespace) of the shims serving containerd at `socket`.
+fn shims_of(socket: &Path) -> Vec<u32> {
+    let needle = socket.to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
+        // Zombies have an empty cmdline and are already gone for our purpose.
+        if is_shim && args.windows(2).any(|w| w[0] == "-address" && w[1] == needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Container ids that have runc state under `root`.
+fn runc_containers(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("state.json").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(15);
+    format!("last lines of {}:\n{}", path.display(), lines[from..].join("\n"))
 }

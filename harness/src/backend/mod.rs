@@ -15,7 +15,10 @@ mod runtime;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use containerd::{Containerd, ContainerdOptions};
+pub use containerd::{
+    CGROUP_PREFIX, Containerd, ContainerdOptions, Layout as ContainerdLayout, SweepReport, cgroup_hierarchies, cgroup_parent,
+    cgroup_root, node_cgroup_root, sweep_stale_cgroups, sweep_stale_cgroups_within,
+};
 pub use control_plane::ControlPlane;
 pub use error::{Error, Result};
 pub use node::{AgentOptions, NodeAgent, NodeProxy, ProxyMode};

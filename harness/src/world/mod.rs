@@ -57,8 +57,20 @@ fn base_sysctls(forward: bool, bridge_nf: Option<bool>) -> Vec<(String, String)>
 /// Creates a namespace and applies sysctls before any interface exists in it.
 fn new_host_ns(sysctls: Vec<(String, String)>) -> Result<NetNs> {
     let ns = NetNs::create()?;
-    ns.run(|| sysctls.iter().try_for_each(|(k, v)| write_sysctl(k, v)))??;
+    ns.run(|| apply_sysctls(&sysctls))??;
     Ok(ns)
+}
+
+/// Writes sysctls; turning bridge netfilter *off* is skipped when the kernel has no
+/// br_netfilter (the setting is then off by construction).
+fn apply_sysctls(sysctls: &[(String, String)]) -> Result<()> {
+    for (k, v) in sysctls {
+        if k.starts_with("net.bridge.") && v == "0" && !std::path::Path::new("/proc/sys/net/bridge").exists() {
+            continue;
+        }
+        write_sysctl(k, v)?;
+    }
+    Ok(())
 }
 
 impl World {
@@ -80,7 +92,7 @@ impl World {
         let timeline = Timeline::open(artifacts.path("timeline.jsonl"))?;
         // The world root: the case process's own network namespace.
         let root_ns = NetNs::current()?;
-        root_ns.run(|| base_sysctls(false, Some(false)).iter().try_for_each(|(k, v)| write_sysctl(k, v)))??;
+        root_ns.run(|| apply_sysctls(&base_sysctls(false, Some(false))))??;
         let root_nl = Netlink::open(&root_ns).await?;
         let lo = root_nl.index("lo").await?;
         root_nl.up(lo).await?;

@@ -128,13 +128,13 @@ impl Netlink {
 }
 
 /// Writes a sysctl (`net.ipv4.ip_forward` style key) of the calling thread's namespaces.
-pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
+pub(crate) fn write_sysctl(key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     std::fs::write(&path, value).ctx(|| format!("setting sysctl {key}={value}"))
 }
 
 /// Reads a sysctl of the calling thread's namespaces.
-pub fn read_sysctl(key: &str) -> Result<String> {
+pub(crate) fn read_sysctl(key: &str) -> Result<String> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     Ok(std::fs::read_to_string(&path).ctx(|| format!("reading sysctl {key}"))?.trim().to_string())
 }

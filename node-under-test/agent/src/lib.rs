@@ -9,3 +9,7 @@ pub mod node;
 
 pub use error::{Error, Result};
 pub mod pods;
+pub mod probes;
+pub mod agent;
+pub mod cli;
+pub mod server;

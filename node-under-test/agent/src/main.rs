@@ -1,1 +1,58 @@
-fn main() {}
+//! The `node-agent` binary: flags, logging, signals; everything else is in the library.
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> std::process::ExitCode {
+    let flags = node_agent::cli::Flags::parse();
+    let (settings, healthz) = match flags.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("node-agent: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("node-agent: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let signals = cancel.clone();
+        let sig = tokio::spawn(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the SIGTERM handler");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                _ = signals.cancelled() => {}
+            }
+            signals.cancel();
+        });
+        let r = node_agent::agent::run(settings, &flags.kubeconfig, healthz, cancel.clone(), |_| {}).await;
+        cancel.cancel();
+        let _ = sig.await;
+        r
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("node-agent: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

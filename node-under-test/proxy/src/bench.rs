@@ -46,8 +46,10 @@ pub struct Row {
     pub endpoints_per_service: usize,
     pub full_sync: Duration,
     pub full_script_bytes: usize,
-    /// Median over the rounds.
+    /// One endpoint replaced (endpoint count unchanged); median over the rounds.
     pub change_sync: Duration,
+    /// One endpoint removed or added back (endpoint count changes); median over the rounds.
+    pub scale_sync: Duration,
     pub change_plan: Duration,
     pub change_script_bytes: usize,
     pub sizes: RuleSizes,
@@ -67,20 +69,21 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<9} {:>7} {:>4} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>10}",
-            "mode", "svcs", "eps", "full", "change", "chg-plan", "chains", "rules", "elems", "floor-full", "floor-chg"
+            "{:<9} {:>7} {:>4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>10}",
+            "mode", "svcs", "eps", "full", "change", "chg-plan", "scale", "chains", "rules", "elems", "floor-full", "floor-chg"
         )?;
         for r in &self.rows {
             let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1000.0);
             writeln!(
                 f,
-                "{:<9} {:>7} {:>4} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>10}",
+                "{:<9} {:>7} {:>4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>10}",
                 format!("{:?}", r.mode).to_lowercase(),
                 r.services,
                 r.endpoints_per_service,
                 ms(r.full_sync),
                 ms(r.change_sync),
                 ms(r.change_plan),
+                ms(r.scale_sync),
                 r.sizes.chains,
                 r.sizes.rules + r.sizes.filter_rules,
                 r.sizes.elements,
@@ -189,6 +192,24 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
         plans.push(r.plan_time);
         bytes = r.script_bytes;
     }
+    let mut scale = Vec::new();
+    for round in 0..rounds.max(1) {
+        let key = ServicePortName {
+            namespace: "bench".into(),
+            name: format!("svc-{}", (n / 3 + round * 11) % n.max(1)),
+            port: "http".into(),
+            protocol: Protocol::Tcp,
+        };
+        let Some(sp) = state.services.get_mut(&key) else { break };
+        let removed = sp.cluster_endpoints.pop();
+        let r = engine.sync(&state, &ctx, false)?;
+        scale.push(r.total_time);
+        if let (Some(ep), Some(sp)) = (removed, state.services.get_mut(&key)) {
+            sp.cluster_endpoints.push(ep);
+            let r = engine.sync(&state, &ctx, false)?;
+            scale.push(r.total_time);
+        }
+    }
     let sizes = full.sizes;
     Ok(Row {
         mode,
@@ -198,6 +219,7 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
         full_script_bytes: full.script_bytes,
         change_sync: median(times),
         change_plan: median(plans),
+        scale_sync: median(scale),
         change_script_bytes: bytes,
         sizes,
         floor_full,

@@ -171,7 +171,10 @@ pub async fn run(cfg: ProxyConfig, tools: Tools, cancel: CancellationToken) -> R
     result
 }
 
-async fn sync_loop(
+/// The sync loop over an already filled (or watched) cache: waits for the initial lists,
+/// then syncs on changes (at most once per minSyncPeriod), fully every syncPeriod, and
+/// retries failures with back-off (minSyncPeriod doubling, capped at syncPeriod).
+pub async fn sync_loop(
     cfg: &ProxyConfig,
     tools: Tools,
     shared: Arc<Shared>,

@@ -44,6 +44,11 @@ impl Cache {
         self.synced[SERVICES] && self.synced[SLICES]
     }
 
+    /// Marks every list as done (for driving the sync loop without watches).
+    pub fn mark_all_synced(&mut self) {
+        self.synced = [true; 3];
+    }
+
     /// The Node watch has listed once (the Node may not exist yet).
     pub fn node_synced(&self) -> bool {
         self.synced[NODE]

@@ -1,4 +1,8 @@
 //! The case bodies, one module per area.
 
+pub mod heartbeats;
+pub mod pod_lifecycle;
+pub mod probes;
+pub mod registration;
 pub mod runtime;
 pub mod world;

@@ -1,7 +1,114 @@
 //! Area `runtime`: CRI conformance (critest-like), run against every runtime backend.
+//!
+//! Every case starts the case's runtime in node-a, talks CRI to it through [`crate::cri`],
+//! and stops the runtime at the end (which checks that it cleans up after itself). Expected
+//! results are what containerd 1.6 does; fake-cri must behave the same.
+//!
+//! Submodules: [`pods`] (version, status, sandboxes), [`containers`] (container lifecycle,
+//! exit codes, env, OOM), [`exec`] (exec, logs, stats, images), [`net`] (hostname, DNS,
+//! pod networking).
 
-use crate::catalog::Case;
+#[path = "runtime_containers.rs"]
+mod containers;
+#[path = "runtime_exec.rs"]
+mod exec;
+#[path = "runtime_net.rs"]
+mod net;
+#[path = "runtime_pods.rs"]
+mod pods;
+
+use std::time::Duration;
+
+use crate::catalog::{BodyFuture, Case, Label, Runtimes, Topology};
+use crate::context::CaseCtx;
+use crate::cri::Cri;
+
+/// The node whose runtime the cases drive.
+pub(crate) const NODE: &str = "node-a";
+/// Upper bound for state changes (a container exiting, a process appearing).
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// What a runtime case body gets: the started runtime and a CRI client for it.
+pub(crate) struct Env {
+    pub runtime: harness::backend::Runtime,
+    pub cri: Cri,
+}
+
+impl Env {
+    async fn start(ctx: &CaseCtx) -> anyhow::Result<Env> {
+        let runtime = crate::fixtures::start_runtime(ctx, NODE).await?;
+        let mut cri = crate::cri::connect(runtime.socket(), NODE).await?;
+        // As kubelet does once the node has a pod CIDR (containerd without a CNI config
+        // template accepts and ignores it; fake-cri takes its pod range from it).
+        let cidr = ctx.world.host(NODE)?.pod_cidr().ok_or_else(|| anyhow::anyhow!("{NODE} has no pod CIDR"))?;
+        let config = k8s_cri::v1::RuntimeConfig {
+            network_config: Some(k8s_cri::v1::NetworkConfig { pod_cidr: cidr.to_string() }),
+        };
+        cri.rt
+            .update_runtime_config(k8s_cri::v1::UpdateRuntimeConfigRequest { runtime_config: Some(config) })
+            .await
+            .map_err(|e| anyhow::anyhow!("UpdateRuntimeConfig: {e}"))?;
+        Ok(Env { runtime, cri })
+    }
+
+    /// Stops the runtime; the body's error wins over a stop error.
+    async fn finish(self, body: anyhow::Result<()>) -> anyhow::Result<()> {
+        let Env { runtime, cri } = self;
+        drop(cri);
+        let stopped = runtime.stop().await;
+        body?;
+        stopped.map_err(|e| anyhow::anyhow!("stopping the runtime: {e}"))
+    }
+}
+
+/// Wraps `async fn(&mut Env, &CaseCtx) -> anyhow::Result<()>` into a case body that starts
+/// the runtime first and stops it afterwards.
+macro_rules! body {
+    ($f:path) => {{
+        fn run(ctx: CaseCtx) -> BodyFuture {
+            Box::pin(async move {
+                let mut env = Env::start(&ctx).await?;
+                let r = $f(&mut env, &ctx).await;
+                env.finish(r).await
+            })
+        }
+        run
+    }};
+}
+
+fn case(id: &'static str, body: crate::catalog::Body) -> Case {
+    Case { id, labels: &[Label::Conformance], needs: &[], topology: Topology::SingleNode, runtimes: Runtimes::All, body }
+}
 
 pub fn cases() -> Vec<Case> {
-    vec![]
+    vec![
+        case("runtime/version-and-status", body!(pods::version_and_status)),
+        case("runtime/sandbox-lifecycle", body!(pods::sandbox_lifecycle)),
+        case("runtime/sandbox-list-filters", body!(pods::sandbox_list_filters)),
+        case("runtime/sandbox-stop-remove-idempotent", body!(pods::sandbox_idempotent)),
+        case("runtime/sandbox-remove-running", body!(pods::sandbox_remove_running)),
+        case("runtime/container-lifecycle", body!(containers::lifecycle)),
+        case("runtime/container-remove-from-every-state", body!(containers::remove_from_every_state)),
+        case("runtime/container-stop-remove-idempotent", body!(containers::idempotent)),
+        case("runtime/container-list-filters", body!(containers::list_filters)),
+        case("runtime/exit-codes-and-reasons", body!(containers::exit_codes)),
+        case("runtime/env-and-args", body!(containers::env_and_args)),
+        case("runtime/oom-killed", body!(containers::oom_killed)),
+        case("runtime/exec-sync", body!(exec::exec_sync)),
+        case("runtime/exec-sync-timeout", body!(exec::exec_timeout)),
+        case("runtime/log-format", body!(exec::log_format)),
+        case("runtime/log-reopen", body!(exec::log_reopen)),
+        case("runtime/stats", body!(exec::stats)),
+        case("runtime/images", body!(exec::images)),
+        case("runtime/hostname", body!(net::hostname)),
+        case("runtime/dns-config", body!(net::dns_config)),
+        case("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
+        case("runtime/containers-share-pod-network", body!(net::shared_network)),
+    ]
+}
+
+/// Records a timing in the case's timeline (and prints it).
+pub(crate) fn timing(ctx: &CaseCtx, what: &str, d: Duration) {
+    ctx.world.timeline().record_with("case", "timing", serde_json::json!({"what": what, "millis": d.as_secs_f64() * 1000.0}));
+    println!("timing {what}: {d:?}");
 }

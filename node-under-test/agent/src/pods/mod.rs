@@ -6,3 +6,8 @@ pub mod model;
 pub mod worker;
 pub mod spec;
 pub mod status;
+pub mod events;
+pub mod effects;
+pub mod observe;
+pub mod runner;
+pub mod manager;

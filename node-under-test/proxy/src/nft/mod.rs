@@ -1,15 +1,21 @@
 //! nftables rendering: the fixed base of table `ip kube-proxy` and the per-service fragments
-//! (chains, affinity sets, map elements). Diffing and script assembly live in `nft::sync`.
+//! (map elements, shared chains, and for session affinity own chains and sets). Diffing and
+//! script assembly live in `nft::sync`.
 //!
-//! Layout (load time linear in the number of services; no anonymous set per service):
-//! - maps `service-ips` (`ip . proto . port` → `goto service-…|local-…|external-…`),
-//!   `service-nodeports` (`proto . port` → `goto external-…`), `no-endpoint-services`,
-//!   `no-endpoint-nodeports` (→ `goto reject-chain` | `drop`), set `hairpin-endpoints`
-//!   (`ip . ip`), optional interval set `nodeport-ips`;
-//! - one chain per service port (`service-HASH-ns/name/proto/port`, plus `local-…` for Local
-//!   policies and `external-…` for NodePort / external IPs); endpoint choice is a cascade of
-//!   `numgen random mod (n-i) == 0 … dnat` rules (equal probability, no per-service set);
-//! - sessionAffinity: one dynamic timeout set `affinity-HASH` per endpoint.
+//! Layout (load time linear in the number of services; no anonymous set per service and, for
+//! services without session affinity, no per-service chain or set at all):
+//! - `service-ips` (`ip . proto . port` → verdict), `service-nodeports` (`proto . port` →
+//!   verdict), `no-endpoint-services` / `no-endpoint-nodeports` (→ `goto reject-chain` |
+//!   `drop`), `cluster-ips` (off-cluster masquerade), `hairpin-endpoints` (`ip . ip`),
+//!   optional interval set `nodeport-ips`;
+//! - endpoint maps `cluster-endpoints` / `local-endpoints` (`ip . proto . port . index` →
+//!   `ip . port`) and `cluster-nodeport-endpoints` / `local-nodeport-endpoints`
+//!   (`proto . port . index` → `ip . port`);
+//! - shared chains `cluster-N` / `local-N` (`numgen random mod N` lookup in the endpoint maps:
+//!   probability exactly 1/N), `external-cluster-N`, `external-local-M-N`, referenced by the
+//!   verdicts and present while some service uses them;
+//! - sessionAffinity: per-service `service-…` / `local-…` / `external-…` chains with one
+//!   dynamic timeout set `affinity-HASH` per endpoint.
 
 pub mod sync;
 
@@ -141,19 +147,19 @@ pub fn base(ctx: &RenderCtx) -> Base {
         SetDef { name: SET_CLUSTER_IPS.into(), body: "type ipv4_addr . inet_proto . inet_service;".into() },
         SetDef {
             name: MAP_CLUSTER_EPS.into(),
-            body: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+            body: "typeof ip daddr . meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport;".into(),
         },
         SetDef {
             name: MAP_CLUSTER_NP_EPS.into(),
-            body: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+            body: "typeof meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport;".into(),
         },
         SetDef {
             name: MAP_LOCAL_EPS.into(),
-            body: "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+            body: "typeof ip daddr . meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport;".into(),
         },
         SetDef {
             name: MAP_LOCAL_NP_EPS.into(),
-            body: "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;".into(),
+            body: "typeof meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport;".into(),
         },
     ];
     let mut elements = Vec::new();
@@ -215,12 +221,12 @@ fn dnat_chain(kind: &str, n: usize) -> Chain {
     let mut rules = Vec::new();
     for proto in ["tcp", "udp", "sctp"] {
         rules.push(format!(
-            "meta l4proto {proto} dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @{svc_map}"
+            "meta l4proto {proto} dnat ip to ip daddr . meta l4proto . {proto} dport . numgen random mod {n} map @{svc_map}"
         ));
     }
     for proto in ["tcp", "udp", "sctp"] {
         rules.push(format!(
-            "meta l4proto {proto} dnat ip to meta l4proto . th dport . numgen random mod {n} map @{np_map}"
+            "meta l4proto {proto} dnat ip to meta l4proto . {proto} dport . numgen random mod {n} map @{np_map}"
         ));
     }
     Chain { name: format!("{kind}-{n}"), hook: None, rules }

@@ -1,0 +1,187 @@
+//! Wires the agent together: API client, runtime client, registration, lease and status loops,
+//! the pod manager and the healthz/metrics server, all under one cancellation token.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AgentSettings;
+use crate::cri::Runtime;
+use crate::cri::remote::RemoteRuntime;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::node::{self, StatusInputs, host, lease, register};
+use crate::pods::backoff::BackOffParams;
+use crate::pods::events::Recorder;
+use crate::pods::manager::run_pod_manager;
+use crate::pods::runner::WorkerDeps;
+use crate::pods::spec::{SpecContext, parse_resolv_conf};
+use crate::pods::worker::WorkerParams;
+
+/// Builds an API client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
+    let err = |message: String| Error::Kubeconfig { path: path.display().to_string(), message };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    // Watches are asked to end after 30s; a read that stalls for 60s means a hung server.
+    cfg.read_timeout = Some(Duration::from_secs(60));
+    kube::Client::try_from(cfg).map_err(|e| err(e.to_string()))
+}
+
+/// Retries `f` with capped exponential back-off until it succeeds or `cancel` fires.
+async fn retry<T, F, Fut>(what: &str, cancel: &CancellationToken, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut failures = 0u32;
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "{what} failed; retrying");
+            }
+        }
+        let delay = lease::retry_delay(failures - 1, Duration::from_secs(5));
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Runs the agent until `cancel` fires. `healthz` is where /healthz and /metrics are served;
+/// `on_listen` receives the bound address.
+pub async fn run(
+    settings: AgentSettings,
+    kubeconfig: &Path,
+    healthz: SocketAddr,
+    cancel: CancellationToken,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let client = client_from_kubeconfig(kubeconfig).await?;
+    let cfg = settings.kubelet.clone();
+    let api_timeout = cfg.nodekit.api_request_timeout.0;
+    let runtime = Arc::new(RemoteRuntime::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?);
+    let metrics = Metrics::default();
+    let mut tasks = JoinSet::new();
+
+    let (bound, serve) = crate::server::bind(healthz, metrics.clone(), cancel.clone()).await?;
+    on_listen(bound);
+    tracing::info!(%bound, "serving /healthz and /metrics");
+    tasks.spawn(serve);
+
+    let Some(version) = retry("runtime Version", &cancel, || async { Ok(runtime.version().await?) }).await else {
+        return shutdown(tasks).await;
+    };
+    tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, "connected to the runtime");
+
+    let facts = host::read_host_facts(&settings.root_dir);
+    let node_ip = settings.node_ip.or_else(host::detect_node_ip);
+    let inputs = StatusInputs {
+        facts: facts.clone(),
+        cfg: cfg.clone(),
+        node_ip,
+        node_name: settings.node_name.clone(),
+        runtime_version: version.clone(),
+    };
+    let template = register::NodeTemplate {
+        name: settings.node_name.clone(),
+        labels: register::node_labels(&settings.node_name, &facts.architecture, &cfg.node_labels),
+        pod_cidr: settings.pod_cidr.clone(),
+        taints: cfg.register_with_taints.clone(),
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let Some(node) = retry("node registration", &cancel, || async {
+        let status = node::current_status(runtime.as_ref(), &inputs, &[]).await;
+        let node = register::register(&nodes, &template, status.clone(), api_timeout).await?;
+        node::patch_status(&nodes, &settings.node_name, &status, api_timeout).await?;
+        Ok((node, status))
+    })
+    .await
+    else {
+        return shutdown(tasks).await;
+    };
+    let (node, initial_status) = node;
+    let node_uid = node.metadata.uid.clone().unwrap_or_default();
+    tracing::info!(node = %settings.node_name, uid = %node_uid, "node registered");
+
+    let pod_cidr = settings.pod_cidr.clone().or_else(|| node.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
+    if let Some(cidr) = &pod_cidr
+        && let Err(e) = runtime.update_pod_cidr(cidr).await
+    {
+        tracing::warn!(error = %e, %cidr, "UpdateRuntimeConfig failed");
+    }
+
+    let lease_params = lease::LeaseParams {
+        node: settings.node_name.clone(),
+        node_uid: node_uid.clone(),
+        duration_seconds: cfg.node_lease_duration_seconds,
+        renew_interval: settings.lease_renew_interval(),
+        jitter: cfg.nodekit.node_lease_renew_jitter,
+        request_timeout: api_timeout,
+    };
+    tasks.spawn(lease::run_lease_loop(client.clone(), lease_params, metrics.clone(), cancel.clone()));
+    tasks.spawn(node::run_status_loop(client.clone(), runtime.clone(), inputs, initial_status, metrics.clone(), cancel.clone()));
+
+    let resolv = std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default();
+    let spec_ctx = SpecContext {
+        root_dir: settings.root_dir.clone(),
+        node_name: settings.node_name.clone(),
+        node_ip: node_ip.map(|i| i.to_string()),
+        cluster_dns: cfg.cluster_dns.clone(),
+        cluster_domain: cfg.cluster_domain.clone(),
+        host_dns: parse_resolv_conf(&resolv),
+    };
+    let n = &cfg.nodekit;
+    let deps = Arc::new(WorkerDeps {
+        runtime: runtime.clone(),
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), settings.node_name.clone(), api_timeout),
+        metrics: metrics.clone(),
+        spec_ctx: Arc::new(spec_ctx),
+        params: WorkerParams {
+            container: BackOffParams {
+                base: n.container_back_off_base.0,
+                max: n.container_back_off_max.0,
+                reset_after: n.container_back_off_reset_after.0,
+            },
+            image: BackOffParams {
+                base: n.image_pull_back_off_base.0,
+                max: n.image_pull_back_off_max.0,
+                reset_after: n.image_pull_back_off_max.0 * 2,
+            },
+        },
+        relist: n.runtime_relist_period.0,
+        api_timeout,
+        runtime_name: version.runtime_name.clone(),
+        host_ip: node_ip.map(|i| i.to_string()),
+    });
+    tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), cancel.clone()));
+    cancel.cancelled().await;
+    shutdown(tasks).await
+}
+
+async fn shutdown(mut tasks: JoinSet<()>) -> Result<()> {
+    match tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    {
+        Ok(()) => {}
+        Err(_) => {
+            tracing::warn!("tasks did not stop within 10s; aborting them");
+            tasks.shutdown().await;
+        }
+    }
+    Ok(())
+}

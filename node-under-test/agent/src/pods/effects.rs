@@ -1,0 +1,315 @@
+//! Executes the worker's actions against the runtime and the event recorder, in one place,
+//! and reports outcomes back to the state machine.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+
+use super::events::{ContainerRef, PodRef, Recorder};
+use super::model::{Observation, Outcome};
+use super::spec::{self, SpecContext};
+use super::worker::Action;
+use crate::config::format_go_duration;
+use crate::cri::Runtime;
+use crate::probes::http::{HttpTarget, http_probe};
+use crate::probes::resolve_port;
+
+/// Upstream's floor for the grace period left after a preStop hook.
+const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What the executor needs.
+pub struct Effects<R> {
+    pub runtime: Arc<R>,
+    pub recorder: Recorder,
+    pub spec_ctx: Arc<SpecContext>,
+}
+
+fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<(&'a Container, bool)> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| (c, false))
+        .or_else(|| spec.init_containers.iter().flatten().find(|c| c.name == name).map(|c| (c, true)))
+}
+
+fn cref(pod: &Pod, name: Option<&str>) -> ContainerRef {
+    match name.and_then(|n| find_container(pod, n)) {
+        Some((c, true)) => ContainerRef::Init(c.name.clone()),
+        Some((c, false)) => ContainerRef::Container(c.name.clone()),
+        None => ContainerRef::None,
+    }
+}
+
+/// Upstream's default pull policy: Always for `:latest` or untagged images, else IfNotPresent.
+pub fn pull_policy(c: &Container) -> String {
+    if let Some(p) = &c.image_pull_policy {
+        return p.clone();
+    }
+    let image = c.image.as_deref().unwrap_or_default();
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || (last.contains(':') && !last.ends_with(":latest")) {
+        "IfNotPresent".into()
+    } else {
+        "Always".into()
+    }
+}
+
+impl<R: Runtime> Effects<R> {
+    async fn event(&self, pod: &Pod, container: Option<&str>, warning: bool, reason: &str, message: &str) {
+        self.recorder.record(&pod_ref(pod), &cref(pod, container), warning, reason, message).await;
+    }
+
+    /// Runs `actions` (kills concurrently), returning outcomes for the next step.
+    pub async fn execute(&self, pod: &Pod, obs: &Observation, actions: &[Action]) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let kills: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::KillContainer { id, name, grace, message, pre_stop } => {
+                    Some(self.kill(pod, obs, id, name, *grace, message, *pre_stop))
+                }
+                _ => None,
+            })
+            .collect();
+        futures::future::join_all(kills).await;
+        for a in actions {
+            match a {
+                Action::CreateSandbox { attempt } => out.push(self.create_sandbox(pod, *attempt).await),
+                Action::StartContainer { init, index, restart_count, remove } => {
+                    out.extend(self.start(pod, obs, *init, *index, *restart_count).await);
+                    for id in remove {
+                        if let Err(e) = self.runtime.remove_container(id).await
+                            && !e.is_not_found()
+                        {
+                            tracing::warn!(error = %e, id, "removing old container failed");
+                        }
+                    }
+                }
+                Action::StopSandbox { id } => {
+                    if let Err(e) = self.runtime.stop_pod_sandbox(id).await {
+                        tracing::warn!(error = %e, id, "stopping sandbox failed");
+                    }
+                }
+                Action::RemoveAll => self.remove_all(obs).await,
+                Action::Event { warning, reason, message, container } => {
+                    self.event(pod, container.as_deref(), *warning, reason, message).await;
+                }
+                Action::KillContainer { .. } | Action::DeleteFromApi | Action::WakeAt(_) => {}
+            }
+        }
+        out
+    }
+
+    async fn create_sandbox(&self, pod: &Pod, attempt: u32) -> Outcome {
+        for dir in spec::host_dirs(pod, &self.spec_ctx.root_dir) {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return Outcome::SandboxFailed { message: format!("creating {}: {e}", dir.display()) };
+            }
+        }
+        let cfg = spec::sandbox_config(pod, &self.spec_ctx, attempt);
+        match self.runtime.run_pod_sandbox(cfg).await {
+            Ok(id) => {
+                tracing::info!(pod = ?pod.metadata.name, sandbox = %id, "sandbox created");
+                Outcome::SandboxCreated
+            }
+            Err(e) => Outcome::SandboxFailed { message: e.to_string() },
+        }
+    }
+
+    async fn ensure_image(&self, pod: &Pod, c: &Container, sandbox_cfg: &k8s_cri::v1::PodSandboxConfig) -> Result<(), String> {
+        let image = c.image.clone().unwrap_or_default();
+        let policy = pull_policy(c);
+        let present = match self.runtime.image_status(&image).await {
+            Ok(i) => i.is_some(),
+            Err(e) => return Err(format!("checking image {image:?}: {e}")),
+        };
+        if present && policy != "Always" {
+            let msg = format!("Container image \"{image}\" already present on machine");
+            self.event(pod, Some(&c.name), false, "Pulled", &msg).await;
+            return Ok(());
+        }
+        if !present && policy == "Never" {
+            let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+            self.event(pod, Some(&c.name), true, "ErrImageNeverPull", &msg).await;
+            return Err(msg);
+        }
+        self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\"")).await;
+        let started = Instant::now();
+        match self.runtime.pull_image(&image, sandbox_cfg.clone()).await {
+            Ok(_) => {
+                let took = format_go_duration(started.elapsed());
+                let msg = format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting)");
+                self.event(pod, Some(&c.name), false, "Pulled", &msg).await;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("Failed to pull image \"{image}\": {e}");
+                self.event(pod, Some(&c.name), true, "Failed", &msg).await;
+                self.event(pod, Some(&c.name), true, "Failed", "Error: ErrImagePull").await;
+                Err(msg)
+            }
+        }
+    }
+
+    async fn start(&self, pod: &Pod, obs: &Observation, init: bool, index: usize, restart_count: u32) -> Option<Outcome> {
+        let spec = pod.spec.as_ref()?;
+        let c = if init { spec.init_containers.as_ref()?.get(index)? } else { spec.containers.get(index)? };
+        let sandbox = obs.sandbox.as_ref().filter(|s| s.ready)?;
+        let attempt = sandbox.attempt;
+        let sandbox_cfg = spec::sandbox_config(pod, &self.spec_ctx, attempt);
+        if let Err(message) = self.ensure_image(pod, c, &sandbox_cfg).await {
+            return Some(Outcome::ImagePullFailed { container: c.name.clone(), message });
+        }
+        let fail = |reason: &str, message: String| Outcome::CreateFailed {
+            container: c.name.clone(),
+            reason: reason.to_string(),
+            message,
+        };
+        let log_dir = spec::pod_log_dir(&self.spec_ctx.root_dir, pod).join(&c.name);
+        if let Err(e) = std::fs::create_dir_all(&log_dir) {
+            return Some(fail("CreateContainerError", format!("creating {}: {e}", log_dir.display())));
+        }
+        for dir in spec::host_dirs(pod, &self.spec_ctx.root_dir) {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return Some(fail("CreateContainerError", format!("creating {}: {e}", dir.display())));
+            }
+        }
+        let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+                return Some(fail("CreateContainerConfigError", e.to_string()));
+            }
+        };
+        let id = match self.runtime.create_container(&sandbox.id, cfg, sandbox_cfg).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+                return Some(fail("CreateContainerError", e.to_string()));
+            }
+        };
+        self.event(pod, Some(&c.name), false, "Created", &format!("Created container: {}", c.name)).await;
+        if let Err(e) = self.runtime.start_container(&id).await {
+            self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+            let _ = self.runtime.remove_container(&id).await;
+            return Some(fail("RunContainerError", e.to_string()));
+        }
+        self.event(pod, Some(&c.name), false, "Started", &format!("Started container {}", c.name)).await;
+        Some(Outcome::Started { container: c.name.clone() })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool) {
+        self.event(pod, Some(name), false, "Killing", message).await;
+        let started = Instant::now();
+        let container = find_container(pod, name).map(|(c, _)| c);
+        let hook = container.and_then(|c| c.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref());
+        let running = obs.containers.iter().any(|c| c.id == id && c.state == super::model::RunState::Running);
+        if pre_stop
+            && running
+            && let (Some(hook), Some(c)) = (hook, container)
+        {
+            let ip = obs.sandbox.as_ref().and_then(|s| s.ip.clone());
+            let run = self.run_hook(id, c, hook, ip, grace);
+            if let Err(msg) = tokio::time::timeout(grace, run).await.unwrap_or(Err("timed out".into())) {
+                let text = format!("PreStopHook failed: {msg}");
+                self.event(pod, Some(name), true, "FailedPreStopHook", &text).await;
+            }
+        }
+        let mut remaining = grace.saturating_sub(started.elapsed());
+        if hook.is_some() && pre_stop && remaining < MIN_GRACE {
+            remaining = MIN_GRACE;
+        }
+        if let Err(e) = self.runtime.stop_container(id, remaining).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(error = %e, id, "stopping container failed");
+        }
+    }
+
+    async fn run_hook(&self, id: &str, c: &Container, hook: &LifecycleHandler, ip: Option<String>, grace: Duration) -> Result<(), String> {
+        if let Some(exec) = &hook.exec {
+            let cmd = exec.command.clone().unwrap_or_default();
+            let r = self.runtime.exec_sync(id, cmd, grace).await.map_err(|e| e.to_string())?;
+            return if r.exit_code == 0 { Ok(()) } else { Err(format!("exit code {}", r.exit_code)) };
+        }
+        if let Some(h) = &hook.http_get {
+            let host = h.host.clone().filter(|h| !h.is_empty()).or(ip).ok_or("no host")?;
+            let port = resolve_port(&h.port, c).ok_or("bad port")?;
+            let target = HttpTarget {
+                scheme: h.scheme.clone().unwrap_or_else(|| "HTTP".into()),
+                host,
+                port,
+                path: h.path.clone().unwrap_or_else(|| "/".into()),
+                headers: h.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
+            };
+            return match http_probe(&target, grace).await {
+                crate::probes::state::ProbeOutcome::Success | crate::probes::state::ProbeOutcome::Warning(_) => Ok(()),
+                crate::probes::state::ProbeOutcome::Failure(m) | crate::probes::state::ProbeOutcome::Error(m) => Err(m),
+            };
+        }
+        if let Some(s) = &hook.sleep {
+            tokio::time::sleep(Duration::from_secs(s.seconds.max(0) as u64)).await;
+        }
+        Ok(())
+    }
+
+    async fn remove_all(&self, obs: &Observation) {
+        let uid = &obs.pod.uid;
+        let filter = std::collections::HashMap::from([(crate::cri::keys::POD_UID.to_string(), uid.clone())]);
+        match self.runtime.list_containers(filter.clone()).await {
+            Ok(cs) => {
+                for c in cs {
+                    let _ = self.runtime.stop_container(&c.id, Duration::ZERO).await;
+                    if let Err(e) = self.runtime.remove_container(&c.id).await {
+                        tracing::warn!(error = %e, id = %c.id, "removing container failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing containers failed"),
+        }
+        match self.runtime.list_pod_sandboxes(filter).await {
+            Ok(sbs) => {
+                for s in sbs {
+                    let _ = self.runtime.stop_pod_sandbox(&s.id).await;
+                    if let Err(e) = self.runtime.remove_pod_sandbox(&s.id).await {
+                        tracing::warn!(error = %e, id = %s.id, "removing sandbox failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing sandboxes failed"),
+        }
+        let dir = spec::pod_dir(&self.spec_ctx.root_dir, uid);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(error = %e, dir = %dir.display(), "removing pod dir failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pull_policy() {
+        let c = |image: &str| Container { image: Some(image.into()), ..Default::default() };
+        assert_eq!(pull_policy(&c("workload")), "Always");
+        assert_eq!(pull_policy(&c("workload:latest")), "Always");
+        assert_eq!(pull_policy(&c("workload:1.0")), "IfNotPresent");
+        assert_eq!(pull_policy(&c("registry:5000/workload")), "Always");
+        assert_eq!(pull_policy(&c("registry:5000/workload:v1")), "IfNotPresent");
+        assert_eq!(pull_policy(&c("w@sha256:abc")), "IfNotPresent");
+    }
+}

@@ -1,0 +1,232 @@
+//! One pod's worker task: observe the runtime, step the state machine, execute its actions,
+//! run probe tasks, write status (strategic merge patch) and finish API deletion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::effects::Effects;
+use super::events::{PodRef, Recorder};
+use super::model::{Observation, Outcome, RunState};
+use super::observe::{observe_runtime, pod_view};
+use super::spec::SpecContext;
+use super::status::{StatusContext, compute_status, status_patch};
+use super::worker::{Action, PodState, WorkerParams, step};
+use crate::cri::Runtime;
+use crate::error::api;
+use crate::metrics::Metrics;
+use crate::probes::{ProbeBoard, ProbeTask, spawn_probes};
+
+/// Shared dependencies of all pod workers.
+pub struct WorkerDeps<R> {
+    pub runtime: Arc<R>,
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub spec_ctx: Arc<SpecContext>,
+    pub params: WorkerParams,
+    pub relist: Duration,
+    pub api_timeout: Duration,
+    pub runtime_name: String,
+    pub host_ip: Option<String>,
+}
+
+struct ProbeSet {
+    tasks: tokio::task::JoinSet<()>,
+    tokens: HashMap<String, CancellationToken>,
+    board: ProbeBoard,
+    terminating: watch::Sender<bool>,
+}
+
+impl ProbeSet {
+    fn sync<R: Runtime>(&mut self, deps: &WorkerDeps<R>, pod: &Pod, obs: &Observation, cancel: &CancellationToken) {
+        let running: HashMap<&str, _> = obs
+            .containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        self.tokens.retain(|id, token| {
+            let keep = running.contains_key(id.as_str());
+            if !keep {
+                token.cancel();
+                self.board.remove(id);
+            }
+            keep
+        });
+        let Some(spec) = pod.spec.as_ref() else { return };
+        for (id, c) in running {
+            if self.tokens.contains_key(id) {
+                continue;
+            }
+            let Some(container) = spec.containers.iter().find(|s| s.name == c.name) else { continue };
+            if container.liveness_probe.is_none() && container.readiness_probe.is_none() && container.startup_probe.is_none() {
+                continue;
+            }
+            let token = cancel.child_token();
+            let task = ProbeTask {
+                runtime: deps.runtime.clone(),
+                board: self.board.clone(),
+                recorder: deps.recorder.clone(),
+                metrics: deps.metrics.clone(),
+                pod: PodRef { name: obs.pod.name.clone(), namespace: obs.pod.namespace.clone(), uid: obs.pod.uid.clone() },
+                container: container.clone(),
+                container_id: id.to_string(),
+                pod_ip: obs.sandbox.as_ref().and_then(|s| s.ip.clone()),
+                started_at: c.started_at.unwrap_or(obs.now),
+                terminating: self.terminating.subscribe(),
+            };
+            spawn_probes(&mut self.tasks, task, token.clone());
+            self.tokens.insert(id.to_string(), token);
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for t in self.tokens.values() {
+            t.cancel();
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs the worker of pod `uid` until the pod is gone and cleaned up, or `cancel` fires
+/// (then running containers are left running, like the kubelet).
+pub async fn run_pod_worker<R: Runtime>(
+    deps: Arc<WorkerDeps<R>>,
+    uid: String,
+    mut pod_rx: watch::Receiver<Option<Pod>>,
+    cancel: CancellationToken,
+) {
+    let effects = Effects { runtime: deps.runtime.clone(), recorder: deps.recorder.clone(), spec_ctx: deps.spec_ctx.clone() };
+    let mut st = PodState::new(deps.params);
+    let mut last_pod: Option<Pod> = None;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut written: Option<PodStatus> = None;
+    let mut prev_status: Option<PodStatus> = None;
+    let mut deleted_in_api = false;
+    let (terminating, _) = watch::channel(false);
+    let mut probes = ProbeSet { tasks: tokio::task::JoinSet::new(), tokens: HashMap::new(), board: ProbeBoard::default(), terminating };
+    let board_changed = probes.board.changed.clone();
+    let mut busy_streak = 0u32;
+    loop {
+        let current = pod_rx.borrow_and_update().clone();
+        let gone = current.is_none();
+        if let Some(p) = current {
+            if prev_status.is_none() {
+                prev_status = p.status.clone();
+            }
+            last_pod = Some(p);
+        }
+        let Some(pod) = last_pod.clone() else { break };
+        let view = pod_view(&pod, gone || deleted_in_api);
+        let sync_started = Instant::now();
+        let rt = match observe_runtime(deps.runtime.as_ref(), &uid).await {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::warn!(error = %e, %uid, "observing the runtime failed");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(deps.relist) => continue,
+                }
+            }
+        };
+        let _ = probes.terminating.send(view.deletion.is_some());
+        let nothing_left = rt.containers.is_empty() && rt.all_sandboxes.is_empty();
+        let mut obs = Observation {
+            now: jiff::Timestamp::now(),
+            pod: view,
+            sandbox: rt.sandbox,
+            containers: rt.containers,
+            probes: HashMap::new(),
+            outcomes: std::mem::take(&mut outcomes),
+        };
+        probes.sync(&deps, &pod, &obs, &cancel);
+        obs.probes = probes.board.snapshot();
+        if gone && (st.delete_requested || nothing_left) {
+            break;
+        }
+        let (next, actions) = step(st, &obs);
+        st = next;
+        let wake = actions.iter().filter_map(|a| match a {
+            Action::WakeAt(t) => Some(*t),
+            _ => None,
+        }).min();
+        let busy = actions.iter().any(|a| !matches!(a, Action::WakeAt(_) | Action::Event { .. }));
+        outcomes = effects.execute(&pod, &obs, &actions).await;
+        deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
+
+        if !gone && !deleted_in_api {
+            let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: HashMap::new() };
+            let status = compute_status(&pod, &obs, &st, &cx, prev_status.as_ref());
+            if written.as_ref() != Some(&status) {
+                match write_status(&deps, &pod, &status).await {
+                    Ok(()) => written = Some(status.clone()),
+                    Err(e) => tracing::warn!(error = %e, %uid, "pod status update failed"),
+                }
+            }
+            prev_status = Some(status);
+        }
+        if actions.contains(&Action::DeleteFromApi) && !deleted_in_api {
+            match delete_in_api(&deps, &pod).await {
+                Ok(()) => deleted_in_api = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, %uid, "completing pod deletion failed; will retry");
+                    st.delete_requested = false;
+                }
+            }
+        }
+        // Step again at once after changing the runtime (bounded, so failing effects cannot spin).
+        if busy && busy_streak < 3 {
+            busy_streak += 1;
+            continue;
+        }
+        busy_streak = 0;
+        let now = jiff::Timestamp::now();
+        let mut sleep_for = deps.relist;
+        if let Some(w) = wake {
+            let ns = (w.as_nanosecond() - now.as_nanosecond()).max(0);
+            sleep_for = sleep_for.min(Duration::from_nanos(ns as u64));
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = pod_rx.changed() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            _ = board_changed.notified() => {}
+            _ = tokio::time::sleep(sleep_for) => {}
+        }
+    }
+    probes.shutdown().await;
+}
+
+async fn write_status<R>(deps: &WorkerDeps<R>, pod: &Pod, status: &PodStatus) -> crate::Result<()> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(deps.client.clone(), &ns);
+    let patch = status_patch(pod.metadata.uid.as_deref().unwrap_or_default(), status);
+    api("patch pod status", deps.api_timeout, pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
+    Ok(())
+}
+
+async fn delete_in_api<R>(deps: &WorkerDeps<R>, pod: &Pod) -> crate::Result<()> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(deps.client.clone(), &ns);
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    match api("delete pod", deps.api_timeout, pods.delete(&name, &dp)).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.api_code(), Some(404) | Some(409)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

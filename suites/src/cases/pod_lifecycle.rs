@@ -1,0 +1,398 @@
+//! Area `pod-lifecycle`: phases per restart policy, condition order, init containers, crash
+//! back-off, graceful termination with preStop, deletion, exit codes, and restart adoption.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::catalog::{BodyFuture, Case, Label, Runtimes, Topology};
+use crate::context::CaseCtx;
+use crate::fixtures::{NODE, NodeEnv};
+use crate::kube_wait::{self, phase, pod_condition_status};
+use crate::pods::{self, container, container_status, init_status, restarts};
+
+pub fn cases() -> Vec<Case> {
+    let case = |id, labels: &'static [Label], runtimes, body| Case {
+        id,
+        labels,
+        needs: &[],
+        topology: Topology::SingleNode,
+        runtimes,
+        body,
+    };
+    const C: &[Label] = &[Label::Conformance];
+    vec![
+        case("pod-lifecycle/never-succeeded", C, Runtimes::All, never_succeeded as fn(CaseCtx) -> BodyFuture),
+        case("pod-lifecycle/never-failed-exit-code", C, Runtimes::All, never_failed),
+        case("pod-lifecycle/onfailure-restarts-then-succeeds", C, Runtimes::FakeOnly, onfailure),
+        case("pod-lifecycle/always-running-status", C, Runtimes::All, always_running),
+        case("pod-lifecycle/condition-order", C, Runtimes::FakeOnly, condition_order),
+        case("pod-lifecycle/condition-order-init", C, Runtimes::FakeOnly, condition_order_init),
+        case("pod-lifecycle/init-failing-never", C, Runtimes::FakeOnly, init_failing_never),
+        case("pod-lifecycle/init-failing-always", C, Runtimes::FakeOnly, init_failing_always),
+        case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::FakeOnly, backoff),
+        case("pod-lifecycle/graceful-termination-prestop", C, Runtimes::All, graceful_prestop),
+        case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::FakeOnly, deletion_prompt),
+        case("pod-lifecycle/agent-restart-adopts", &[Label::Conformance, Label::Disruptive], Runtimes::All, agent_restart),
+    ]
+}
+
+const READY: Duration = Duration::from_secs(20);
+const START: Duration = Duration::from_secs(20);
+
+async fn env(ctx: &CaseCtx) -> anyhow::Result<NodeEnv> {
+    let env = NodeEnv::start(ctx, "").await?;
+    env.wait_ready(READY).await?;
+    Ok(env)
+}
+
+fn terminated(p: &Pod, c: &str) -> Option<(i32, String)> {
+    let t = container_status(p, c)?.state.as_ref()?.terminated.as_ref()?;
+    Some((t.exit_code, t.reason.clone().unwrap_or_default()))
+}
+
+fn never_succeeded(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod("ok", NODE, vec![container("c", &["exit", "--code", "0"])], json!({"restartPolicy": "Never"}))?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "ok", "phase Succeeded", START, |p| (phase(p) == "Succeeded").then(|| p.clone())).await?;
+        let (code, reason) = terminated(&pod, "c").context("no terminated state")?;
+        ensure!(code == 0 && reason == "Completed", "terminated {code} {reason:?}");
+        ensure!(restarts(&pod, "c") == 0, "restarted under Never");
+        env.stop().await
+    })
+}
+
+fn never_failed(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod("bad", NODE, vec![container("c", &["exit", "--code", "3"])], json!({"restartPolicy": "Never"}))?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "bad", "phase Failed", START, |p| (phase(p) == "Failed").then(|| p.clone())).await?;
+        let (code, reason) = terminated(&pod, "c").context("no terminated state")?;
+        ensure!(code == 3 && reason == "Error", "terminated {code} {reason:?}");
+        ensure!(restarts(&pod, "c") == 0, "restarted under Never");
+        env.stop().await
+    })
+}
+
+fn onfailure(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let failing = pods::pod("fails", NODE, vec![container("c", &["exit", "--code", "1"])], json!({"restartPolicy": "OnFailure"}))?;
+        let ok = pods::pod("succeeds", NODE, vec![container("c", &["exit", "--code", "0"])], json!({"restartPolicy": "OnFailure"}))?;
+        pods::create(&env.client, &failing).await?;
+        pods::create(&env.client, &ok).await?;
+        let pod = kube_wait::pod(&env.client, "default", "succeeds", "phase Succeeded", START, |p| (phase(p) == "Succeeded").then(|| p.clone())).await?;
+        ensure!(restarts(&pod, "c") == 0, "exit 0 restarted under OnFailure");
+        let pod = kube_wait::pod(&env.client, "default", "fails", "two restarts", START, |p| (restarts(p, "c") >= 2).then(|| p.clone())).await?;
+        ensure!(phase(&pod) != "Failed" && phase(&pod) != "Succeeded", "OnFailure pod reached phase {}", phase(&pod));
+        let last = container_status(&pod, "c").and_then(|c| c.last_state.as_ref()).and_then(|s| s.terminated.as_ref()).context("no lastState.terminated")?;
+        ensure!(last.exit_code == 1 && last.reason.as_deref() == Some("Error"), "lastState {last:?}");
+        env.stop().await
+    })
+}
+
+fn always_running(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod("web", NODE, vec![container("c", &["netexec", "--http-port", "8080"])], json!({}))?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "web", "Ready", START, |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        ensure!(phase(&pod) == "Running", "phase {}", phase(&pod));
+        let st = pod.status.clone().context("no status")?;
+        let node_ip = ctx.world.host(NODE)?.ip().to_string();
+        ensure!(st.host_ip.as_deref() == Some(node_ip.as_str()), "hostIP {:?}", st.host_ip);
+        let pod_ip: std::net::Ipv4Addr = st.pod_ip.as_deref().context("no podIP")?.parse()?;
+        let cidr = ctx.world.host(NODE)?.pod_cidr().context("node-a has no pod CIDR")?;
+        ensure!(cidr.contains(pod_ip), "podIP {pod_ip} outside {cidr}");
+        let cs = container_status(&pod, "c").context("no container status")?;
+        ensure!(cs.ready && cs.started == Some(true), "ready {} started {:?}", cs.ready, cs.started);
+        ensure!(cs.container_id.as_deref().is_some_and(|id| id.contains("://")), "containerID {:?}", cs.container_id);
+        ensure!(!cs.image_id.is_empty(), "imageID empty");
+        ensure!(cs.image == pods::IMAGE, "image {}", cs.image);
+        ensure!(cs.state.as_ref().and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.as_ref()).is_some(), "no startedAt");
+        // The pod really serves: the node reaches its IP and reads the pod's hostname.
+        let node = ctx.world.host(NODE)?;
+        let mut s = node.tcp_connect(SocketAddr::from((pod_ip, 8080))).await?;
+        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").await?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await?;
+        ensure!(body.ends_with("web") || body.trim_end().ends_with("web"), "GET /hostname answered {body:?}");
+        env.stop().await
+    })
+}
+
+/// Watches the pod until `done`, recording for each condition type the index of the first
+/// observed object in which it was True.
+async fn condition_sequence(client: &kube::Client, name: &str, done: impl Fn(&Pod) -> bool) -> anyhow::Result<(Vec<(String, usize)>, Pod)> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api, cfg).applied_objects().boxed();
+    let mut first: Vec<(String, usize)> = Vec::new();
+    let deadline = Instant::now() + START;
+    let mut n = 0usize;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(left, stream.next()).await.context("timed out watching the pod")?;
+        let pod = next.context("watch ended")??;
+        n += 1;
+        for c in pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+            if c.status == "True" && !first.iter().any(|(t, _)| *t == c.type_) {
+                first.push((c.type_.clone(), n));
+            }
+        }
+        if done(&pod) {
+            return Ok((first, pod));
+        }
+    }
+}
+
+fn check_order(first: &[(String, usize)], pod: &Pod, expected: &[&str]) -> anyhow::Result<()> {
+    let idx = |t: &str| first.iter().find(|(x, _)| x == t).map(|(_, i)| *i);
+    let times: Vec<_> = expected
+        .iter()
+        .map(|t| {
+            pod.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == *t))
+                .and_then(|c| c.last_transition_time.as_ref().map(|x| x.0))
+        })
+        .collect();
+    for (i, t) in expected.iter().enumerate() {
+        ensure!(idx(t).is_some(), "condition {t} never became True; saw {first:?}");
+        ensure!(times[i].is_some(), "condition {t} has no lastTransitionTime");
+        if i > 0 {
+            ensure!(
+                idx(expected[i - 1]) <= idx(t),
+                "{} became True after {t}: {first:?} (expected order {expected:?})",
+                expected[i - 1]
+            );
+            ensure!(times[i - 1] <= times[i], "lastTransitionTime of {} is after {t}'s", expected[i - 1]);
+        }
+    }
+    Ok(())
+}
+
+fn condition_order(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod("plain", NODE, vec![container("c", &["pause"])], json!({}))?;
+        pods::create(&env.client, &p).await?;
+        let (first, pod) = condition_sequence(&env.client, "plain", |p| pod_condition_status(p, "Ready").as_deref() == Some("True")).await?;
+        check_order(&first, &pod, &["PodScheduled", "Initialized", "PodReadyToStartContainers", "ContainersReady", "Ready"])?;
+        env.stop().await
+    })
+}
+
+fn condition_order_init(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod(
+            "with-init",
+            NODE,
+            vec![container("c", &["pause"])],
+            json!({"initContainers": [container("init", &["sleep", "500ms"])]}),
+        )?;
+        pods::create(&env.client, &p).await?;
+        let (first, pod) = condition_sequence(&env.client, "with-init", |p| pod_condition_status(p, "Ready").as_deref() == Some("True")).await?;
+        check_order(&first, &pod, &["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"])?;
+        // The init container ran to completion before the app container started.
+        let init = init_status(&pod, "init").context("no init container status")?;
+        let t = init.state.as_ref().and_then(|s| s.terminated.as_ref()).context("init container not terminated")?;
+        ensure!(t.exit_code == 0 && t.reason.as_deref() == Some("Completed"), "init terminated {t:?}");
+        env.stop().await
+    })
+}
+
+fn init_failing_never(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod(
+            "init-never",
+            NODE,
+            vec![container("c", &["pause"])],
+            json!({"restartPolicy": "Never", "initContainers": [container("init", &["exit", "--code", "1"])]}),
+        )?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "init-never", "phase Failed", START, |p| (phase(p) == "Failed").then(|| p.clone())).await?;
+        let init = init_status(&pod, "init").context("no init status")?;
+        let t = init.state.as_ref().and_then(|s| s.terminated.as_ref()).context("init not terminated")?;
+        ensure!(t.exit_code == 1, "init exit code {}", t.exit_code);
+        let app = container_status(&pod, "c").context("no app container status")?;
+        ensure!(app.state.as_ref().and_then(|s| s.running.as_ref()).is_none(), "app container ran after a failed init");
+        ensure!(pod_condition_status(&pod, "Initialized").as_deref() == Some("False"), "Initialized should be False");
+        env.stop().await
+    })
+}
+
+fn init_failing_always(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod(
+            "init-always",
+            NODE,
+            vec![container("c", &["pause"])],
+            json!({"restartPolicy": "Always", "initContainers": [container("init", &["exit", "--code", "1"])]}),
+        )?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "init-always", "init restarted twice", START, |p| {
+            init_status(p, "init").filter(|s| s.restart_count >= 2).map(|_| p.clone())
+        })
+        .await?;
+        ensure!(phase(&pod) == "Pending", "phase {} while init keeps failing", phase(&pod));
+        let app = container_status(&pod, "c").context("no app container status")?;
+        let waiting = app.state.as_ref().and_then(|s| s.waiting.as_ref()).context("app container not waiting")?;
+        ensure!(waiting.reason.as_deref() == Some("PodInitializing"), "app waiting reason {:?}", waiting.reason);
+        env.stop().await
+    })
+}
+
+fn backoff(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        // Base 500 ms doubling to a 4 s cap (see fixtures::COMPRESSED).
+        let env = env(&ctx).await?;
+        let p = pods::pod("crash", NODE, vec![container("c", &["exit", "--code", "1"])], json!({}))?;
+        pods::create(&env.client, &p).await?;
+        let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let mut stream = watcher(api, watcher::Config::default().fields("metadata.name=crash")).applied_objects().boxed();
+        // Time at which each restart count was first seen.
+        let mut seen: Vec<(i32, Instant)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.last().is_none_or(|(n, _)| *n < 6) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let pod = tokio::time::timeout(left, stream.next()).await.context("timed out waiting for restarts")?.context("watch ended")??;
+            let n = restarts(&pod, "c");
+            if seen.last().is_none_or(|(m, _)| n > *m) {
+                seen.push((n, Instant::now()));
+            }
+        }
+        let gaps: Vec<f64> = seen.windows(2).map(|w| (w[1].1 - w[0].1).as_secs_f64()).collect();
+        // Restart k+1 follows restart k after the back-off 0.5·2^k s (capped at 4 s) plus the
+        // container's own (short) run.
+        let expected = [1.0, 2.0, 4.0, 4.0];
+        let tail: Vec<f64> = gaps.iter().rev().take(expected.len()).rev().copied().collect();
+        let counts: Vec<i32> = seen.iter().map(|(n, _)| *n).collect();
+        ensure!(counts.windows(2).all(|w| w[1] == w[0] + 1), "restart counts skipped values: {counts:?}");
+        for (g, e) in tail.iter().zip(expected.iter().rev().take(tail.len()).rev()) {
+            ensure!(*g >= e * 0.9, "a restart came after {g:.2}s, sooner than the {e}s back-off: gaps {gaps:?}");
+            ensure!(*g <= e + 1.5, "a restart came after {g:.2}s, much later than the {e}s back-off: gaps {gaps:?}");
+        }
+        let events = pods::events_for(&env.client, "crash").await?;
+        ensure!(events.iter().any(|e| e.reason.as_deref() == Some("BackOff")), "no BackOff event");
+        env.stop().await
+    })
+}
+
+/// Listens in the world root (10.77.0.1) for the preStop HTTP hook; returns when it was hit.
+async fn prestop_listener(ctx: &CaseCtx, port: u16) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<(Instant, String)>>> {
+    let root = ctx.world.root();
+    let listener = root.tcp_listener(SocketAddr::from((root.ip(), port)))?;
+    Ok(tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await?;
+        let at = Instant::now();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await?;
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await?;
+        Ok((at, String::from_utf8_lossy(&buf[..n]).into_owned()))
+    }))
+}
+
+fn graceful_prestop(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let hook = prestop_listener(&ctx, 9099).await?;
+        let root_ip = ctx.world.root().ip().to_string();
+        let mut c = container("c", &["--ignore-sigterm", "pause"]);
+        pods::merge(
+            &mut c,
+            json!({"lifecycle": {"preStop": {"httpGet": {"host": root_ip, "port": 9099, "path": "/prestop"}}}}),
+        );
+        let p = pods::pod("graceful", NODE, vec![c], json!({"terminationGracePeriodSeconds": 3}))?;
+        pods::create(&env.client, &p).await?;
+        kube_wait::pod(&env.client, "default", "graceful", "Running", START, |p| (phase(p) == "Running").then_some(())).await?;
+        let deleted_at = Instant::now();
+        pods::delete(&env.client, "graceful", None).await?;
+        let (hook_at, request) = tokio::time::timeout(Duration::from_secs(5), hook).await.context("preStop hook never called")???;
+        ensure!(request.starts_with("GET /prestop"), "preStop request {request:?}");
+        ensure!(hook_at.duration_since(deleted_at) < Duration::from_secs(2), "preStop came late");
+        kube_wait::pod_gone(&env.client, "default", "graceful", Duration::from_secs(15)).await?;
+        let took = deleted_at.elapsed();
+        // The container ignores SIGTERM: it goes only when SIGKILLed at the end of the 3 s grace.
+        ensure!(took >= Duration::from_millis(2800), "the pod went after {took:?}, before its 3 s grace period");
+        ensure!(took <= Duration::from_secs(7), "the pod took {took:?} to go with a 3 s grace period");
+        let events = pods::events_for(&env.client, "graceful").await?;
+        ensure!(events.iter().any(|e| e.reason.as_deref() == Some("Killing")), "no Killing event");
+        env.stop().await
+    })
+}
+
+fn deletion_prompt(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let p = pods::pod("quick", NODE, vec![container("c", &["pause"])], json!({"terminationGracePeriodSeconds": 30}))?;
+        pods::create(&env.client, &p).await?;
+        kube_wait::pod(&env.client, "default", "quick", "Running", START, |p| (phase(p) == "Running").then_some(())).await?;
+        let t = Instant::now();
+        pods::delete(&env.client, "quick", None).await?;
+        // The container exits at once on SIGTERM, so deletion completes long before 30 s.
+        kube_wait::pod_gone(&env.client, "default", "quick", Duration::from_secs(10)).await?;
+        ensure!(t.elapsed() < Duration::from_secs(5), "deletion took {:?}", t.elapsed());
+        env.stop().await
+    })
+}
+
+fn agent_restart(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let mut env = env(&ctx).await?;
+        let crash = pods::pod("crashy", NODE, vec![container("c", &["exit", "--code", "1", "--after", "300ms"])], json!({}))?;
+        let p = pods::pod("steady", NODE, vec![container("c", &["pause"])], json!({}))?;
+        pods::create(&env.client, &p).await?;
+        pods::create(&env.client, &crash).await?;
+        let before = kube_wait::pod(&env.client, "default", "steady", "Ready", START, |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        let crashed = kube_wait::pod(&env.client, "default", "crashy", "a restart", START, |p| (restarts(p, "c") >= 1).then(|| restarts(p, "c"))).await?;
+        let id_before = container_status(&before, "c").and_then(|c| c.container_id.clone()).context("no containerID")?;
+        env.agent.process().stop(Duration::from_secs(5)).await?;
+        env.agent.process().restart().await?;
+        // Wait until the restarted agent has written status again (its lease renewed after restart).
+        let restarted_at = jiff::Timestamp::now();
+        crate::kube_wait::node(&env.client, NODE, "status written by the restarted agent", READY, |n| {
+            n.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")?
+                .last_heartbeat_time
+                .as_ref()
+                .filter(|t| t.0 >= restarted_at.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(restarted_at))
+                .map(|_| ())
+        })
+        .await?;
+        let after = kube_wait::pod(&env.client, "default", "steady", "Ready", READY, |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        let id_after = container_status(&after, "c").and_then(|c| c.container_id.clone()).context("no containerID")?;
+        ensure!(id_before == id_after, "the container was replaced across the agent restart: {id_before} → {id_after}");
+        ensure!(restarts(&after, "c") == 0, "restartCount of the steady pod is {}", restarts(&after, "c"));
+        let crashy = Api::<Pod>::namespaced(env.client.clone(), "default").get("crashy").await?;
+        ensure!(restarts(&crashy, "c") >= crashed, "restartCount went back from {crashed} to {}", restarts(&crashy, "c"));
+        env.stop().await
+    })
+}

@@ -1,0 +1,195 @@
+//! Runtime cases: container lifecycle, removal from every state, idempotency, listing, exit
+//! codes and reasons, environment and arguments, OOM kills.
+
+use std::time::Instant;
+
+use anyhow::{Context as _, ensure};
+use k8s_cri::v1 as api;
+use tonic::Code;
+
+use super::pods::MISSING;
+use super::{Env, WAIT, timing};
+use crate::context::CaseCtx;
+use crate::cri::{ContainerState, IMAGE, container, expect_code, labels, text};
+
+pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("c-lifecycle")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let t = Instant::now();
+    let id = e.cri.create(&sid, &pod, &container("main", &[]).label("role", "main")).await?;
+    timing(ctx, "CreateContainer", t.elapsed());
+    let st = e.cri.status(&id).await.context("ContainerStatus after create")?;
+    ensure!(st.state == ContainerState::ContainerCreated as i32, "a created container is CREATED: {st:?}");
+    ensure!(st.created_at > 0 && st.started_at == 0 && st.finished_at == 0, "timestamps after create: {st:?}");
+    ensure!(st.metadata.as_ref().map(|m| m.name.as_str()) == Some("main"), "metadata: {st:?}");
+    ensure!(st.labels.get("role").map(String::as_str) == Some("main"), "labels: {st:?}");
+    ensure!(st.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE), "image: {st:?}");
+    ensure!(!st.image_ref.is_empty(), "image_ref is empty: {st:?}");
+    let log = pod.log_dir().join("main.log");
+    ensure!(st.log_path == log.to_string_lossy(), "log_path {:?} should be {}", st.log_path, log.display());
+
+    let t = Instant::now();
+    e.cri.start(&id).await?;
+    timing(ctx, "StartContainer", t.elapsed());
+    let st = e.cri.status(&id).await.context("ContainerStatus after start")?;
+    ensure!(st.state == ContainerState::ContainerRunning as i32, "a started container is RUNNING: {st:?}");
+    ensure!(st.started_at >= st.created_at, "started_at before created_at: {st:?}");
+
+    let t = Instant::now();
+    e.cri.stop(&id, 10).await.context("StopContainer")?;
+    timing(ctx, "StopContainer", t.elapsed());
+    let st = e.cri.status(&id).await.context("ContainerStatus after stop")?;
+    ensure!(st.state == ContainerState::ContainerExited as i32, "a stopped container is EXITED: {st:?}");
+    ensure!(st.exit_code == 0 && st.reason == "Completed", "pause ends with 0 on SIGTERM: {st:?}");
+    ensure!(st.finished_at >= st.started_at, "finished_at before started_at: {st:?}");
+    e.cri.remove(&id).await.context("RemoveContainer")?;
+    expect_code(e.cri.status(&id).await, Code::NotFound, "ContainerStatus of a removed container")?;
+    let listed = e.cri.list(api::ContainerFilter { id: id.clone(), ..Default::default() }).await?;
+    ensure!(listed.is_empty(), "a removed container is still listed: {listed:?}");
+    Ok(())
+}
+
+pub(crate) async fn remove_from_every_state(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("c-remove")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let created = e.cri.create(&sid, &pod, &container("created", &[])).await?;
+    let running = e.cri.run(&sid, &pod, &container("running", &[])).await?;
+    let exited = e.cri.run(&sid, &pod, &container("exited", &["exit", "--code", "0"])).await?;
+    e.cri.wait_state(&exited, ContainerState::ContainerExited, WAIT).await?;
+    for (what, id) in [("CREATED", &created), ("RUNNING", &running), ("EXITED", &exited)] {
+        e.cri.remove(id).await.with_context(|| format!("RemoveContainer of a {what} container"))?;
+        expect_code(e.cri.status(id).await, Code::NotFound, &format!("ContainerStatus of a removed {what} container"))?;
+    }
+    let left = e.cri.list(api::ContainerFilter { pod_sandbox_id: sid, ..Default::default() }).await?;
+    ensure!(left.is_empty(), "removed containers are still listed: {left:?}");
+    Ok(())
+}
+
+pub(crate) async fn idempotent(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("c-idem")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let id = e.cri.run(&sid, &pod, &container("main", &[])).await?;
+    e.cri.stop(&id, 10).await.context("first StopContainer")?;
+    e.cri.stop(&id, 10).await.context("second StopContainer of an exited container")?;
+    e.cri.remove(&id).await.context("first RemoveContainer")?;
+    e.cri.remove(&id).await.context("second RemoveContainer of a removed container")?;
+    // As containerd: stopping an unknown container is NotFound, removing one succeeds.
+    expect_code(e.cri.stop(MISSING, 10).await, Code::NotFound, "StopContainer of an unknown id")?;
+    e.cri.remove(MISSING).await.context("RemoveContainer of an unknown id")?;
+    expect_code(e.cri.status(MISSING).await, Code::NotFound, "ContainerStatus of an unknown id")?;
+    Ok(())
+}
+
+fn ids(v: &[api::Container]) -> Vec<String> {
+    let mut ids: Vec<String> = v.iter().map(|c| c.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(v: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn state(s: ContainerState) -> Option<api::ContainerStateValue> {
+    Some(api::ContainerStateValue { state: s as i32 })
+}
+
+pub(crate) async fn list_filters(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pa = e.cri.pod("list-a")?;
+    let a = e.cri.run_pod(&pa).await?;
+    let pb = e.cri.pod("list-b")?;
+    let b = e.cri.run_pod(&pb).await?;
+    let c1 = e.cri.run(&a, &pa, &container("one", &[]).label("role", "one")).await?;
+    let c2 = e.cri.create(&a, &pa, &container("two", &[]).label("role", "two")).await?;
+    let c3 = e.cri.run(&b, &pb, &container("three", &[]).label("role", "one")).await?;
+
+    let all = e.cri.list(Default::default()).await?;
+    ensure!(ids(&all) == sorted(&[&c1, &c2, &c3]), "unfiltered: {all:?}");
+    let by_id = e.cri.list(api::ContainerFilter { id: c2.clone(), ..Default::default() }).await?;
+    ensure!(ids(&by_id) == [c2.clone()], "by id: {by_id:?}");
+    let created = e.cri.list(api::ContainerFilter { state: state(ContainerState::ContainerCreated), ..Default::default() }).await?;
+    ensure!(ids(&created) == [c2.clone()], "CREATED: {created:?}");
+    let running = e.cri.list(api::ContainerFilter { state: state(ContainerState::ContainerRunning), ..Default::default() }).await?;
+    ensure!(ids(&running) == sorted(&[&c1, &c3]), "RUNNING: {running:?}");
+    let in_a = e.cri.list(api::ContainerFilter { pod_sandbox_id: a.clone(), ..Default::default() }).await?;
+    ensure!(ids(&in_a) == sorted(&[&c1, &c2]), "in sandbox a: {in_a:?}");
+    let one = e.cri.list(api::ContainerFilter { label_selector: labels(&[("role", "one")]), ..Default::default() }).await?;
+    ensure!(ids(&one) == sorted(&[&c1, &c3]), "label role=one: {one:?}");
+    let one_in_b = e
+        .cri
+        .list(api::ContainerFilter { pod_sandbox_id: b.clone(), label_selector: labels(&[("role", "one")]), ..Default::default() })
+        .await?;
+    ensure!(ids(&one_in_b) == [c3.clone()], "role=one in sandbox b: {one_in_b:?}");
+    let item = all.iter().find(|c| c.id == c1).context("c1 listed")?;
+    ensure!(item.pod_sandbox_id == a, "listed sandbox id: {item:?}");
+    ensure!(item.metadata.as_ref().map(|m| m.name.as_str()) == Some("one"), "listed metadata: {item:?}");
+    ensure!(item.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE) || !item.image_ref.is_empty(), "listed image: {item:?}");
+    Ok(())
+}
+
+pub(crate) async fn exit_codes(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("exit-codes")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let mut ids = Vec::new();
+    for code in [0, 1, 42] {
+        let c = container(&format!("exit-{code}"), &["exit", "--code", &code.to_string()]);
+        ids.push((code, e.cri.run(&sid, &pod, &c).await?));
+    }
+    for (code, id) in ids {
+        let st = e.cri.wait_state(&id, ContainerState::ContainerExited, WAIT).await?;
+        let reason = if code == 0 { "Completed" } else { "Error" };
+        ensure!(st.exit_code == code && st.reason == reason, "exit {code}: expected reason {reason}, got {st:?}");
+        // A fast exit may be recorded before the start is: containerd reports finished_at
+        // slightly before started_at then, so only presence is checked.
+        ensure!(st.started_at > 0 && st.finished_at > 0, "timestamps of exit {code}: {st:?}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn env_and_args(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("env-args")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    // No command and no args: the image's entrypoint and cmd (`/workload pause`) keep running.
+    let default = e.cri.run(&sid, &pod, &container("default", &[]).env("GREETING", "hello").env("SPACED", "two words")).await?;
+    let env = e.cri.exec_ok(&default, &["/workload", "env"]).await?;
+    let lines: Vec<&str> = env.lines().collect();
+    for want in ["GREETING=hello", "SPACED=two words", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] {
+        ensure!(lines.contains(&want), "container env lacks {want:?}: {lines:?}");
+    }
+    let st = e.cri.status(&default).await.context("ContainerStatus")?;
+    ensure!(st.state == ContainerState::ContainerRunning as i32, "the image default (pause) keeps running: {st:?}");
+    // Args replace the image's cmd; the entrypoint stays.
+    let args = e.cri.run(&sid, &pod, &container("args", &["exit", "--code", "7"])).await?;
+    let st = e.cri.wait_state(&args, ContainerState::ContainerExited, WAIT).await?;
+    ensure!(st.exit_code == 7, "args [exit --code 7] should exit 7: {st:?}");
+    // A command replaces the entrypoint.
+    let cmd = e.cri.run(&sid, &pod, &container("cmd", &["--code", "9"]).command(&["/workload", "exit"])).await?;
+    let st = e.cri.wait_state(&cmd, ContainerState::ContainerExited, WAIT).await?;
+    ensure!(st.exit_code == 9, "command [/workload exit] args [--code 9] should exit 9: {st:?}");
+    // Args with spaces arrive as one argument each.
+    let print = e.cri.run(&sid, &pod, &container("print", &["print", "--stdout", "one two  three"])).await?;
+    let st = e.cri.wait_state(&print, ContainerState::ContainerExited, WAIT).await?;
+    let log = std::fs::read_to_string(&st.log_path).with_context(|| format!("reading {}", st.log_path))?;
+    ensure!(log.lines().any(|l| l.ends_with(" stdout F one two  three")), "log of print: {log:?}");
+    Ok(())
+}
+
+pub(crate) async fn oom_killed(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("oom")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let c = container("hog", &["alloc-memory", "--mib", "256", "--step-mib", "16"]).memory_limit(64 << 20);
+    let id = e.cri.run(&sid, &pod, &c).await?;
+    let st = e.cri.wait_state(&id, ContainerState::ContainerExited, WAIT).await?;
+    let log = std::fs::read_to_string(&st.log_path).unwrap_or_default();
+    ensure!(
+        st.exit_code == 137 && st.reason == "OOMKilled",
+        "allocating 256 MiB under a 64 MiB limit: expected 137/OOMKilled, got {} {:?} ({}); log:\n{}",
+        st.exit_code,
+        st.reason,
+        st.message,
+        text(log.as_bytes())
+    );
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! A CRI v1 test client over the runtime's unix socket, with the config builders and waits the
+//! runtime cases share. Every pod it builds sits under the world's cgroup root
+//! ([`harness::backend::cgroup_parent`]), so a crashed world's cgroups can be swept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use k8s_cri::v1 as api;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub use k8s_cri::v1::{ContainerState, PodSandboxState};
+
+/// The image every test container runs (entrypoint `/workload`, default cmd `pause`).
+pub const IMAGE: &str = harness::backend::WORKLOAD_IMAGE;
+
+/// Runtime and image clients sharing one connection, bound to one node.
+#[derive(Clone)]
+pub struct Cri {
+    /// RuntimeService.
+    pub rt: RuntimeServiceClient<Channel>,
+    /// ImageService.
+    pub img: ImageServiceClient<Channel>,
+    node: String,
+}
+
+/// Connects to the CRI socket at `socket` (a runtime of node `node`).
+pub async fn connect(socket: &Path, node: &str) -> anyhow::Result<Cri> {
+    let path = socket.to_path_buf();
+    let channel = Endpoint::try_from("http://[::]:50051")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .with_context(|| format!("connecting to the CRI socket {}", socket.display()))?;
+    Ok(Cri {
+        rt: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+        img: ImageServiceClient::new(channel),
+        node: node.to_string(),
+    })
+}
+
+/// A pod sandbox config under construction.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    /// The config sent with RunPodSandbox and CreateContainer.
+    pub config: api::PodSandboxConfig,
+}
+
+impl Pod {
+    /// Adds a label.
+    pub fn label(mut self, k: &str, v: &str) -> Pod {
+        self.config.labels.insert(k.into(), v.into());
+        self
+    }
+    /// Adds an annotation.
+    pub fn annotation(mut self, k: &str, v: &str) -> Pod {
+        self.config.annotations.insert(k.into(), v.into());
+        self
+    }
+    /// Sets the DNS config.
+    pub fn dns(mut self, servers: &[&str], searches: &[&str], options: &[&str]) -> Pod {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        self.config.dns_config = Some(api::DnsConfig { servers: v(servers), searches: v(searches), options: v(options) });
+        self
+    }
+    /// The sandbox's log directory.
+    pub fn log_dir(&self) -> PathBuf {
+        PathBuf::from(&self.config.log_directory)
+    }
+}
+
+/// A container config under construction.
+#[derive(Debug, Clone)]
+pub struct Ctr {
+    /// The config sent with CreateContainer.
+    pub config: api::ContainerConfig,
+}
+
+impl Ctr {
+    /// Sets the command (overrides the image entrypoint).
+    pub fn command(mut self, cmd: &[&str]) -> Ctr {
+        self.config.command = cmd.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Adds an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Ctr {
+        self.config.envs.push(api::KeyValue { key: k.into(), value: v.into() });
+        self
+    }
+    /// Adds a label.
+    pub fn label(mut self, k: &str, v: &str) -> Ctr {
+        self.config.labels.insert(k.into(), v.into());
+        self
+    }
+    /// Sets the memory limit.
+    pub fn memory_limit(mut self, bytes: i64) -> Ctr {
+        let linux = self.config.linux.get_or_insert_with(Default::default);
+        linux.resources.get_or_insert_with(Default::default).memory_limit_in_bytes = bytes;
+        self
+    }
+}
+
+/// The config of a container named `name` running `/workload <args…>` (no args: the image's
+/// default `pause`), logging to `<name>.log` in the sandbox's log directory.
+pub fn container(name: &str, args: &[&str]) -> Ctr {
+    Ctr {
+        config: api::ContainerConfig {
+            metadata: Some(api::ContainerMetadata { name: name.into(), attempt: 0 }),
+            image: Some(api::ImageSpec { image: IMAGE.into(), ..Default::default() }),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log_path: format!("{name}.log"),
+            ..Default::default()
+        },
+    }
+}
+
+impl Cri {
+    /// The sandbox config of pod `name` (namespace `default`, uid `uid-<name>`, hostname
+    /// `name`), with a log directory in the world's scratch space and the world's cgroup parent.
+    pub fn pod(&self, name: &str) -> anyhow::Result<Pod> {
+        let logs = harness::backend::scratch_dir(&format!("pod-logs/{name}"))?;
+        Ok(Pod {
+            config: api::PodSandboxConfig {
+                metadata: Some(api::PodSandboxMetadata {
+                    name: name.into(),
+                    uid: format!("uid-{name}"),
+                    namespace: "default".into(),
+                    attempt: 0,
+                }),
+                hostname: name.into(),
+                log_directory: logs.to_string_lossy().into_owned(),
+                linux: Some(api::LinuxPodSandboxConfig {
+                    cgroup_parent: harness::backend::cgroup_parent(&self.node, name)?,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// RunPodSandbox; returns the sandbox id.
+    pub async fn run_pod(&mut self, pod: &Pod) -> anyhow::Result<String> {
+        let r = self
+            .rt
+            .run_pod_sandbox(api::RunPodSandboxRequest { config: Some(pod.config.clone()), runtime_handler: String::new() })
+            .await
+            .context("RunPodSandbox")?;
+        Ok(r.into_inner().pod_sandbox_id)
+    }
+
+    /// CreateContainer in `sandbox`; returns the container id.
+    pub async fn create(&mut self, sandbox: &str, pod: &Pod, c: &Ctr) -> anyhow::Result<String> {
+        let r = self
+            .rt
+            .create_container(api::CreateContainerRequest {
+                pod_sandbox_id: sandbox.into(),
+                config: Some(c.config.clone()),
+                sandbox_config: Some(pod.config.clone()),
+            })
+            .await
+            .context("CreateContainer")?;
+        Ok(r.into_inner().container_id)
+    }
+
+    /// StartContainer.
+    pub async fn start(&mut self, id: &str) -> anyhow::Result<()> {
+        self.rt.start_container(api::StartContainerRequest { container_id: id.into() }).await.context("StartContainer")?;
+        Ok(())
+    }
+
+    /// CreateContainer + StartContainer.
+    pub async fn run(&mut self, sandbox: &str, pod: &Pod, c: &Ctr) -> anyhow::Result<String> {
+        let id = self.create(sandbox, pod, c).await?;
+        self.start(&id).await?;
+        Ok(id)
+    }
+
+    /// StopContainer with `timeout` seconds of grace.
+    pub async fn stop(&mut self, id: &str, timeout: i64) -> Result<(), tonic::Status> {
+        self.rt.stop_container(api::StopContainerRequest { container_id: id.into(), timeout }).await.map(|_| ())
+    }
+
+    /// RemoveContainer.
+    pub async fn remove(&mut self, id: &str) -> Result<(), tonic::Status> {
+        self.rt.remove_container(api::RemoveContainerRequest { container_id: id.into() }).await.map(|_| ())
+    }
+
+    /// StopPodSandbox.
+    pub async fn stop_pod(&mut self, id: &str) -> Result<(), tonic::Status> {
+        self.rt.stop_pod_sandbox(api::StopPodSandboxRequest { pod_sandbox_id: id.into() }).await.map(|_| ())
+    }
+
+    /// RemovePodSandbox.
+    pub async fn remove_pod(&mut self, id: &str) -> Result<(), tonic::Status> {
+        self.rt.remove_pod_sandbox(api::RemovePodSandboxRequest { pod_sandbox_id: id.into() }).await.map(|_| ())
+    }
+
+    /// ContainerStatus.
+    pub async fn status(&mut self, id: &str) -> Result<api::ContainerStatus, tonic::Status> {
+        let r = self.rt.container_status(api::ContainerStatusRequest { container_id: id.into(), verbose: false }).await?;
+        r.into_inner().status.ok_or_else(|| tonic::Status::internal("ContainerStatus without a status"))
+    }
+
+    /// PodSandboxStatus.
+    pub async fn pod_status(&mut self, id: &str) -> Result<api::PodSandboxStatus, tonic::Status> {
+        let r = self.rt.pod_sandbox_status(api::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false }).await?;
+        r.into_inner().status.ok_or_else(|| tonic::Status::internal("PodSandboxStatus without a status"))
+    }
+
+    /// The sandbox's pod IP.
+    pub async fn pod_ip(&mut self, id: &str) -> anyhow::Result<std::net::Ipv4Addr> {
+        let st = self.pod_status(id).await.context("PodSandboxStatus")?;
+        let ip = st.network.map(|n| n.ip).unwrap_or_default();
+        ip.parse().with_context(|| format!("pod {id} has no IPv4 address ({ip:?})"))
+    }
+
+    /// ListPodSandbox with a filter.
+    pub async fn list_pods(&mut self, filter: api::PodSandboxFilter) -> anyhow::Result<Vec<api::PodSandbox>> {
+        let r = self.rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) }).await.context("ListPodSandbox")?;
+        Ok(r.into_inner().items)
+    }
+
+    /// ListContainers with a filter.
+    pub async fn list(&mut self, filter: api::ContainerFilter) -> anyhow::Result<Vec<api::Container>> {
+        let r = self.rt.list_containers(api::ListContainersRequest { filter: Some(filter) }).await.context("ListContainers")?;
+        Ok(r.into_inner().containers)
+    }
+
+    /// ExecSync of `cmd` with a timeout in seconds (0: none).
+    pub async fn exec(&mut self, id: &str, cmd: &[&str], timeout: i64) -> Result<api::ExecSyncResponse, tonic::Status> {
+        let req = api::ExecSyncRequest { container_id: id.into(), cmd: cmd.iter().map(|s| s.to_string()).collect(), timeout };
+        Ok(self.rt.exec_sync(req).await?.into_inner())
+    }
+
+    /// ExecSync that must exit 0; returns stdout.
+    pub async fn exec_ok(&mut self, id: &str, cmd: &[&str]) -> anyhow::Result<String> {
+        let r = self.exec(id, cmd, 10).await.with_context(|| format!("ExecSync {cmd:?}"))?;
+        if r.exit_code != 0 {
+            bail!("ExecSync {cmd:?} exited {}: stdout {:?} stderr {:?}", r.exit_code, text(&r.stdout), text(&r.stderr));
+        }
+        Ok(text(&r.stdout))
+    }
+
+    /// Waits until the container is in `state`; returns its status.
+    pub async fn wait_state(&mut self, id: &str, state: ContainerState, timeout: Duration) -> anyhow::Result<api::ContainerStatus> {
+        let what = format!("container {id} to be {}", state.as_str_name());
+        let st = harness::wait::wait_for(&what, timeout, || {
+            let mut c = self.clone();
+            async move {
+                match c.status(id).await {
+                    Ok(s) if s.state == state as i32 => Ok(s),
+                    Ok(s) => Err(format!("state {:?}", ContainerState::try_from(s.state))),
+                    Err(e) => Err(format!("ContainerStatus: {e}")),
+                }
+            }
+        })
+        .await?;
+        Ok(st)
+    }
+
+    /// ImageStatus (`None` when the image is absent).
+    pub async fn image(&mut self, image: &str) -> anyhow::Result<Option<api::Image>> {
+        let r = self
+            .img
+            .image_status(api::ImageStatusRequest { image: Some(image_spec(image)), verbose: false })
+            .await
+            .with_context(|| format!("ImageStatus {image}"))?;
+        Ok(r.into_inner().image)
+    }
+}
+
+/// An `ImageSpec` for a reference.
+pub fn image_spec(image: &str) -> api::ImageSpec {
+    api::ImageSpec { image: image.into(), ..Default::default() }
+}
+
+/// Bytes as (lossy) text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A label selector map.
+pub fn labels(kv: &[(&str, &str)]) -> HashMap<String, String> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Asserts that `r` failed with `code`.
+pub fn expect_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Code, what: &str) -> anyhow::Result<()> {
+    match r {
+        Err(s) if s.code() == code => Ok(()),
+        Err(s) => Err(anyhow!("{what}: expected {code:?}, got {:?}: {}", s.code(), s.message())),
+        Ok(v) => Err(anyhow!("{what}: expected {code:?}, got OK: {v:?}")),
+    }
+}
+
+/// One line of a CRI container log: `<RFC3339Nano> <stdout|stderr> <P|F> <message>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The timestamp as written.
+    pub time: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// `P` (partial) or `F` (full).
+    pub tag: String,
+    /// The message (without the newline).
+    pub msg: String,
+}
+
+/// Parses a CRI log file's text; fails on any line that is not in the CRI format.
+pub fn parse_log(text: &str) -> anyhow::Result<Vec<LogLine>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.splitn(4, ' ');
+        let (Some(time), Some(stream), Some(tag)) = (it.next(), it.next(), it.next()) else {
+            bail!("not a CRI log line: {line:?}");
+        };
+        let msg = it.next().unwrap_or("");
+        time.parse::<jiff::Timestamp>().with_context(|| format!("bad RFC 3339 time in {line:?}"))?;
+        if !time.ends_with('Z') && !time.contains('+') && !time[10..].contains('-') {
+            bail!("time without an offset in {line:?}");
+        }
+        if stream != "stdout" && stream != "stderr" {
+            bail!("bad stream {stream:?} in {line:?}");
+        }
+        if tag != "P" && tag != "F" {
+            bail!("bad tag {tag:?} in {line:?}");
+        }
+        out.push(LogLine { time: time.into(), stream: stream.into(), tag: tag.into(), msg: msg.into() });
+    }
+    Ok(out)
+}

@@ -1,0 +1,134 @@
+//! Waits on API objects: condition + timeout, polling the API (never fixed sleeps).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+
+/// The status of condition `type_` of a node, if present.
+pub fn node_condition_status(node: &Node, type_: &str) -> Option<String> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// The status of condition `type_` of a pod, if present.
+pub fn pod_condition_status(pod: &Pod, type_: &str) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// Waits until `check` returns `Some` for the named node.
+pub async fn node<T>(
+    client: &kube::Client,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Node) -> Option<T>,
+) -> anyhow::Result<T> {
+    let api: Api<Node> = Api::all(client.clone());
+    let last = std::sync::Mutex::new(String::from("nothing yet"));
+    let out = harness::wait::wait_for(&format!("node {name}: {what}"), timeout, || async {
+        match api.get_opt(name).await {
+            Ok(Some(n)) => {
+                let r = check(&n);
+                if r.is_none() {
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = summary_node(&n);
+                }
+                r
+            }
+            Ok(None) => None,
+            Err(e) => {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                None
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; last seen: {}", last.lock().unwrap_or_else(|p| p.into_inner())))?;
+    Ok(out)
+}
+
+/// Waits until node condition `type_` has `status`.
+pub async fn node_condition(
+    client: &kube::Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<Node> {
+    node(client, name, &format!("{type_}={status}"), timeout, |n| {
+        (node_condition_status(n, type_).as_deref() == Some(status)).then(|| n.clone())
+    })
+    .await
+}
+
+/// Waits until `check` returns `Some` for pod `ns/name`.
+pub async fn pod<T>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Pod) -> Option<T>,
+) -> anyhow::Result<T> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let last = std::sync::Mutex::new(String::from("nothing yet"));
+    let out = harness::wait::wait_for(&format!("pod {ns}/{name}: {what}"), timeout, || async {
+        match api.get_opt(name).await {
+            Ok(Some(p)) => {
+                let r = check(&p);
+                if r.is_none() {
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = summary_pod(&p);
+                }
+                r
+            }
+            Ok(None) => None,
+            Err(e) => {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                None
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; last seen: {}", last.lock().unwrap_or_else(|p| p.into_inner())))?;
+    Ok(out)
+}
+
+/// Waits until the pod is gone from the API.
+pub async fn pod_gone(client: &kube::Client, ns: &str, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    harness::wait::wait_for(&format!("pod {ns}/{name} to be deleted"), timeout, || async {
+        matches!(api.get_opt(name).await, Ok(None))
+    })
+    .await?;
+    Ok(())
+}
+
+/// The pod's phase.
+pub fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn summary_pod(p: &Pod) -> String {
+    serde_json::to_string(&p.status).unwrap_or_default()
+}
+
+fn summary_node(n: &Node) -> String {
+    let conds: Vec<String> = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| cs.iter().map(|c| format!("{}={}({})", c.type_, c.status, c.reason.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    format!("conditions {conds:?}, taints {:?}", n.spec.as_ref().and_then(|s| s.taints.as_ref()))
+}
