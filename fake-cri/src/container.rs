@@ -180,9 +180,11 @@ impl Runtime {
     async fn spawn_container(self: &Arc<Self>, rec: &ContainerRecord, sb: &crate::store::SandboxRecord) -> Result<()> {
         let t0 = std::time::Instant::now();
         let netns = self.sandbox_netns(&sb.id)?;
+        // Joining a v1 cgroup waits for an RCU grace period (milliseconds), so only containers
+        // with a memory limit get one; the others are tracked through their process tree.
         let cgroup = match &self.cgroup_parent {
-            Some(parent) => Some(crate::cgroup::create(parent, &rec.id, rec.memory_limit)?),
-            None => None,
+            Some(parent) if rec.memory_limit > 0 => Some(crate::cgroup::create(parent, &rec.id, rec.memory_limit)?),
+            _ => None,
         };
         let mounts = rec
             .config
@@ -508,8 +510,16 @@ impl Runtime {
         let c = st.containers.get_mut(&id).ok_or_else(|| Error::NotFound { kind: "container", id: id.clone() })?;
         if let Some(r) = res {
             if r.memory_limit_in_bytes > 0 {
-                if let Some(cg) = &c.cgroup {
-                    crate::cgroup::set_limit(cg, r.memory_limit_in_bytes)?;
+                match (&c.cgroup, &self.cgroup_parent, c.pid) {
+                    (Some(cg), _, _) => crate::cgroup::set_limit(cg, r.memory_limit_in_bytes)?,
+                    (None, Some(parent), Some(pid)) if c.phase == ContainerPhase::Running => {
+                        let cg = crate::cgroup::create(parent, &c.id, r.memory_limit_in_bytes)?;
+                        for p in crate::procfs::tree(pid) {
+                            let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
+                        }
+                        c.cgroup = Some(cg);
+                    }
+                    _ => {}
                 }
                 c.memory_limit = r.memory_limit_in_bytes;
             }

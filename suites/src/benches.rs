@@ -10,14 +10,8 @@ use crate::context::CaseCtx;
 
 /// The hidden bench entries.
 pub fn all() -> Vec<Case> {
-    vec![Case {
-        id: "bench/runtime",
-        labels: &[],
-        needs: &[],
-        topology: Topology::SingleNode,
-        runtimes: Runtimes::None,
-        body: runtime,
-    }]
+    let entry = |id, body| Case { id, labels: &[], needs: &[], topology: Topology::SingleNode, runtimes: Runtimes::None, body };
+    vec![entry("bench/runtime", runtime as fn(CaseCtx) -> BodyFuture), entry("bench/pods", crate::bench_pods::pods)]
 }
 
 const RUNS: usize = 30;

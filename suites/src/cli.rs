@@ -47,6 +47,8 @@ enum BenchKind {
     Runtime,
     /// Proxy sync time in both modes at 1,000 and 10,000 services vs a flat nft map load.
     Proxy,
+    /// Pod startup latency through the agent (30 at once) vs raw CRI calls; agent memory.
+    Pods,
 }
 
 #[derive(Debug, clap::Args)]
@@ -222,6 +224,7 @@ fn bench(what: BenchKind, runs: usize) -> ExitCode {
             .map(|r| r.to_string())
             .map_err(|e| e.to_string()),
         BenchKind::Runtime => bench_in_world("bench/runtime"),
+        BenchKind::Pods => bench_in_world("bench/pods"),
         BenchKind::World => world_bench(runs),
     };
     match result {

@@ -8,6 +8,7 @@
 //!
 //! Case bodies are test code and return `anyhow::Result`.
 
+pub mod bench_pods;
 pub mod benches;
 pub mod catalog;
 pub mod cli;

@@ -98,9 +98,24 @@ fn run_child(id: &str) -> anyhow::Result<()> {
         let plan = crate::topology_plan(case.topology);
         let world =
             harness::world::World::build_with(&plan, harness::artifacts::Artifacts::at(&artifacts)).await?;
-        let ctx = CaseCtx { world, runtime, artifacts };
-        (case.body)(ctx).await
+        let ctx = CaseCtx { world, runtime, artifacts: artifacts.clone() };
+        let result = (case.body)(ctx).await;
+        collect_runtime_logs(&artifacts);
+        result
     })
+}
+
+/// Copies what runtimes logged inside the world's scratch tmpfs (which vanishes with the world)
+/// into the artifacts: fake-cri's CRI call log of every node.
+fn collect_runtime_logs(artifacts: &Path) {
+    let Ok(entries) = fs::read_dir("/run/nodekit") else { return };
+    for entry in entries.flatten() {
+        let calls = entry.path().join("state").join("cri-calls.jsonl");
+        if calls.is_file() {
+            let name = format!("cri-calls-{}.jsonl", entry.file_name().to_string_lossy());
+            let _ = fs::copy(&calls, artifacts.join(name));
+        }
+    }
 }
 
 /// Run one planned run in a child process and wait for it.

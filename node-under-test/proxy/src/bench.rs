@@ -3,6 +3,7 @@
 //! namespace (the same number of entries loaded as one flat nft map with `nft -f`, and a
 //! one-element `nft -f` into it).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -187,7 +188,8 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
         {
             ep.ip = ip(Ipv4Addr::new(10, 200, 0, 1), round);
         }
-        let r = engine.sync(&state, &ctx, false)?;
+        let hint = BTreeSet::from([key]);
+        let r = engine.sync_hinted(&state, &ctx, false, Some(&hint))?;
         times.push(r.total_time);
         plans.push(r.plan_time);
         bytes = r.script_bytes;
@@ -202,11 +204,12 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
         };
         let Some(sp) = state.services.get_mut(&key) else { break };
         let removed = sp.cluster_endpoints.pop();
-        let r = engine.sync(&state, &ctx, false)?;
+        let hint = BTreeSet::from([key.clone()]);
+        let r = engine.sync_hinted(&state, &ctx, false, Some(&hint))?;
         scale.push(r.total_time);
         if let (Some(ep), Some(sp)) = (removed, state.services.get_mut(&key)) {
             sp.cluster_endpoints.push(ep);
-            let r = engine.sync(&state, &ctx, false)?;
+            let r = engine.sync_hinted(&state, &ctx, false, Some(&hint))?;
             scale.push(r.total_time);
         }
     }

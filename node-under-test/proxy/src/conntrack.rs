@@ -40,8 +40,13 @@ impl Flush {
     }
 }
 
-/// The flushes needed when moving from `old` to `new` (UDP service ports only).
-pub fn stale<'a>(old: impl Iterator<Item = &'a ServicePort>, new: &State) -> Vec<Flush> {
+/// The flushes needed when moving from `old` to `new` (UDP service ports only); with `keys`,
+/// only those service ports of `new` are considered.
+pub fn stale<'a>(
+    old: impl Iterator<Item = &'a ServicePort>,
+    new: &State,
+    keys: Option<&BTreeSet<ServicePortName>>,
+) -> Vec<Flush> {
     let old: BTreeMap<&ServicePortName, &ServicePort> =
         old.filter(|sp| sp.protocol == Protocol::Udp).map(|sp| (&sp.name, sp)).collect();
     let mut out = BTreeSet::new();
@@ -63,7 +68,11 @@ pub fn stale<'a>(old: impl Iterator<Item = &'a ServicePort>, new: &State) -> Vec
             }
         }
     }
-    for (name, n) in &new.services {
+    let candidates: Box<dyn Iterator<Item = (&ServicePortName, &ServicePort)>> = match keys {
+        Some(k) => Box::new(k.iter().filter_map(|k| new.services.get_key_value(k))),
+        None => Box::new(new.services.iter()),
+    };
+    for (name, n) in candidates {
         if n.protocol != Protocol::Udp || n.reachable_endpoints().is_empty() {
             continue;
         }
@@ -124,7 +133,7 @@ mod tests {
     fn removed_udp_endpoint_is_flushed() {
         let old = udp(&["10.244.1.2", "10.244.1.3"]);
         let new = state(udp(&["10.244.1.3"]));
-        let f = stale([&old].into_iter(), &new);
+        let f = stale([&old].into_iter(), &new, None);
         let ep: Ipv4Addr = "10.244.1.2".parse().unwrap();
         assert_eq!(
             f,
@@ -139,14 +148,14 @@ mod tests {
     #[test]
     fn service_gaining_endpoints_is_flushed_and_tcp_ignored() {
         let old = udp(&[]);
-        let f = stale([&old].into_iter(), &state(udp(&["10.244.1.3"])));
+        let f = stale([&old].into_iter(), &state(udp(&["10.244.1.3"])), None);
         assert_eq!(f, vec![Flush::ServiceIp("10.96.0.10".parse().unwrap()), Flush::NodePort(30053)]);
         let mut tcp = udp(&["10.244.1.2"]);
         tcp.protocol = Protocol::Tcp;
         tcp.name.protocol = Protocol::Tcp;
-        assert!(stale([&tcp].into_iter(), &State::default()).is_empty());
+        assert!(stale([&tcp].into_iter(), &State::default(), None).is_empty());
         // Unchanged endpoints: nothing to do.
         let same = udp(&["10.244.1.2"]);
-        assert!(stale([&same].into_iter(), &state(udp(&["10.244.1.2"]))).is_empty());
+        assert!(stale([&same].into_iter(), &state(udp(&["10.244.1.2"])), None).is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! commits the tracking state on success, flushes stale UDP conntrack entries, and cleans up.
 //! Blocking (runs tools); async callers use `spawn_blocking`.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::config::Mode;
@@ -10,7 +11,7 @@ use crate::ctx::RenderCtx;
 use crate::error::Result;
 use crate::exec::{self, Tools};
 use crate::ipt::{self, sync::IptApplied};
-use crate::model::State;
+use crate::model::{ServicePortName, State};
 use crate::nft::sync::{NftApplied, cleanup_script};
 
 /// Sizes of what is programmed, for metrics and the bench.
@@ -75,18 +76,32 @@ impl Engine {
     /// Syncs the kernel to `state`. `full` forces a full resync; the first sync and the one
     /// after a failure are full anyway.
     pub fn sync(&mut self, state: &State, ctx: &RenderCtx, full: bool) -> Result<SyncReport> {
+        self.sync_hinted(state, ctx, full, None)
+    }
+
+    /// Like `sync`, but only the service ports in `hint` are compared with what was applied
+    /// (the caller guarantees that no other service port changed since the last success).
+    pub fn sync_hinted(
+        &mut self,
+        state: &State,
+        ctx: &RenderCtx,
+        full: bool,
+        hint: Option<&BTreeSet<ServicePortName>>,
+    ) -> Result<SyncReport> {
         let start = Instant::now();
         let flushes = if self.conntrack_cleanup {
-            match &self.backend {
-                Backend::Nft(a) => conntrack::stale(a.applied_services(), state),
-                Backend::Ipt(a) => conntrack::stale(a.applied_services(), state),
+            match (&self.backend, hint) {
+                (Backend::Nft(a), Some(h)) => conntrack::stale(h.iter().filter_map(|k| a.applied_service(k)), state, hint),
+                (Backend::Ipt(a), Some(h)) => conntrack::stale(h.iter().filter_map(|k| a.applied_service(k)), state, hint),
+                (Backend::Nft(a), None) => conntrack::stale(a.applied_services(), state, None),
+                (Backend::Ipt(a), None) => conntrack::stale(a.applied_services(), state, None),
             }
         } else {
             Vec::new()
         };
         let (full, changed, script_bytes, plan_time, apply_time, sizes) = match &mut self.backend {
             Backend::Nft(applied) => {
-                let plan = applied.plan(state, ctx, full);
+                let plan = applied.plan(state, ctx, full, hint);
                 let plan_time = start.elapsed();
                 let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
                 let t = Instant::now();
@@ -109,7 +124,7 @@ impl Engine {
                 } else {
                     None
                 };
-                let plan = applied.plan(state, ctx, full, kernel.as_ref());
+                let plan = applied.plan(state, ctx, full, kernel.as_ref(), hint);
                 let plan_time = start.elapsed();
                 let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
                 let t = Instant::now();

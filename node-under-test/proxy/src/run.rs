@@ -1,7 +1,7 @@
 //! The daemon: client from the kubeconfig, watches, the rate-limited sync loop (minSyncPeriod
 //! between syncs, a full resync every syncPeriod, retry on failure) and the HTTP endpoints.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,23 +29,26 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// Recomputes the dirty services; returns how many were recomputed.
-    pub fn refresh(&mut self, cache: &mut Cache, node: &str) -> usize {
+    /// Recomputes the dirty services; returns the service ports that may have changed.
+    pub fn refresh(&mut self, cache: &mut Cache, node: &str) -> BTreeSet<ServicePortName> {
         let dirty: Vec<SvcKey> = cache.dirty.drain().collect();
+        let mut touched = BTreeSet::new();
         for key in &dirty {
             for name in self.ports_of.remove(key).unwrap_or_default() {
                 self.state.services.remove(&name);
+                touched.insert(name);
             }
             if let Some(svc) = cache.services.get(key) {
                 let slices = cache.slices_of(key);
                 let ports = service_ports(svc, &slices, node);
                 self.ports_of.insert(key.clone(), ports.iter().map(|p| p.name.clone()).collect());
                 for p in ports {
+                    touched.insert(p.name.clone());
                     self.state.services.insert(p.name.clone(), p);
                 }
             }
         }
-        dirty.len()
+        touched
     }
 }
 
@@ -198,6 +201,8 @@ pub async fn sync_loop(
     let mut next_full = Instant::now();
     let mut retry_at: Option<Instant> = None;
     let mut failures: u32 = 0;
+    // Service ports changed since the last successful sync.
+    let mut hint: Option<BTreeSet<ServicePortName>> = Some(BTreeSet::new());
     metrics.queued();
     loop {
         let now = Instant::now();
@@ -225,18 +230,20 @@ pub async fn sync_loop(
         let sh = shared.clone();
         let node = cfg.hostname.clone();
         let cfg2 = cfg.clone();
+        let mut h = hint.take().unwrap_or_default();
         let joined = tokio::task::spawn_blocking(move || {
             let ctx = {
                 let mut c = sh.lock();
-                des.refresh(&mut c, &node);
+                h.extend(des.refresh(&mut c, &node));
                 render_ctx(&cfg2, &c.node)
             };
-            let r = eng.sync(&des.state, &ctx, full);
+            let r = eng.sync_hinted(&des.state, &ctx, full, Some(&h));
             let n = des.state.services.len();
-            (eng, des, r, n)
+            (eng, des, r, n, h)
         })
         .await;
-        let (eng, des, res, n) = joined.map_err(|e| Error::Netns(format!("sync task: {e}")))?;
+        let (eng, des, res, n, h) = joined.map_err(|e| Error::Netns(format!("sync task: {e}")))?;
+        hint = Some(if res.is_ok() { BTreeSet::new() } else { h });
         engine = Some(eng);
         desired = Some(des);
         match res {

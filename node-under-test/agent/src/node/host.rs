@@ -41,7 +41,7 @@ pub fn read_host_facts(root_dir: &Path) -> HostFacts {
         .unwrap_or(0);
     let storage_path = if root_dir.exists() { root_dir } else { Path::new("/") };
     let ephemeral_storage_bytes = nix::sys::statvfs::statvfs(storage_path)
-        .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks() * s.fragment_size())
         .unwrap_or(0);
     let os_image = std::fs::read_to_string("/etc/os-release")
         .ok()

@@ -87,11 +87,9 @@ mod tests {
         let mut b = BackOff::new(params());
         assert!(b.in_backoff("c", ts(0), ts(0)).is_none(), "first restart is immediate");
         let mut delays = vec![];
-        let mut t = 0;
-        for _ in 0..8 {
+        for t in 0..8 {
             b.next("c", ts(t), ts(t));
             delays.push(b.delay("c").unwrap().as_secs());
-            t += 1;
         }
         assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300, 300]);
     }

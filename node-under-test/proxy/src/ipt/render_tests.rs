@@ -92,10 +92,10 @@ fn partial_restore_rewrites_shared_chains_and_only_changed_service_chains() {
         s.services.insert(other.name.clone(), other.clone());
         s
     };
-    let p = a.plan(&st(vec![ep("10.244.1.2"), ep("10.244.1.3")]), &ctx(), false, None);
+    let p = a.plan(&st(vec![ep("10.244.1.2"), ep("10.244.1.3")]), &ctx(), false, None, None);
     assert!(p.full);
     a.commit(p);
-    let p = a.plan(&st(vec![ep("10.244.1.2"), ep("10.244.1.7")]), &ctx(), false, None);
+    let p = a.plan(&st(vec![ep("10.244.1.2"), ep("10.244.1.7")]), &ctx(), false, None, None);
     assert!(!p.full && p.changed_services == 1);
     let web = sp(vec![]);
     let old_sep = names::ipt_sep(&web.name, &ep("10.244.1.3"));

@@ -78,32 +78,40 @@ impl IptApplied {
 
     /// Plans a sync. `kernel_nat` is the list of nat chains in the kernel, needed when
     /// `needs_listing()` (so stale chains from an earlier run are removed).
-    pub fn plan(&self, state: &State, ctx: &RenderCtx, full: bool, kernel_nat: Option<&BTreeSet<String>>) -> Plan {
+    pub fn plan(
+        &self,
+        state: &State,
+        ctx: &RenderCtx,
+        full: bool,
+        kernel_nat: Option<&BTreeSet<String>>,
+        hint: Option<&BTreeSet<ServicePortName>>,
+    ) -> Plan {
         let full = full || self.dirty || self.ctx.as_ref() != Some(ctx);
         let same_ctx = self.ctx.as_ref() == Some(ctx);
-        let mut changes = Vec::new();
         let mut all: BTreeMap<ServicePortName, (ServicePort, Fragment)> = BTreeMap::new();
-        for (k, sp) in &state.services {
-            match self.frags.get(k) {
-                Some((old, f)) if old == sp && same_ctx => {
-                    if full {
+        let changes = if full {
+            let mut changes = Vec::new();
+            for (k, sp) in &state.services {
+                match self.frags.get(k) {
+                    Some((old, f)) if old == sp && same_ctx => {
                         all.insert(k.clone(), (sp.clone(), f.clone()));
                     }
-                }
-                _ => {
-                    let v = (sp.clone(), fragment(sp, ctx));
-                    if full {
+                    _ => {
+                        let v = (sp.clone(), fragment(sp, ctx));
                         all.insert(k.clone(), v.clone());
+                        changes.push((k.clone(), Some(v)));
                     }
-                    changes.push((k.clone(), Some(v)));
                 }
             }
-        }
-        for k in self.frags.keys() {
-            if !state.services.contains_key(k) {
-                changes.push((k.clone(), None));
+            for k in self.frags.keys() {
+                if !state.services.contains_key(k) {
+                    changes.push((k.clone(), None));
+                }
             }
-        }
+            changes
+        } else {
+            crate::nft::sync::diff(&self.frags, state, hint, |sp| fragment(sp, ctx))
+        };
         // Fragments as they will be after this sync, for the shared chains.
         let changed_map: BTreeMap<&ServicePortName, Option<&Fragment>> =
             changes.iter().map(|(k, v)| (k, v.as_ref().map(|(_, f)| f))).collect();
@@ -270,6 +278,11 @@ impl IptApplied {
         }
         s.nat_chains += chains.len();
         s
+    }
+
+    /// The committed service port `k`.
+    pub fn applied_service(&self, k: &ServicePortName) -> Option<&ServicePort> {
+        self.frags.get(k).map(|(sp, _)| sp)
     }
 
     pub fn applied_services(&self) -> impl Iterator<Item = &ServicePort> {

@@ -147,12 +147,12 @@ fn partial_plan_sends_only_changed_elements() {
     let mut other = sp("other", vec![ep("10.244.9.9", false)]);
     other.cluster_ip = "10.96.0.99".parse().unwrap();
     let st = state(vec![sp("web", vec![ep("10.244.1.2", true), ep("10.244.2.2", false)]), other.clone()]);
-    let p = a.plan(&st, &ctx(), false);
+    let p = a.plan(&st, &ctx(), false, None);
     assert!(p.full && p.script.starts_with("add table ip kube-proxy\ndelete table ip kube-proxy\n"));
     a.commit(p);
     // Same endpoint count, one endpoint replaced: map updates only, no chain touched.
     let st2 = state(vec![sp("web", vec![ep("10.244.1.2", true), ep("10.244.2.7", false)]), other.clone()]);
-    let p = a.plan(&st2, &ctx(), false);
+    let p = a.plan(&st2, &ctx(), false, None);
     assert!(!p.full);
     assert_eq!(p.changed_services, 1);
     let expected = "delete element ip kube-proxy cluster-endpoints { 10.96.0.10 . tcp . 80 . 1 }\n\
@@ -163,14 +163,14 @@ fn partial_plan_sends_only_changed_elements() {
     a.commit(p);
     // Endpoint count changes 2 → 1: verdict changes, cluster-2 is no longer used.
     let st3 = state(vec![sp("web", vec![ep("10.244.1.2", true)]), other]);
-    let p = a.plan(&st3, &ctx(), false);
+    let p = a.plan(&st3, &ctx(), false, None);
     assert!(p.script.contains("delete element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 }"), "{}", p.script);
     assert!(p.script.contains("add element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 : goto cluster-1 }"));
     assert!(p.script.contains("flush chain ip kube-proxy cluster-2\n"), "{}", p.script);
     assert!(p.script.ends_with("delete chain ip kube-proxy cluster-2\n"), "{}", p.script);
     assert!(!p.script.contains("add chain"), "cluster-1 already exists (other service): {}", p.script);
     a.commit(p);
-    assert!(a.plan(&st3, &ctx(), false).script.is_empty(), "nothing changed");
+    assert!(a.plan(&st3, &ctx(), false, None).script.is_empty(), "nothing changed");
     let sizes = a.sizes();
     assert_eq!(sizes.elements, 2 + 2 + 2 + 2, "service-ips, cluster-ips, cluster-endpoints, hairpin");
 }

@@ -29,6 +29,8 @@ pub struct NftApplied {
     frags: BTreeMap<ServicePortName, (ServicePort, Fragment)>,
     elems: HashMap<ElemKey, (String, u32)>,
     shared: HashMap<String, (Chain, u32)>,
+    /// Chains, rules and sets of all fragments' own chains (kept up to date on commit).
+    frag_counts: (usize, usize, usize),
     /// The kernel state is unknown (start, or after a failed transaction): recreate the table.
     dirty: bool,
 }
@@ -102,10 +104,17 @@ impl NftApplied {
         self.dirty = true;
     }
 
-    /// Plans a sync to `state`. `full` forces a full flush-and-refill.
-    pub fn plan(&self, state: &State, ctx: &RenderCtx, full: bool) -> Plan {
+    /// Plans a sync to `state`. `full` forces a full flush-and-refill. `hint`, when given,
+    /// lists every service port that may differ from the last committed state (the others are
+    /// not compared, which keeps a small change O(changes) at any scale).
+    pub fn plan(&self, state: &State, ctx: &RenderCtx, full: bool, hint: Option<&BTreeSet<ServicePortName>>) -> Plan {
         let full = full || self.dirty || self.ctx.as_ref() != Some(ctx);
-        if full { self.plan_full(state, ctx) } else { self.plan_partial(state, ctx) }
+        if full { self.plan_full(state, ctx) } else { self.plan_partial(state, ctx, hint) }
+    }
+
+    /// The committed service port `k`.
+    pub fn applied_service(&self, k: &ServicePortName) -> Option<&ServicePort> {
+        self.frags.get(k).map(|(sp, _)| sp)
     }
 
     fn plan_full(&self, state: &State, ctx: &RenderCtx) -> Plan {
@@ -226,19 +235,8 @@ impl NftApplied {
         }
     }
 
-    fn plan_partial(&self, state: &State, ctx: &RenderCtx) -> Plan {
-        let mut changes = Vec::new();
-        for (k, sp) in &state.services {
-            match self.frags.get(k) {
-                Some((old, _)) if old == sp => {}
-                _ => changes.push((k.clone(), Some((sp.clone(), fragment(sp, ctx))))),
-            }
-        }
-        for k in self.frags.keys() {
-            if !state.services.contains_key(k) {
-                changes.push((k.clone(), None));
-            }
-        }
+    fn plan_partial(&self, state: &State, ctx: &RenderCtx, hint: Option<&BTreeSet<ServicePortName>>) -> Plan {
+        let changes = diff(&self.frags, state, hint, |sp| fragment(sp, ctx));
         // Element reference counts of touched keys, before and after.
         let mut touched: HashMap<ElemKey, Option<(String, u32)>> = HashMap::new();
         let empty = Fragment::default();
@@ -406,6 +404,11 @@ impl NftApplied {
                 self.frags = frags;
                 self.elems = elems;
                 self.shared = shared;
+                self.frag_counts = (0, 0, 0);
+                for (_, f) in self.frags.values() {
+                    let c = counts(f);
+                    self.frag_counts = (self.frag_counts.0 + c.0, self.frag_counts.1 + c.1, self.frag_counts.2 + c.2);
+                }
             }
             Commit::Partial { changes, elems, shared } => {
                 for (k, v) in shared {
@@ -416,13 +419,21 @@ impl NftApplied {
                     }
                 }
                 for (k, new) in changes {
-                    match new {
+                    let old = match new {
                         Some(v) => {
-                            self.frags.insert(k, v);
+                            let c = counts(&v.1);
+                            self.frag_counts = (self.frag_counts.0 + c.0, self.frag_counts.1 + c.1, self.frag_counts.2 + c.2);
+                            self.frags.insert(k, v)
                         }
-                        None => {
-                            self.frags.remove(&k);
-                        }
+                        None => self.frags.remove(&k),
+                    };
+                    if let Some((_, f)) = old {
+                        let c = counts(&f);
+                        self.frag_counts = (
+                            self.frag_counts.0.saturating_sub(c.0),
+                            self.frag_counts.1.saturating_sub(c.1),
+                            self.frag_counts.2.saturating_sub(c.2),
+                        );
                     }
                 }
                 for (k, v) in elems {
@@ -445,15 +456,9 @@ impl NftApplied {
             s.rules += b.chains.iter().map(|c| c.rules.len()).sum::<usize>();
             s.sets += b.sets.len();
         }
-        s.chains += self.shared.len();
-        s.rules += self.shared.values().map(|(c, _)| c.rules.len()).sum::<usize>();
-        let mut sets = BTreeSet::new();
-        for (_, f) in self.frags.values() {
-            s.chains += f.chains.len();
-            s.rules += f.chains.iter().map(|c| c.rules.len()).sum::<usize>();
-            sets.extend(f.sets.iter().map(|x| x.name.as_str()));
-        }
-        s.sets += sets.len();
+        s.chains += self.shared.len() + self.frag_counts.0;
+        s.rules += self.shared.values().map(|(c, _)| c.rules.len()).sum::<usize>() + self.frag_counts.1;
+        s.sets += self.frag_counts.2;
         s
     }
 
@@ -461,6 +466,69 @@ impl NftApplied {
     pub fn applied_services(&self) -> impl Iterator<Item = &ServicePort> {
         self.frags.values().map(|(sp, _)| sp)
     }
+}
+
+/// (chains, rules, sets) owned by one fragment.
+fn counts(f: &Fragment) -> (usize, usize, usize) {
+    (f.chains.len(), f.chains.iter().map(|c| c.rules.len()).sum(), f.sets.len())
+}
+
+/// Service ports that differ between `applied` and `state` (only `hint` keys when given),
+/// with their new rendering (`None` = removed).
+pub(crate) fn diff<F: Clone>(
+    applied: &BTreeMap<ServicePortName, (ServicePort, F)>,
+    state: &State,
+    hint: Option<&BTreeSet<ServicePortName>>,
+    render: impl Fn(&ServicePort) -> F,
+) -> Vec<(ServicePortName, Option<(ServicePort, F)>)> {
+    let mut changes = Vec::new();
+    let mut one = |k: &ServicePortName, new: Option<&ServicePort>, old: Option<&ServicePort>| match (new, old) {
+        (Some(n), Some(o)) if n == o => {}
+        (Some(n), _) => changes.push((k.clone(), Some((n.clone(), render(n))))),
+        (None, Some(_)) => changes.push((k.clone(), None)),
+        (None, None) => {}
+    };
+    match hint {
+        Some(keys) => {
+            for k in keys {
+                one(k, state.services.get(k), applied.get(k).map(|(sp, _)| sp));
+            }
+        }
+        None => {
+            // Merge walk of two sorted maps.
+            let mut a = applied.iter().peekable();
+            let mut b = state.services.iter().peekable();
+            loop {
+                match (a.peek(), b.peek()) {
+                    (None, None) => break,
+                    (Some((ka, (oa, _))), None) => {
+                        one(ka, None, Some(oa));
+                        a.next();
+                    }
+                    (None, Some((kb, nb))) => {
+                        one(kb, Some(nb), None);
+                        b.next();
+                    }
+                    (Some((ka, (oa, _))), Some((kb, nb))) => match ka.cmp(kb) {
+                        std::cmp::Ordering::Less => {
+                            one(ka, None, Some(oa));
+                            a.next();
+                        }
+                        std::cmp::Ordering::Greater => {
+                            one(kb, Some(nb), None);
+                            b.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            one(kb, Some(nb), Some(oa));
+                            a.next();
+                            b.next();
+                        }
+                    },
+                }
+            }
+        }
+    }
+    changes
 }
 
 /// The script that removes the table (idempotent: `add` first so `delete` cannot fail).

@@ -1,0 +1,196 @@
+//! `nodekit bench pods`: pod startup latency through the reference agent (API create → Running
+//! seen by a watch) for 30 pods at once, on fake-cri and containerd, next to the raw CRI floor
+//! for the same work measured in the same run, and the agent's resident memory.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_cri::v1 as cri;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+use crate::catalog::BodyFuture;
+use crate::context::CaseCtx;
+use crate::fixtures::{COMPRESSED, NODE, NODE_GRACE};
+use crate::pods;
+
+const PODS: usize = 30;
+
+struct Row {
+    runtime: &'static str,
+    agent: Vec<Duration>,
+    floor: Vec<Duration>,
+    rss_idle_kib: u64,
+    rss_loaded_kib: u64,
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((s.len() as f64) * p).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string())))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn pods(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let cp = harness::backend::ControlPlane::start(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let client = cp.client()?;
+        let mut rows = Vec::new();
+        for (name, kind) in [
+            ("fake-cri", harness::backend::RuntimeKind::FakeCri),
+            ("containerd", harness::backend::RuntimeKind::Containerd),
+        ] {
+            let rt = match harness::backend::Runtime::start(&ctx.world, NODE, kind).await {
+                Ok(rt) => rt,
+                Err(e) => {
+                    println!("{name}: not measured: {e}");
+                    continue;
+                }
+            };
+            let row = measure(&ctx, &cp, &client, &rt, name).await;
+            rt.stop().await?;
+            rows.push(row?);
+        }
+        println!("pod startup, {PODS} pods at once (API create → Running seen by a watch), ms");
+        println!("{:<12} {:>9} {:>9} {:>12} {:>12} {:>8} {:>14} {:>16}", "runtime", "p50", "p99", "floor p50", "floor p99", "p99/flr", "agent RSS idle", "agent RSS 30 pods");
+        for r in &rows {
+            let (p50, p99, f50, f99) = (pct(&r.agent, 0.5), pct(&r.agent, 0.99), pct(&r.floor, 0.5), pct(&r.floor, 0.99));
+            println!(
+                "{:<12} {:>9.1} {:>9.1} {:>12.1} {:>12.1} {:>7.2}x {:>10} MiB {:>12} MiB",
+                r.runtime,
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3,
+                f50.as_secs_f64() * 1e3,
+                f99.as_secs_f64() * 1e3,
+                p99.as_secs_f64() / f99.as_secs_f64().max(1e-9),
+                r.rss_idle_kib / 1024,
+                r.rss_loaded_kib / 1024
+            );
+        }
+        println!("goals: p99 ≤ 200 ms on fake-cri; containerd within 1.3× the raw CRI floor; agent idle RSS < 30 MiB");
+        cp.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn measure(
+    ctx: &CaseCtx,
+    cp: &harness::backend::ControlPlane,
+    client: &kube::Client,
+    rt: &harness::backend::Runtime,
+    name: &'static str,
+) -> anyhow::Result<Row> {
+    let opts = harness::backend::AgentOptions::with_config(COMPRESSED);
+    let mut agent = harness::backend::NodeAgent::start(&ctx.world, cp, NODE, rt, &opts).await?;
+    crate::kube_wait::node_condition(client, NODE, "Ready", "True", Duration::from_secs(30)).await?;
+    let pid = agent.process().pid();
+    let rss_idle_kib = rss_kib(pid);
+
+    // Through the agent: all pods created at once; latency = Running seen by the watch − create.
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut stream = watcher(api.clone(), watcher::Config::default().labels("bench=pods")).applied_objects().boxed();
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    let specs: Vec<Pod> = (0..PODS)
+        .map(|i| {
+            let mut p = pods::pod(&format!("{name}-{i}"), NODE, vec![pods::container("c", &["pause"])], json!({}))?;
+            p.metadata.labels.get_or_insert_default().insert("bench".into(), "pods".into());
+            Ok(p)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let creates = specs.iter().map(|p| {
+        let api = api.clone();
+        async move {
+            let t = Instant::now();
+            api.create(&Default::default(), p).await.map(|_| (p.metadata.name.clone().unwrap_or_default(), t))
+        }
+    });
+    for r in futures::future::join_all(creates).await {
+        let (n, t) = r?;
+        created.insert(n, t);
+    }
+    let mut running: HashMap<String, Duration> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.len() < PODS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let pod = tokio::time::timeout(left, stream.next()).await?.ok_or_else(|| anyhow::anyhow!("watch ended"))??;
+        let n = pod.metadata.name.clone().unwrap_or_default();
+        if crate::kube_wait::phase(&pod) == "Running" && !running.contains_key(&n) {
+            if let Some(t) = created.get(&n) {
+                running.insert(n, t.elapsed());
+            }
+        }
+    }
+    let rss_loaded_kib = rss_kib(pid);
+    for p in &specs {
+        let _ = pods::delete(client, p.metadata.name.as_deref().unwrap_or_default(), Some(0)).await;
+    }
+    for p in &specs {
+        crate::kube_wait::pod_gone(client, "default", p.metadata.name.as_deref().unwrap_or_default(), Duration::from_secs(60)).await?;
+    }
+    agent.process().stop(Duration::from_secs(5)).await?;
+
+    // The floor: the same sandboxes and containers through raw CRI calls, all at once.
+    let floor = raw_floor(rt, name).await?;
+    Ok(Row { runtime: name, agent: running.into_values().collect(), floor, rss_idle_kib, rss_loaded_kib })
+}
+
+async fn raw_floor(rt: &harness::backend::Runtime, name: &str) -> anyhow::Result<Vec<Duration>> {
+    let client = fake_cri::client::connect(rt.socket()).await?;
+    let work = (0..PODS).map(|i| {
+        let mut c = client.clone();
+        async move {
+            let cfg = cri::PodSandboxConfig {
+                metadata: Some(cri::PodSandboxMetadata {
+                    name: format!("floor-{name}-{i}"),
+                    uid: format!("floor-{name}-{i}"),
+                    namespace: "bench".into(),
+                    attempt: 0,
+                }),
+                hostname: format!("floor-{i}"),
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let sid = c
+                .runtime
+                .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: String::new() })
+                .await?
+                .into_inner()
+                .pod_sandbox_id;
+            let cid = c
+                .runtime
+                .create_container(cri::CreateContainerRequest {
+                    pod_sandbox_id: sid.clone(),
+                    config: Some(cri::ContainerConfig {
+                        metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
+                        image: Some(cri::ImageSpec { image: harness::backend::WORKLOAD_IMAGE.into(), ..Default::default() }),
+                        args: vec!["pause".into()],
+                        ..Default::default()
+                    }),
+                    sandbox_config: Some(cfg),
+                })
+                .await?
+                .into_inner()
+                .container_id;
+            c.runtime.start_container(cri::StartContainerRequest { container_id: cid }).await?;
+            let took = t.elapsed();
+            c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
+            c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sid }).await?;
+            Ok::<_, anyhow::Error>(took)
+        }
+    });
+    futures::future::join_all(work).await.into_iter().collect()
+}

@@ -1,0 +1,82 @@
+//! Area `packet-paths`: service traffic through the reference proxy, asserted from packets
+//! captured in the world (ClusterIP and NodePort DNAT with masquerade, spreading, source
+//! preservation pod → pod, hairpin, no-endpoints reject, readiness, session affinity,
+//! externalTrafficPolicy Local, UDP and its conntrack cleanup), each in nftables and in
+//! iptables mode, with real pods run by the reference agent.
+//!
+//! This file holds the catalog table; the fixture lives in `packet_paths_env.rs`, sockets,
+//! requests and captures in `packet_paths_net.rs`, and the bodies in `packet_paths_basic.rs`
+//! and `packet_paths_policy.rs`.
+
+use harness::backend::ProxyMode;
+
+use crate::catalog::{BodyFuture, Capability, Case, Label, Runtimes, Topology};
+use crate::context::CaseCtx;
+
+#[path = "packet_paths_basic.rs"]
+mod basic;
+#[path = "packet_paths_env.rs"]
+mod env;
+#[path = "packet_paths_net.rs"]
+mod net;
+#[path = "packet_paths_policy.rs"]
+mod policy;
+
+/// The proxy mode a body runs with, as a type so that one generic body gives two `fn` entries.
+pub(crate) trait Mode: Send + 'static {
+    const MODE: ProxyMode;
+}
+
+/// nftables mode.
+pub(crate) struct Nft;
+/// iptables mode.
+pub(crate) struct Ipt;
+
+impl Mode for Nft {
+    const MODE: ProxyMode = ProxyMode::Nftables;
+}
+impl Mode for Ipt {
+    const MODE: ProxyMode = ProxyMode::Iptables;
+}
+
+const C: &[Label] = &[Label::Conformance];
+const SLOW: &[Label] = &[Label::Conformance, Label::Slow];
+
+/// Expands `behaviour => body, topology, runtimes, labels, needs;` rows into one entry per
+/// proxy mode: `packet-paths/nftables/<behaviour>` then `packet-paths/iptables/<behaviour>`.
+macro_rules! table {
+    ($( $b:literal => $body:path, $topo:ident, $rt:ident, $labels:expr, [$($need:ident),*]; )*) => {
+        vec![
+            $( Case {
+                id: concat!("packet-paths/nftables/", $b),
+                labels: $labels,
+                needs: &[Capability::Nftables $(, Capability::$need)*],
+                topology: Topology::$topo,
+                runtimes: Runtimes::$rt,
+                body: $body::<Nft> as fn(CaseCtx) -> BodyFuture,
+            }, )*
+            $( Case {
+                id: concat!("packet-paths/iptables/", $b),
+                labels: $labels,
+                needs: &[Capability::Iptables $(, Capability::$need)*],
+                topology: Topology::$topo,
+                runtimes: Runtimes::$rt,
+                body: $body::<Ipt> as fn(CaseCtx) -> BodyFuture,
+            }, )*
+        ]
+    };
+}
+
+pub fn cases() -> Vec<Case> {
+    table! {
+        "nodeport-dnat-spread" => basic::nodeport_dnat_spread, SingleNode, All, C, [];
+        "clusterip-client-path-tshark" => basic::clusterip_client_path, SingleNode, FakeOnly, C, [];
+        "clusterip-pod-to-pod-source-preserved" => basic::pod_to_pod, TwoNodes, FakeOnly, C, [];
+        "hairpin-masquerade" => basic::hairpin, SingleNode, FakeOnly, C, [];
+        "no-endpoints-reject" => policy::no_endpoints, SingleNode, FakeOnly, C, [];
+        "readiness-stops-new-connections" => policy::readiness, SingleNode, FakeOnly, C, [];
+        "session-affinity-clientip" => policy::session_affinity, SingleNode, FakeOnly, SLOW, [];
+        "external-traffic-policy-local" => policy::external_local, TwoNodes, FakeOnly, C, [];
+        "udp-round-trip-conntrack-cleanup" => policy::udp_conntrack, SingleNode, FakeOnly, C, [];
+    }
+}
