@@ -11,7 +11,7 @@ pub const NODE_PORT_MIN: u16 = 30000;
 pub const NODE_PORT_MAX: u16 = 32767;
 
 /// Allocator state for one API server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Allocator {
     base: u32,
     size: u32,

@@ -22,6 +22,8 @@ pub struct DeleteOpts {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub propagation_policy: Option<String>,
+    /// Compute the result without storing it (dryRun=All).
+    pub dry_run: bool,
 }
 
 impl DeleteOpts {
@@ -36,6 +38,7 @@ impl DeleteOpts {
             o.uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
             o.resource_version = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
             o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All"));
             if o.propagation_policy.is_none() && b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
                 o.propagation_policy = Some("Orphan".into());
             }
@@ -78,6 +81,22 @@ pub fn random_suffix(n: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::rng();
     (0..n).map(|_| ALPHABET[r.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Set `keys` inside `v` to `val`, turning non-object intermediate values into objects.
+pub fn set_in(v: &mut Value, keys: &[&str], val: Value) {
+    let mut cur = v;
+    for (i, k) in keys.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Some(m) = cur.as_object_mut() else { return };
+        if i + 1 == keys.len() {
+            m.insert((*k).to_string(), val);
+            return;
+        }
+        cur = m.entry((*k).to_string()).or_insert_with(|| json!({}));
+    }
 }
 
 fn meta_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -169,8 +188,23 @@ impl Api {
         }
     }
 
+    fn alloc_for(&self, dry: bool, svc: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+        if dry { self.alloc.lock().clone().allocate(svc, old) } else { self.alloc.lock().allocate(svc, old) }
+    }
+
+    fn release_for(&self, dry: bool, svc: &Value) {
+        if !dry {
+            self.alloc.lock().release(svc);
+        }
+    }
+
     /// Create an object in namespace `ns` ("" for cluster-scoped).
-    pub fn create(&self, res: ResourceId, ns: &str, mut body: Value) -> ApiResult<Arc<Obj>> {
+    pub fn create(&self, res: ResourceId, ns: &str, body: Value) -> ApiResult<Arc<Obj>> {
+        self.create_with(res, ns, body, false)
+    }
+
+    /// [`Api::create`] with dry-run control.
+    pub fn create_with(&self, res: ResourceId, ns: &str, mut body: Value, dry: bool) -> ApiResult<Arc<Obj>> {
         let desc = res.desc();
         check_type(res, &mut body)?;
         {
@@ -223,16 +257,16 @@ impl Api {
         validation::validate_create(res, &body)?;
         self.ensure_namespace(res, ns)?;
         let name = meta_str(&body, "name").unwrap_or("").to_string();
-        let out = self.store.mutate(res, ns, &name, |cur| {
+        let out = self.store.mutate_with(res, ns, &name, dry, |cur| {
             if cur.is_some() {
                 return Err(ApiError::already_exists(desc.group, desc.plural, &name));
             }
             if res == resources::SERVICES {
-                self.alloc.lock().allocate(&mut body, None)?;
+                self.alloc_for(dry, &mut body, None)?;
             }
             Ok(Change::Put(body))
         })?;
-        if res == resources::NAMESPACES {
+        if res == resources::NAMESPACES && !dry {
             let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
             let _ = self.create(resources::SERVICEACCOUNTS, &name, sa);
         }
@@ -300,9 +334,9 @@ impl Api {
         Ok(out)
     }
 
-    fn finish_write(&self, res: ResourceId, cur: &Arc<Obj>, mut new: Value) -> ApiResult<Change> {
+    fn finish_write(&self, res: ResourceId, cur: &Arc<Obj>, mut new: Value, dry: bool) -> ApiResult<Change> {
         if res == resources::SERVICES {
-            self.alloc.lock().allocate(&mut new, Some(&cur.value))?;
+            self.alloc_for(dry, &mut new, Some(&cur.value))?;
         }
         if without_rv(&new) == without_rv(&cur.value) {
             return Ok(Change::Keep);
@@ -312,7 +346,7 @@ impl Api {
                 && new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0;
             if !graceful_pod {
                 if res == resources::SERVICES {
-                    self.alloc.lock().release(&cur.value);
+                    self.release_for(dry, &cur.value);
                 }
                 return Ok(Change::Delete);
             }
@@ -322,9 +356,14 @@ impl Api {
 
     /// Replace an object (PUT), or its status when `sub` is Some("status").
     pub fn update(&self, res: ResourceId, ns: &str, name: &str, body: Value, sub: Option<&str>) -> ApiResult<Arc<Obj>> {
+        self.update_with(res, ns, name, body, sub, false)
+    }
+
+    /// [`Api::update`] with dry-run control.
+    pub fn update_with(&self, res: ResourceId, ns: &str, name: &str, body: Value, sub: Option<&str>, dry: bool) -> ApiResult<Arc<Obj>> {
         let desc = res.desc();
         let mut create_instead = false;
-        let out = self.store.mutate(res, ns, name, |cur| {
+        let out = self.store.mutate_with(res, ns, name, dry, |cur| {
             let Some(cur) = cur else {
                 if sub.is_none() && matches!(res, resources::LEASES | resources::EVENTS | resources::ENDPOINTS) {
                     create_instead = true;
@@ -333,10 +372,10 @@ impl Api {
                 return Err(ApiError::not_found(desc.group, desc.plural, name));
             };
             let new = self.prepare_update(res, &cur.value, body.clone(), sub)?;
-            self.finish_write(res, cur, new)
+            self.finish_write(res, cur, new, dry)
         });
         if create_instead {
-            return self.create(res, ns, body);
+            return self.create_with(res, ns, body, dry);
         }
         Ok(out?.obj)
     }
@@ -352,6 +391,22 @@ impl Api {
         body: &[u8],
         sub: Option<&str>,
         field_manager: Option<&str>,
+    ) -> ApiResult<Arc<Obj>> {
+        self.patch_with(res, ns, name, pt, body, sub, field_manager, false)
+    }
+
+    /// [`Api::patch`] with dry-run control.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_with(
+        &self,
+        res: ResourceId,
+        ns: &str,
+        name: &str,
+        pt: PatchType,
+        body: &[u8],
+        sub: Option<&str>,
+        field_manager: Option<&str>,
+        dry: bool,
     ) -> ApiResult<Arc<Obj>> {
         let desc = res.desc();
         let applied = if pt == PatchType::Apply {
@@ -370,7 +425,7 @@ impl Api {
             None
         };
         let mut absent = false;
-        let out = self.store.mutate(res, ns, name, |cur| {
+        let out = self.store.mutate_with(res, ns, name, dry, |cur| {
             let Some(cur) = cur else {
                 if applied.is_some() && sub.is_none() {
                     absent = true;
@@ -384,13 +439,13 @@ impl Api {
                 None => patch::apply_patch(pt, &cur.value, body, desc.kind)?,
             };
             let new = self.prepare_update(res, &cur.value, patched, sub)?;
-            self.finish_write(res, cur, new)
+            self.finish_write(res, cur, new, dry)
         });
         if absent && let Some((v, manager)) = applied {
             let mut obj = apply::server_side_apply(None, &v, &manager, desc.kind, &now_rfc3339())
                 .map_err(|e| ApiError::new(422, "Invalid", e))?;
             obj["metadata"]["name"] = json!(name);
-            return self.create(res, ns, obj);
+            return self.create_with(res, ns, obj, dry);
         }
         Ok(out?.obj)
     }
@@ -407,7 +462,8 @@ impl Api {
             return Err(ApiError::forbidden(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
         }
         let mut gone = false;
-        let out = self.store.mutate(res, ns, name, |cur| {
+        let dry = opts.dry_run;
+        let out = self.store.mutate_with(res, ns, name, dry, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(desc.group, desc.plural, name))?;
             let v = &cur.value;
             if let Some(uid) = &opts.uid
@@ -452,9 +508,9 @@ impl Api {
             }
             if res == resources::NAMESPACES {
                 if v.pointer("/metadata/deletionTimestamp").is_none() {
-                    new["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-                    new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                    new["status"]["phase"] = json!("Terminating");
+                    set_in(&mut new, &["metadata", "deletionTimestamp"], json!(now_rfc3339()));
+                    set_in(&mut new, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+                    set_in(&mut new, &["status", "phase"], json!("Terminating"));
                     return Ok(Change::Put(new));
                 }
                 return Ok(Change::Keep);
@@ -468,11 +524,14 @@ impl Api {
                 return Ok(Change::Put(new));
             }
             if res == resources::SERVICES {
-                self.alloc.lock().release(v);
+                self.release_for(dry, v);
             }
             gone = true;
             Ok(Change::Delete)
         })?;
+        if dry {
+            return Ok(Deleted { obj: out.obj, gone });
+        }
         if res == resources::NAMESPACES {
             self.finalize_namespace(name);
             return Ok(Deleted { obj: out.obj, gone: true });
@@ -539,14 +598,14 @@ impl Api {
                 return Err(ApiError::conflict("", "pods", name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
             }
             let mut new = cur.value.clone();
-            new["spec"]["nodeName"] = json!(node);
+            set_in(&mut new, &["spec", "nodeName"], json!(node));
             let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
             match new.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
                 Some(list) => {
                     list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
                     list.insert(0, cond);
                 }
-                None => new["status"]["conditions"] = json!([cond]),
+                None => set_in(&mut new, &["status", "conditions"], json!([cond])),
             }
             Ok(Change::Put(new))
         })?;

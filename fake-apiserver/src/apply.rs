@@ -93,13 +93,12 @@ fn remove_unowned(live: &mut Value, prev: &Value, next: &Value) {
                                     }
                                 }
                             }
-                        } else if let Some(val) = ik.strip_prefix("v:") {
-                            if nsub.get(ik).is_none()
+                        } else if let Some(val) = ik.strip_prefix("v:")
+                            && nsub.get(ik).is_none()
                                 && let Ok(v) = serde_json::from_str::<Value>(val)
                             {
                                 items.retain(|i| *i != v);
                             }
-                        }
                     }
                 } else {
                     remove_unowned(child, sub, nsub);

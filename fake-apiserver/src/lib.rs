@@ -1,5 +1,15 @@
 //! In-memory Kubernetes API server with the control-plane controllers a node needs,
 //! plus a test surface (audit log, fault injection, partition switch).
+//!
+//! Start it with [`Server::start`] (binds `Config::listen`) or [`Server::serve`] (an already-bound
+//! listener, e.g. created inside a network namespace); both return a [`Handle`].
+//!
+//! Admin HTTP API (outside the Kubernetes API, never audited, answered during a partition):
+//! - `GET /nodekit/audit` (JSON array; `?format=jsonl` for JSON lines), `DELETE /nodekit/audit`
+//! - `GET /nodekit/faults`, `POST /nodekit/faults` (a [`FaultRule`] as JSON, returns `{"id": N}`),
+//!   `DELETE /nodekit/faults` (all), `DELETE /nodekit/faults/{id}`
+//! - `GET /nodekit/partition`, `POST /nodekit/partition` with `{"enabled": bool}` or `?enabled=bool`
+//! - `GET /nodekit/healthz`
 
 pub mod alloc;
 pub mod api;
@@ -15,8 +25,8 @@ pub mod events;
 pub mod faults;
 pub mod http;
 pub mod openapi;
-pub mod protobuf;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod server;
@@ -25,6 +35,7 @@ pub mod table;
 pub mod validation;
 
 pub use audit::AuditEntry;
+pub use bench::{BenchOpts, BenchReport};
 pub use config::Config;
 pub use error::{ApiError, Error, Result};
 pub use faults::FaultRule;

@@ -1,6 +1,7 @@
 //! Minimal decoder for Kubernetes protobuf request bodies ("k8s\0" + runtime.Unknown), covering the
 //! kinds typed clients such as kubectl send as protobuf: Namespace, ConfigMap, Secret,
-//! ServiceAccount, Binding, Eviction and DeleteOptions.
+//! ServiceAccount, Pod and Service (the fields `kubectl run` / `kubectl create` set), Binding,
+//! Eviction and DeleteOptions. Fields outside that subset are dropped.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -19,6 +20,8 @@ enum Ty {
     RepMsg(&'static [Field]),
     MapStr,
     MapBytes,
+    MapQuantity,
+    IntOrString,
 }
 
 struct Field {
@@ -59,6 +62,43 @@ const SERVICE_ACCOUNT: &[Field] = &[
     f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "secrets", Ty::RepMsg(OBJECT_REF)),
     f(3, "imagePullSecrets", Ty::RepMsg(LOCAL_REF)), f(4, "automountServiceAccountToken", Ty::Bool),
 ];
+const QUANTITY: &[Field] = &[f(1, "string", Ty::Str)];
+const QUANTITY_ENTRY: &[Field] = &[f(1, "key", Ty::Str), f(2, "value", Ty::Msg(QUANTITY))];
+const CONTAINER_PORT: &[Field] = &[
+    f(1, "name", Ty::Str), f(2, "hostPort", Ty::Int), f(3, "containerPort", Ty::Int), f(4, "protocol", Ty::Str), f(5, "hostIP", Ty::Str),
+];
+const ENV_VAR: &[Field] = &[f(1, "name", Ty::Str), f(2, "value", Ty::Str)];
+const RESOURCES: &[Field] = &[f(1, "limits", Ty::MapQuantity), f(2, "requests", Ty::MapQuantity)];
+const VOLUME_MOUNT: &[Field] = &[f(1, "name", Ty::Str), f(2, "readOnly", Ty::Bool), f(3, "mountPath", Ty::Str), f(4, "subPath", Ty::Str)];
+const CONTAINER: &[Field] = &[
+    f(1, "name", Ty::Str), f(2, "image", Ty::Str), f(3, "command", Ty::RepStr), f(4, "args", Ty::RepStr), f(5, "workingDir", Ty::Str),
+    f(6, "ports", Ty::RepMsg(CONTAINER_PORT)), f(7, "env", Ty::RepMsg(ENV_VAR)), f(8, "resources", Ty::Msg(RESOURCES)),
+    f(9, "volumeMounts", Ty::RepMsg(VOLUME_MOUNT)), f(13, "terminationMessagePath", Ty::Str), f(14, "imagePullPolicy", Ty::Str),
+    f(16, "stdin", Ty::Bool), f(17, "stdinOnce", Ty::Bool), f(18, "tty", Ty::Bool), f(20, "terminationMessagePolicy", Ty::Str),
+];
+const TOLERATION: &[Field] = &[
+    f(1, "key", Ty::Str), f(2, "operator", Ty::Str), f(3, "value", Ty::Str), f(4, "effect", Ty::Str), f(5, "tolerationSeconds", Ty::Int),
+];
+const POD_SPEC: &[Field] = &[
+    f(2, "containers", Ty::RepMsg(CONTAINER)), f(20, "initContainers", Ty::RepMsg(CONTAINER)), f(3, "restartPolicy", Ty::Str),
+    f(4, "terminationGracePeriodSeconds", Ty::Int), f(5, "activeDeadlineSeconds", Ty::Int), f(6, "dnsPolicy", Ty::Str),
+    f(7, "nodeSelector", Ty::MapStr), f(8, "serviceAccountName", Ty::Str), f(9, "serviceAccount", Ty::Str), f(10, "nodeName", Ty::Str),
+    f(11, "hostNetwork", Ty::Bool), f(15, "imagePullSecrets", Ty::RepMsg(LOCAL_REF)), f(16, "hostname", Ty::Str),
+    f(17, "subdomain", Ty::Str), f(19, "schedulerName", Ty::Str), f(22, "tolerations", Ty::RepMsg(TOLERATION)),
+    f(24, "priorityClassName", Ty::Str), f(25, "priority", Ty::Int), f(30, "enableServiceLinks", Ty::Bool), f(31, "preemptionPolicy", Ty::Str),
+];
+const POD: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(POD_SPEC))];
+const SERVICE_PORT: &[Field] = &[
+    f(1, "name", Ty::Str), f(2, "protocol", Ty::Str), f(6, "appProtocol", Ty::Str), f(3, "port", Ty::Int),
+    f(4, "targetPort", Ty::IntOrString), f(5, "nodePort", Ty::Int),
+];
+const SERVICE_SPEC: &[Field] = &[
+    f(1, "ports", Ty::RepMsg(SERVICE_PORT)), f(2, "selector", Ty::MapStr), f(3, "clusterIP", Ty::Str), f(18, "clusterIPs", Ty::RepStr),
+    f(4, "type", Ty::Str), f(5, "externalIPs", Ty::RepStr), f(7, "sessionAffinity", Ty::Str), f(10, "externalName", Ty::Str),
+    f(11, "externalTrafficPolicy", Ty::Str), f(13, "publishNotReadyAddresses", Ty::Bool), f(19, "ipFamilies", Ty::RepStr),
+    f(17, "ipFamilyPolicy", Ty::Str), f(22, "internalTrafficPolicy", Ty::Str),
+];
+const SERVICE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SERVICE_SPEC))];
 const PRECONDITIONS: &[Field] = &[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)];
 const DELETE_OPTIONS: &[Field] = &[
     f(1, "gracePeriodSeconds", Ty::Int), f(2, "preconditions", Ty::Msg(PRECONDITIONS)), f(3, "orphanDependents", Ty::Bool),
@@ -182,6 +222,26 @@ fn decode_msg(b: &[u8], fields: &[Field], depth: usize) -> ApiResult<Map<String,
                     _ => return Err(bad("repeated field clash")),
                 }
             }
+            (Ty::IntOrString, None) => {
+                let m = decode_msg(data, &[f(1, "type", Ty::Int), f(2, "intVal", Ty::Int), f(3, "strVal", Ty::Str)], depth + 1)?;
+                let v = if m.get("type").and_then(Value::as_i64) == Some(1) {
+                    m.get("strVal").cloned().unwrap_or(json!(""))
+                } else {
+                    m.get("intVal").cloned().unwrap_or(json!(0))
+                };
+                out.insert(name, v);
+            }
+            (Ty::MapQuantity, None) => {
+                let entry = decode_msg(data, QUANTITY_ENTRY, depth + 1)?;
+                let k = entry.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+                let v = entry.get("value").and_then(|q| q.get("string")).cloned().unwrap_or(json!("0"));
+                match out.entry(name).or_insert_with(|| json!({})) {
+                    Value::Object(m) => {
+                        m.insert(k, v);
+                    }
+                    _ => return Err(bad("map field clash")),
+                }
+            }
             (Ty::MapStr | Ty::MapBytes, None) => {
                 let (k, v) = map_entry(data, matches!(field.ty, Ty::MapBytes))?;
                 match out.entry(name).or_insert_with(|| json!({})) {
@@ -210,6 +270,8 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         .unwrap_or_default();
     let schema = match kind.as_str() {
         "Namespace" => NAMESPACE,
+        "Pod" => POD,
+        "Service" => SERVICE,
         "ConfigMap" => CONFIGMAP,
         "Secret" => SECRET,
         "ServiceAccount" => SERVICE_ACCOUNT,

@@ -190,11 +190,30 @@ impl Store {
     where
         F: FnOnce(Option<&Arc<Obj>>) -> ApiResult<Change>,
     {
+        self.mutate_with(res, namespace, name, false, f)
+    }
+
+    /// Like [`Store::mutate`]; with `dry_run` the change is computed and returned but not stored.
+    pub fn mutate_with<F>(&self, res: ResourceId, namespace: &str, name: &str, dry_run: bool, f: F) -> ApiResult<Outcome>
+    where
+        F: FnOnce(Option<&Arc<Obj>>) -> ApiResult<Change>,
+    {
         let k = key(namespace, name);
         let limit = self.history_limit.load(Ordering::Relaxed);
         let mut inner = self.inner.lock();
         let current = inner.tables[res.0].objects.get(&k).cloned();
         let change = f(current.as_ref())?;
+        if dry_run {
+            let rv = current.as_ref().map_or(0, |c| c.rv);
+            return Ok(match change {
+                Change::Keep => Outcome { obj: current.ok_or_else(|| ApiError::internal("nothing to keep"))?, ty: None },
+                Change::Put(v) => {
+                    let ty = if current.is_some() { EventType::Modified } else { EventType::Added };
+                    Outcome { obj: Obj::new(v, rv), ty: Some(ty) }
+                }
+                Change::Delete => Outcome { obj: current.ok_or_else(|| ApiError::internal("nothing to delete"))?, ty: Some(EventType::Deleted) },
+            });
+        }
         let (ty, obj) = match change {
             Change::Keep => {
                 let obj = current.ok_or_else(|| ApiError::internal("nothing to keep"))?;

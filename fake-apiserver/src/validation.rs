@@ -61,7 +61,7 @@ fn check_metadata(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
                     }
                     match v {
                         Value::String(s) if field == "labels" && !crate::selectors::valid_label_value(s) => {
-                            causes.push(Cause::invalid(format!("metadata.labels"), s, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
+                            causes.push(Cause::invalid("metadata.labels".to_string(), s, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
                         }
                         Value::String(_) => {}
                         _ => causes.push(Cause::invalid(format!("metadata.{field}.{k}"), &v.to_string(), "must be a string")),
@@ -203,11 +203,10 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
         resources::PODS => check_pod(obj, &mut causes),
         resources::SERVICES => check_service(obj, &mut causes),
         resources::LEASES => check_lease(obj, &mut causes),
-        resources::ENDPOINTSLICES => {
-            if obj.get("addressType").and_then(Value::as_str).is_none() {
+        resources::ENDPOINTSLICES
+            if obj.get("addressType").and_then(Value::as_str).is_none() => {
                 causes.push(Cause::required("addressType"));
             }
-        }
         _ => {}
     }
     finish(desc, obj, causes)

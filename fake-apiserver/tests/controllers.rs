@@ -201,13 +201,84 @@ async fn endpointslices_follow_services_and_pods() -> anyhow::Result<()> {
         }
     })
     .await;
-    // Deleting the service removes its slices.
+    // The legacy Endpoints object mirrors it (terminating pods left out).
+    let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(c.clone(), "default");
+    let e = common::wait_for("endpoints", Duration::from_secs(5), || {
+        let eps = eps.clone();
+        async move {
+            let e = eps.get("web").await.ok()?;
+            let s = e.subsets.clone()?;
+            (s.len() == 1 && s[0].addresses.as_ref().map(Vec::len) == Some(1) && s[0].not_ready_addresses.is_none()).then_some(e)
+        }
+    })
+    .await;
+    assert_eq!(e.subsets.unwrap()[0].addresses.as_ref().unwrap()[0].ip, "10.244.1.2");
+    // Deleting the service removes its slices and endpoints.
     svcs.delete("web", &DeleteParams::default()).await?;
     common::wait_for("slices gone", Duration::from_secs(5), || {
         let slices = slices.clone();
         async move { slices_of(&slices, "web").await.is_empty().then_some(()) }
     })
     .await;
+    common::wait_for("endpoints gone", Duration::from_secs(5), || {
+        let eps = eps.clone();
+        async move { eps.get_opt("web").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_lifecycle_survives_malformed_nodes_and_can_be_disabled() -> anyhow::Result<()> {
+    let h = common::start_with(|c| {
+        c.node_monitor_grace_period = Duration::from_millis(200);
+        c.node_monitor_period = Duration::from_millis(20);
+    })
+    .await;
+    let api = h.api();
+    api.create(fake_apiserver::resources::NODES, "", json!({"metadata": {"name": "odd"}, "status": "garbage", "spec": {"taints": 7}})).unwrap();
+    api.create(fake_apiserver::resources::NODES, "", json!({"metadata": {"name": "fresh"}, "status": {"conditions": [1, {"type": "Ready", "status": "True"}]}})).unwrap();
+    for name in ["odd", "fresh"] {
+        common::wait_for("node Unknown", Duration::from_secs(5), || {
+            let n = h.store().get(fake_apiserver::resources::NODES, "", name);
+            let ok = n.is_some_and(|n| {
+                n.value["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "Unknown"))
+            });
+            async move { ok.then_some(()) }
+        })
+        .await;
+    }
+    let odd = h.store().get(fake_apiserver::resources::NODES, "", "odd").unwrap();
+    assert_eq!(odd.value["status"]["conditions"][0]["reason"], "NodeStatusNeverUpdated");
+    h.shutdown().await;
+
+    // Switched off: nothing changes the node.
+    let h = common::start_with(|c| {
+        c.node_lifecycle = false;
+        c.endpointslices = false;
+        c.node_monitor_grace_period = Duration::from_millis(50);
+    })
+    .await;
+    let c = common::kube_client(&h);
+    let nodes: Api<Node> = Api::all(c.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    let svcs: Api<Service> = Api::namespaced(c.clone(), "default");
+    svcs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 1}]}}))?).await?;
+    // Neither controller acts within 8 grace periods.
+    let slices: Api<EndpointSlice> = Api::namespaced(c.clone(), "default");
+    let acted = tokio::time::timeout(Duration::from_millis(400), common::wait_for("a controller to act", Duration::from_secs(5), || {
+        let (nodes, slices) = (nodes.clone(), slices.clone());
+        async move {
+            let n = nodes.get("n").await.ok()?;
+            (ready_status(&n)?.0 != "True" || !slices_of(&slices, "s").await.is_empty()).then_some(())
+        }
+    }))
+    .await;
+    assert!(acted.is_err(), "a disabled controller changed something");
+    assert_eq!(ready_status(&nodes.get("n").await?).unwrap().0, "True");
+    assert!(slices_of(&slices, "s").await.is_empty());
     h.shutdown().await;
     Ok(())
 }

@@ -152,6 +152,21 @@ async fn kubectl_get_describe_apply_patch_label_delete() {
     let err = k.fails(&["patch", "pod", "web", "--type=json", "-p", r#"[{"op":"remove","path":"/nope"}]"#]).await;
     assert!(err.contains("invalid"), "{err}");
 
+    // typed clients send protobuf: run, create service/configmap/secret
+    assert!(k.ok(&["run", "runner", "--image=busybox:1.36", "--env=A=1", "--port=8080", "--labels=app=runner", "--", "sleep", "3600"]).await.contains("pod/runner created"));
+    let p: Value = serde_json::from_str(&k.ok(&["get", "pod", "runner", "-o", "json"]).await).unwrap();
+    assert_eq!(p["spec"]["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(p["spec"]["containers"][0]["args"], serde_json::json!(["sleep", "3600"]));
+    assert_eq!(p["spec"]["containers"][0]["env"][0]["name"], "A");
+    assert_eq!(p["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
+    assert!(k.ok(&["create", "service", "clusterip", "runner", "--tcp=80:8080"]).await.contains("service/runner created"));
+    let s: Value = serde_json::from_str(&k.ok(&["get", "svc", "runner", "-o", "json"]).await).unwrap();
+    assert_eq!(s["spec"]["ports"][0]["targetPort"], 8080);
+    assert!(s["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96."));
+    assert!(k.ok(&["create", "configmap", "cfg", "--from-literal=a=b"]).await.contains("configmap/cfg created"));
+    assert!(k.ok(&["create", "secret", "generic", "sec", "--from-literal=p=q"]).await.contains("secret/sec created"));
+    assert_eq!(k.ok(&["get", "secret", "sec", "-o", "jsonpath={.data.p}"]).await, "cQ==");
+
     // namespaces, api-resources, delete
     assert!(k.ok(&["create", "namespace", "team-a"]).await.contains("namespace/team-a created"));
     assert!(k.ok(&["get", "ns"]).await.contains("team-a"));

@@ -297,3 +297,29 @@ async fn deleting_a_node_collects_its_lease_and_owned_pods() {
     assert!(h.store().get(resources::CONFIGMAPS, "default", "unrelated").is_some());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn dry_run_computes_without_storing() {
+    let h = common::start().await;
+    let c = client();
+    let svcs = format!("{}/api/v1/namespaces/default/services", h.url());
+    let rv = h.store().current_rv();
+    let (code, s) = call(&c, "POST", &format!("{svcs}?dryRun=All"), r#"{"metadata":{"name":"d"},"spec":{"type":"NodePort","ports":[{"port":80,"nodePort":30100}]}}"#).await;
+    assert_eq!(code, 201);
+    assert_eq!(s["spec"]["ports"][0]["nodePort"], 30100);
+    assert!(h.store().get(resources::SERVICES, "default", "d").is_none());
+    assert_eq!(h.store().current_rv(), rv);
+    // The dry run did not hold the node port.
+    let (code, _) = call(&c, "POST", &svcs, r#"{"metadata":{"name":"real"},"spec":{"type":"NodePort","ports":[{"port":80,"nodePort":30100}]}}"#).await;
+    assert_eq!(code, 201);
+    let merge = [("content-type", "application/merge-patch+json")];
+    let (code, p) = call_h(&c, "PATCH", &format!("{svcs}/real?dryRun=All"), &merge, r#"{"metadata":{"labels":{"x":"y"}}}"#).await;
+    assert_eq!((code, p["metadata"]["labels"]["x"].as_str()), (200, Some("y")));
+    assert!(h.store().get(resources::SERVICES, "default", "real").unwrap().value["metadata"].get("labels").is_none());
+    let (code, _) = call(&c, "DELETE", &format!("{svcs}/real?dryRun=All"), "").await;
+    assert_eq!(code, 200);
+    assert!(h.store().get(resources::SERVICES, "default", "real").is_some());
+    let (code, _) = call(&c, "POST", &format!("{svcs}?dryRun=Some"), "{}").await;
+    assert_eq!(code, 400);
+    h.shutdown().await;
+}

@@ -17,6 +17,9 @@ impl Runtime {
             let st = lock(&self.state);
             (st.containers.values().cloned().collect::<Vec<_>>(), st.sandboxes.values().cloned().collect::<Vec<_>>())
         };
+        if sandboxes.iter().any(|s| s.ready && s.config.port_mappings.iter().any(|p| p.host_port > 0)) {
+            self.hostports_programmed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         for s in sandboxes.iter().filter(|s| s.ready) {
             if let Some(p) = &s.netns_path {
                 match crate::net::open_netns(p) {
@@ -77,6 +80,23 @@ impl Runtime {
                 rt.finish_container(&c.id, pid, None, copies, tx).await;
             });
         }
+        // Cgroups of containers that are gone (a crash leaves them behind) are removed.
+        if let Some(parent) = &self.cgroup_parent {
+            let keep: std::collections::BTreeSet<std::path::PathBuf> = lock(&self.state)
+                .containers
+                .values()
+                .filter(|c| c.phase == ContainerPhase::Running)
+                .filter_map(|c| c.cgroup.clone())
+                .collect();
+            if let Ok(rd) = std::fs::read_dir(parent) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() && !keep.contains(&p) {
+                        crate::cgroup::remove(&p);
+                    }
+                }
+            }
+        }
         let st = lock(&self.state);
         self.save(&st);
     }
@@ -115,7 +135,9 @@ impl Runtime {
         if let Some(p) = &self.cgroup_parent {
             crate::cgroup::remove_parent(p);
         }
-        let _ = crate::net::apply_hostports(&[]).await;
+        if self.hostports_programmed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = crate::net::apply_hostports(&[]).await;
+        }
         if self.created_bridge.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = self.net.delete_bridge().await;
         }

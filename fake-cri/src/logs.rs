@@ -51,11 +51,10 @@ impl LogSink {
         line.extend_from_slice(if partial { b" P " } else { b" F " });
         line.extend_from_slice(msg);
         line.push(b'\n');
-        if let Ok(mut g) = self.file.lock() {
-            if let Some(f) = g.as_mut() {
+        if let Ok(mut g) = self.file.lock()
+            && let Some(f) = g.as_mut() {
                 let _ = f.write_all(&line);
             }
-        }
     }
 }
 

@@ -93,11 +93,10 @@ impl Net {
 
     /// Creates the bridge with `gw/prefix` if missing, and brings it up.
     pub async fn ensure_bridge(&self, cidr: &Cidr) -> Result<u32> {
-        if let Some((idx, c)) = *self.ready.lock().unwrap_or_else(|p| p.into_inner()) {
-            if c == *cidr {
+        if let Some((idx, c)) = *self.ready.lock().unwrap_or_else(|p| p.into_inner())
+            && c == *cidr {
                 return Ok(idx);
             }
-        }
         let idx = self.setup_bridge(cidr).await?;
         *self.ready.lock().unwrap_or_else(|p| p.into_inner()) = Some((idx, *cidr));
         Ok(idx)
@@ -311,7 +310,7 @@ pub fn hostport_script(ports: &[HostPort]) -> String {
         ));
     }
     s.push_str(&format!("  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{rules}  }}\n"));
-    s.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump hp\n  }}\n"));
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump hp\n  }\n");
     s.push_str(&format!("  chain hp {{\n{rules}  }}\n"));
     s.push_str("}\n");
     s

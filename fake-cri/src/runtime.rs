@@ -41,6 +41,7 @@ pub struct Runtime {
     pub(crate) netns: Mutex<HashMap<String, Arc<OwnedFd>>>,
     pub(crate) net: Net,
     pub(crate) created_bridge: AtomicBool,
+    pub(crate) hostports_programmed: AtomicBool,
     pub(crate) events: broadcast::Sender<cri::ContainerEventResponse>,
     faults: Mutex<FaultState>,
     pub(crate) cgroup_parent: Option<PathBuf>,
@@ -82,6 +83,7 @@ impl Runtime {
             netns: Mutex::new(HashMap::new()),
             net,
             created_bridge: AtomicBool::new(false),
+            hostports_programmed: AtomicBool::new(false),
             events,
             faults: Mutex::new(FaultState { faults, file_mtime: None }),
             cgroup_parent,
@@ -274,13 +276,12 @@ impl Runtime {
             st.sandboxes.insert(id.clone(), rec);
             self.save(&st);
         }
-        if has_ports {
-            if let Err(e) = self.sync_hostports().await {
+        if has_ports
+            && let Err(e) = self.sync_hostports().await {
                 let _ = self.stop_pod_sandbox(&id).await;
                 let _ = self.remove_pod_sandbox(&id).await;
                 return Err(e);
             }
-        }
         Ok(id)
     }
 
@@ -306,7 +307,12 @@ impl Runtime {
                 })
                 .collect()
         };
-        crate::net::apply_hostports(&ports).await
+        if ports.is_empty() && !self.hostports_programmed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        crate::net::apply_hostports(&ports).await?;
+        self.hostports_programmed.store(!ports.is_empty(), Ordering::SeqCst);
+        Ok(())
     }
 
     /// StopPodSandbox: kills its containers, tears its network down. Idempotent.

@@ -325,11 +325,10 @@ impl ImageService for Service {
             let q = image_query(&req.image)?;
             let image = self.rt.present_image(&q).map(|e| crate::images::to_cri(&e));
             let mut info = HashMap::new();
-            if req.verbose {
-                if let Some(i) = &image {
+            if req.verbose
+                && let Some(i) = &image {
                     info.insert("info".to_string(), serde_json::json!({ "id": i.id, "repoTags": i.repo_tags }).to_string());
                 }
-            }
             Ok(cri::ImageStatusResponse { image, info })
         })
         .await

@@ -69,11 +69,10 @@ fn setup_fresh(f: &Fresh) -> std::io::Result<()> {
     }
     mnt(None, c"/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // Sources may live below /tmp (state dir, emptyDir paths): pin them before /tmp is covered.
-    if let Some(r) = &f.resolv_conf {
-        if Path::new("/etc/resolv.conf").exists() {
+    if let Some(r) = &f.resolv_conf
+        && Path::new("/etc/resolv.conf").exists() {
             mnt(Some(r), c"/etc/resolv.conf", None, MsFlags::MS_BIND, None)?;
         }
-    }
     let mut pinned = Vec::with_capacity(f.mounts.len());
     for m in &f.mounts {
         let fd = open(m.src.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(std::io::Error::from)?;

@@ -97,11 +97,10 @@ async fn log_format_partial_lines_and_reopen() {
 fn proc_count_with(args: &str) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            if String::from_utf8_lossy(&c).replace('\0', " ").contains(args) {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&c).replace('\0', " ").contains(args) {
                 n += 1;
             }
-        }
     }
     n
 }

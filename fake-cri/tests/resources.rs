@@ -39,6 +39,19 @@ async fn memory_limit_breach_is_oom_killed() {
     .await;
     assert!(ws < 64 * MIB);
     assert_eq!(w.status(&c).await.state, cri::ContainerState::ContainerRunning as i32);
+    // A limit set later through UpdateContainerResources is enforced too.
+    let late = w.run_container(&sid, container("late", &["alloc-memory", "--mib", "48", "--step-mib", "8", "--interval", "100ms"])).await;
+    rc.update_container_resources(cri::UpdateContainerResourcesRequest {
+        container_id: late.clone(),
+        linux: Some(cri::LinuxContainerResources { memory_limit_in_bytes: (24 * MIB) as i64, ..Default::default() }),
+        windows: None,
+        annotations: Default::default(),
+    })
+    .await
+    .unwrap();
+    let s = w.wait_exited(&late).await;
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"));
+    assert_eq!(s.resources.unwrap().linux.unwrap().memory_limit_in_bytes, (24 * MIB) as i64);
     let _ = rc.stop_container(cri::StopContainerRequest { container_id: c, timeout: 0 }).await;
 }
 
@@ -103,6 +116,18 @@ async fn bind_mounts_and_host_ports() {
     assert!(host_dir.join("written").exists());
     let rules = String::from_utf8_lossy(&w.node_cmd(&["nft", "list", "table", "ip", "fake_cri_hostports"]).stdout).to_string();
     assert!(rules.contains("dport 18080") && rules.contains(":8080"), "{rules}");
+    // Traffic to the node address on the host port reaches the pod.
+    let body = w.in_node_net(|| {
+        use std::io::{Read, Write};
+        let addr: std::net::SocketAddr = "10.244.1.1:18080".parse().unwrap();
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET /hostname HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        Some(buf.split_once("\r\n\r\n")?.1.to_string())
+    });
+    assert_eq!(body.as_deref(), Some("mounts"));
     w.client.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sid }).await.unwrap();
     let after = w.node_cmd(&["nft", "list", "table", "ip", "fake_cri_hostports"]);
     assert!(!after.status.success(), "hostport table still there");

@@ -100,6 +100,22 @@ impl Ctr {
         self.config.labels.insert(k.into(), v.into());
         self
     }
+    /// Runs as `uid`:`gid`.
+    pub fn user(mut self, uid: i64, gid: i64) -> Ctr {
+        let sc = self.security();
+        sc.run_as_user = Some(api::Int64Value { value: uid });
+        sc.run_as_group = Some(api::Int64Value { value: gid });
+        self
+    }
+    /// Mounts the root filesystem read-only.
+    pub fn readonly_rootfs(mut self) -> Ctr {
+        self.security().readonly_rootfs = true;
+        self
+    }
+    fn security(&mut self) -> &mut api::LinuxContainerSecurityContext {
+        let linux = self.config.linux.get_or_insert_with(Default::default);
+        linux.security_context.get_or_insert_with(Default::default)
+    }
     /// Sets the memory limit.
     pub fn memory_limit(mut self, bytes: i64) -> Ctr {
         let linux = self.config.linux.get_or_insert_with(Default::default);
@@ -275,6 +291,17 @@ impl Cri {
             .with_context(|| format!("ImageStatus {image}"))?;
         Ok(r.into_inner().image)
     }
+}
+
+/// Waits until the CRI log file at `path` has a line whose message contains `needle`.
+pub async fn wait_log(path: &Path, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+    let what = format!("{} to log {needle:?}", path.display());
+    harness::wait::wait_for(&what, timeout, || async {
+        let lines = std::fs::read_to_string(path).ok().and_then(|t| parse_log(&t).ok()).unwrap_or_default();
+        lines.iter().any(|l| l.msg.contains(needle))
+    })
+    .await?;
+    Ok(())
 }
 
 /// An `ImageSpec` for a reference.

@@ -1,5 +1,6 @@
 //! EndpointSlice controller: for every Service with a selector, EndpointSlices `<svc>-xxxxx`
-//! listing the matching pods' IPs with ready/serving/terminating conditions and resolved ports.
+//! listing the matching pods' IPs with ready/serving/terminating conditions and resolved ports,
+//! plus the legacy core/v1 Endpoints object of the same name as the Service.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -107,10 +108,84 @@ fn slice_labels(svc: &Value) -> Map<String, Value> {
     labels
 }
 
+pub const ENDPOINTS_MANAGED_BY_LABEL: &str = "endpoints.kubernetes.io/managed-by";
+pub const ENDPOINTS_MANAGED_BY: &str = "endpoint-controller";
+
+/// The core/v1 Endpoints subsets for the desired groups (terminating endpoints left out).
+fn subsets(groups: &[(Value, Vec<Value>)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (ports, eps) in groups {
+        let addr = |e: &Value| {
+            let mut a = json!({"ip": e.pointer("/addresses/0").cloned().unwrap_or(Value::Null), "targetRef": e.get("targetRef").cloned().unwrap_or(Value::Null)});
+            if let Some(n) = e.get("nodeName") {
+                a["nodeName"] = n.clone();
+            }
+            a
+        };
+        let cond = |e: &Value, k: &str| e.pointer(&format!("/conditions/{k}")).and_then(Value::as_bool).unwrap_or(false);
+        let ready: Vec<Value> = eps.iter().filter(|e| cond(e, "ready")).map(addr).collect();
+        let not_ready: Vec<Value> = eps.iter().filter(|e| !cond(e, "ready") && !cond(e, "terminating")).map(addr).collect();
+        if ready.is_empty() && not_ready.is_empty() {
+            continue;
+        }
+        let mut subset = json!({});
+        if !ready.is_empty() {
+            subset["addresses"] = Value::Array(ready);
+        }
+        if !not_ready.is_empty() {
+            subset["notReadyAddresses"] = Value::Array(not_ready);
+        }
+        if let Some(p) = ports.as_array().filter(|p| !p.is_empty()) {
+            subset["ports"] = Value::Array(p.iter().map(|p| {
+                let mut q = p.clone();
+                if q.get("name").and_then(Value::as_str) == Some("") && let Some(m) = q.as_object_mut() {
+                    m.remove("name");
+                }
+                q
+            }).collect());
+        }
+        out.push(subset);
+    }
+    out
+}
+
+fn sync_endpoints(state: &State, svc: &Obj, groups: &[(Value, Vec<Value>)]) {
+    let (ns, name) = (svc.namespace().to_string(), svc.name().to_string());
+    let mut labels = svc.value.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
+    labels.insert(ENDPOINTS_MANAGED_BY_LABEL.into(), json!(ENDPOINTS_MANAGED_BY));
+    let subsets = subsets(groups);
+    match state.store.get(resources::ENDPOINTS, &ns, &name) {
+        None => {
+            let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "labels": labels}});
+            if !subsets.is_empty() {
+                ep["subsets"] = Value::Array(subsets);
+            }
+            let _ = state.api.create(resources::ENDPOINTS, &ns, ep);
+        }
+        Some(cur) => {
+            let mut new = cur.value.clone();
+            new["metadata"]["labels"] = Value::Object(labels);
+            match new.as_object_mut() {
+                Some(o) if subsets.is_empty() => {
+                    o.remove("subsets");
+                }
+                Some(o) => {
+                    o.insert("subsets".into(), Value::Array(subsets));
+                }
+                None => return,
+            }
+            if new != cur.value {
+                let _ = state.store.mutate(resources::ENDPOINTS, &ns, &name, |c| Ok(if c.is_some() { Change::Put(new) } else { Change::Keep }));
+            }
+        }
+    }
+}
+
 fn sync_service(state: &State, svc: &Obj, pods: &[Arc<Obj>], existing: Vec<Arc<Obj>>) {
     let ns = svc.namespace().to_string();
     let labels = slice_labels(&svc.value);
     let mut want = desired(&svc.value, pods);
+    sync_endpoints(state, svc, &want);
     let mut unmatched: Vec<Arc<Obj>> = Vec::new();
     // Pair existing slices with desired groups having the same ports.
     for s in existing {
@@ -200,6 +275,14 @@ pub fn sync_all(state: &State) {
         let existing = by_svc.remove(&(ns.clone(), svc.name().to_string())).unwrap_or_default();
         sync_service(state, svc, pods_by_ns.get(&ns).map(Vec::as_slice).unwrap_or(&[]), existing);
     }
+    let (endpoints, _) = state.store.snapshot(resources::ENDPOINTS, None);
+    for ep in endpoints {
+        let managed = ep.value.pointer(&format!("/metadata/labels/{}", ENDPOINTS_MANAGED_BY_LABEL.replace('/', "~1"))).and_then(Value::as_str) == Some(ENDPOINTS_MANAGED_BY);
+        if managed && !selected.iter().any(|s| s.namespace() == ep.namespace() && s.name() == ep.name()) {
+            let (ns, name) = (ep.namespace().to_string(), ep.name().to_string());
+            let _ = state.store.mutate(resources::ENDPOINTS, &ns, &name, |c| Ok(if c.is_some() { Change::Delete } else { Change::Keep }));
+        }
+    }
     for ((ns, _), orphans) in by_svc {
         for s in orphans {
             let name = s.name().to_string();
@@ -213,12 +296,14 @@ pub async fn run(state: Arc<State>) {
     let mut svc_rx = state.store.subscribe(resources::SERVICES);
     let mut pod_rx = state.store.subscribe(resources::PODS);
     let mut slice_rx = state.store.subscribe(resources::ENDPOINTSLICES);
+    let mut ep_rx = state.store.subscribe(resources::ENDPOINTS);
     loop {
         sync_all(&state);
         tokio::select! {
             _ = svc_rx.changed() => {}
             _ = pod_rx.changed() => {}
             _ = slice_rx.changed() => {}
+            _ = ep_rx.changed() => {}
             _ = state.cancel.cancelled() => return,
         }
         // Coalesce bursts of changes into one pass.
@@ -229,5 +314,6 @@ pub async fn run(state: Arc<State>) {
         svc_rx.mark_unchanged();
         pod_rx.mark_unchanged();
         slice_rx.mark_unchanged();
+        ep_rx.mark_unchanged();
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::api::now_rfc3339;
+use crate::api::{now_rfc3339, set_in};
 use crate::resources;
 use crate::server::State;
 use crate::store::Change;
@@ -57,18 +57,18 @@ fn mark_unknown(node: &Value) -> Value {
     }
     for c in conds.iter_mut() {
         if c.get("status").and_then(Value::as_str) != Some("Unknown") {
-            c["status"] = json!("Unknown");
-            c["reason"] = json!("NodeStatusUnknown");
-            c["message"] = json!("Kubelet stopped posting node status.");
-            c["lastTransitionTime"] = json!(now);
+            set_in(c, &["status"], json!("Unknown"));
+            set_in(c, &["reason"], json!("NodeStatusUnknown"));
+            set_in(c, &["message"], json!("Kubelet stopped posting node status."));
+            set_in(c, &["lastTransitionTime"], json!(now));
         }
     }
-    n["status"]["conditions"] = Value::Array(conds);
+    set_in(&mut n, &["status", "conditions"], Value::Array(conds));
     let mut taints = n.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
     taints.retain(|t| t.get("key").and_then(Value::as_str) != Some(UNREACHABLE_TAINT));
     taints.push(json!({"key": UNREACHABLE_TAINT, "effect": "NoSchedule"}));
     taints.push(json!({"key": UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": now}));
-    n["spec"]["taints"] = Value::Array(taints);
+    set_in(&mut n, &["spec", "taints"], Value::Array(taints));
     n
 }
 
@@ -98,8 +98,8 @@ fn mark_pods_not_ready(state: &State, node: &str) {
             if let Some(conds) = p.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
                 for c in conds.iter_mut() {
                     if c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) == Some("True") {
-                        c["status"] = json!("False");
-                        c["lastTransitionTime"] = json!(now_rfc3339());
+                        set_in(c, &["status"], json!("False"));
+                        set_in(c, &["lastTransitionTime"], json!(now_rfc3339()));
                         changed = true;
                     }
                 }

@@ -62,6 +62,7 @@ pub fn handle(
     let name = r.name.as_deref().unwrap_or("");
     let api = &state.api;
     let out = |v: &Value| from_core(v);
+    let dry = q.get("dryRun").map(String::as_str) == Some("All");
     match verb {
         "get" => {
             let o = state.store.get(EVENTS, &ns, name).ok_or_else(|| not_found(name))?;
@@ -90,13 +91,13 @@ pub fn handle(
         "create" if r.name.is_none() && r.ns.is_some() => {
             let v = body_value(ct, body)?;
             check_v1(&v)?;
-            let o = api.create(EVENTS, &ns, to_core(&v))?;
+            let o = api.create_with(EVENTS, &ns, to_core(&v), dry)?;
             Ok(value_response(201, &out(&o.value)))
         }
         "update" if r.name.is_some() => {
             let v = body_value(ct, body)?;
             check_v1(&v)?;
-            let o = api.update(EVENTS, &ns, name, to_core(&v), None)?;
+            let o = api.update_with(EVENTS, &ns, name, to_core(&v), None, dry)?;
             Ok(value_response(200, &out(&o.value)))
         }
         "patch" if r.name.is_some() => {
@@ -115,7 +116,7 @@ pub fn handle(
                     if cur.is_none() {
                         let mut v = v;
                         v["metadata"]["name"] = json!(name);
-                        let o = api.create(EVENTS, &ns, to_core(&v))?;
+                        let o = api.create_with(EVENTS, &ns, to_core(&v), dry)?;
                         return Ok(value_response(201, &out(&o.value)));
                     }
                     (v, 200)
@@ -123,11 +124,12 @@ pub fn handle(
                 (_, None) => return Err(not_found(name)),
                 (pt, Some(c)) => (patch::apply_patch(pt, &from_core(&c.value), body, "Event")?, 200),
             };
-            let o = api.update(EVENTS, &ns, name, to_core(&patched), None)?;
+            let o = api.update_with(EVENTS, &ns, name, to_core(&patched), None, dry)?;
             Ok(value_response(code, &out(&o.value)))
         }
         "delete" if r.name.is_some() => {
-            let opts = if body.is_empty() { DeleteOpts::default() } else { DeleteOpts::from_body(Some(&patch::decode_body(ct, body)?))? };
+            let mut opts = if body.is_empty() { DeleteOpts::default() } else { DeleteOpts::from_body(Some(&patch::decode_body(ct, body)?))? };
+            opts.dry_run |= dry;
             let d = api.delete(EVENTS, &ns, name, &opts)?;
             Ok(value_response(200, &out(&d.obj.value)))
         }

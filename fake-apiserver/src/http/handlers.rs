@@ -87,6 +87,7 @@ fn body_value(ct: &str, body: &[u8]) -> ApiResult<Value> {
 fn delete_opts(ct: &str, body: &[u8], q: &HashMap<String, String>) -> ApiResult<DeleteOpts> {
     let v = if body.is_empty() { None } else { Some(patch::decode_body(ct, body)?) };
     let mut opts = DeleteOpts::from_body(v.as_ref())?;
+    opts.dry_run = opts.dry_run || q.get("dryRun").map(String::as_str) == Some("All");
     if let Some(g) = query_grace(q)? {
         opts.grace_period_seconds = Some(g);
     }
@@ -109,12 +110,13 @@ async fn resource(
     let as_table = wants_table(&req);
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let method = req.method().clone();
-    let dry_run = q.contains_key("dryRun");
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
+    };
     let needs_body = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let body = if needs_body { read_body(req.into_body(), state.config.max_body_bytes).await? } else { Bytes::new() };
-    if dry_run && verb != "get" && verb != "list" {
-        return Err(ApiError::bad_request("dryRun is not supported by this server"));
-    }
     if r.res == crate::resources::EVENTS_V1 {
         return super::events_v1::handle(state, r, verb, &method, &ct, &body, q, close_watch_after);
     }
@@ -147,7 +149,7 @@ async fn resource(
                         return Err(ApiError::method_not_allowed("create"));
                     }
                     let v = body_value(&ct, &body)?;
-                    let obj = api.create(r.res, &ns, v)?;
+                    let obj = api.create_with(r.res, &ns, v, dry_run)?;
                     Ok(obj_response(201, &obj))
                 }
                 (Some(name), Some("binding")) => {
@@ -167,7 +169,7 @@ async fn resource(
                 return Err(ApiError::method_not_allowed("update"));
             }
             let v = body_value(&ct, &body)?;
-            let obj = api.update(r.res, &ns, name, v, r.sub.as_deref())?;
+            let obj = api.update_with(r.res, &ns, name, v, r.sub.as_deref(), dry_run)?;
             Ok(obj_response(200, &obj))
         }
         "patch" => {
@@ -180,7 +182,7 @@ async fn resource(
                 return Err(ApiError::bad_request("the body of the request was empty"));
             }
             let existed = state.store.get(r.res, &ns, name).is_some();
-            let obj = api.patch(r.res, &ns, name, pt, &body, r.sub.as_deref(), q.get("fieldManager").map(String::as_str))?;
+            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), q.get("fieldManager").map(String::as_str), dry_run)?;
             Ok(obj_response(if existed { 200 } else { 201 }, &obj))
         }
         "delete" => {

@@ -327,6 +327,7 @@ fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
             return Ok(tars);
         }
         if std::fs::create_dir_all(&cache).is_ok() && build_images(bin, &cache).is_ok() {
+            prune_cache(&cache);
             return Ok(tars);
         }
     }
@@ -343,6 +344,24 @@ fn cache_dir(bin: &Path) -> Option<PathBuf> {
         (p, m.len(), m.mtime(), m.mtime_nsec(), m.ino()).hash(&mut h);
     }
     Some(bin.parent()?.join("nodekit-images").join(format!("{:016x}", h.finish())))
+}
+
+/// Removes cache entries other than `keep` that were last written more than an hour ago
+/// (binaries rebuilt since; a run still using one would have started within the hour).
+fn prune_cache(keep: &Path) {
+    let Some(parent) = keep.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if old && e.path() != keep {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Builds the pause and workload image tarballs into `dir` (each written to a temporary name

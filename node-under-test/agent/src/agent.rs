@@ -103,7 +103,11 @@ pub async fn run(
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = retry("node registration", &cancel, || async {
         let status = node::current_status(runtime.as_ref(), &inputs, &[]).await;
-        let node = register::register(&nodes, &template, status.clone(), api_timeout).await?;
+        let node = if cfg.register_node {
+            register::register(&nodes, &template, status.clone(), api_timeout).await?
+        } else {
+            crate::error::api("get node", api_timeout, nodes.get(&settings.node_name)).await?
+        };
         node::patch_status(&nodes, &settings.node_name, &status, api_timeout).await?;
         Ok((node, status))
     })

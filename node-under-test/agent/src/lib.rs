@@ -1,4 +1,16 @@
 //! The reference node agent (kubelet): registration, heartbeats, pod workers, probes.
+//!
+//! `node-agent --config kubelet-config.yaml --kubeconfig PATH --node-name N
+//!   --container-runtime-endpoint unix:///… [--root-dir DIR] [--node-ip IP] [--pod-cidr CIDR]
+//!   [--healthz-bind-address HOST:PORT]` (see [`cli::Flags`]). The config file is a
+//! `KubeletConfiguration` (kubelet.config.k8s.io/v1beta1, [`config::KubeletConfiguration`]) with
+//! upstream defaults; non-upstream knobs live in its `nodekit:` block ([`config::Extensions`]).
+//! A bad config exits with status 2.
+//!
+//! Layout: [`node`] (registration, status, lease), [`pods`] (the pure worker state machine in
+//! [`pods::worker`], its effects, status rendering, events, the pod manager), [`probes`] (the pure
+//! probe state machine and the exec/http/tcp/grpc checkers), [`cri`] (the narrow [`cri::Runtime`]
+//! trait and its tonic client), [`server`] (/healthz, /metrics), [`agent`] (wiring).
 
 pub mod config;
 pub mod quantity;

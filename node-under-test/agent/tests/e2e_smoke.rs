@@ -231,6 +231,33 @@ async fn scenario() -> Result<()> {
     })
     .await?;
 
+    // Init containers run in order before the main container; exec readiness probe.
+    let init: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "init", "namespace": "default"},
+        "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5,
+            "initContainers": [
+                {"name": "i1", "image": fake_cri::WORKLOAD_IMAGE, "args": ["exit", "--code=0", "--after=300ms"]},
+                {"name": "i2", "image": fake_cri::WORKLOAD_IMAGE, "args": ["exit", "--code=0"]}
+            ],
+            "containers": [{"name": "main", "image": fake_cri::WORKLOAD_IMAGE, "args": ["pause"],
+                "readinessProbe": {"exec": {"command": ["/workload", "exit", "--code=0"]}, "periodSeconds": 1}}]}
+    }))?;
+    pods.create(&PostParams::default(), &init).await?;
+    let init = wait_for("init pod Ready", Duration::from_secs(30), || async {
+        let p = pods.get_opt("init").await.ok().flatten()?;
+        (cond(&p, "Ready") == Some("True")).then_some(p)
+    })
+    .await?;
+    let s = init.status.clone().context("status")?;
+    let inits = s.init_container_statuses.clone().context("init statuses")?;
+    let term = |i: usize| inits[i].state.clone().and_then(|s| s.terminated).expect("terminated init container");
+    assert_eq!((term(0).exit_code, term(0).reason.as_deref()), (0, Some("Completed")));
+    assert!(term(0).finished_at.map(|t| t.0) <= term(1).started_at.map(|t| t.0), "i2 started before i1 finished");
+    assert!(inits.iter().all(|c| c.ready));
+    let kinds: Vec<&str> = s.conditions.iter().flatten().map(|c| c.type_.as_str()).collect();
+    assert_eq!(kinds, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
+
     // Liveness: an HTTP probe on a missing path restarts the container, with upstream texts.
     let mut live = pod("live", "Always", &["netexec", "--http-port=8080"], false);
     if let Some(spec) = live.spec.as_mut() {
@@ -268,7 +295,8 @@ async fn scenario() -> Result<()> {
     .await?;
     assert!(http_get(metrics_addr, "/healthz").await.is_some_and(|r| r.ends_with("ok")));
 
-    // Agent restart: running containers are adopted, not restarted.
+    // Agent restart: running containers are adopted, not restarted; restart counts survive.
+    let crash_restarts = pods.get("crash").await?.status.and_then(|s| s.container_statuses).map(|c| c[0].restart_count).unwrap_or(0);
     agent.cancel.cancel();
     agent.task.await??;
     let agent = start_agent(dir.path(), &kubeconfig, &socket)?;
@@ -281,15 +309,23 @@ async fn scenario() -> Result<()> {
     let cs = after.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map(|c| c[0].clone()).context("cs")?;
     assert_eq!(cs.container_id.as_deref(), Some(web_cid.as_str()), "container was restarted");
     assert_eq!(cs.restart_count, 0);
+    let crash_after = pods.get("crash").await?.status.and_then(|s| s.container_statuses).map(|c| c[0].restart_count).unwrap_or(0);
+    assert!(crash_after >= crash_restarts, "restart count went back from {crash_restarts} to {crash_after}");
 
     // Graceful deletion completes: the agent stops everything and deletes with grace 0.
+    let t = Instant::now();
     pods.delete("web", &DeleteParams::default()).await?;
     wait_for("web gone", Duration::from_secs(30), || async { pods.get_opt("web").await.ok().and_then(|p| p.is_none().then_some(())) }).await?;
+    eprintln!("web deleted in {:?}", t.elapsed());
 
+    let t = Instant::now();
     agent.cancel.cancel();
     agent.task.await??;
+    eprintln!("agent stopped in {:?}", t.elapsed());
     cri.shutdown().await?;
+    eprintln!("fake-cri stopped in {:?}", t.elapsed());
     server.shutdown().await;
+    eprintln!("api server stopped in {:?}", t.elapsed());
     Ok(())
 }
 

@@ -52,7 +52,6 @@ enum Backend {
 pub struct Engine {
     tools: Tools,
     backend: Backend,
-    jumps_ensured: bool,
     /// Flush stale UDP conntrack entries after syncs.
     pub conntrack_cleanup: bool,
 }
@@ -63,7 +62,7 @@ impl Engine {
             Mode::Nftables => Backend::Nft(NftApplied::new()),
             Mode::Iptables => Backend::Ipt(IptApplied::new()),
         };
-        Engine { tools, backend, jumps_ensured: false, conntrack_cleanup: true }
+        Engine { tools, backend, conntrack_cleanup: true }
     }
 
     pub fn mode(&self) -> Mode {
@@ -119,22 +118,22 @@ impl Engine {
             }
             Backend::Ipt(applied) => {
                 let kernel = if applied.needs_listing() {
-                    let text = exec::run(&self.tools.iptables_save, &["-t", "nat"], None)?;
-                    ipt::sync::parse_save(&text).remove("nat")
+                    let nat = exec::run(&self.tools.iptables_save, &["-t", "nat"], None)?;
+                    let filter = exec::run(&self.tools.iptables_save, &["-t", "filter"], None)?;
+                    Some(ipt::sync::Listing::parse(&nat, &filter))
                 } else {
                     None
                 };
                 let plan = applied.plan(state, ctx, full, kernel.as_ref(), hint);
                 let plan_time = start.elapsed();
-                let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
+                let b = plan.script.len() + plan.pre_scripts.iter().map(String::len).sum::<usize>();
+                let (f, c) = (plan.full, plan.changed_services);
                 let t = Instant::now();
-                if let Err(e) = exec::run(&self.tools.iptables_restore, &["-w", "--noflush"], Some(&plan.script)) {
-                    applied.mark_dirty();
-                    return Err(e);
-                }
-                if !self.jumps_ensured || f {
-                    ensure_jumps(&self.tools)?;
-                    self.jumps_ensured = true;
+                for script in plan.pre_scripts.iter().chain(std::iter::once(&plan.script)) {
+                    if let Err(e) = exec::run(&self.tools.iptables_restore, &["-w", "--noflush"], Some(script)) {
+                        applied.mark_dirty();
+                        return Err(e);
+                    }
                 }
                 let apply_time = t.elapsed();
                 applied.commit(plan);
@@ -160,21 +159,6 @@ impl Engine {
             conntrack_errors,
         })
     }
-}
-
-/// Makes sure the built-in chains jump into ours (`iptables -C` or else `-I`).
-fn ensure_jumps(tools: &Tools) -> Result<()> {
-    for (table, chain, spec) in ipt::jumps() {
-        let mut check: Vec<&str> = vec!["-w", "-t", table, "-C", chain];
-        check.extend(spec.iter().map(String::as_str));
-        if exec::run_raw(&tools.iptables, &check, None)?.success {
-            continue;
-        }
-        let mut insert: Vec<&str> = vec!["-w", "-t", table, "-I", chain];
-        insert.extend(spec.iter().map(String::as_str));
-        exec::run(&tools.iptables, &insert, None)?;
-    }
-    Ok(())
 }
 
 /// Removes everything this proxy creates in both modes: the nft table, the jumps from the

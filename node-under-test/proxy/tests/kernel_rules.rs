@@ -178,6 +178,10 @@ fn iptables_restart_removes_stale_chains_left_by_an_earlier_run() {
         let nat = sh("iptables-save -t nat");
         assert!(!nat.contains(&names::ipt_svc(&spn("c", Protocol::Tcp))), "{nat}");
         assert!(nat.contains(&names::ipt_svc(&spn("a", Protocol::Tcp))));
+        assert_eq!(nat.matches("-A PREROUTING").count(), 1, "jump not duplicated by a restart: {nat}");
+        assert_eq!(nat.matches("-A OUTPUT").count(), 1, "{nat}");
+        let filter = sh("iptables-save -t filter");
+        assert_eq!(filter.matches("-j KUBE-EXTERNAL-SERVICES").count(), 2, "INPUT and FORWARD: {filter}");
     })
     .unwrap();
 }

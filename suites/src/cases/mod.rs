@@ -1,6 +1,7 @@
 //! The case bodies, one module per area.
 
 pub mod heartbeats;
+pub mod packet_paths;
 pub mod pod_lifecycle;
 pub mod probes;
 pub mod registration;

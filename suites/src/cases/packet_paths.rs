@@ -45,7 +45,7 @@ const SLOW: &[Label] = &[Label::Conformance, Label::Slow];
 /// Expands `behaviour => body, topology, runtimes, labels, needs;` rows into one entry per
 /// proxy mode: `packet-paths/nftables/<behaviour>` then `packet-paths/iptables/<behaviour>`.
 macro_rules! table {
-    ($( $b:literal => $body:path, $topo:ident, $rt:ident, $labels:expr, [$($need:ident),*]; )*) => {
+    ($( $b:literal => $m:ident :: $f:ident, $topo:ident, $rt:ident, $labels:expr, [$($need:ident),*]; )*) => {
         vec![
             $( Case {
                 id: concat!("packet-paths/nftables/", $b),
@@ -53,7 +53,7 @@ macro_rules! table {
                 needs: &[Capability::Nftables $(, Capability::$need)*],
                 topology: Topology::$topo,
                 runtimes: Runtimes::$rt,
-                body: $body::<Nft> as fn(CaseCtx) -> BodyFuture,
+                body: $m::$f::<Nft> as fn(CaseCtx) -> BodyFuture,
             }, )*
             $( Case {
                 id: concat!("packet-paths/iptables/", $b),
@@ -61,7 +61,7 @@ macro_rules! table {
                 needs: &[Capability::Iptables $(, Capability::$need)*],
                 topology: Topology::$topo,
                 runtimes: Runtimes::$rt,
-                body: $body::<Ipt> as fn(CaseCtx) -> BodyFuture,
+                body: $m::$f::<Ipt> as fn(CaseCtx) -> BodyFuture,
             }, )*
         ]
     };
@@ -70,13 +70,13 @@ macro_rules! table {
 pub fn cases() -> Vec<Case> {
     table! {
         "nodeport-dnat-spread" => basic::nodeport_dnat_spread, SingleNode, All, C, [];
-        "clusterip-client-path-tshark" => basic::clusterip_client_path, SingleNode, FakeOnly, C, [];
-        "clusterip-pod-to-pod-source-preserved" => basic::pod_to_pod, TwoNodes, FakeOnly, C, [];
-        "hairpin-masquerade" => basic::hairpin, SingleNode, FakeOnly, C, [];
-        "no-endpoints-reject" => policy::no_endpoints, SingleNode, FakeOnly, C, [];
-        "readiness-stops-new-connections" => policy::readiness, SingleNode, FakeOnly, C, [];
-        "session-affinity-clientip" => policy::session_affinity, SingleNode, FakeOnly, SLOW, [];
-        "external-traffic-policy-local" => policy::external_local, TwoNodes, FakeOnly, C, [];
-        "udp-round-trip-conntrack-cleanup" => policy::udp_conntrack, SingleNode, FakeOnly, C, [];
+        "clusterip-client-path-tshark" => basic::clusterip_client_path, SingleNode, All, C, [];
+        "clusterip-pod-to-pod-source-preserved" => basic::pod_to_pod, TwoNodes, All, C, [];
+        "hairpin-masquerade" => basic::hairpin, SingleNode, All, C, [];
+        "no-endpoints-reject" => policy::no_endpoints, SingleNode, All, C, [];
+        "readiness-stops-new-connections" => policy::readiness, SingleNode, All, C, [];
+        "session-affinity-clientip" => policy::session_affinity, SingleNode, All, SLOW, [];
+        "external-traffic-policy-local" => policy::external_local, TwoNodes, All, C, [];
+        "udp-round-trip-conntrack-cleanup" => policy::udp_conntrack, SingleNode, All, C, [];
     }
 }

@@ -43,7 +43,7 @@ pub fn cases() -> Vec<Case> {
         case("probes/liveness-exec-failing-restarts", FAST, liveness::exec_failing),
         case("probes/liveness-exec-passing-no-restart", FAST, liveness::exec_passing),
         case("probes/liveness-exec-timeout-restarts", FAST, liveness::exec_timeout),
-        case("probes/liveness-http-restart-count-monotonic", SLOW, liveness::http_monotonic),
+        case("probes/liveness-http-restart-count-monotonic", FAST, liveness::http_monotonic),
         case("probes/liveness-http-passing-no-restart", FAST, liveness::http_passing),
         case("probes/liveness-http-local-redirect-followed", FAST, liveness::http_local_redirect),
         case("probes/liveness-http-non-local-redirect-warning", FAST, liveness::http_non_local_redirect),

@@ -148,7 +148,8 @@ pub fn terminating(ctx: CaseCtx) -> BodyFuture {
         })
         .await?;
         // The container is still running its term delay: readiness reports the failures.
-        wait_event(&env, name, "Unhealthy", "for readiness while terminating", Duration::from_secs(4), |m| {
+        // /healthz fails from 5 s after the start (the pod may be unready sooner, at deletion).
+        wait_event(&env, name, "Unhealthy", "for readiness while terminating", Duration::from_secs(8), |m| {
             m.starts_with("Readiness probe failed: ")
         })
         .await?;

@@ -94,6 +94,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/exit-codes-and-reasons", body!(containers::exit_codes)),
         case("runtime/env-and-args", body!(containers::env_and_args)),
         case("runtime/oom-killed", body!(containers::oom_killed)),
+        case("runtime/security-context-basics", body!(containers::security_context)),
         case("runtime/exec-sync", body!(exec::exec_sync)),
         case("runtime/exec-sync-timeout", body!(exec::exec_timeout)),
         case("runtime/log-format", body!(exec::log_format)),

@@ -10,7 +10,7 @@ use tonic::Code;
 use super::pods::MISSING;
 use super::{Env, WAIT, timing};
 use crate::context::CaseCtx;
-use crate::cri::{ContainerState, IMAGE, container, expect_code, labels, text};
+use crate::cri::{ContainerState, IMAGE, container, expect_code, labels, text, wait_log};
 
 pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
     let pod = e.cri.pod("c-lifecycle")?;
@@ -34,6 +34,8 @@ pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> 
     let st = e.cri.status(&id).await.context("ContainerStatus after start")?;
     ensure!(st.state == ContainerState::ContainerRunning as i32, "a started container is RUNNING: {st:?}");
     ensure!(st.started_at >= st.created_at, "started_at before created_at: {st:?}");
+    // pause logs once its SIGTERM handler is installed; a SIGTERM before that kills it (143).
+    wait_log(&log, "workload pause: started", WAIT).await?;
 
     let t = Instant::now();
     e.cri.stop(&id, 10).await.context("StopContainer")?;
@@ -191,5 +193,36 @@ pub(crate) async fn oom_killed(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()
         st.message,
         text(log.as_bytes())
     );
+    Ok(())
+}
+
+/// The `Uid:` or `Gid:` line of `/proc/self/status` text: (real, effective).
+fn ids_of(status: &str, key: &str) -> Option<(String, String)> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    Some((f.get(1)?.to_string(), f.get(2)?.to_string()))
+}
+
+pub(crate) async fn security_context(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("security")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    // run_as_user / run_as_group apply to the container and to processes exec'd in it.
+    let nobody = e.cri.run(&sid, &pod, &container("nobody", &[]).user(65534, 65534)).await?;
+    let status = e.cri.exec_ok(&nobody, &["/workload", "cat", "/proc/self/status"]).await?;
+    let want = Some(("65534".to_string(), "65534".to_string()));
+    ensure!(ids_of(&status, "Uid:") == want, "uid of an exec in a run_as_user 65534 container:\n{status}");
+    ensure!(ids_of(&status, "Gid:") == want, "gid of an exec in a run_as_group 65534 container:\n{status}");
+    let root = e.cri.run(&sid, &pod, &container("root", &[])).await?;
+    let status = e.cri.exec_ok(&root, &["/workload", "cat", "/proc/self/status"]).await?;
+    ensure!(ids_of(&status, "Uid:") == Some(("0".into(), "0".into())), "the image's default user is root:\n{status}");
+    // A read-only root filesystem refuses writes; a default one accepts them.
+    let ro = e.cri.run(&sid, &pod, &container("readonly", &[]).readonly_rootfs()).await?;
+    let r = e.cri.exec(&ro, &["/workload", "touch", "/probe"], 10).await.context("ExecSync touch on a read-only rootfs")?;
+    ensure!(r.exit_code != 0, "touch /probe on a read-only rootfs succeeded: {r:?}");
+    e.cri.exec_ok(&root, &["/workload", "touch", "/probe"]).await.context("touch /probe on a writable rootfs")?;
+    e.cri.exec_ok(&root, &["/workload", "check-file", "/probe"]).await?;
+    // Containers have their own root filesystems: the file is not visible in the other one.
+    let r = e.cri.exec(&ro, &["/workload", "check-file", "/probe"], 10).await.context("ExecSync check-file")?;
+    ensure!(r.exit_code == 1, "a file written in one container's rootfs shows in another's: {r:?}");
     Ok(())
 }

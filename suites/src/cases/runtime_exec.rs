@@ -9,7 +9,7 @@ use k8s_cri::v1 as api;
 use super::net::http_get;
 use super::{Env, NODE, WAIT, timing};
 use crate::context::CaseCtx;
-use crate::cri::{ContainerState, IMAGE, LogLine, container, image_spec, labels, parse_log, text};
+use crate::cri::{ContainerState, IMAGE, LogLine, container, image_spec, labels, parse_log, text, wait_log};
 
 pub(crate) async fn exec_sync(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
     let pod = e.cri.pod("exec")?;
@@ -50,8 +50,13 @@ pub(crate) async fn exec_timeout(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<
     let id = e.cri.run(&sid, &pod, &container("main", &[])).await?;
     let cmd = ["/workload", "sleep", "4242"];
     let t = Instant::now();
-    let r = e.cri.exec(&id, &cmd, 1).await;
+    let (mut cri, exec_id) = (e.cri.clone(), id.clone());
+    let call = tokio::spawn(async move { cri.exec(&exec_id, &cmd, 1).await });
+    // While the exec runs, its process is visible from the world (so its absence later means something).
+    let seen = harness::wait::wait_for("the exec process to appear", Duration::from_secs(5), || async { !processes(&cmd).is_empty() }).await;
+    let r = call.await?;
     let took = t.elapsed();
+    seen?;
     match &r {
         Err(s) if s.code() == tonic::Code::DeadlineExceeded => {}
         other => bail!("ExecSync past its 1 s timeout should fail with DeadlineExceeded (as containerd), got {other:?}"),
@@ -102,11 +107,7 @@ pub(crate) async fn log_reopen(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()>
     let sid = e.cri.run_pod(&pod).await?;
     let id = e.cri.run(&sid, &pod, &container("server", &["netexec", "--http-port", "8080"])).await?;
     let log = pod.log_dir().join("server.log");
-    harness::wait::wait_for("netexec to log that it serves", WAIT, || async {
-        let lines = std::fs::read_to_string(&log).ok().and_then(|t| parse_log(&t).ok()).unwrap_or_default();
-        lines.iter().any(|l| l.stream == "stdout" && l.msg.contains("serving HTTP on port 8080"))
-    })
-    .await?;
+    wait_log(&log, "serving HTTP on port 8080", WAIT).await?;
     let rotated = pod.log_dir().join("server.log.1");
     std::fs::rename(&log, &rotated).context("rotating the log")?;
     e.cri

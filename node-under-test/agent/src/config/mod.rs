@@ -30,9 +30,22 @@ pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 /// Parses a `KubeletConfiguration` document, applies defaults and validates it.
 pub fn parse_config(text: &str, origin: &Path) -> Result<KubeletConfiguration> {
     let cfg: KubeletConfiguration = serde_saphyr::from_str(text)
-        .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
+        .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: shorten(&e.to_string()) })?;
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// Drops serde's (very long) "expected one of …" field lists from parse errors.
+fn shorten(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find(", expected one of ") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = &rest[rest.find('\n').unwrap_or(rest.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads, parses and validates the configuration file at `path`.

@@ -56,7 +56,8 @@ fn overrides_and_extensions() {
 #[test]
 fn unknown_field_is_named() {
     let err = parse("nodeLeaseDurationSecs: 4\n").unwrap_err().to_string();
-    assert!(err.contains("nodeLeaseDurationSecs"), "{err}");
+    assert!(err.contains("unknown field `nodeLeaseDurationSecs`"), "{err}");
+    assert!(!err.contains("expected one of"), "{err}");
     let err = parse("nodekit:\n  bogusKnob: 1\n").unwrap_err().to_string();
     assert!(err.contains("bogusKnob"), "{err}");
 }

@@ -184,6 +184,14 @@ impl<R: Runtime> Effects<R> {
                 return Some(fail("CreateContainerError", format!("creating {}: {e}", dir.display())));
             }
         }
+        if c.termination_message_path.as_deref().is_some_and(|p| !p.is_empty()) {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let file = spec::termination_message_file(&self.spec_ctx.root_dir, uid, &c.name, restart_count);
+            let created = file.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::File::create(&file));
+            if let Err(e) = created {
+                return Some(fail("CreateContainerError", format!("creating {}: {e}", file.display())));
+            }
+        }
         let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init) {
             Ok(cfg) => cfg,
             Err(e) => {
@@ -226,7 +234,9 @@ impl<R: Runtime> Effects<R> {
                 self.event(pod, Some(name), true, "FailedPreStopHook", &text).await;
             }
         }
-        let mut remaining = grace.saturating_sub(started.elapsed());
+        // Like upstream: whole seconds spent in the hook come off the grace period (a hook of
+        // a few milliseconds leaves all of it; CRI timeouts are whole seconds).
+        let mut remaining = Duration::from_secs(grace.as_secs().saturating_sub(started.elapsed().as_secs()));
         if hook.is_some() && pre_stop && remaining < MIN_GRACE {
             remaining = MIN_GRACE;
         }

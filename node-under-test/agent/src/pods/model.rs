@@ -65,6 +65,9 @@ pub struct PodView {
     pub deletion: Option<Deletion>,
     /// status.startTime already in the API, if any.
     pub start_time: Option<Timestamp>,
+    /// A terminal phase already in the API (Succeeded/Failed with reason and message): such a
+    /// pod is never started again, whatever the runtime still has.
+    pub api_terminal: Option<(bool, Option<String>, Option<String>)>,
 }
 
 /// Runtime state of one container instance.

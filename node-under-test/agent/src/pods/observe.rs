@@ -130,6 +130,11 @@ pub fn pod_view(pod: &Pod, gone: bool) -> PodView {
         active_deadline: spec.active_deadline_seconds.map(|s| std::time::Duration::from_secs(s.max(0) as u64)),
         deletion,
         start_time: pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+        api_terminal: pod.status.as_ref().and_then(|s| match s.phase.as_deref() {
+            Some("Succeeded") => Some((true, s.reason.clone(), s.message.clone())),
+            Some("Failed") => Some((false, s.reason.clone(), s.message.clone())),
+            _ => None,
+        }),
     }
 }
 

@@ -113,6 +113,7 @@ pub async fn run_pod_worker<R: Runtime>(
     let mut probes = ProbeSet { tasks: tokio::task::JoinSet::new(), tokens: HashMap::new(), board: ProbeBoard::default(), terminating };
     let board_changed = probes.board.changed.clone();
     let mut busy_streak = 0u32;
+    let mut messages: HashMap<String, String> = HashMap::new();
     loop {
         let current = pod_rx.borrow_and_update().clone();
         let gone = current.is_none();
@@ -161,7 +162,8 @@ pub async fn run_pod_worker<R: Runtime>(
         deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
 
         if !gone && !deleted_in_api {
-            let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: HashMap::new() };
+            read_messages(&deps.spec_ctx, &pod, &obs, &mut messages);
+            let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: messages.clone() };
             let status = compute_status(&pod, &obs, &st, &cx, prev_status.as_ref());
             if written.as_ref() != Some(&status) {
                 match write_status(&deps, &pod, &status).await {
@@ -204,6 +206,24 @@ pub async fn run_pod_worker<R: Runtime>(
         }
     }
     probes.shutdown().await;
+}
+
+/// Reads the termination messages of newly exited containers (once per container).
+fn read_messages(ctx: &SpecContext, pod: &Pod, obs: &Observation, cache: &mut HashMap<String, String>) {
+    let Some(spec) = pod.spec.as_ref() else { return };
+    for c in obs.containers.iter().filter(|c| c.state == RunState::Exited) {
+        if cache.contains_key(&c.id) {
+            continue;
+        }
+        let Some(sc) = spec.containers.iter().chain(spec.init_containers.iter().flatten()).find(|s| s.name == c.name) else {
+            continue;
+        };
+        let file = super::spec::termination_message_file(&ctx.root_dir, &obs.pod.uid, &c.name, c.restart_count);
+        let log = super::spec::pod_log_dir(&ctx.root_dir, pod).join(&c.name).join(format!("{}.log", c.restart_count));
+        let msg = super::spec::read_termination_message(&file, sc.termination_message_policy.as_deref(), c.exit_code != 0, &log);
+        cache.insert(c.id.clone(), msg.unwrap_or_default());
+    }
+    cache.retain(|id, _| obs.containers.iter().any(|c| &c.id == id));
 }
 
 async fn write_status<R>(deps: &WorkerDeps<R>, pod: &Pod, status: &PodStatus) -> crate::Result<()> {

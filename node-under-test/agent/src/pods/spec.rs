@@ -46,6 +46,31 @@ pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
     root.join("pods").join(uid)
 }
 
+/// Host file bind-mounted at the container's terminationMessagePath.
+pub fn termination_message_file(root: &Path, uid: &str, container: &str, restart_count: u32) -> PathBuf {
+    pod_dir(root, uid).join("containers").join(container).join(restart_count.to_string())
+}
+
+/// Reads a container's termination message (upstream limits: 4096 bytes from the file; with
+/// FallbackToLogsOnError and a failed container, the last 80 log lines up to 2048 bytes).
+pub fn read_termination_message(file: &Path, policy: Option<&str>, failed: bool, log_file: &Path) -> Option<String> {
+    let mut text = std::fs::read(file).ok().unwrap_or_default();
+    text.truncate(4096);
+    if text.is_empty() && failed && policy == Some("FallbackToLogsOnError") {
+        let log = std::fs::read_to_string(log_file).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.splitn(4, ' ').nth(3))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        let start = tail.len().saturating_sub(2048);
+        let start = (start..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
+        text = tail[start..].as_bytes().to_vec();
+    }
+    let s = String::from_utf8_lossy(&text).into_owned();
+    (!s.is_empty()).then_some(s)
+}
+
 /// Parses a resolv.conf.
 pub fn parse_resolv_conf(text: &str) -> api::DnsConfig {
     let mut cfg = api::DnsConfig::default();
@@ -304,6 +329,15 @@ pub fn container_config(
             }),
             None => tracing::debug!(volume = %m.name, "volume type not supported; mount skipped"),
         }
+    }
+    if let Some(path) = c.termination_message_path.as_deref().filter(|p| !p.is_empty()) {
+        mounts.push(api::Mount {
+            container_path: path.to_string(),
+            host_path: termination_message_file(&ctx.root_dir, &pod_uid(pod), &c.name, restart_count)
+                .to_string_lossy()
+                .into_owned(),
+            ..Default::default()
+        });
     }
     let (name, ns) = name_ns(pod);
     let mut labels = HashMap::from([

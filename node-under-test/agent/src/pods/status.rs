@@ -34,7 +34,12 @@ fn terminated(c: &ContainerObs, cx: &StatusContext<'_>) -> ContainerStateTermina
     } else {
         "Error".into()
     };
-    let message = cx.messages.get(&c.id).cloned().or_else(|| (!c.message.is_empty()).then(|| c.message.clone()));
+    let message = cx
+        .messages
+        .get(&c.id)
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .or_else(|| (!c.message.is_empty()).then(|| c.message.clone()));
     ContainerStateTerminated {
         exit_code: c.exit_code,
         reason: Some(reason),

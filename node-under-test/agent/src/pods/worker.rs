@@ -217,6 +217,12 @@ pub fn step(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
         }
     }
     let start = *st.start_time.get_or_insert(obs.pod.start_time.unwrap_or(now));
+    if st.terminal.is_none()
+        && let Some((succeeded, reason, message)) = &obs.pod.api_terminal
+    {
+        let phase = if *succeeded { Phase::Succeeded } else { Phase::Failed };
+        st.terminal = Some(Terminal { phase, reason: reason.clone(), message: message.clone() });
+    }
     let live_count = obs.containers.iter().filter(|c| is_live(c)).count();
 
     if let Some(del) = obs.pod.deletion {

@@ -76,3 +76,21 @@ pub async fn grpc_probe(host: &str, port: u16, service: &str, timeout: Duration)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refused_connection_is_a_failure() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let out = grpc_probe("127.0.0.1", port, "", Duration::from_secs(1)).await;
+        assert!(
+            matches!(&out, ProbeOutcome::Failure(m) if m.starts_with(&format!("timeout: failed to connect service \"127.0.0.1:{port}\""))),
+            "{out:?}"
+        );
+        assert_eq!(serving_status_name(2), "NOT_SERVING");
+    }
+}

@@ -104,7 +104,16 @@ fn partial_restore_rewrites_shared_chains_and_only_changed_service_chains() {
     assert!(p.script.contains(&format!("-X {old_sep}\n")), "{}", p.script);
     assert!(p.script.contains(&format!(":{new_sep} - [0:0]")));
     assert!(!p.script.contains(&format!(":{kept_sep} - [0:0]")), "unchanged endpoint chain untouched");
-    assert!(!p.script.contains(&names::ipt_svc(&other.name).replace("KUBE-SVC", ":KUBE-SVC")), "other service untouched");
+    assert!(!p.script.contains(&names::ipt_svc(&other.name)), "other service untouched");
+    assert!(!p.script.contains(":KUBE-SERVICES"), "endpoint change leaves shared chains alone: {}", p.script);
+    assert!(p.script.starts_with("*nat\n") && p.script.ends_with("COMMIT\n"));
+    a.commit(p);
+    // Removing a service rewrites the shared chains (still listing the other service).
+    let mut only_other = State::default();
+    only_other.services.insert(other.name.clone(), other.clone());
+    let p = a.plan(&only_other, &ctx(), false, None, None);
+    assert!(p.script.contains(":KUBE-SERVICES - [0:0]"), "{}", p.script);
     assert!(p.script.contains(&format!("-j {}", names::ipt_svc(&other.name))), "KUBE-SERVICES still lists it");
-    assert!(p.script.starts_with("*filter\n") && p.script.ends_with("COMMIT\n"));
+    assert!(p.script.contains(&format!("-X {}", names::ipt_svc(&web.name))));
+    assert!(p.script.starts_with("*filter\n"));
 }

@@ -6,11 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::{
-    FILTER_EXTERNAL, FILTER_FORWARD, FILTER_SERVICES, Fragment, MARK_MASQ, NAT_NODEPORTS,
+    jumps, FILTER_EXTERNAL, FILTER_FORWARD, FILTER_SERVICES, Fragment, MARK_MASQ, NAT_NODEPORTS,
     NAT_POSTROUTING, NAT_SERVICES, filter_base_rules, fragment, nat_base_rules, nat_nodeport_jump,
 };
 use crate::ctx::RenderCtx;
 use crate::model::{ServicePort, ServicePortName, State};
+
+/// Services per chunk of a full restore.
+const CHUNK_SERVICES: usize = 500;
 
 /// Sizes of the programmed rules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub struct IptApplied {
 /// A restore input plus what to commit once it was accepted.
 #[derive(Debug)]
 pub struct Plan {
+    /// Restores to run before `script` (full syncs: the per-service chains in chunks, since
+    /// one huge `--noflush` restore is superlinear in iptables-nft).
+    pub pre_scripts: Vec<String>,
     pub script: String,
     pub full: bool,
     pub changed_services: usize,
@@ -46,6 +52,40 @@ enum Commit {
 /// Whether a nat chain name is one this proxy creates per service / endpoint.
 pub fn is_service_chain(name: &str) -> bool {
     ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-SEP-", "KUBE-FW-"].iter().any(|p| name.starts_with(p))
+}
+
+/// What the kernel holds, read with `iptables-save` when the state is unknown.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// Chains of the nat table.
+    pub nat_chains: BTreeSet<String>,
+    /// `-A …` lines per table.
+    pub rules: BTreeMap<String, Vec<String>>,
+}
+
+impl Listing {
+    /// Builds a listing from `iptables-save -t nat` and `-t filter` outputs.
+    pub fn parse(nat: &str, filter: &str) -> Listing {
+        let lines = |t: &str| t.lines().filter(|l| l.starts_with("-A ")).map(str::to_string).collect::<Vec<_>>();
+        Listing {
+            nat_chains: parse_save(nat).remove("nat").unwrap_or_default(),
+            rules: BTreeMap::from([("nat".to_string(), lines(nat)), ("filter".to_string(), lines(filter))]),
+        }
+    }
+}
+
+/// Joins rule arguments for a restore file, quoting those with spaces.
+pub fn quote_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| if a.contains(' ') { format!("\"{a}\"") } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `rules` (iptables-save lines) hold the jump `spec` in `chain`.
+fn has_jump(rules: &[String], chain: &str, spec: &[String]) -> bool {
+    let want = format!("-A {chain} {}", quote_args(spec));
+    rules.iter().any(|r| *r == want)
 }
 
 /// Parses `iptables-save` output into (table → chain names).
@@ -83,7 +123,7 @@ impl IptApplied {
         state: &State,
         ctx: &RenderCtx,
         full: bool,
-        kernel_nat: Option<&BTreeSet<String>>,
+        kernel: Option<&Listing>,
         hint: Option<&BTreeSet<ServicePortName>>,
     ) -> Plan {
         let full = full || self.dirty || self.ctx.as_ref() != Some(ctx);
@@ -112,11 +152,28 @@ impl IptApplied {
         } else {
             crate::nft::sync::diff(&self.frags, state, hint, |sp| fragment(sp, ctx))
         };
+        // The shared chains (KUBE-SERVICES, …) only change when some service's contribution
+        // to them does; endpoint changes only touch that service's own chains.
+        let shared_changed = full
+            || changes.iter().any(|(k, new)| {
+                let old = self.frags.get(k).map(|(_, f)| f);
+                match (old, new.as_ref().map(|(_, f)| f)) {
+                    (Some(o), Some(n)) => {
+                        o.nat_services != n.nat_services
+                            || o.nat_nodeports != n.nat_nodeports
+                            || o.filter_services != n.filter_services
+                            || o.filter_external != n.filter_external
+                    }
+                    _ => true,
+                }
+            });
         // Fragments as they will be after this sync, for the shared chains.
         let changed_map: BTreeMap<&ServicePortName, Option<&Fragment>> =
             changes.iter().map(|(k, v)| (k, v.as_ref().map(|(_, f)| f))).collect();
         let frag_list: Vec<&Fragment> = if full {
             all.values().map(|(_, f)| f).collect()
+        } else if !shared_changed {
+            Vec::new()
         } else {
             let mut v = Vec::with_capacity(state.services.len());
             for k in state.services.keys() {
@@ -134,41 +191,88 @@ impl IptApplied {
         };
 
         let mut out = String::with_capacity(frag_list.len() * 600 + 4096);
-        // filter
-        out.push_str("*filter\n");
-        for c in [FILTER_SERVICES, FILTER_EXTERNAL, FILTER_FORWARD] {
-            let _ = writeln!(out, ":{c} - [0:0]");
-        }
-        for r in filter_base_rules() {
-            let _ = writeln!(out, "{r}");
-        }
-        for f in &frag_list {
-            for r in f.filter_services.iter().chain(f.filter_external.iter()) {
+        let missing_jumps = |table: &str| -> Vec<String> {
+            let Some(k) = kernel else { return Vec::new() };
+            let rules = k.rules.get(table).map(Vec::as_slice).unwrap_or(&[]);
+            jumps()
+                .into_iter()
+                .filter(|(t, _, _)| *t == table)
+                .filter(|(_, chain, spec)| !has_jump(rules, chain, spec))
+                .map(|(_, chain, spec)| format!("-I {chain} 1 {}", quote_args(&spec)))
+                .collect()
+        };
+        if shared_changed {
+            out.push_str("*filter\n");
+            let mut chains = vec![FILTER_SERVICES, FILTER_EXTERNAL];
+            if full {
+                chains.push(FILTER_FORWARD);
+            }
+            for c in chains {
+                let _ = writeln!(out, ":{c} - [0:0]");
+            }
+            for r in missing_jumps("filter") {
                 let _ = writeln!(out, "{r}");
             }
+            if full {
+                for r in filter_base_rules() {
+                    let _ = writeln!(out, "{r}");
+                }
+            }
+            for f in &frag_list {
+                for r in f.filter_services.iter().chain(f.filter_external.iter()) {
+                    let _ = writeln!(out, "{r}");
+                }
+            }
+            out.push_str("COMMIT\n");
         }
-        out.push_str("COMMIT\n*nat\n");
-        for c in [NAT_SERVICES, NAT_NODEPORTS, NAT_POSTROUTING, MARK_MASQ] {
+        out.push_str("*nat\n");
+        let mut shared_nat = Vec::new();
+        if shared_changed {
+            shared_nat.extend([NAT_SERVICES, NAT_NODEPORTS]);
+        }
+        for c in shared_nat {
             let _ = writeln!(out, ":{c} - [0:0]");
         }
         // Own chains to (re)write and to delete.
         let mut write: BTreeMap<&str, &Vec<String>> = BTreeMap::new();
         let mut delete: BTreeSet<String> = BTreeSet::new();
+        let mut pre_scripts = Vec::new();
         if full {
-            for f in &frag_list {
-                for (name, rules) in &f.nat_chains {
-                    write.insert(name, rules);
+            // The masquerade chains first: per-service chains jump to KUBE-MARK-MASQ.
+            let mut base = format!("*nat\n:{NAT_POSTROUTING} - [0:0]\n:{MARK_MASQ} - [0:0]\n");
+            for r in nat_base_rules() {
+                let _ = writeln!(base, "{r}");
+            }
+            base.push_str("COMMIT\n");
+            pre_scripts.push(base);
+            let mut desired: BTreeSet<&str> = BTreeSet::new();
+            for chunk in frag_list.chunks(CHUNK_SERVICES) {
+                let mut pre = String::from("*nat\n");
+                for f in chunk {
+                    for (name, _) in &f.nat_chains {
+                        desired.insert(name);
+                        let _ = writeln!(pre, ":{name} - [0:0]");
+                    }
                 }
+                for f in chunk {
+                    for (_, rules) in &f.nat_chains {
+                        for r in rules {
+                            let _ = writeln!(pre, "{r}");
+                        }
+                    }
+                }
+                pre.push_str("COMMIT\n");
+                pre_scripts.push(pre);
             }
             let mut known: BTreeSet<String> = BTreeSet::new();
             for (_, f) in self.frags.values() {
                 known.extend(f.nat_chains.iter().map(|(n, _)| n.clone()));
             }
-            if let Some(k) = kernel_nat {
-                known.extend(k.iter().filter(|n| is_service_chain(n)).cloned());
+            if let Some(k) = kernel {
+                known.extend(k.nat_chains.iter().filter(|n| is_service_chain(n)).cloned());
             }
             for n in known {
-                if !write.contains_key(n.as_str()) {
+                if !desired.contains(n.as_str()) {
                     delete.insert(n);
                 }
             }
@@ -204,20 +308,22 @@ impl IptApplied {
         for n in &delete {
             let _ = writeln!(out, ":{n} - [0:0]");
         }
-        for r in nat_base_rules() {
+        for r in missing_jumps("nat") {
             let _ = writeln!(out, "{r}");
         }
-        for f in &frag_list {
-            for r in &f.nat_services {
+        if shared_changed {
+            for f in &frag_list {
+                for r in &f.nat_services {
+                    let _ = writeln!(out, "{r}");
+                }
+            }
+            for r in nat_nodeport_jump(ctx) {
                 let _ = writeln!(out, "{r}");
             }
-        }
-        for r in nat_nodeport_jump(ctx) {
-            let _ = writeln!(out, "{r}");
-        }
-        for f in &frag_list {
-            for r in &f.nat_nodeports {
-                let _ = writeln!(out, "{r}");
+            for f in &frag_list {
+                for r in &f.nat_nodeports {
+                    let _ = writeln!(out, "{r}");
+                }
             }
         }
         for rules in write.values() {
@@ -235,7 +341,7 @@ impl IptApplied {
         } else {
             Commit::Partial { changes }
         };
-        Plan { script: out, full, changed_services, commit }
+        Plan { pre_scripts, script: out, full, changed_services, commit }
     }
 
     /// Records an accepted plan.

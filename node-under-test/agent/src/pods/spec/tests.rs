@@ -102,3 +102,27 @@ fn dns_default_policy_uses_host() {
     let dns = sandbox_config(&p, &ctx(), 0).dns_config.unwrap();
     assert_eq!(dns.servers, ["1.1.1.1"]);
 }
+
+#[test]
+fn termination_message_mount_and_reading() {
+    let mut p = sample();
+    p.spec.as_mut().unwrap().containers[0].termination_message_path = Some("/dev/termination-log".into());
+    let c = &p.spec.as_ref().unwrap().containers[0];
+    let cfg = container_config(&p, c, 2, None, &ctx(), false).unwrap();
+    let m = cfg.mounts.iter().find(|m| m.container_path == "/dev/termination-log").unwrap();
+    assert_eq!(m.host_path, "/var/lib/agent/pods/u-1/containers/c/2");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msg");
+    let log = dir.path().join("0.log");
+    std::fs::write(&file, "bye").unwrap();
+    assert_eq!(read_termination_message(&file, None, true, &log).as_deref(), Some("bye"));
+    std::fs::write(&file, "").unwrap();
+    std::fs::write(&log, "2026-01-01T00:00:00Z stdout F one\n2026-01-01T00:00:01Z stderr F two words\n").unwrap();
+    assert_eq!(read_termination_message(&file, Some("File"), true, &log), None);
+    assert_eq!(read_termination_message(&file, Some("FallbackToLogsOnError"), false, &log), None);
+    assert_eq!(
+        read_termination_message(&file, Some("FallbackToLogsOnError"), true, &log).as_deref(),
+        Some("one\ntwo words")
+    );
+}

@@ -28,6 +28,7 @@ fn view(init: &[&str], containers: &[&str], policy: RestartPolicy) -> PodView {
         active_deadline: None,
         deletion: None,
         start_time: None,
+        api_terminal: None,
     }
 }
 

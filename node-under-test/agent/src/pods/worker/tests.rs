@@ -33,6 +33,7 @@ fn pod(init: &[&str], containers: &[&str], policy: RestartPolicy) -> PodView {
         active_deadline: None,
         deletion: None,
         start_time: None,
+        api_terminal: None,
     }
 }
 
@@ -283,4 +284,16 @@ fn sandbox_failure_backs_off_with_event() {
     assert!(!acts.iter().any(|a| matches!(a, Action::CreateSandbox { .. })));
     let (_, acts) = step(st, &obs(12, p, None, vec![]));
     assert_eq!(acts, vec![Action::CreateSandbox { attempt: 0 }]);
+}
+
+#[test]
+fn terminal_phase_in_api_is_never_restarted() {
+    let mut p = pod(&[], &["a"], RestartPolicy::Always);
+    p.api_terminal = Some((false, Some("DeadlineExceeded".into()), None));
+    // The runtime lost everything: nothing is created again.
+    let o = obs(10, p, None, vec![]);
+    let (st, acts) = step(PodState::new(params()), &o);
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(pod_phase(&o, &st), Phase::Failed);
+    assert_eq!(st.terminal.unwrap().reason.as_deref(), Some("DeadlineExceeded"));
 }
