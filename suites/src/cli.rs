@@ -148,6 +148,9 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
         .max(1);
+    if let Some(msg) = runner::sweep_cgroups() {
+        eprintln!("nodekit: before the run: {msg}");
+    }
     let total = runs.len();
     let tty = std::io::stderr().is_terminal();
     eprintln!("nodekit: {total} runs, {jobs} at a time, artifacts in {}", artifacts_root.display());

@@ -29,6 +29,10 @@ pub fn main() -> ExitCode {
         return code;
     }
     let args = Arguments::from_args();
+    if !args.list {
+        // Leftovers of earlier runs that were killed.
+        let _ = runner::sweep_cgroups();
+    }
     // Every runtime backend; a backend this machine lacks shows as ignored (skipped) at list time.
     let selection = Selection {
         filter: None,

@@ -105,6 +105,16 @@ fn run_child(id: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Removes cgroup directories of worlds that no longer exist; returns a message when some
+/// could not be removed.
+pub fn sweep_cgroups() -> Option<String> {
+    match harness::backend::sweep_stale_cgroups_within(Duration::from_secs(5)) {
+        Ok(report) if report.busy.is_empty() => None,
+        Ok(report) => Some(format!("cgroup directories left behind and still busy: {:?}", report.busy)),
+        Err(err) => Some(format!("sweeping stale cgroups failed: {err}")),
+    }
+}
+
 /// Copies what runtimes logged inside the world's scratch tmpfs (which vanishes with the world)
 /// into the artifacts: fake-cri's CRI call log of every node.
 fn collect_runtime_logs(artifacts: &Path) {
@@ -134,10 +144,17 @@ pub fn run(run: &Run, opts: &RunOptions) -> RunResult {
     }
     let started = Instant::now();
     let dir = opts.artifacts_root.join(sanitize(&name));
-    let (outcome, output) = match spawn_and_wait(run, &dir, opts) {
+    let (mut outcome, output) = match spawn_and_wait(run, &dir, opts) {
         Ok(v) => v,
         Err(err) => (Outcome::Failed(format!("could not run the case process: {err}")), String::new()),
     };
+    // cgroup v1 directories are not namespaced: what runtimes created for this world outlives
+    // it when it was killed. Sweep the dead worlds' directories now; busy ones are a failure.
+    if let Some(leftover) = sweep_cgroups() {
+        if matches!(outcome, Outcome::Passed) {
+            outcome = Outcome::Failed(leftover);
+        }
+    }
     let keep = opts.keep_artifacts || matches!(outcome, Outcome::Failed(_));
     let artifacts = if keep {
         Some(dir)

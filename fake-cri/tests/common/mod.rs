@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub const CIDR: &str = "10.244.1.0/24";
 pub const IMAGE: &str = fake_cri::WORKLOAD_IMAGE;
 
-/// The workload binary: $NODEKIT_WORKLOAD_BIN, or a debug build made once per test binary.
+/// The workload binary: $NODEKIT_WORKLOAD_BIN, or a debug build of the `workload` package,
+/// made once per nextest run (a lock file plus a stamp named after `NEXTEST_RUN_ID`).
 pub fn workload_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -22,9 +23,18 @@ pub fn workload_bin() -> PathBuf {
         }
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| manifest.join("../target"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "-q", "-p", "workload"]).current_dir(&manifest).status().expect("cargo build workload");
-        assert!(st.success(), "building workload failed");
+        let tmp = target.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let lock = std::fs::File::create(tmp.join("fake-cri-tests-workload.lock")).unwrap();
+        lock.lock().unwrap();
+        let run = std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        let stamp = tmp.join("fake-cri-tests-workload.stamp");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(run.as_str()) {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(cargo).args(["build", "-q", "-p", "workload"]).current_dir(&manifest).status().expect("cargo build workload");
+            assert!(st.success(), "building workload failed");
+            std::fs::write(&stamp, &run).unwrap();
+        }
         target.join("debug/workload")
     })
     .clone()

@@ -105,11 +105,12 @@ fn grpc(port: u16) -> Value {
     json!({"grpc": {"port": port}})
 }
 
-/// A probe: `handler` with compressed timing (delay 0, period 1 s, failureThreshold 1,
-/// timeout 2 s), then `overrides` merged in.
+/// A probe: `handler` with compressed timing (delay 1 s, period 1 s, failureThreshold 1,
+/// timeout 2 s), then `overrides` merged in. The 1 s delay lets servers bind their port
+/// first (a probe before that fails, as upstream).
 fn probe(handler: Value, overrides: Value) -> Value {
     let mut p = json!({
-        "initialDelaySeconds": 0,
+        "initialDelaySeconds": 1,
         "periodSeconds": 1,
         "timeoutSeconds": 2,
         "failureThreshold": 1,
@@ -335,14 +336,14 @@ async fn expect_no_event(
 
 /// Checks the events upstream records when liveness kills container `c`: a Warning
 /// `Unhealthy` "Liveness probe failed: …" and a `Killing` "Container c failed liveness probe,
-/// will be restarted". Returns the Unhealthy message.
-async fn expect_liveness_kill_events(env: &NodeEnv, name: &str, c: &str, timeout: Duration) -> anyhow::Result<String> {
-    let (_, msg, type_) = wait_event(env, name, "Unhealthy", "for the liveness failure", timeout, |m| {
+/// will be restarted".
+async fn expect_liveness_kill_events(env: &NodeEnv, name: &str, c: &str, timeout: Duration) -> anyhow::Result<()> {
+    let (_, _, type_) = wait_event(env, name, "Unhealthy", "for the liveness failure", timeout, |m| {
         m.starts_with("Liveness probe failed: ")
     })
     .await?;
     anyhow::ensure!(type_ == "Warning", "Unhealthy event of type {type_:?}, expected Warning");
     let want = format!("Container {c} failed liveness probe, will be restarted");
     wait_event(env, name, "Killing", &format!("{want:?}"), timeout, |m| m == want).await?;
-    Ok(msg)
+    Ok(())
 }

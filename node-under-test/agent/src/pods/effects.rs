@@ -2,7 +2,9 @@
 //! and reports outcomes back to the state machine.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
 
@@ -309,17 +311,4 @@ impl<R: Runtime> Effects<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_pull_policy() {
-        let c = |image: &str| Container { image: Some(image.into()), ..Default::default() };
-        assert_eq!(pull_policy(&c("workload")), "Always");
-        assert_eq!(pull_policy(&c("workload:latest")), "Always");
-        assert_eq!(pull_policy(&c("workload:1.0")), "IfNotPresent");
-        assert_eq!(pull_policy(&c("registry:5000/workload")), "Always");
-        assert_eq!(pull_policy(&c("registry:5000/workload:v1")), "IfNotPresent");
-        assert_eq!(pull_policy(&c("w@sha256:abc")), "IfNotPresent");
-    }
-}
+mod tests;

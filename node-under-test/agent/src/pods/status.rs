@@ -294,10 +294,5 @@ pub fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
     serde_json::json!({ "metadata": { "uid": uid }, "status": s })
 }
 
-/// Status equality for write suppression.
-pub fn same_status(a: &PodStatus, b: &PodStatus) -> bool {
-    a == b
-}
-
 #[cfg(test)]
 mod tests;

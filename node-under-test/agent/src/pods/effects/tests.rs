@@ -1,0 +1,266 @@
+//! Tests of the effects executor with a recording runtime and an in-memory event sink.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use super::*;
+use crate::cri::{CriError, ExecResult, Result as CriResult, RuntimeCondition, RuntimeVersion, api};
+use crate::pods::model::{ContainerObs, PodView, RestartPolicy, RunState, SandboxObs};
+
+#[derive(Default)]
+struct FakeRuntime {
+    calls: Mutex<Vec<String>>,
+    present: Mutex<HashSet<String>>,
+    fail_pull: bool,
+    hook_takes: Duration,
+}
+
+impl FakeRuntime {
+    fn log(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Runtime for FakeRuntime {
+    async fn version(&self) -> CriResult<RuntimeVersion> {
+        Ok(RuntimeVersion::default())
+    }
+    async fn status(&self) -> CriResult<Vec<RuntimeCondition>> {
+        Ok(vec![])
+    }
+    async fn update_pod_cidr(&self, _: &str) -> CriResult<()> {
+        Ok(())
+    }
+    async fn run_pod_sandbox(&self, c: api::PodSandboxConfig) -> CriResult<String> {
+        self.log(format!("RunPodSandbox {}", c.metadata.map(|m| m.name).unwrap_or_default()));
+        Ok("sb".into())
+    }
+    async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()> {
+        self.log(format!("StopPodSandbox {id}"));
+        Ok(())
+    }
+    async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()> {
+        self.log(format!("RemovePodSandbox {id}"));
+        Ok(())
+    }
+    async fn list_pod_sandboxes(&self, _: HashMap<String, String>) -> CriResult<Vec<api::PodSandbox>> {
+        Ok(vec![])
+    }
+    async fn pod_sandbox_status(&self, _: &str) -> CriResult<api::PodSandboxStatus> {
+        Ok(Default::default())
+    }
+    async fn create_container(&self, sb: &str, c: api::ContainerConfig, _: api::PodSandboxConfig) -> CriResult<String> {
+        self.log(format!("CreateContainer {sb} {}", c.metadata.map(|m| m.name).unwrap_or_default()));
+        Ok("c-new".into())
+    }
+    async fn start_container(&self, id: &str) -> CriResult<()> {
+        self.log(format!("StartContainer {id}"));
+        Ok(())
+    }
+    async fn stop_container(&self, id: &str, timeout: Duration) -> CriResult<()> {
+        self.log(format!("StopContainer {id} {}s", timeout.as_secs()));
+        Ok(())
+    }
+    async fn remove_container(&self, id: &str) -> CriResult<()> {
+        self.log(format!("RemoveContainer {id}"));
+        Ok(())
+    }
+    async fn list_containers(&self, _: HashMap<String, String>) -> CriResult<Vec<api::Container>> {
+        Ok(vec![])
+    }
+    async fn container_status(&self, _: &str) -> CriResult<api::ContainerStatus> {
+        Ok(Default::default())
+    }
+    async fn exec_sync(&self, id: &str, cmd: Vec<String>, _: Duration) -> CriResult<ExecResult> {
+        self.log(format!("ExecSync {id} {}", cmd.join(" ")));
+        tokio::time::sleep(self.hook_takes).await;
+        Ok(ExecResult::default())
+    }
+    async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {
+        self.log(format!("ImageStatus {image}"));
+        Ok(self.present.lock().unwrap().contains(image).then(api::Image::default))
+    }
+    async fn pull_image(&self, image: &str, _: api::PodSandboxConfig) -> CriResult<String> {
+        self.log(format!("PullImage {image}"));
+        if self.fail_pull {
+            return Err(CriError::Rpc { op: "PullImage", code: tonic::Code::NotFound, message: "not found".into() });
+        }
+        self.present.lock().unwrap().insert(image.to_string());
+        Ok("sha256:x".into())
+    }
+}
+
+type Events = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A kube client whose API answers every request by echoing the body; event reasons and
+/// messages are collected.
+fn recording_client() -> (kube::Client, Events) {
+    let events: Events = Arc::default();
+    let sink = events.clone();
+    let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let sink = sink.clone();
+        async move {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                sink.lock().unwrap().push((s("reason"), s("message")));
+            }
+            let resp = http::Response::builder().status(201).body(Full::new(Bytes::from(body.to_vec())));
+            Ok::<_, std::convert::Infallible>(resp.expect("response"))
+        }
+    });
+    (kube::Client::new(svc, "default"), events)
+}
+
+fn pod(image: &str, pre_stop: Option<serde_json::Value>) -> Pod {
+    let mut c = serde_json::json!({"name": "main", "image": image});
+    if let Some(h) = pre_stop {
+        c["lifecycle"] = serde_json::json!({"preStop": h});
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+        "spec": {"containers": [c]}
+    }))
+    .unwrap()
+}
+
+fn observation(running: bool) -> Observation {
+    let now = jiff::Timestamp::now();
+    Observation {
+        now,
+        pod: PodView {
+            uid: "u1".into(),
+            name: "p".into(),
+            namespace: "ns".into(),
+            init_containers: vec![],
+            containers: vec![],
+            restart_policy: RestartPolicy::Always,
+            termination_grace: Duration::from_secs(30),
+            active_deadline: None,
+            deletion: None,
+            start_time: None,
+            api_terminal: None,
+        },
+        sandbox: Some(SandboxObs { id: "sb".into(), ready: true, ip: Some("10.244.1.2".into()), attempt: 0 }),
+        containers: running
+            .then(|| ContainerObs {
+                id: "c1".into(),
+                name: "main".into(),
+                restart_count: 0,
+                state: RunState::Running,
+                exit_code: 0,
+                reason: String::new(),
+                message: String::new(),
+                created_at: now,
+                started_at: Some(now),
+                finished_at: None,
+                image: String::new(),
+                image_ref: String::new(),
+            })
+            .into_iter()
+            .collect(),
+        probes: HashMap::new(),
+        outcomes: vec![],
+    }
+}
+
+fn effects(rt: FakeRuntime) -> (Effects<FakeRuntime>, Arc<FakeRuntime>, Events, tempfile::TempDir) {
+    let (client, events) = recording_client();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(rt);
+    let fx = Effects {
+        runtime: rt.clone(),
+        recorder: Recorder::new(client, "node-a".into(), Duration::from_secs(5)),
+        spec_ctx: Arc::new(SpecContext { root_dir: dir.path().to_path_buf(), ..Default::default() }),
+    };
+    (fx, rt, events, dir)
+}
+
+fn reasons(events: &Events) -> Vec<String> {
+    events.lock().unwrap().iter().map(|(r, _)| r.clone()).collect()
+}
+
+const START: Action = Action::StartContainer { init: false, index: 0, restart_count: 0, remove: vec![] };
+
+#[tokio::test]
+async fn absent_image_is_pulled_then_created_and_started() {
+    let (fx, rt, events, dir) = effects(FakeRuntime::default());
+    let out = fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert_eq!(rt.calls(), ["ImageStatus img:1", "PullImage img:1", "CreateContainer sb main", "StartContainer c-new"]);
+    assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
+    assert!(dir.path().join("pods/ns_p_u1/main").is_dir(), "container log dir created");
+}
+
+#[tokio::test]
+async fn present_image_is_not_pulled_unless_always() {
+    let rt = FakeRuntime::default();
+    rt.present.lock().unwrap().insert("img:1".into());
+    let (fx, rt, events, _dir) = effects(rt);
+    fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage")));
+    let (_, msg) = events.lock().unwrap()[0].clone();
+    assert_eq!(msg, "Container image \"img:1\" already present on machine");
+    // `latest` means pull policy Always.
+    rt.present.lock().unwrap().insert("img:latest".into());
+    fx.execute(&pod("img:latest", None), &observation(false), &[START]).await;
+    assert!(rt.calls().iter().any(|c| c == "PullImage img:latest"));
+}
+
+#[tokio::test]
+async fn pull_failure_is_reported_and_nothing_is_created() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime { fail_pull: true, ..Default::default() });
+    let out = fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    assert!(matches!(&out[..], [Outcome::ImagePullFailed { container, .. }] if container == "main"));
+    assert!(!rt.calls().iter().any(|c| c.starts_with("CreateContainer")));
+    assert_eq!(reasons(&events), ["Pulling", "Failed", "Failed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pre_stop_then_stop_with_remaining_grace() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime { hook_takes: Duration::from_secs(3), ..Default::default() });
+    let hook = serde_json::json!({"exec": {"command": ["/bin/sh", "-c", "cleanup"]}});
+    let kill = Action::KillContainer {
+        id: "c1".into(),
+        name: "main".into(),
+        grace: Duration::from_secs(10),
+        message: "Stopping container main".into(),
+        pre_stop: true,
+    };
+    fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill]).await;
+    assert_eq!(rt.calls(), ["ExecSync c1 /bin/sh -c cleanup", "StopContainer c1 7s"]);
+    assert_eq!(events.lock().unwrap()[0], ("Killing".to_string(), "Stopping container main".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pre_stop_longer_than_grace_is_cut_and_reported() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime { hook_takes: Duration::from_secs(60), ..Default::default() });
+    let hook = serde_json::json!({"exec": {"command": ["sleep", "60"]}});
+    let kill = Action::KillContainer {
+        id: "c1".into(),
+        name: "main".into(),
+        grace: Duration::from_secs(5),
+        message: "Stopping container main".into(),
+        pre_stop: true,
+    };
+    fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill]).await;
+    assert_eq!(rt.calls(), ["ExecSync c1 sleep 60", "StopContainer c1 2s"]);
+    assert_eq!(reasons(&events), ["Killing", "FailedPreStopHook"]);
+}
+
+#[test]
+fn default_pull_policy() {
+    let c = |image: &str| Container { image: Some(image.into()), ..Default::default() };
+    assert_eq!(pull_policy(&c("workload")), "Always");
+    assert_eq!(pull_policy(&c("workload:latest")), "Always");
+    assert_eq!(pull_policy(&c("workload:1.0")), "IfNotPresent");
+    assert_eq!(pull_policy(&c("registry:5000/workload")), "Always");
+    assert_eq!(pull_policy(&c("registry:5000/workload:v1")), "IfNotPresent");
+    assert_eq!(pull_policy(&c("w@sha256:abc")), "IfNotPresent");
+}
