@@ -6,12 +6,39 @@
 //! private /tmp, the pod's resolv.conf and request bind mounts, logging in the CRI format, with
 //! real exit codes, memory limits (cgroup v1) and stats from /proc. Pod sandboxes get a network
 //! namespace with a veth into the node bridge (`cbr0`) and an IP from the pod CIDR given by
-//! UpdateRuntimeConfig. Faults (pull delay/failure, create failure, crashes, RPC latency) come
-//! from the config, `<state-dir>/faults.json`, or [`Handle::set_faults`]. State is persisted in
-//! `<state-dir>/state.json`, so a restarted instance re-attaches to running containers.
+//! UpdateRuntimeConfig. Run it only inside a network namespace made for the node (never in the
+//! host's): it creates links, addresses and nft rules in the namespace it runs in.
 //!
-//! Run it only inside a network namespace made for the node (never in the host's): it creates
-//! links, addresses and nft rules in the namespace it runs in.
+//! CLI: `fake-cri --socket PATH --state-dir DIR [--catalog FILE] [--workload-bin PATH]
+//! [--faults FILE] [--pod-cidr CIDR] [--bridge cbr0] [--keep-on-exit]`; SIGTERM shuts down
+//! (kills containers, removes veths, netns mounts, hostPort rules, cgroups, a bridge it made)
+//! unless `--keep-on-exit`. `fake-cri --socket PATH --state-dir X --bench N` measures a running
+//! instance. `RUST_LOG=fake_cri=debug` logs phase timings to stderr.
+//!
+//! Library: [`FakeCri::start`]`(Config) -> Result<Handle>`; [`Handle::shutdown`],
+//! [`Handle::abandon`] (a simulated crash), [`Handle::set_faults`]; [`client::connect`] for a
+//! CRI client over the socket; [`bench::run`] for latencies.
+//!
+//! Catalog (`--catalog`): `{"images": [{"reference": "nodekit.local/workload:1.0", "binary":
+//! "/path/to/workload", "entrypoint": ["/workload"], "cmd": ["pause"], "env": ["K=V"],
+//! "working_dir": "/", "size": 0, "pull_delay_ms": 0, "pull_error": null, "preloaded": true}]}`.
+//! argv[0] `/workload`, `/pause`, `workload` or `pause` runs `binary` (with that argv[0], so the
+//! multi-call binary picks its subcommand); any other argv[0] runs that host program.
+//! The default catalog holds `nodekit.local/workload:1.0` (Cmd `pause`) and
+//! `nodekit.local/pause:3.10` (`/workload pause`), both backed by `--workload-bin`.
+//!
+//! Faults ([`Faults`], from `--faults`, the handle, or `<state-dir>/faults.json`, re-read when it
+//! changes): `{"rpc_latency_ms": 0, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
+//! "create_error": {name-or-ref: msg}, "crash_after_ms": {name-or-ref: ms}}`.
+//!
+//! Files in the state dir: `state.json` (sandboxes, containers, pod CIDR, IPs, images),
+//! `cri-calls.jsonl` (one line per RPC: ts, method, id, duration_us, code), `faults.json`,
+//! `netns/<id>` (bind-mounted pod namespaces), `sandboxes/<id>/resolv.conf`.
+//!
+//! Restart: a new instance on the same state dir re-attaches to running containers (same pid and
+//! start time) and keeps copying their output (each container holds the read ends of its own
+//! log pipes at fds 3 and 4, reopened through /proc). The exit code of a re-attached container
+//! cannot be observed (it is not our child): it is reported as 255, reason Error.
 
 pub mod bench;
 pub mod calllog;

@@ -81,7 +81,8 @@ pub enum Topology {
 pub enum Runtimes {
     /// The case does not involve a container runtime.
     None,
-    /// fake-cri only (the case relies on a fake-only fault or on a feature a real runtime lacks).
+    /// fake-cri only: the case drives fake-cri's fault controls, or does not depend on the runtime
+    /// at all (heartbeats), so running it again on a real runtime would show nothing new.
     FakeOnly,
     /// Every runtime backend.
     All,

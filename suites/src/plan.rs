@@ -28,7 +28,8 @@ impl Run {
             .or_else(|| runtime.as_ref().and_then(RuntimeTarget::unavailable))
             .or_else(|| match (&runtime, case.runtimes) {
                 (Some(rt), Runtimes::FakeOnly) if *rt != RuntimeTarget::FakeCri => Some(format!(
-                    "relies on fake-cri fault injection; not runnable on {}",
+                    "declared for fake-cri only (it drives fake-cri's fault controls, or does not depend on \
+                     the runtime); not run on {}",
                     rt.name()
                 )),
                 _ => None,

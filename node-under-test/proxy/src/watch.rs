@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::runtime::{WatchStreamExt, reflector};
 use kube::{Api, Client, Resource};
 use tokio::sync::Notify;
@@ -192,12 +192,17 @@ fn delete_node(c: &mut Cache, _: &Node) {
     c.node = NodeInfo::default();
 }
 
-fn spawn_one<K>(
-    api: Api<K>,
-    cfg: watcher::Config,
+/// How one watch updates the cache.
+struct Handlers<K> {
     kind: usize,
     apply: fn(&mut Cache, &K),
     delete: fn(&mut Cache, &K),
+}
+
+fn spawn_one<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    h: Handlers<K>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
     tasks: &mut JoinSet<()>,
@@ -215,7 +220,7 @@ fn spawn_one<K>(
                 i = stream.next() => i,
             };
             match item {
-                Some(Ok(ev)) => handle(&shared, kind, ev, apply, delete),
+                Some(Ok(ev)) => handle(&shared, h.kind, ev, h.apply, h.delete),
                 Some(Err(e)) => tracing::warn!(error = %e, "watch error (retrying)"),
                 None => break,
             }
@@ -223,16 +228,12 @@ fn spawn_one<K>(
     });
 }
 
-use kube::runtime::watcher::watcher;
-
 /// Starts the three watches.
 pub fn spawn(client: Client, node: &str, shared: Arc<Shared>, cancel: CancellationToken, tasks: &mut JoinSet<()>) {
     spawn_one(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
-        SERVICES,
-        apply_service,
-        delete_service,
+        Handlers { kind: SERVICES, apply: apply_service, delete: delete_service },
         shared.clone(),
         cancel.clone(),
         tasks,
@@ -240,9 +241,7 @@ pub fn spawn(client: Client, node: &str, shared: Arc<Shared>, cancel: Cancellati
     spawn_one(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
-        SLICES,
-        apply_slice,
-        delete_slice,
+        Handlers { kind: SLICES, apply: apply_slice, delete: delete_slice },
         shared.clone(),
         cancel.clone(),
         tasks,
@@ -250,9 +249,7 @@ pub fn spawn(client: Client, node: &str, shared: Arc<Shared>, cancel: Cancellati
     spawn_one(
         Api::<Node>::all(client),
         watcher::Config::default().fields(&format!("metadata.name={node}")),
-        NODE,
-        apply_node,
-        delete_node,
+        Handlers { kind: NODE, apply: apply_node, delete: delete_node },
         shared,
         cancel,
         tasks,

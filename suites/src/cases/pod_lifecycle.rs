@@ -31,15 +31,15 @@ pub fn cases() -> Vec<Case> {
     vec![
         case("pod-lifecycle/never-succeeded", C, Runtimes::All, never_succeeded as fn(CaseCtx) -> BodyFuture),
         case("pod-lifecycle/never-failed-exit-code", C, Runtimes::All, never_failed),
-        case("pod-lifecycle/onfailure-restarts-then-succeeds", C, Runtimes::FakeOnly, onfailure),
+        case("pod-lifecycle/onfailure-restarts-then-succeeds", C, Runtimes::All, onfailure),
         case("pod-lifecycle/always-running-status", C, Runtimes::All, always_running),
-        case("pod-lifecycle/condition-order", C, Runtimes::FakeOnly, condition_order),
-        case("pod-lifecycle/condition-order-init", C, Runtimes::FakeOnly, condition_order_init),
-        case("pod-lifecycle/init-failing-never", C, Runtimes::FakeOnly, init_failing_never),
-        case("pod-lifecycle/init-failing-always", C, Runtimes::FakeOnly, init_failing_always),
-        case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::FakeOnly, backoff),
+        case("pod-lifecycle/condition-order", C, Runtimes::All, condition_order),
+        case("pod-lifecycle/condition-order-init", C, Runtimes::All, condition_order_init),
+        case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
+        case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
+        case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),
         case("pod-lifecycle/graceful-termination-prestop", C, Runtimes::All, graceful_prestop),
-        case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::FakeOnly, deletion_prompt),
+        case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/agent-restart-adopts", &[Label::Conformance, Label::Disruptive], Runtimes::All, agent_restart),
     ]
 }

@@ -77,7 +77,9 @@ impl ProbeSet {
                 pod: PodRef { name: obs.pod.name.clone(), namespace: obs.pod.namespace.clone(), uid: obs.pod.uid.clone() },
                 container: container.clone(),
                 container_id: id.to_string(),
-                pod_ip: obs.sandbox.as_ref().and_then(|s| s.ip.clone()),
+                pod_ip: obs.sandbox.as_ref().and_then(|s| s.ip.clone()).or_else(|| {
+                    spec.host_network.unwrap_or(false).then(|| deps.host_ip.clone()).flatten()
+                }),
                 started_at: c.started_at.unwrap_or(obs.now),
                 terminating: self.terminating.subscribe(),
             };

@@ -65,7 +65,7 @@ pub fn read_termination_message(file: &Path, policy: Option<&str>, failed: bool,
         let tail = lines[lines.len().saturating_sub(80)..].join("\n");
         let start = tail.len().saturating_sub(2048);
         let start = (start..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
-        text = tail[start..].as_bytes().to_vec();
+        text = tail.as_bytes()[start..].to_vec();
     }
     let s = String::from_utf8_lossy(&text).into_owned();
     (!s.is_empty()).then_some(s)

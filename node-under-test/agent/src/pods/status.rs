@@ -259,7 +259,11 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
         .as_ref()
         .filter(|s| s.ready)
         .and_then(|s| s.ip.clone())
-        .or_else(|| prev.and_then(|p| p.pod_ip.clone()));
+        .or_else(|| prev.and_then(|p| p.pod_ip.clone()))
+        .or_else(|| {
+            let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+            host_network.then(|| cx.host_ip.map(str::to_string)).flatten()
+        });
     let terminal = st.terminal.as_ref();
     PodStatus {
         phase: Some(phase.as_str().into()),

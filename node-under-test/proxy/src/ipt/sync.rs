@@ -85,7 +85,7 @@ pub fn quote_args(args: &[String]) -> String {
 /// Whether `rules` (iptables-save lines) hold the jump `spec` in `chain`.
 fn has_jump(rules: &[String], chain: &str, spec: &[String]) -> bool {
     let want = format!("-A {chain} {}", quote_args(spec));
-    rules.iter().any(|r| *r == want)
+    rules.contains(&want)
 }
 
 /// Parses `iptables-save` output into (table → chain names).
