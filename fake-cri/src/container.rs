@@ -220,7 +220,9 @@ impl Runtime {
                 (err_r.try_clone().map_err(Error::io("dup pipe"))?, 4),
             ],
         };
-        let mut cmd = tokio::process::Command::new(&rec.exec_path);
+        let (_program_fd, program) = crate::spawn::pinned_program(&rec.exec_path)
+            .map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
+        let mut cmd = tokio::process::Command::new(&program);
         if let Some(a0) = rec.argv.first() {
             cmd.arg0(a0);
         }

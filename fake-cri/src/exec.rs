@@ -36,7 +36,10 @@ impl Runtime {
             .unwrap_or_else(|| c.exec_path.clone());
         let program = crate::container::resolve_program(&argv0, &binary);
         let enter = self.enter_container(&c, pid)?;
-        let mut command = tokio::process::Command::new(&program);
+        // The image binary may be hidden inside the container's view (private /tmp): exec it
+        // through an fd opened here; host programs are looked up inside the container's view.
+        let pinned = if program == binary { Some(crate::spawn::pinned_program(&binary)?) } else { None };
+        let mut command = tokio::process::Command::new(pinned.as_ref().map(|p| p.1.clone()).unwrap_or(program));
         command
             .arg0(&argv0)
             .args(cmd.iter().skip(1))
@@ -51,6 +54,7 @@ impl Runtime {
             .spawn()
             .map_err(|e| Error::Unknown(format!("failed to exec in container: failed to start exec {argv0:?}: {e}")))?;
         drop(enter);
+        drop(pinned);
         let pgid = child.id().map(|p| p as i32);
         let out = tokio::spawn(read_capped(child.stdout.take()));
         let err = tokio::spawn(read_capped(child.stderr.take()));

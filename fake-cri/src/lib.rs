@@ -22,8 +22,8 @@
 //! Catalog (`--catalog`): `{"images": [{"reference": "nodekit.local/workload:1.0", "binary":
 //! "/path/to/workload", "entrypoint": ["/workload"], "cmd": ["pause"], "env": ["K=V"],
 //! "working_dir": "/", "size": 0, "pull_delay_ms": 0, "pull_error": null, "preloaded": true}]}`.
-//! argv[0] `/workload`, `/pause`, `workload` or `pause` runs `binary` (with that argv[0], so the
-//! multi-call binary picks its subcommand); any other argv[0] runs that host program.
+//! `argv[0]` `/workload`, `/pause`, `workload` or `pause` runs `binary` (with that `argv[0]`, so the
+//! multi-call binary picks its subcommand); any other `argv[0]` runs that host program.
 //! The default catalog holds `nodekit.local/workload:1.0` (Cmd `pause`) and
 //! `nodekit.local/pause:3.10` (`/workload pause`), both backed by `--workload-bin`.
 //!

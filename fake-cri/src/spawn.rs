@@ -171,6 +171,16 @@ pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     }
 }
 
+/// Opens `path` and returns the fd with a `/proc/self/fd/N` path that execs it. The child
+/// inherits the fd (same number) and the kernel resolves the path before closing CLOEXEC fds, so
+/// the binary runs even where the container's mounts cover its path (a private /tmp).
+pub fn pinned_program(path: &Path) -> Result<(OwnedFd, std::path::PathBuf)> {
+    let f = std::fs::File::open(path).map_err(Error::io(format!("open program {}", path.display())))?;
+    let fd = OwnedFd::from(f);
+    let p = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok((fd, p))
+}
+
 /// Opens a namespace of a process (`net`, `mnt`, `uts`).
 pub fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
     let p = format!("/proc/{pid}/ns/{kind}");

@@ -63,9 +63,9 @@ pub struct ContainerRecord {
     pub image_ref: String,
     /// Image id (`sha256:…`).
     pub image_id: String,
-    /// argv resolved from the image and the request (argv[0] as the image names it).
+    /// argv resolved from the image and the request (`argv[0]` as the image names it).
     pub argv: Vec<String>,
-    /// Host binary executed for argv[0].
+    /// Host binary executed for `argv[0]`.
     pub exec_path: PathBuf,
     /// Environment `KEY=value` (image env, then request env).
     pub env: Vec<String>,

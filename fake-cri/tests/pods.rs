@@ -202,3 +202,19 @@ async fn pod_ip_reachable_from_node_and_shared_pod_network() {
     assert_eq!(w.status(&c2).await.state, cri::ContainerState::ContainerRunning as i32);
 
 }
+
+#[tokio::test]
+async fn workload_binary_below_tmp_still_runs() {
+    // The container's private /tmp covers the binary's path; it is executed through an fd.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("workload");
+    std::fs::copy(workload_bin(), &bin).unwrap();
+    assert!(bin.starts_with("/tmp"));
+    let mut w = World::start_with(&[], bin).await;
+    w.set_cidr().await;
+    let sid = w.run_pod(pod_config("tmp-bin")).await;
+    let c = w.run_container(&sid, container("main", &["pause"])).await;
+    assert_eq!(w.exec(&c, &["/workload", "hostname"], 5).await.unwrap().stdout, b"tmp-bin\n");
+    let c2 = w.run_container(&sid, container("exit", &["exit", "--code", "6"])).await;
+    assert_eq!(w.wait_exited(&c2).await.exit_code, 6);
+}

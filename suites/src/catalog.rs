@@ -151,6 +151,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(crate::cases::pod_lifecycle::cases());
     cases.extend(crate::cases::probes::cases());
     cases.extend(crate::cases::packet_paths::cases());
+    cases.extend(crate::cases::static_pods::cases());
     cases
 }
 

@@ -71,6 +71,7 @@ pub struct World {
     pub cri: Option<Child>,
     pub cri_pid: u32,
     pub client: Client,
+    pub workload: PathBuf,
 }
 
 impl World {
@@ -86,6 +87,11 @@ impl World {
 
     /// Starts the namespace holder and fake-cri in it.
     pub async fn start(extra: &[&str]) -> World {
+        Self::start_with(extra, workload_bin()).await
+    }
+
+    /// Like [`World::start`] with another workload binary.
+    pub async fn start_with(extra: &[&str], workload: PathBuf) -> World {
         let dir = tempfile::Builder::new().prefix("fcri").tempdir().unwrap();
         let holder = Command::new("unshare")
             .args(["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "sleep", "infinity"])
@@ -99,7 +105,7 @@ impl World {
             })
         })
         .await;
-        let mut w = World { dir, holder, holder_pid: sleeper, cri: None, cri_pid: 0, client: placeholder_client().await };
+        let mut w = World { dir, holder, holder_pid: sleeper, cri: None, cri_pid: 0, client: placeholder_client().await, workload };
         w.start_cri(extra).await;
         w
     }
@@ -118,7 +124,7 @@ impl World {
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--workload-bin")
-            .arg(workload_bin())
+            .arg(&self.workload)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -102,7 +102,10 @@ pub async fn run(
     };
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = retry("node registration", &cancel, || async {
-        let status = node::current_status(runtime.as_ref(), &inputs, &[]).await;
+        // An existing Node keeps its conditions' transition times.
+        let existing = crate::error::api("get node", api_timeout, nodes.get_opt(&settings.node_name)).await?;
+        let prev = existing.and_then(|n| n.status).and_then(|s| s.conditions).unwrap_or_default();
+        let status = node::current_status(runtime.as_ref(), &inputs, &prev).await;
         let node = if cfg.register_node {
             register::register(&nodes, &template, status.clone(), api_timeout).await?
         } else {
@@ -115,7 +118,7 @@ pub async fn run(
     else {
         return shutdown(tasks).await;
     };
-    let (node, initial_status) = node;
+    let (node, _initial_status) = node;
     let node_uid = node.metadata.uid.clone().unwrap_or_default();
     tracing::info!(node = %settings.node_name, uid = %node_uid, "node registered");
 
@@ -135,7 +138,7 @@ pub async fn run(
         request_timeout: api_timeout,
     };
     tasks.spawn(lease::run_lease_loop(client.clone(), lease_params, metrics.clone(), cancel.clone()));
-    tasks.spawn(node::run_status_loop(client.clone(), runtime.clone(), inputs, initial_status, metrics.clone(), cancel.clone()));
+    tasks.spawn(node::run_status_loop(client.clone(), runtime.clone(), inputs, metrics.clone(), cancel.clone()));
 
     let resolv = std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default();
     let spec_ctx = SpecContext {
@@ -147,6 +150,15 @@ pub async fn run(
         host_dns: parse_resolv_conf(&resolv),
     };
     let n = &cfg.nodekit;
+    let static_setup = crate::static_pods::Setup {
+        dir: cfg.static_pod_path.clone().filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
+        file_check: cfg.file_check_frequency.0,
+        resync: cfg.sync_frequency.0,
+        node_name: settings.node_name.clone(),
+        node_uid: node_uid.clone(),
+        api_timeout,
+    };
+    let (statics, mirrors) = crate::static_pods::start(static_setup, client.clone(), metrics.clone(), &mut tasks, &cancel);
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         client: client.clone(),
@@ -169,8 +181,9 @@ pub async fn run(
         api_timeout,
         runtime_name: version.runtime_name.clone(),
         host_ip: node_ip.map(|i| i.to_string()),
+        mirrors,
     });
-    tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), cancel.clone()));
+    tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), statics, cancel.clone()));
     cancel.cancelled().await;
     shutdown(tasks).await
 }

@@ -25,3 +25,4 @@ pub mod probes;
 pub mod agent;
 pub mod cli;
 pub mod server;
+pub mod static_pods;

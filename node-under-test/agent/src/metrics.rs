@@ -79,6 +79,7 @@ pub struct MetricsInner {
     pub lease_renew_errors: Counter,
     pub node_status_patches: Counter,
     pub node_status_errors: Counter,
+    pub static_pod_manifest_errors: Counter,
     probe_results: Mutex<BTreeMap<(String, String), u64>>,
 }
 
@@ -107,6 +108,7 @@ impl Metrics {
         simple(&mut out, "node_agent_lease_renew_errors_total", "counter", "Failed node lease renewals.", self.lease_renew_errors.get().to_string());
         simple(&mut out, "node_agent_node_status_patches_total", "counter", "Node status patches sent.", self.node_status_patches.get().to_string());
         simple(&mut out, "node_agent_node_status_errors_total", "counter", "Failed node status updates.", self.node_status_errors.get().to_string());
+        simple(&mut out, "node_agent_static_pod_manifest_errors_total", "counter", "Static pod manifests that could not be used.", self.static_pod_manifest_errors.get().to_string());
         self.pod_sync_duration.render("node_agent_pod_sync_duration_seconds", "Duration of one pod worker sync.", &mut out);
         let probes = self.0.probe_results.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(out, "# HELP node_agent_probe_results_total Probe results by type.\n# TYPE node_agent_probe_results_total counter");

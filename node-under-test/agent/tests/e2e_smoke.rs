@@ -34,15 +34,22 @@ fn enter_namespaces(name: &str) -> bool {
         return true;
     }
     let bin = workload_bin();
-    let exe = std::env::current_exe().expect("current exe");
-    let status = Command::new("unshare")
+    // Run a private copy: concurrent builds may replace this test binary while it runs.
+    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::copy("/proc/self/exe", &exe).expect("copy the test binary");
+    let mut unshare = Command::new("unshare");
+    if !nix::unistd::geteuid().is_root() {
+        unshare.args(["--user", "--map-root-user"]);
+    }
+    let status = unshare
         .args(["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"])
-        .arg(exe)
+        .arg(&exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(INNER, "1")
         .env("NODEKIT_WORKLOAD_BIN", bin)
-        .status()
-        .expect("unshare");
+        .status();
+    let _ = std::fs::remove_file(&exe);
+    let status = status.expect("unshare");
     assert!(status.success(), "{name} failed inside the namespaces: {status}");
     false
 }
@@ -152,7 +159,11 @@ async fn scenario() -> Result<()> {
     let _ = Command::new("ip").args(["link", "set", "lo", "up"]).status();
     // Not under /tmp: fake-cri gives containers a private /tmp, which would hide files there.
     let dir = tempfile::Builder::new().prefix("agent-e2e").tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-    let api_cfg = fake_apiserver::Config { node_monitor_grace_period: Duration::from_secs(8), ..fake_apiserver::Config::with_listen("127.0.0.1:0") };
+    let api_cfg = fake_apiserver::Config {
+        node_monitor_grace_period: Duration::from_secs(5),
+        node_monitor_period: Duration::from_millis(200),
+        ..fake_apiserver::Config::with_listen("127.0.0.1:0")
+    };
     let server = fake_apiserver::Server::start(api_cfg).await?;
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig)?;
@@ -287,7 +298,22 @@ async fn scenario() -> Result<()> {
         (metric(&text, "node_agent_lease_renew_errors_total")? >= 1.0).then_some(())
     })
     .await?;
+    // Past the grace period the node lifecycle controller marks the node Unknown ...
+    wait_for("node Ready=Unknown in the store", Duration::from_secs(20), || async {
+        let obj = server.store().get(fake_apiserver::resources::NODES, "", NODE)?;
+        let conds = obj.value.pointer("/status/conditions")?.as_array()?.clone();
+        let ready = conds.iter().find(|c| c["type"] == "Ready")?;
+        (ready["status"] == "Unknown").then_some(())
+    })
+    .await?;
     server.set_partition(false);
+    // ... and once the server answers again the agent sets it back at once.
+    wait_for("node Ready again", Duration::from_secs(10), || async {
+        let n = nodes.get_opt(NODE).await.ok().flatten()?;
+        let ready = n.status?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await?;
     wait_for("lease renewal after the partition", Duration::from_secs(20), || async {
         let l = leases.get_opt(NODE).await.ok().flatten()?;
         (l.spec?.renew_time?.0 > before.0).then_some(())

@@ -271,3 +271,30 @@ pub async fn sync_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, KubeProxyConfiguration};
+    use clap::Parser;
+
+    fn cfg(yaml: &str) -> ProxyConfig {
+        let file = KubeProxyConfiguration::parse(yaml, std::path::Path::new("t.yaml")).unwrap();
+        ProxyConfig::merge(&Args::parse_from(["node-proxy", "--hostname-override", "n"]), &file).unwrap()
+    }
+
+    #[test]
+    fn render_ctx_follows_detect_local_mode_and_primary_node_ip() {
+        let node = NodeInfo { pod_cidr: Some("10.244.3.0/24".into()), internal_ip: Some("10.77.0.11".parse().unwrap()) };
+        let c = render_ctx(&cfg("clusterCIDR: 10.244.0.0/16\n"), &node);
+        assert_eq!(c.local, LocalDetect::Cidr("10.244.0.0/16".parse().unwrap()));
+        assert_eq!(c.node_port_cidrs, None);
+        let c = render_ctx(&cfg("detectLocalMode: NodeCIDR\nnodePortAddresses: [primary]\n"), &node);
+        assert_eq!(c.local, LocalDetect::Cidr("10.244.3.0/24".parse().unwrap()));
+        assert_eq!(c.node_port_cidrs, Some(vec!["10.77.0.11/32".parse().unwrap()]));
+        let c = render_ctx(&cfg("detectLocalMode: NodeCIDR\n"), &NodeInfo::default());
+        assert_eq!(c.local, LocalDetect::None, "no podCIDR yet: no detection");
+        let c = render_ctx(&cfg("detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: veth}\n"), &node);
+        assert_eq!(c.local.nft_not_local().unwrap(), "iifname != \"veth*\"");
+    }
+}

@@ -255,3 +255,62 @@ pub fn spawn(client: Client, node: &str, shared: Arc<Shared>, cancel: Cancellati
         tasks,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    fn svc(name: &str) -> ServiceIn {
+        ServiceIn {
+            namespace: "ns".into(),
+            name: name.into(),
+            cluster_ip: Some("10.96.0.1".parse().unwrap()),
+            ports: vec![crate::model::ServicePortIn { name: String::new(), protocol: Protocol::Tcp, port: 80, node_port: None }],
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            node_port_type: false,
+            internal_traffic_local: false,
+            external_traffic_local: false,
+            affinity_timeout: None,
+        }
+    }
+
+    fn slice(name: &str, svc: &str) -> SliceIn {
+        SliceIn { namespace: "ns".into(), name: name.into(), service: svc.into(), ports: vec![], endpoints: vec![] }
+    }
+
+    #[test]
+    fn relist_drops_objects_deleted_while_the_watch_was_down() {
+        let mut c = Cache::default();
+        c.upsert_service(svc("a"));
+        c.upsert_service(svc("b"));
+        c.upsert_slice(slice("a-1", "a"));
+        c.upsert_slice(slice("b-1", "b"));
+        c.dirty.clear();
+        // A re-list that only sees `a`.
+        c.begin_relist(SERVICES);
+        c.seen(SERVICES, ("ns".into(), "a".into()));
+        c.end_relist(SERVICES);
+        c.begin_relist(SLICES);
+        c.seen(SLICES, ("ns".into(), "a-1".into()));
+        c.end_relist(SLICES);
+        assert!(c.synced());
+        assert_eq!(c.services.len(), 1);
+        assert!(c.slices_of(&("ns".into(), "b".into())).is_empty());
+        assert_eq!(c.slices_of(&("ns".into(), "a".into())).len(), 1);
+        assert!(c.dirty.contains(&("ns".to_string(), "b".to_string())));
+        assert!(!c.dirty.contains(&("ns".to_string(), "a".to_string())));
+    }
+
+    #[test]
+    fn moving_a_slice_to_another_service_dirties_both() {
+        let mut c = Cache::default();
+        c.upsert_slice(slice("s", "a"));
+        c.dirty.clear();
+        c.upsert_slice(slice("s", "b"));
+        assert!(c.dirty.contains(&("ns".to_string(), "a".to_string())));
+        assert!(c.dirty.contains(&("ns".to_string(), "b".to_string())));
+        assert!(c.slices_of(&("ns".into(), "a".into())).is_empty());
+    }
+}

@@ -1,4 +1,4 @@
-//! Command-line parsing: subcommand selection (argv[1] or argv[0] basename), flags and durations.
+//! Command-line parsing: subcommand selection (`argv[1]` or `argv[0]` basename), flags and durations.
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +31,7 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Parses argv (argv[0] included), reading `WORKLOAD_TERM_DELAY` / `WORKLOAD_IGNORE_SIGTERM`.
+    /// Parses argv (`argv[0]` included), reading `WORKLOAD_TERM_DELAY` / `WORKLOAD_IGNORE_SIGTERM`.
     pub fn parse(argv: Vec<String>) -> Result<Self> {
         let env_delay = std::env::var("WORKLOAD_TERM_DELAY").ok();
         let env_ignore = std::env::var("WORKLOAD_IGNORE_SIGTERM").ok();

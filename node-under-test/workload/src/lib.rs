@@ -58,7 +58,7 @@ impl Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Runs the binary with the given argv (argv[0] included) and returns the process exit code.
+/// Runs the binary with the given argv (`argv[0]` included) and returns the process exit code.
 pub fn run(argv: Vec<String>) -> i32 {
     let inv = match args::Invocation::parse(argv) {
         Ok(inv) => inv,

@@ -6,4 +6,5 @@ pub mod pod_lifecycle;
 pub mod probes;
 pub mod registration;
 pub mod runtime;
+pub mod static_pods;
 pub mod world;

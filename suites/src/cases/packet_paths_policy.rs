@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Mode;
 use super::basic::{NODE_A, NODE_B, PROXY_SYNC};
-use super::env::{Cluster, Flags, HTTP_PORT, UDP_PORT, create_ready, ip_of, running_ip, service, wait_slices, web_pod, web_pod_with};
+use super::env::{CLUSTER_CIDR, Cluster, Flags, HTTP_PORT, UDP_PORT, create_ready, ip_of, running_ip, service, wait_slices, web_pod, web_pod_with};
 use super::net::{Attempt, Origin, Taps, attempt, dump, get_hostname, is_rejection, syns_to_port, udp_ask, wait_serving};
 use crate::catalog::BodyFuture;
 use crate::context::CaseCtx;
@@ -117,7 +117,7 @@ async fn no_endpoints_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()>
             dump(client_pkts)
         );
         // Not forwarded: no SYN of the flow left node-a again, nothing reached the pod side.
-        if let Some(fwd) = flow.syn("node-a/eth0").src(Addr::Any).dst(Addr::Any).find_all(&caps)?.into_iter().find(|p| p.src_mac == node_mac) {
+        if let Some(fwd) = flow.syn("node-a/eth0").dst(Addr::Any).find_all(&caps)?.into_iter().find(|p| p.src_mac == node_mac) {
             bail!("node-a forwarded the SYN to {dst} instead of rejecting it: {fwd}");
         }
         flow.syn("node-a/cbr0").src(Addr::Any).dst(Addr::Any).absent(&caps)?;
@@ -331,7 +331,14 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
     if let Some(p) = at_b.iter().find(|p| p.src_mac == node_b_mac && p.dst_ip == Some(client.ip())) {
         bail!("node-b answered the dropped NodePort SYN: {p}");
     }
-    if let Some(p) = at_b.iter().find(|p| p.src_mac == node_b_mac && p.is_syn()) {
+    // A forwarded SYN keeps the client's address, or (masqueraded) heads for a pod.
+    let pods: harness::world::Cidr = CLUSTER_CIDR.parse()?;
+    let forwarded = |p: &&harness::packets::Packet| {
+        p.src_mac == node_b_mac
+            && p.is_syn()
+            && (p.src() == Some(local_b) || p.dst_ip.is_some_and(|d| pods.contains(d)) || p.dst().is_some_and(|d| d.port() == np))
+    };
+    if let Some(p) = at_b.iter().find(forwarded) {
         bail!("node-b forwarded the NodePort SYN: {p}");
     }
     f.syn("node-b/cbr0").src(Addr::Any).dst(Addr::Any).absent(&caps)?;
@@ -357,20 +364,43 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
 async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     const ASK: Duration = Duration::from_millis(300);
     const MOVE_BOUND: Duration = Duration::from_secs(15);
+    /// Requested ClusterIP: the client sends to it before the service exists.
+    const UDP_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 100, 53);
     let cl = Cluster::start(ctx, mode).await?;
+    // Every UDP conntrack event on node-a, with timestamps, as evidence of what was flushed when.
+    let mut events = ctx.world.host(NODE_A)?.spawn(
+        harness::process::ProcessSpec::new("conntrack", "conntrack-events-node-a").args(["-E", "-p", "udp", "-o", "timestamp"]),
+    )?;
     let u1 = create_ready(&cl.client, vec![web_pod("u-1", NODE_A, "u")?]).await?[0];
-    let spec = json!({"ports": [{"name": "dns", "port": 5353, "targetPort": UDP_PORT, "protocol": "UDP"}]});
-    let svc = service(&cl.client, "u", "u", spec).await?;
-    wait_slices(&cl.client, "u", &[u1], &[]).await?;
     let (node_a, client) = (ctx.world.host(NODE_A)?, ctx.world.host("client")?);
-    let target = SocketAddr::from((svc.cluster_ip, svc.port));
-    wait_udp(Origin::Host(client), target, "u-1").await?;
+    let target = SocketAddr::from((UDP_SERVICE_IP, 5353));
+    // The client starts sending before the service exists: node-a forwards its datagrams
+    // unrewritten and conntrack remembers that, so this flow only gets through once the proxy
+    // flushes the service IP's entries as the service gains endpoints (upstream behaviour).
+    // Only after that is the flow pinned to u-1 (no later flush can re-pin it by chance).
+    let sock = Origin::Host(client).udp_socket()?;
+    let local = sock.local_addr()?;
+    let early = udp_ask(&sock, target, "hostname", Duration::from_millis(200)).await?;
+    ensure!(early.is_none(), "{target} answered before the service existed: {early:?}");
+    let spec = json!({
+        "clusterIP": UDP_SERVICE_IP.to_string(),
+        "ports": [{"name": "dns", "port": 5353, "targetPort": UDP_PORT, "protocol": "UDP"}],
+    });
+    let svc = service(&cl.client, "u", "u", spec).await?;
+    ensure!(svc.cluster_ip == UDP_SERVICE_IP, "asked for clusterIP {UDP_SERVICE_IP}, got {}", svc.cluster_ip);
+    wait_slices(&cl.client, "u", &[u1], &[]).await?;
+    let what = format!("the flow {local} → {target}, started before the service had endpoints, to be answered by u-1");
+    harness::wait::wait_every(&what, PROXY_SYNC, Duration::from_millis(100), || async {
+        match udp_ask(&sock, target, "hostname", ASK).await {
+            Ok(Some((_, b))) if b == "u-1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
 
     let mut taps = Taps::new("roundtrip");
     taps.on(ctx, client, "eth0")?;
     taps.on(ctx, node_a, "cbr0")?;
-    let sock = Origin::Host(client).udp_socket()?;
-    let local = sock.local_addr()?;
     let got = udp_ask(&sock, target, "hostname", Duration::from_secs(2)).await?;
     let caps = taps.stop().await?;
     let (from, body) = got.with_context(|| format!("no UDP answer from {target}:\n{}", dump(caps.get("client/eth0").unwrap_or(&[]))))?;
@@ -424,6 +454,7 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let table = node_a.exec("conntrack", &["-L", "-p", "udp", "--orig-dst", &svc.cluster_ip.to_string()]).await?;
     let stale: Vec<&str> = table.lines().filter(|l| l.contains(&format!("src={u1} "))).collect();
     ensure!(stale.is_empty(), "conntrack entries to {target} still DNAT'd to u-1 ({u1}) {moved:?} after its deletion:\n{}", stale.join("\n"));
+    events.stop(Duration::from_secs(2)).await?;
     cl.stop().await
 }
 

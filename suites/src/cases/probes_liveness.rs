@@ -28,15 +28,12 @@ async fn exec_flag_liveness(ctx: &CaseCtx, name: &str, healthy_for: Duration) ->
     wait_running(&env, name, "app").await?;
     hold(&env, name, "no restart while the liveness command succeeds", healthy_for, never_restarted("app")).await?;
     flags.clear("healthy")?;
-    let removed = Instant::now();
     let p = wait_restarts(&env, name, "app", 1, Duration::from_secs(8)).await?;
     let last = status(&p, "app")
         .and_then(|s| s.last_state.as_ref())
         .and_then(|s| s.terminated.as_ref())
         .with_context(|| format!("restarted container without lastState.terminated: {}", status_json(&p)))?;
     ensure!(last.finished_at.is_some(), "lastState.terminated without finishedAt: {last:?}");
-    let took = removed.elapsed();
-    ensure!(took >= Duration::from_millis(100), "restart {took:?} after the flag was removed: too early to be caused by it");
     Ok(env)
 }
 

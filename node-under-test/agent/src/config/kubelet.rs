@@ -28,8 +28,7 @@ pub const IGNORED_FIELDS: &[&str] = &[
     "shutdownGracePeriodCriticalPods", "volumePluginDir", "serializeImagePulls",
     "maxParallelImagePulls", "registryPullQPS", "registryBurst", "localStorageCapacityIsolation",
     "cpuCFSQuota", "cpuCFSQuotaPeriod", "systemReservedCgroup", "kubeReservedCgroup",
-    "kubeletCgroups", "systemCgroups", "evictionSoft", "evictionSoftGracePeriod",
-    "evictionMaxPodGracePeriod", "evictionMinimumReclaim",
+    "kubeletCgroups", "systemCgroups",
 ];
 
 /// kubelet.config.k8s.io/v1beta1 KubeletConfiguration, the implemented subset, upstream defaults.
@@ -56,6 +55,14 @@ pub struct KubeletConfiguration {
     pub healthz_port: u16,
     pub eviction_hard: BTreeMap<String, String>,
     pub eviction_pressure_transition_period: GoDuration,
+    /// Soft eviction thresholds (signal → quantity or percentage); each needs a grace period.
+    pub eviction_soft: BTreeMap<String, String>,
+    /// Grace period of each soft threshold (signal → duration).
+    pub eviction_soft_grace_period: BTreeMap<String, String>,
+    /// Longest pod grace period (seconds) when evicting for a soft threshold.
+    pub eviction_max_pod_grace_period: i32,
+    /// Minimum amount to reclaim beyond a threshold once it is met (signal → quantity or %).
+    pub eviction_minimum_reclaim: BTreeMap<String, String>,
     pub runtime_request_timeout: GoDuration,
     pub container_runtime_endpoint: Option<String>,
     pub register_node: bool,
@@ -145,10 +152,6 @@ pub struct KubeletConfiguration {
     kube_reserved_cgroup: Option<IgnoredAny>,
     kubelet_cgroups: Option<IgnoredAny>,
     system_cgroups: Option<IgnoredAny>,
-    eviction_soft: Option<IgnoredAny>,
-    eviction_soft_grace_period: Option<IgnoredAny>,
-    eviction_max_pod_grace_period: Option<IgnoredAny>,
-    eviction_minimum_reclaim: Option<IgnoredAny>,
 }
 
 /// The non-upstream `nodekit:` block: time-compression knobs and test-world conveniences.
@@ -177,6 +180,8 @@ pub struct Extensions {
     pub image_pull_back_off_base: GoDuration,
     /// Image-pull back-off cap (upstream: 300s).
     pub image_pull_back_off_max: GoDuration,
+    /// How often the eviction manager observes signals (upstream housekeeping: 10s).
+    pub eviction_monitoring_period: GoDuration,
 }
 
 /// Node capacity overrides; unset fields come from the host.
@@ -186,6 +191,8 @@ pub struct NodeSize {
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub ephemeral_storage: Option<String>,
+    /// Process IDs available to pods (pid.available capacity; default: the kernel's pid_max).
+    pub pids: Option<u64>,
 }
 
 fn secs(s: u64) -> GoDuration {
@@ -206,6 +213,7 @@ impl Default for Extensions {
             runtime_relist_period: secs(1),
             image_pull_back_off_base: secs(10),
             image_pull_back_off_max: secs(300),
+            eviction_monitoring_period: secs(10),
         }
     }
 }
@@ -230,6 +238,10 @@ impl Default for KubeletConfiguration {
             healthz_port: 10248,
             eviction_hard: default_eviction_hard(),
             eviction_pressure_transition_period: secs(300),
+            eviction_soft: BTreeMap::new(),
+            eviction_soft_grace_period: BTreeMap::new(),
+            eviction_max_pod_grace_period: 0,
+            eviction_minimum_reclaim: BTreeMap::new(),
             runtime_request_timeout: secs(120),
             container_runtime_endpoint: None,
             register_node: true,
@@ -301,10 +313,6 @@ impl Default for KubeletConfiguration {
             kube_reserved_cgroup: None,
             kubelet_cgroups: None,
             system_cgroups: None,
-            eviction_soft: None,
-            eviction_soft_grace_period: None,
-            eviction_max_pod_grace_period: None,
-            eviction_minimum_reclaim: None,
         }
     }
 }
@@ -362,6 +370,12 @@ impl KubeletConfiguration {
             if !v.ends_with('%') && crate::quantity::parse_quantity(v).is_none() {
                 return invalid(format!("evictionHard[{k}]: invalid threshold {v:?}"));
             }
+        }
+        if let Err(m) = crate::eviction::thresholds::from_config(self) {
+            return invalid(m);
+        }
+        if n.eviction_monitoring_period.0.is_zero() {
+            return invalid("nodekit.evictionMonitoringPeriod must be > 0".into());
         }
         Ok(())
     }

@@ -51,13 +51,14 @@ pub async fn patch_status(nodes: &Api<Node>, name: &str, status: &NodeStatus, ti
     api("patch node status", timeout, nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))).await
 }
 
-/// Every nodeStatusUpdateFrequency: compute the status; patch it when it changed, or when
-/// nodeStatusReportFrequency has passed since the last report. Failures retry next tick.
+/// Every nodeStatusUpdateFrequency: read the Node, compute the status, and patch it when it
+/// differs from what the API has (a change is written at once, also one made by another
+/// component such as the node lifecycle controller), or when nodeStatusReportFrequency has
+/// passed since the last report. Failures retry at the next tick.
 pub async fn run_status_loop<R: Runtime>(
     client: kube::Client,
     runtime: std::sync::Arc<R>,
     inputs: StatusInputs,
-    initial: NodeStatus,
     metrics: Metrics,
     cancel: CancellationToken,
 ) {
@@ -65,30 +66,33 @@ pub async fn run_status_loop<R: Runtime>(
     let update = inputs.cfg.node_status_update_frequency.0;
     let report = inputs.cfg.node_status_report_frequency.0;
     let timeout = inputs.cfg.nodekit.api_request_timeout.0;
-    let mut last_sent: Option<NodeStatus> = Some(initial);
     let mut last_report = Instant::now();
-    let mut force = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(update) => {}
         }
-        let prev = last_sent.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        let in_api = match api("get node", timeout, nodes.get(&inputs.node_name)).await {
+            Ok(n) => n.status.unwrap_or_default(),
+            Err(e) => {
+                metrics.node_status_errors.inc();
+                tracing::warn!(error = %e, "reading the node failed");
+                continue;
+            }
+        };
+        let prev = in_api.conditions.clone().unwrap_or_default();
         let candidate = current_status(runtime.as_ref(), &inputs, &prev).await;
-        if !force && !status::should_report(last_sent.as_ref(), &candidate, last_report.elapsed(), report) {
+        if !status::should_report(Some(&in_api), &candidate, last_report.elapsed(), report) {
             continue;
         }
         match patch_status(&nodes, &inputs.node_name, &candidate, timeout).await {
             Ok(_) => {
                 metrics.node_status_patches.inc();
-                last_sent = Some(candidate);
                 last_report = Instant::now();
-                force = false;
             }
             Err(e) => {
                 metrics.node_status_errors.inc();
                 tracing::warn!(error = %e, "node status update failed");
-                force = true;
             }
         }
     }

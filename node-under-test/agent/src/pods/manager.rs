@@ -78,19 +78,36 @@ async fn adopt_orphans<R: Runtime>(w: &mut Workers<R>, known: &HashSet<String>) 
 }
 
 /// Runs until cancelled; workers are stopped with it (containers keep running).
-pub async fn run_pod_manager<R: Runtime>(deps: Arc<WorkerDeps<R>>, node_name: String, cancel: CancellationToken) {
+/// Static pods come from `statics`; API pods that mirror a static pod are never run.
+pub async fn run_pod_manager<R: Runtime>(
+    deps: Arc<WorkerDeps<R>>,
+    node_name: String,
+    mut statics: crate::static_pods::feed::StaticFeed,
+    cancel: CancellationToken,
+) {
     let pods: Api<Pod> = Api::all(deps.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node_name}")).timeout(30);
     let mut stream = watcher(pods, cfg).default_backoff().boxed();
     let mut w = Workers { deps, senders: HashMap::new(), tasks: JoinSet::new(), cancel: cancel.child_token() };
     let mut listing: HashSet<String> = HashSet::new();
     let mut first_list_done = false;
+    for (uid, p) in statics.updates(|u| w.senders.contains_key(u)) {
+        w.update(&uid, p);
+    }
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(done) = w.tasks.join_next(), if !w.tasks.is_empty() => {
                 if let Ok(uid) = done {
                     w.finished(&uid);
+                    for (uid, p) in statics.worker_finished(&uid) {
+                        w.update(&uid, p);
+                    }
+                }
+            }
+            _ = statics.changed() => {
+                for (uid, p) in statics.updates(|u| w.senders.contains_key(u)) {
+                    w.update(&uid, p);
                 }
             }
             ev = stream.next() => {
@@ -98,24 +115,30 @@ pub async fn run_pod_manager<R: Runtime>(deps: Arc<WorkerDeps<R>>, node_name: St
                 match ev {
                     Ok(watcher::Event::Init) => listing.clear(),
                     Ok(watcher::Event::InitApply(p)) | Ok(watcher::Event::Apply(p)) => {
-                        if let Some(uid) = p.metadata.uid.clone() {
+                        if let Some(uid) = p.metadata.uid.clone()
+                            && !crate::static_pods::is_mirror_pod(&p)
+                        {
                             listing.insert(uid.clone());
                             w.update(&uid, Some(p));
                         }
                     }
                     Ok(watcher::Event::Delete(p)) => {
-                        if let Some(uid) = p.metadata.uid.clone() {
+                        if let Some(uid) = p.metadata.uid.clone()
+                            && !crate::static_pods::is_mirror_pod(&p)
+                        {
                             w.update(&uid, None);
                         }
                     }
                     Ok(watcher::Event::InitDone) => {
-                        let stale: Vec<String> = w.senders.keys().filter(|u| !listing.contains(*u)).cloned().collect();
+                        let stale: Vec<String> = w.senders.keys().filter(|u| !listing.contains(*u) && !statics.contains(u)).cloned().collect();
                         for uid in stale {
                             w.update(&uid, None);
                         }
                         if !first_list_done {
                             first_list_done = true;
-                            adopt_orphans(&mut w, &listing).await;
+                            let mut known = listing.clone();
+                            known.extend(statics.uids());
+                            adopt_orphans(&mut w, &known).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "pod watch error"),

@@ -34,6 +34,8 @@ pub struct WorkerDeps<R> {
     pub api_timeout: Duration,
     pub runtime_name: String,
     pub host_ip: Option<String>,
+    /// Static pods' status goes to their mirror pods through this registry.
+    pub mirrors: crate::static_pods::mirror::MirrorRegistry,
 }
 
 struct ProbeSet {
@@ -229,6 +231,9 @@ fn read_messages(ctx: &SpecContext, pod: &Pod, obs: &Observation, cache: &mut Ha
 }
 
 async fn write_status<R>(deps: &WorkerDeps<R>, pod: &Pod, status: &PodStatus) -> crate::Result<()> {
+    if crate::static_pods::is_static_pod(pod) {
+        return deps.mirrors.write_status(&deps.client, deps.api_timeout, pod, status).await;
+    }
     let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(deps.client.clone(), &ns);

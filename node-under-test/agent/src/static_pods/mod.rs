@@ -56,3 +56,42 @@ pub fn full_name(pod: &Pod) -> String {
         pod.metadata.name.as_deref().unwrap_or_default()
     )
 }
+
+/// What [`start`] needs to know.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// `staticPodPath`; `None` disables static pods.
+    pub dir: Option<std::path::PathBuf>,
+    /// `fileCheckFrequency`.
+    pub file_check: std::time::Duration,
+    /// How often mirror pods are reconciled without an event (`syncFrequency`).
+    pub resync: std::time::Duration,
+    pub node_name: String,
+    pub node_uid: String,
+    pub api_timeout: std::time::Duration,
+}
+
+/// Reads the static pod directory once (so the first pod-manager pass already knows the static
+/// pods) and spawns the directory source and the mirror reconciler into `tasks`.
+pub fn start(
+    setup: Setup,
+    client: kube::Client,
+    metrics: crate::metrics::Metrics,
+    tasks: &mut tokio::task::JoinSet<()>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (feed::StaticFeed, mirror::MirrorRegistry) {
+    let Some(dir) = setup.dir else { return (feed::StaticFeed::disabled(), mirror::MirrorRegistry::default()) };
+    tracing::info!(dir = %dir.display(), every = ?setup.file_check, "reading static pods");
+    let mut src = source::DirSource::new(dir, setup.node_name.clone(), metrics);
+    let (tx, rx) = tokio::sync::watch::channel(src.read());
+    tasks.spawn(source::run_source(src, setup.file_check, tx, cancel.clone()));
+    let registry = mirror::MirrorRegistry::enabled();
+    let params = mirror::MirrorParams {
+        node_name: setup.node_name,
+        node_uid: setup.node_uid,
+        api_timeout: setup.api_timeout,
+        resync: setup.resync.max(std::time::Duration::from_millis(100)),
+    };
+    tasks.spawn(mirror::run_mirror_reconciler(client, registry.clone(), params, cancel.clone()));
+    (feed::StaticFeed::new(Some(rx), registry.clone()), registry)
+}

@@ -137,7 +137,11 @@ fn watch_dir(dir: &Path) -> Option<AsyncFd<Watcher>> {
         | AddWatchFlags::IN_DELETE_SELF
         | AddWatchFlags::IN_MOVE_SELF;
     ino.add_watch(dir, flags).ok()?;
-    AsyncFd::new(Watcher(ino)).ok()
+    // The deprecation is about types whose raw fd may change or close under the AsyncFd; the
+    // Watcher owns its inotify fd for its whole life, which is exactly what registration needs.
+    #[allow(deprecated)]
+    let fd = AsyncFd::new(Watcher(ino));
+    fd.ok()
 }
 
 /// Waits for inotify activity (pending forever without a watch). Returns false when the watch

@@ -174,3 +174,21 @@ fn partial_plan_sends_only_changed_elements() {
     let sizes = a.sizes();
     assert_eq!(sizes.elements, 2 + 2 + 2 + 2, "service-ips, cluster-ips, cluster-endpoints, hairpin");
 }
+
+#[test]
+fn hinted_plan_equals_full_comparison() {
+    let mut a = NftApplied::new();
+    let mut other = sp("other", vec![ep("10.244.9.9", false)]);
+    other.cluster_ip = "10.96.0.99".parse().unwrap();
+    let st = state(vec![sp("web", vec![ep("10.244.1.2", true)]), other.clone()]);
+    a.commit(a.plan(&st, &ctx(), false, None));
+    let mut web = sp("web", vec![ep("10.244.1.3", true)]);
+    web.node_port = Some(30001);
+    let st2 = state(vec![web.clone(), other]);
+    let hint = std::collections::BTreeSet::from([web.name.clone()]);
+    let with = a.plan(&st2, &ctx(), false, Some(&hint));
+    let without = a.plan(&st2, &ctx(), false, None);
+    assert_eq!(with.script, without.script);
+    assert!(with.script.contains("add element ip kube-proxy service-nodeports { tcp . 30001 : goto external-cluster-1 }"));
+    assert!(with.script.contains("add chain ip kube-proxy external-cluster-1"), "{}", with.script);
+}

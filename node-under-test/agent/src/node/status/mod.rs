@@ -158,27 +158,50 @@ pub fn node_addresses(ip: Option<std::net::IpAddr>, hostname: &str) -> Vec<NodeA
     out
 }
 
-/// The status with heartbeat times blanked, for change detection.
-pub fn without_heartbeats(status: &NodeStatus) -> NodeStatus {
-    let mut s = status.clone();
-    for c in s.conditions.iter_mut().flatten() {
-        c.last_heartbeat_time = None;
-    }
-    s
+fn same_quantities(a: &Option<BTreeMap<String, Quantity>>, b: &Option<BTreeMap<String, Quantity>>) -> bool {
+    let empty = BTreeMap::new();
+    let (a, b) = (a.as_ref().unwrap_or(&empty), b.as_ref().unwrap_or(&empty));
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            b.get(k).is_some_and(|w| match (quantity::parse_quantity(&v.0), quantity::parse_quantity(&w.0)) {
+                (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(1.0),
+                _ => v.0 == w.0,
+            })
+        })
 }
 
-/// Whether a status patch is due: at once on a change, else after `report_frequency`.
+/// Whether the fields the agent owns differ (heartbeat times ignored; quantities compared by
+/// value, since an API server may canonicalize "2097152Ki" to "2Gi").
+pub fn status_changed(current: &NodeStatus, candidate: &NodeStatus) -> bool {
+    let conds = |s: &NodeStatus| -> Vec<(String, String, Option<String>, Option<String>)> {
+        let mut v: Vec<_> = s
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    conds(current) != conds(candidate)
+        || !same_quantities(&current.capacity, &candidate.capacity)
+        || !same_quantities(&current.allocatable, &candidate.allocatable)
+        || current.addresses != candidate.addresses
+        || current.node_info != candidate.node_info
+}
+
+/// Whether a status patch is due: at once when the status in the API differs from what the
+/// agent would write (also when someone else, e.g. the node lifecycle controller, changed it),
+/// else once `report_frequency` has passed since the last report.
 pub fn should_report(
-    last_sent: Option<&NodeStatus>,
+    in_api: Option<&NodeStatus>,
     candidate: &NodeStatus,
     since_last_report: Duration,
     report_frequency: Duration,
 ) -> bool {
-    match last_sent {
+    match in_api {
         None => true,
-        Some(prev) => {
-            without_heartbeats(prev) != without_heartbeats(candidate) || since_last_report >= report_frequency
-        }
+        Some(current) => status_changed(current, candidate) || since_last_report >= report_frequency,
     }
 }
 

@@ -91,3 +91,30 @@ fn runtime_version_string() {
     assert_eq!(info.kubelet_version, "v1.34.2-nodekit");
     assert_eq!(info.operating_system, "linux");
 }
+
+#[test]
+fn change_detection_compares_owned_fields_by_value() {
+    let cfg = parse_config(
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nnodekit:\n  nodeSize:\n    memory: 2Gi\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    let (capacity, allocatable) = capacity_and_allocatable(&HostFacts { cpus: 2, ..Default::default() }, &cfg);
+    let ours = NodeStatus {
+        capacity: Some(capacity),
+        allocatable: Some(allocatable),
+        conditions: Some(node_conditions(&[], &Readiness::Ready, &t(0))),
+        ..Default::default()
+    };
+    // The server canonicalized a quantity and added fields the agent does not own.
+    let mut in_api = ours.clone();
+    in_api.capacity.as_mut().unwrap().insert("memory".into(), Quantity("2Gi".into()));
+    in_api.images = Some(vec![]);
+    assert!(!status_changed(&in_api, &ours));
+    // The node lifecycle controller set Ready=Unknown: a change to undo at once.
+    let mut unknown = in_api.clone();
+    let ready = unknown.conditions.as_mut().unwrap().iter_mut().find(|c| c.type_ == "Ready").unwrap();
+    ready.status = "Unknown".into();
+    ready.reason = Some("NodeStatusUnknown".into());
+    assert!(should_report(Some(&unknown), &ours, Duration::from_secs(1), Duration::from_secs(300)));
+}
