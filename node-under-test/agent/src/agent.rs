@@ -86,6 +86,7 @@ pub async fn run(
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, "connected to the runtime");
 
     let facts = host::read_host_facts(&settings.root_dir);
+    let pressure = crate::eviction::PressureHandle::default();
     let node_ip = settings.node_ip.or_else(host::detect_node_ip);
     let inputs = StatusInputs {
         facts: facts.clone(),
@@ -93,6 +94,7 @@ pub async fn run(
         node_ip,
         node_name: settings.node_name.clone(),
         runtime_version: version.clone(),
+        pressure: pressure.clone(),
     };
     let template = register::NodeTemplate {
         name: settings.node_name.clone(),
@@ -182,7 +184,22 @@ pub async fn run(
         runtime_name: version.runtime_name.clone(),
         host_ip: node_ip.map(|i| i.to_string()),
         mirrors,
+        pressure: pressure.clone(),
     });
+    match crate::eviction::stats::StatsClient::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0) {
+        Ok(stats) => {
+            let params = crate::eviction::manager::EvictionParams {
+                node_name: settings.node_name.clone(),
+                root_dir: settings.root_dir.clone(),
+                cfg: cfg.clone(),
+                thresholds: crate::eviction::thresholds::from_config(&cfg).map_err(|m| Error::Other(m))?,
+                api_timeout,
+            };
+            let (rt, cl) = (runtime.clone(), client.clone());
+            tasks.spawn(crate::eviction::manager::run_eviction_manager(rt, stats, cl, pressure.clone(), params, cancel.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "no eviction manager"),
+    }
     tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), statics, cancel.clone()));
     cancel.cancelled().await;
     shutdown(tasks).await

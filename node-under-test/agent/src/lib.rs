@@ -26,3 +26,4 @@ pub mod agent;
 pub mod cli;
 pub mod server;
 pub mod static_pods;
+pub mod eviction;

@@ -357,10 +357,12 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
     cl.stop().await
 }
 
-/// A UDP ClusterIP service (netexec's UDP `hostname`): a round trip answered by the pod and
-/// un-NAT'd; a flow pinned to its endpoint by conntrack stays there while another endpoint
-/// appears, and moves to the other endpoint once its own goes away (stale entries flushed),
-/// although the client keeps sending on the same socket.
+/// A UDP ClusterIP service (netexec's UDP `hostname`), with conntrack cleanup: a flow started
+/// before the service had endpoints gets through once it has one (entries of the service IP
+/// flushed); a round trip is answered by the pod and un-NAT'd; the flow, pinned to its
+/// endpoint by conntrack, stays there while another endpoint appears, and moves to the other
+/// endpoint once its own goes away (stale entries flushed) although the client keeps sending
+/// on the same socket.
 async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     const ASK: Duration = Duration::from_millis(300);
     const MOVE_BOUND: Duration = Duration::from_secs(15);

@@ -24,6 +24,8 @@ pub struct StatusInputs {
     pub node_ip: Option<std::net::IpAddr>,
     pub node_name: String,
     pub runtime_version: RuntimeVersion,
+    /// Pressure conditions from the eviction manager.
+    pub pressure: crate::eviction::PressureHandle,
 }
 
 /// Computes the full status now (runtime health read from CRI Status).
@@ -35,7 +37,7 @@ pub async fn current_status<R: Runtime>(runtime: &R, inputs: &StatusInputs, prev
     NodeStatus {
         capacity: Some(capacity),
         allocatable: Some(allocatable),
-        conditions: Some(status::node_conditions(prev, &readiness, &now)),
+        conditions: Some(crate::eviction::with_pressure(status::node_conditions(prev, &readiness, &now), &inputs.pressure, prev, &now)),
         addresses: Some(status::node_addresses(inputs.node_ip, &inputs.node_name)),
         node_info: Some(status::node_info(&inputs.facts, &inputs.runtime_version, &inputs.cfg.nodekit.kubelet_version)),
         daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {

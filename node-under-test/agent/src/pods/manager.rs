@@ -119,6 +119,7 @@ pub async fn run_pod_manager<R: Runtime>(
                             && !crate::static_pods::is_mirror_pod(&p)
                         {
                             listing.insert(uid.clone());
+                            let p = if w.senders.contains_key(&uid) { p } else { crate::eviction::admission::admit(&w.deps.pressure, p) };
                             w.update(&uid, Some(p));
                         }
                     }

@@ -36,6 +36,8 @@ pub struct WorkerDeps<R> {
     pub host_ip: Option<String>,
     /// Static pods' status goes to their mirror pods through this registry.
     pub mirrors: crate::static_pods::mirror::MirrorRegistry,
+    /// Node pressure, for admitting new pods.
+    pub pressure: crate::eviction::PressureHandle,
 }
 
 struct ProbeSet {
