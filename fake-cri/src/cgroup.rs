@@ -1,18 +1,24 @@
-//! Memory cgroups (v1) per container under `/sys/fs/cgroup/memory/<instance>/<id>`, with a
-//! RSS-watching fallback when the controller is not available.
+//! Memory cgroups (v1) per container, with a RSS-watching fallback when the controller is not
+//! available. A container's cgroup is `<sandbox cgroup_parent>/<id>` when its sandbox config
+//! names a parent (as containerd does with the cgroupfs driver), else `<instance parent>/<id>`;
+//! the instance parent is `--cgroup-parent` when given, else `fake-cri-<dir>-<hash>`.
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Root of the v1 memory controller.
 pub const MEMORY_ROOT: &str = "/sys/fs/cgroup/memory";
 
-/// The per-instance cgroup parent: `fake-cri-<state dir name>-<hash of its absolute path>`, so
-/// instances with different state dirs never share one.
-pub fn instance_parent(state_dir: &Path) -> Option<PathBuf> {
+/// The per-instance cgroup parent: `<memory root>/<cgroup_parent>` when one is configured,
+/// else `fake-cri-<state dir name>-<hash of its absolute path>`, so instances with different
+/// state dirs never share one. None when the memory controller is not available.
+pub fn instance_parent(state_dir: &Path, cgroup_parent: Option<&str>) -> Option<PathBuf> {
     use sha2::{Digest, Sha256};
     let root = Path::new(MEMORY_ROOT);
     if !root.join("memory.limit_in_bytes").exists() {
         return None;
+    }
+    if let Some(p) = cgroup_parent.filter(|p| !p.trim_matches('/').is_empty()) {
+        return in_hierarchy(p).ok();
     }
     let abs = std::path::absolute(state_dir).ok()?;
     let name = abs.file_name()?.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.', "_");
@@ -20,14 +26,42 @@ pub fn instance_parent(state_dir: &Path) -> Option<PathBuf> {
     Some(root.join(format!("fake-cri-{name}-{}", &hash[..12])))
 }
 
-/// Creates the container cgroup with a limit (0: no limit), returning its directory.
-pub fn create(parent: &Path, id: &str, limit: i64) -> Result<PathBuf> {
-    let dir = parent.join(id);
-    std::fs::create_dir_all(&dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
-    if limit > 0 {
-        set_limit(&dir, limit)?;
+/// The directory of cgroup path `cgroup` (`/a/b` or `a/b`) in the memory hierarchy; paths
+/// with `..` or `.` components are refused.
+pub fn in_hierarchy(cgroup: &str) -> Result<PathBuf> {
+    let rel = cgroup.trim_matches('/');
+    if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(Error::InvalidArgument(format!("invalid cgroup parent {cgroup:?}")));
     }
-    Ok(dir)
+    Ok(Path::new(MEMORY_ROOT).join(rel))
+}
+
+/// Creates cgroup directory `dir` with a limit (0: no limit). Returns the directories it had
+/// to create, deepest first (`dir` itself excluded), for [`remove_created`].
+pub fn create(dir: &Path, limit: i64) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    let mut p = dir.parent();
+    while let Some(a) = p {
+        if a.exists() || a == Path::new(MEMORY_ROOT) {
+            break;
+        }
+        created.push(a.to_path_buf());
+        p = a.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
+    if limit > 0 {
+        set_limit(dir, limit)?;
+    }
+    Ok(created)
+}
+
+/// Removes the ancestors [`create`] made (deepest first) that are empty now.
+pub fn remove_created(created: &[PathBuf]) {
+    for d in created {
+        if std::fs::remove_dir(d).is_err() {
+            return;
+        }
+    }
 }
 
 /// Sets memory.limit_in_bytes (and memsw when present, so swap does not hide an OOM).
@@ -81,14 +115,29 @@ pub fn remove(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Removes the instance parent (after every child is gone).
+/// Removes the instance parent and every cgroup below it, deepest first (after killing what
+/// is left in them).
 pub fn remove_parent(parent: &Path) {
     if let Ok(rd) = std::fs::read_dir(parent) {
         for e in rd.flatten() {
-            if e.path().is_dir() {
-                remove(&e.path());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_parent(&e.path());
             }
         }
     }
-    let _ = std::fs::remove_dir(parent);
+    remove(parent);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths() {
+        assert_eq!(in_hierarchy("/w/node-a/pod-x").unwrap(), Path::new(MEMORY_ROOT).join("w/node-a/pod-x"));
+        assert_eq!(in_hierarchy("w/n").unwrap(), Path::new(MEMORY_ROOT).join("w/n"));
+        assert!(in_hierarchy("/w/../etc").is_err());
+        assert!(in_hierarchy("/").is_err());
+        assert!(in_hierarchy("/a//b").is_err());
+    }
 }

@@ -123,6 +123,9 @@ pub struct Config {
     pub pod_cidr: Option<String>,
     /// Kill all containers and tear down networking on shutdown (false: leave them for a restart).
     pub kill_on_shutdown: bool,
+    /// cgroup path (`/a/b`, relative to each hierarchy's root) under which per-container cgroups
+    /// of sandboxes without a `cgroup_parent` go (None: `fake-cri-<state dir>-<hash>`).
+    pub cgroup_parent: Option<String>,
 }
 
 impl Config {
@@ -136,6 +139,7 @@ impl Config {
             bridge: "cbr0".into(),
             pod_cidr: None,
             kill_on_shutdown: true,
+            cgroup_parent: None,
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::config::IMAGE_BINARY_PATHS;
 use crate::error::{Error, Result};
 use crate::logs::{LogSink, copy_stream};
 use crate::runtime::{Live, Runtime, lock};
-use crate::spawn::{BindMount, Enter, Fresh, cpath, open_cgroup_procs, prepare};
+use crate::spawn::{BindMount, Enter, Fresh, User, cpath, open_cgroup_procs, prepare};
 use crate::store::{ContainerPhase, ContainerRecord, new_id, now_ns};
 use k8s_cri::v1 as cri;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -127,6 +127,7 @@ impl Runtime {
             pid_start: None,
             memory_limit: resources.as_ref().map(|r| r.memory_limit_in_bytes).unwrap_or(0),
             cgroup: None,
+            cgroup_created: vec![],
             resources,
             config,
         };
@@ -182,9 +183,13 @@ impl Runtime {
         let netns = self.sandbox_netns(&sb.id)?;
         // Joining a v1 cgroup waits for an RCU grace period (milliseconds), so only containers
         // with a memory limit get one; the others are tracked through their process tree.
-        let cgroup = match &self.cgroup_parent {
-            Some(parent) if rec.memory_limit > 0 => Some(crate::cgroup::create(parent, &rec.id, rec.memory_limit)?),
-            _ => None,
+        let (cgroup, cgroup_created) = match self.container_cgroup_dir(sb, &rec.id)? {
+            Some(dir) if rec.memory_limit > 0 => {
+                let _g = lock(&self.cgroup_lock);
+                let created = crate::cgroup::create(&dir, rec.memory_limit)?;
+                (Some(dir), created)
+            }
+            _ => (None, vec![]),
         };
         let mounts = rec
             .config
@@ -209,7 +214,15 @@ impl Runtime {
             fresh: Some(Fresh {
                 hostname,
                 resolv_conf: sb.resolv_conf.as_deref().map(cpath).transpose()?,
+                hostname_file: sb.hostname_file.as_deref().map(cpath).transpose()?,
                 mounts,
+                top_mounts: crate::rootfs::top_mounts(),
+                readonly_rootfs: rec
+                    .config
+                    .linux
+                    .as_ref()
+                    .and_then(|l| l.security_context.as_ref())
+                    .is_some_and(|s| s.readonly_rootfs),
             }),
             cgroup_procs: cgroup.as_deref().map(open_cgroup_procs).transpose()?,
             workdir: Some(cpath(Path::new(&rec.working_dir))?),
@@ -219,6 +232,7 @@ impl Runtime {
                 (out_r.try_clone().map_err(Error::io("dup pipe"))?, 3),
                 (err_r.try_clone().map_err(Error::io("dup pipe"))?, 4),
             ],
+            user: container_user(rec),
         };
         let (_program_fd, program) = crate::spawn::pinned_program(&rec.exec_path)
             .map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
@@ -253,6 +267,7 @@ impl Runtime {
             c.pid = Some(pid);
             c.pid_start = pid_start;
             c.cgroup = cgroup.clone();
+            c.cgroup_created = cgroup_created;
             let s = self.container_status_of(c);
             self.save(&st);
             s
@@ -417,8 +432,8 @@ impl Runtime {
             r
         };
         lock(&self.live).remove(&id);
-        if let Some(cg) = rec.as_ref().and_then(|r| r.cgroup.clone()) {
-            crate::cgroup::remove(&cg);
+        if let Some(r) = &rec {
+            self.remove_container_cgroup(r);
         }
         if let Some(r) = rec {
             let mut s = self.container_status_of(&r);
@@ -509,24 +524,34 @@ impl Runtime {
     pub fn update_container_resources(&self, id: &str, res: Option<cri::LinuxContainerResources>) -> Result<()> {
         let mut st = lock(&self.state);
         let id = st.container_id(id)?;
-        let c = st.containers.get_mut(&id).ok_or_else(|| Error::NotFound { kind: "container", id: id.clone() })?;
-        if let Some(r) = res {
-            if r.memory_limit_in_bytes > 0 {
-                match (&c.cgroup, &self.cgroup_parent, c.pid) {
-                    (Some(cg), _, _) => crate::cgroup::set_limit(cg, r.memory_limit_in_bytes)?,
-                    (None, Some(parent), Some(pid)) if c.phase == ContainerPhase::Running => {
-                        let cg = crate::cgroup::create(parent, &c.id, r.memory_limit_in_bytes)?;
-                        for p in crate::procfs::tree(pid) {
-                            let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
-                        }
-                        c.cgroup = Some(cg);
-                    }
-                    _ => {}
-                }
-                c.memory_limit = r.memory_limit_in_bytes;
+        let Some(r) = res else { return Ok(()) };
+        let dir = {
+            let c = st.containers.get(&id).ok_or_else(|| Error::NotFound { kind: "container", id: id.clone() })?;
+            match st.sandboxes.get(&c.sandbox_id) {
+                Some(sb) if c.cgroup.is_none() && r.memory_limit_in_bytes > 0 => self.container_cgroup_dir(sb, &c.id)?,
+                _ => None,
             }
-            c.resources = Some(r);
+        };
+        let c = st.containers.get_mut(&id).ok_or_else(|| Error::NotFound { kind: "container", id: id.clone() })?;
+        if r.memory_limit_in_bytes > 0 {
+            match (&c.cgroup, dir, c.pid) {
+                (Some(cg), _, _) => crate::cgroup::set_limit(cg, r.memory_limit_in_bytes)?,
+                (None, Some(cg), Some(pid)) if c.phase == ContainerPhase::Running => {
+                    let created = {
+                        let _g = lock(&self.cgroup_lock);
+                        crate::cgroup::create(&cg, r.memory_limit_in_bytes)?
+                    };
+                    for p in crate::procfs::tree(pid) {
+                        let _ = std::fs::write(cg.join("cgroup.procs"), p.to_string());
+                    }
+                    c.cgroup = Some(cg);
+                    c.cgroup_created = created;
+                }
+                _ => {}
+            }
+            c.memory_limit = r.memory_limit_in_bytes;
         }
+        c.resources = Some(r);
         self.save(&st);
         Ok(())
     }
@@ -566,6 +591,33 @@ impl Runtime {
             cgroup_procs: c.cgroup.as_deref().map(open_cgroup_procs).transpose()?,
             workdir: Some(cpath(Path::new(&c.working_dir))?),
             dup_fds: Vec::<(OwnedFd, i32)>::new(),
+            user: container_user(c),
         })
     }
+
+    /// Where the memory cgroup of container `id` goes: below the sandbox's `cgroup_parent`
+    /// when its config names one (like containerd), else below the instance parent. None when
+    /// the memory controller is not available.
+    pub(crate) fn container_cgroup_dir(&self, sb: &crate::store::SandboxRecord, id: &str) -> Result<Option<PathBuf>> {
+        let Some(instance) = &self.cgroup_parent else { return Ok(None) };
+        let parent = sb.config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+        if parent.trim_matches('/').is_empty() {
+            return Ok(Some(instance.join(id)));
+        }
+        Ok(Some(crate::cgroup::in_hierarchy(parent)?.join(id)))
+    }
+
+    /// Removes a container's cgroup and the parents made for it that are empty now.
+    pub(crate) fn remove_container_cgroup(&self, c: &ContainerRecord) {
+        if let Some(cg) = &c.cgroup {
+            let _g = lock(&self.cgroup_lock);
+            crate::cgroup::remove(cg);
+            crate::cgroup::remove_created(&c.cgroup_created);
+        }
+    }
+}
+
+/// The identity the container (and processes exec'd in it) runs as.
+fn container_user(c: &ContainerRecord) -> Option<User> {
+    User::from_security_context(c.config.linux.as_ref().and_then(|l| l.security_context.as_ref()))
 }

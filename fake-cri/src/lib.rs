@@ -53,6 +53,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod net;
 pub mod procfs;
+pub mod rootfs;
 pub mod runtime;
 pub mod server;
 pub mod service;

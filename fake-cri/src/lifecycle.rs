@@ -128,9 +128,9 @@ impl Runtime {
         for id in sandboxes {
             let _ = self.stop_pod_sandbox(&id).await;
         }
-        let cgroups: Vec<std::path::PathBuf> = lock(&self.state).containers.values().filter_map(|c| c.cgroup.clone()).collect();
-        for cg in cgroups {
-            crate::cgroup::remove(&cg);
+        let containers: Vec<crate::store::ContainerRecord> = lock(&self.state).containers.values().filter(|c| c.cgroup.is_some()).cloned().collect();
+        for c in &containers {
+            self.remove_container_cgroup(c);
         }
         if let Some(p) = &self.cgroup_parent {
             crate::cgroup::remove_parent(p);

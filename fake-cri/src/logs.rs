@@ -1,5 +1,6 @@
 //! CRI container logs: `RFC3339Nano stdout|stderr P|F message` lines, long lines split into
-//! partial (P) chunks as containerd does, reopen after rotation.
+//! partial (P) chunks as containerd does (and so is an unterminated last line), reopen after
+//! rotation.
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -88,8 +89,9 @@ pub fn split_entries(buf: &mut Vec<u8>, eof: bool) -> Vec<(bool, Vec<u8>)> {
             let chunk: Vec<u8> = buf.drain(..MAX_LINE).collect();
             out.push((true, chunk));
         } else {
+            // A line the stream ended without terminating stays partial (containerd writes P).
             if eof && !buf.is_empty() {
-                out.push((false, std::mem::take(buf)));
+                out.push((true, std::mem::take(buf)));
             }
             return out;
         }
@@ -126,7 +128,7 @@ mod tests {
         assert_eq!(e, vec![(false, b"one".to_vec()), (false, b"two".to_vec())]);
         assert_eq!(b, b"thr");
         let e = split_entries(&mut b, true);
-        assert_eq!(e, vec![(false, b"thr".to_vec())]);
+        assert_eq!(e, vec![(true, b"thr".to_vec())]);
         let mut long = vec![b'x'; MAX_LINE * 2 + 5];
         long.push(b'\n');
         let e = split_entries(&mut long, false);

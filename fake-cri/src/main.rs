@@ -31,6 +31,10 @@ struct Args {
     /// On SIGTERM leave containers and networking in place (for restart tests).
     #[arg(long)]
     keep_on_exit: bool,
+    /// cgroup path (`/a/b`) under which per-container cgroups go when a sandbox names no
+    /// `cgroup_parent` (default: `fake-cri-<state dir>-<hash>`); shutdown removes what is below.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
     /// Run the latency benchmark against --socket (a running fake-cri) with this many runs.
     #[arg(long)]
     bench: Option<usize>,
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.pod_cidr = args.pod_cidr.clone();
     cfg.bridge = args.bridge.clone();
     cfg.kill_on_shutdown = !args.keep_on_exit;
+    cfg.cgroup_parent = args.cgroup_parent.clone();
     let handle = fake_cri::FakeCri::start(cfg).await?;
     println!("fake-cri serving on {}", args.socket.display());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -45,14 +45,32 @@ pub fn tree(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Total user+system CPU of the processes, in ns.
+/// Nanoseconds on CPU of the live threads of `pid` (first field of each
+/// `/proc/<pid>/task/<tid>/schedstat`); None when schedstat is not available.
+fn sched_ns(pid: i32) -> Option<u64> {
+    let rd = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = None;
+    for t in rd.flatten() {
+        let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) else { continue };
+        if let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+            total = Some(total.unwrap_or(0) + ns);
+        }
+    }
+    total
+}
+
+/// Total CPU of the processes, in ns: per process the nanosecond scheduler time of its threads
+/// (or the tick-granular user+system time of /proc/<pid>/stat when that is larger, as it also
+/// counts threads that ended), plus the time of children it has reaped.
 pub fn cpu_ns(pids: &[i32]) -> u64 {
+    const TICK_NS: u64 = 1_000_000_000 / TICKS;
     pids.iter()
         .filter_map(|p| {
             let f = stat_fields(*p)?;
-            let u: u64 = f.get(11)?.parse().ok()?;
-            let s: u64 = f.get(12)?.parse().ok()?;
-            Some((u + s) * (1_000_000_000 / TICKS))
+            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let ticks = (field(11) + field(12)) * TICK_NS;
+            let reaped = (field(13) + field(14)) * TICK_NS;
+            Some(sched_ns(*p).unwrap_or(0).max(ticks) + reaped)
         })
         .sum()
 }
@@ -88,6 +106,15 @@ mod tests {
         assert!(!alive(me, st + 1));
         assert!(tree(me).contains(&me));
         assert!(rss_bytes(&[me]) > 0);
+        // Nanosecond CPU time: a short busy loop already shows.
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(2) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(sched_ns(me).is_some_and(|n| n > 0), "schedstat of the test process");
+        let before = sched_ns(me).unwrap_or(0);
+        assert!(cpu_ns(&[me]) >= before);
         assert!(fs_used(std::path::Path::new("/")).is_some());
     }
 }

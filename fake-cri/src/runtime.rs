@@ -45,6 +45,9 @@ pub struct Runtime {
     pub(crate) events: broadcast::Sender<cri::ContainerEventResponse>,
     faults: Mutex<FaultState>,
     pub(crate) cgroup_parent: Option<PathBuf>,
+    /// Serialises cgroup creation and removal (one container's removal may prune a parent
+    /// directory another container is being created in).
+    pub(crate) cgroup_lock: Mutex<()>,
     pub(crate) tasks: TaskTracker,
     pub(crate) cancel: CancellationToken,
     pub(crate) calllog: CallLog,
@@ -74,7 +77,10 @@ impl Runtime {
         let net = Net::new(&cfg.bridge)?;
         let calllog = CallLog::open(&sd.join("cri-calls.jsonl"))?;
         let (events, _) = broadcast::channel(1024);
-        let cgroup_parent = crate::cgroup::instance_parent(sd);
+        if let Some(p) = &cfg.cgroup_parent {
+            crate::cgroup::in_hierarchy(p)?;
+        }
+        let cgroup_parent = crate::cgroup::instance_parent(sd, cfg.cgroup_parent.as_deref());
         let faults = cfg.faults.clone();
         let rt = Arc::new(Runtime {
             cfg,
@@ -87,6 +93,7 @@ impl Runtime {
             events,
             faults: Mutex::new(FaultState { faults, file_mtime: None }),
             cgroup_parent,
+            cgroup_lock: Mutex::new(()),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             calllog,
@@ -223,6 +230,17 @@ impl Runtime {
             }
             _ => None,
         };
+        // Like containerd: `<hostname>\n` (the node's name when the config has none).
+        let hostname_file = {
+            let name = if config.hostname.is_empty() {
+                nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+            } else {
+                config.hostname.clone()
+            };
+            let p = sb_dir.join("hostname");
+            std::fs::write(&p, format!("{name}\n")).map_err(Error::io(format!("write {}", p.display())))?;
+            Some(p)
+        };
         let mut rec = SandboxRecord {
             id: id.clone(),
             config,
@@ -232,6 +250,7 @@ impl Runtime {
             netns_path: None,
             veth: None,
             resolv_conf,
+            hostname_file,
             host_network,
         };
         if !host_network {

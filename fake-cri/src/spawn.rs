@@ -1,6 +1,7 @@
 //! Starting processes inside a pod: container processes (join the pod netns, own mount and UTS
-//! namespaces with the pod hostname, private /tmp, resolv.conf and bind mounts, memory cgroup)
-//! and exec processes (join the namespaces of a running container).
+//! namespaces with the pod hostname, an own root filesystem ([`crate::rootfs`]) with
+//! /etc/hostname, a private /tmp, resolv.conf and bind mounts, memory cgroup) and exec processes (join the namespaces of a running container); both
+//! then switch to the container's user and groups.
 use crate::error::{Error, Result};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -38,6 +39,55 @@ pub struct Enter {
     pub workdir: Option<CString>,
     /// (fd, target) pairs duplicated into the child (kept across exec).
     pub dup_fds: Vec<(OwnedFd, RawFd)>,
+    /// Credentials switched to after the namespaces are set up (None: stay root).
+    pub user: Option<User>,
+}
+
+/// The identity a container process runs as (`run_as_user`, `run_as_group`,
+/// `supplemental_groups` of the container's linux security context).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Supplementary groups (the primary gid is always among them, as runc does).
+    pub groups: Vec<u32>,
+}
+
+impl User {
+    /// The user from a container's linux security context; None when it asks for nothing
+    /// (the image default, root). A group without a user keeps uid 0.
+    pub fn from_security_context(sc: Option<&k8s_cri::v1::LinuxContainerSecurityContext>) -> Option<User> {
+        let sc = sc?;
+        let uid = sc.run_as_user.as_ref().map(|v| v.value);
+        let gid = sc.run_as_group.as_ref().map(|v| v.value);
+        if uid.is_none() && gid.is_none() && sc.supplemental_groups.is_empty() {
+            return None;
+        }
+        let id = |v: i64| u32::try_from(v).unwrap_or(u32::MAX - 1);
+        let gid = gid.map(id).unwrap_or(0);
+        let mut groups = vec![gid];
+        for g in &sc.supplemental_groups {
+            let g = id(*g);
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        Some(User { uid: uid.map(id).unwrap_or(0), gid, groups })
+    }
+}
+
+fn switch_user(u: &User) -> std::io::Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    let groups: Vec<Gid> = u.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&groups).map_err(std::io::Error::from)?;
+    setgid(Gid::from_raw(u.gid)).map_err(std::io::Error::from)?;
+    setuid(Uid::from_raw(u.uid)).map_err(std::io::Error::from)?;
+    // A credential change clears the dumpable flag, which makes /proc/self/fd (the pinned
+    // program's path) root-owned; the process stays dumpable as under runc.
+    nix::sys::prctl::set_dumpable(true).map_err(std::io::Error::from)?;
+    Ok(())
 }
 
 /// The private view of a new container.
@@ -47,8 +97,15 @@ pub struct Fresh {
     pub hostname: String,
     /// resolv.conf to bind over /etc/resolv.conf.
     pub resolv_conf: Option<CString>,
+    /// The sandbox's hostname file to bind over /etc/hostname.
+    pub hostname_file: Option<CString>,
     /// Request mounts.
     pub mounts: Vec<BindMount>,
+    /// The runtime's top-level mounts to bind into the container's root
+    /// ([`crate::rootfs::top_mounts`]).
+    pub top_mounts: Vec<CString>,
+    /// Mount the container's root filesystem read-only.
+    pub readonly_rootfs: bool,
 }
 
 /// A C string of a path.
@@ -56,54 +113,31 @@ pub fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument(format!("path with NUL: {}", p.display())))
 }
 
-fn mnt(src: Option<&std::ffi::CStr>, dst: &std::ffi::CStr, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> std::io::Result<()> {
-    mount(src, dst, fstype, flags, data).map_err(std::io::Error::from)
-}
-
 fn setup_fresh(f: &Fresh) -> std::io::Result<()> {
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::Mode;
+    use crate::rootfs;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(std::io::Error::from)?;
     if !f.hostname.is_empty() {
         nix::unistd::sethostname(OsStr::new(&f.hostname)).map_err(std::io::Error::from)?;
     }
-    mnt(None, c"/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    mount(None::<&str>, c"/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(std::io::Error::from)?;
     // Sources may live below /tmp (state dir, emptyDir paths): pin them before /tmp is covered.
-    if let Some(r) = &f.resolv_conf
-        && Path::new("/etc/resolv.conf").exists() {
-            mnt(Some(r), c"/etc/resolv.conf", None, MsFlags::MS_BIND, None)?;
-        }
-    let mut pinned = Vec::with_capacity(f.mounts.len());
-    for m in &f.mounts {
-        let fd = open(m.src.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(std::io::Error::from)?;
-        let is_dir = Path::new(OsStr::from_bytes(m.src.as_bytes())).is_dir();
-        pinned.push((fd, is_dir));
+    let resolv = f.resolv_conf.as_deref().map(rootfs::pin).transpose()?;
+    let hostname = f.hostname_file.as_deref().map(rootfs::pin).transpose()?;
+    let pinned = f.mounts.iter().map(|m| rootfs::pin(&m.src)).collect::<std::io::Result<Vec<_>>>()?;
+    rootfs::stage(&f.top_mounts)?;
+    if let Some(r) = &resolv {
+        rootfs::bind_over(r, c"/etc/resolv.conf")?;
     }
-    mnt(Some(c"tmpfs"), c"/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
-    for (m, (fd, src_is_dir)) in f.mounts.iter().zip(&pinned) {
-        let dst = Path::new(OsStr::from_bytes(m.dst.as_bytes()));
-        if !dst.exists() {
-            if !dst.starts_with("/tmp") {
-                continue; // cannot create mount points on the shared host filesystem
-            }
-            if *src_is_dir {
-                std::fs::create_dir_all(dst)?;
-            } else {
-                if let Some(p) = dst.parent() {
-                    std::fs::create_dir_all(p)?;
-                }
-                std::fs::File::create(dst)?;
-            }
-        }
-        let src = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(std::io::Error::other)?;
-        mnt(Some(&src), &m.dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        if m.readonly {
-            mnt(None, &m.dst, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
-        }
+    if let Some(h) = &hostname {
+        rootfs::bind_over(h, c"/etc/hostname")?;
     }
-    Ok(())
+    for (m, p) in f.mounts.iter().zip(&pinned) {
+        rootfs::bind_request(p, &m.dst, m.readonly)?;
+    }
+    rootfs::enter(f.readonly_rootfs)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn child_setup(
     netns: Option<RawFd>,
     mntns: Option<RawFd>,
@@ -112,6 +146,7 @@ fn child_setup(
     cgroup: Option<RawFd>,
     workdir: Option<&CString>,
     dups: &[(RawFd, RawFd)],
+    user: Option<&User>,
 ) -> std::io::Result<()> {
     // Every fd below is owned by the parent's `Enter`, which outlives the fork and exec.
     let b = |fd: RawFd| -> BorrowedFd<'static> {
@@ -145,6 +180,10 @@ fn child_setup(
             return Err(std::io::Error::last_os_error());
         }
     }
+    // Like runc: the user is switched after every namespace and mount, then the directory.
+    if let Some(u) = user {
+        switch_user(u)?;
+    }
     if let Some(w) = workdir {
         nix::unistd::chdir(w.as_c_str()).map_err(std::io::Error::from)?;
     }
@@ -161,13 +200,15 @@ pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     let fresh = enter.fresh.clone();
     let workdir = enter.workdir.clone();
     let dups: Vec<(RawFd, RawFd)> = enter.dup_fds.iter().map(|(f, t)| (f.as_fd().as_raw_fd(), *t)).collect();
+    let user = enter.user.clone();
     cmd.process_group(0);
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec. It only calls async-signal-safe
-    // system calls (setns, unshare, mount, sethostname, write, dup2, chdir) plus, for request
+    // system calls (setns, unshare, mount, sethostname, write, dup2, setgroups, setgid, setuid,
+    // prctl, chdir) plus, for request
     // mounts below /tmp, directory creation; all data it reads was prepared before the fork.
     unsafe {
-        cmd.pre_exec(move || child_setup(netns, mntns, utsns, fresh.as_ref(), cgroup, workdir.as_ref(), &dups));
+        cmd.pre_exec(move || child_setup(netns, mntns, utsns, fresh.as_ref(), cgroup, workdir.as_ref(), &dups, user.as_ref()));
     }
 }
 

@@ -24,6 +24,9 @@ pub struct SandboxRecord {
     pub veth: Option<String>,
     /// resolv.conf written for this sandbox.
     pub resolv_conf: Option<PathBuf>,
+    /// `hostname` file written for this sandbox (bound over /etc/hostname in its containers).
+    #[serde(default)]
+    pub hostname_file: Option<PathBuf>,
     /// Host network (namespace_options.network == NODE).
     pub host_network: bool,
 }
@@ -95,6 +98,9 @@ pub struct ContainerRecord {
     pub memory_limit: i64,
     /// Memory cgroup directory, if one was made.
     pub cgroup: Option<PathBuf>,
+    /// Parent directories made for that cgroup (deepest first), removed with it when empty.
+    #[serde(default)]
+    pub cgroup_created: Vec<PathBuf>,
     /// Resources as last set.
     pub resources: Option<cri::LinuxContainerResources>,
 }
@@ -224,6 +230,7 @@ mod tests {
                 pid_start: None,
                 memory_limit: 0,
                 cgroup: None,
+                cgroup_created: vec![],
                 resources: None,
             };
             s.containers.insert(id.into(), rec);

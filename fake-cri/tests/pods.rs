@@ -68,7 +68,7 @@ async fn log_format_partial_lines_and_reopen() {
         vec![
             ("stderr".into(), "F".into(), "err1".into()),
             ("stdout".into(), "F".into(), "out1".into()),
-            ("stdout".into(), "F".into(), "tail".into()),
+            ("stdout".into(), "P".into(), "tail".into()),
         ]
     );
     let c = w.run_container(&sid, with_log(container("long", &["print", "--stdout", &long]), "long/0.log")).await;

@@ -232,7 +232,7 @@ async fn shutdown_leaves_nothing_behind() {
         security_context: None,
     });
     w.run_container(&sid, cfg).await;
-    let cg = fake_cri::cgroup::instance_parent(&w.state_dir());
+    let cg = fake_cri::cgroup::instance_parent(&w.state_dir(), None);
     if let Some(cg) = &cg {
         assert!(cg.exists());
     }

@@ -152,6 +152,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(crate::cases::probes::cases());
     cases.extend(crate::cases::packet_paths::cases());
     cases.extend(crate::cases::static_pods::cases());
+    cases.extend(crate::cases::eviction::cases());
     cases
 }
 

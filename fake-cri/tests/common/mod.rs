@@ -279,7 +279,7 @@ impl Drop for World {
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
-        if let Some(p) = fake_cri::cgroup::instance_parent(&self.state_dir()) {
+        if let Some(p) = fake_cri::cgroup::instance_parent(&self.state_dir(), None) {
             fake_cri::cgroup::remove_parent(&p);
         }
     }

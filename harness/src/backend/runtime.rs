@@ -49,6 +49,10 @@ impl Runtime {
                     .arg(dir.join("state"))
                     .arg("--workload-bin")
                     .arg(workload_binary()?)
+                    // Container cgroups go below the world's cgroup root, which the stale-cgroup
+                    // sweep removes when the world is killed (cgroup v1 is host state).
+                    .arg("--cgroup-parent")
+                    .arg(crate::backend::node_cgroup_root(node)?)
                     .env("RUST_LOG", "info");
                 let process = host.spawn(spec)?;
                 wait_for_socket(&socket, Duration::from_secs(20)).await?;

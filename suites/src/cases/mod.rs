@@ -1,5 +1,6 @@
 //! The case bodies, one module per area.
 
+pub mod eviction;
 pub mod heartbeats;
 pub mod packet_paths;
 pub mod pod_lifecycle;
