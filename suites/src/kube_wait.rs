@@ -27,6 +27,42 @@ pub fn pod_condition_status(pod: &Pod, type_: &str) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
+/// Waits until `check` returns `Some` for the object `name` of `api`; on timeout the error
+/// carries `summary` of the last object seen (or the last error).
+async fn object<K, T>(
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&K) -> Option<T>,
+    summary: fn(&K) -> String,
+) -> anyhow::Result<T>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let last = std::sync::Mutex::new(String::from("nothing yet"));
+    let remember = |s: String| *last.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    let out = harness::wait::wait_for(what, timeout, || async {
+        match api.get_opt(name).await {
+            Ok(Some(o)) => {
+                let r = check(&o);
+                if r.is_none() {
+                    remember(summary(&o));
+                }
+                r
+            }
+            Ok(None) => None,
+            Err(e) => {
+                remember(e.to_string());
+                None
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; last seen: {}", last.lock().unwrap_or_else(|p| p.into_inner())))?;
+    Ok(out)
+}
+
 /// Waits until `check` returns `Some` for the named node.
 pub async fn node<T>(
     client: &kube::Client,
@@ -35,27 +71,7 @@ pub async fn node<T>(
     timeout: Duration,
     check: impl Fn(&Node) -> Option<T>,
 ) -> anyhow::Result<T> {
-    let api: Api<Node> = Api::all(client.clone());
-    let last = std::sync::Mutex::new(String::from("nothing yet"));
-    let out = harness::wait::wait_for(&format!("node {name}: {what}"), timeout, || async {
-        match api.get_opt(name).await {
-            Ok(Some(n)) => {
-                let r = check(&n);
-                if r.is_none() {
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = summary_node(&n);
-                }
-                r
-            }
-            Ok(None) => None,
-            Err(e) => {
-                *last.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
-                None
-            }
-        }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}; last seen: {}", last.lock().unwrap_or_else(|p| p.into_inner())))?;
-    Ok(out)
+    object(Api::all(client.clone()), name, &format!("node {name}: {what}"), timeout, check, summary_node).await
 }
 
 /// Waits until node condition `type_` has `status`.
@@ -81,27 +97,8 @@ pub async fn pod<T>(
     timeout: Duration,
     check: impl Fn(&Pod) -> Option<T>,
 ) -> anyhow::Result<T> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let last = std::sync::Mutex::new(String::from("nothing yet"));
-    let out = harness::wait::wait_for(&format!("pod {ns}/{name}: {what}"), timeout, || async {
-        match api.get_opt(name).await {
-            Ok(Some(p)) => {
-                let r = check(&p);
-                if r.is_none() {
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = summary_pod(&p);
-                }
-                r
-            }
-            Ok(None) => None,
-            Err(e) => {
-                *last.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
-                None
-            }
-        }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}; last seen: {}", last.lock().unwrap_or_else(|p| p.into_inner())))?;
-    Ok(out)
+    let api = Api::namespaced(client.clone(), ns);
+    object(api, name, &format!("pod {ns}/{name}: {what}"), timeout, check, summary_pod).await
 }
 
 /// Waits until the pod is gone from the API.

@@ -244,9 +244,10 @@ async fn disk_case(ctx: CaseCtx, emptydir: bool) -> anyhow::Result<()> {
     pods::create(&env.client, &quiet).await?;
     running(&env.client, "quiet").await?;
     let filler = if emptydir {
-        let mut c = container("c", &["fill-disk", "--path", "/data/fill", "--mib", "400"]);
+        // fake-cri containers see the host tree: mount over a directory that exists there.
+        let mut c = container("c", &["fill-disk", "--path", "/mnt/fill", "--mib", "400"]);
         c["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
-        c["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/data"}]);
+        c["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/mnt"}]);
         pods::pod("filler", NODE, vec![c], json!({"volumes": [{"name": "scratch", "emptyDir": {}}]}))?
     } else {
         pods::pod("filler", NODE, vec![container("c", &["fill-disk", "--path", "/tmp/fill", "--mib", "400"])], json!({}))?
