@@ -55,11 +55,14 @@ pub fn create(dir: &Path, limit: i64) -> Result<Vec<PathBuf>> {
     Ok(created)
 }
 
-/// Removes the ancestors [`create`] made (deepest first) that are empty now.
+/// Removes the ancestors [`create`] made (deepest first) that are empty now (stops at the first
+/// one still in use; those already gone are skipped).
 pub fn remove_created(created: &[PathBuf]) {
     for d in created {
-        if std::fs::remove_dir(d).is_err() {
-            return;
+        match std::fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return,
         }
     }
 }

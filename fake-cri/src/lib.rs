@@ -2,17 +2,20 @@
 //!
 //! `fake-cri` serves the CRI v1 RuntimeService and ImageService (bindings from `k8s-cri`) on a
 //! unix socket. Containers are real processes of the image's entrypoint (the `workload` binary,
-//! from a catalog of images) started in the pod's network namespace with the pod hostname, a
-//! private /tmp, the pod's resolv.conf and request bind mounts, logging in the CRI format, with
-//! real exit codes, memory limits (cgroup v1) and stats from /proc. Pod sandboxes get a network
-//! namespace with a veth into the node bridge (`cbr0`) and an IP from the pod CIDR given by
-//! UpdateRuntimeConfig. Run it only inside a network namespace made for the node (never in the
-//! host's): it creates links, addresses and nft rules in the namespace it runs in.
+//! from a catalog of images) started in the pod's network namespace with the pod hostname (and
+//! `/etc/hostname`), their own root filesystem (an overlay of the runtime's root whose writes
+//! stay in the container, read-only on request), a private /tmp, the pod's resolv.conf and
+//! request bind mounts, as `run_as_user`/`run_as_group`/supplemental groups, logging in the CRI
+//! format, with real exit codes, memory limits (cgroup v1) and stats from /proc (CPU in ns from
+//! schedstat). Pod sandboxes get a network namespace with a veth into the node bridge (`cbr0`)
+//! and an IP from the pod CIDR given by UpdateRuntimeConfig. Run it only inside a network
+//! namespace made for the node (never in the host's): it creates links, addresses and nft rules
+//! in the namespace it runs in.
 //!
 //! CLI: `fake-cri --socket PATH --state-dir DIR [--catalog FILE] [--workload-bin PATH]
-//! [--faults FILE] [--pod-cidr CIDR] [--bridge cbr0] [--keep-on-exit]`; SIGTERM shuts down
-//! (kills containers, removes veths, netns mounts, hostPort rules, cgroups, a bridge it made)
-//! unless `--keep-on-exit`. `fake-cri --socket PATH --state-dir X --bench N` measures a running
+//! [--faults FILE] [--pod-cidr CIDR] [--bridge cbr0] [--cgroup-parent /PATH] [--keep-on-exit]`;
+//! SIGTERM shuts down (kills containers, removes veths, netns mounts, hostPort rules, cgroups, a
+//! bridge it made) unless `--keep-on-exit`. `fake-cri --socket PATH --state-dir X --bench N` measures a running
 //! instance. `RUST_LOG=fake_cri=debug` logs phase timings to stderr.
 //!
 //! Library: [`FakeCri::start`]`(Config) -> Result<Handle>`; [`Handle::shutdown`],
@@ -31,9 +34,13 @@
 //! changes): `{"rpc_latency_ms": 0, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
 //! "create_error": {name-or-ref: msg}, "crash_after_ms": {name-or-ref: ms}}`.
 //!
+//! Memory cgroups (containers with a limit) go to `<memory>/<sandbox linux.cgroup_parent>/<id>`
+//! like containerd's, else `<memory>/<--cgroup-parent>/<id>`, else
+//! `<memory>/fake-cri-<state dir>-<hash>/<id>`; directories fake-cri made are removed with them.
+//!
 //! Files in the state dir: `state.json` (sandboxes, containers, pod CIDR, IPs, images),
 //! `cri-calls.jsonl` (one line per RPC: ts, method, id, duration_us, code), `faults.json`,
-//! `netns/<id>` (bind-mounted pod namespaces), `sandboxes/<id>/resolv.conf`.
+//! `netns/<id>` (bind-mounted pod namespaces), `sandboxes/<id>/{resolv.conf,hostname}`.
 //!
 //! Restart: a new instance on the same state dir re-attaches to running containers (same pid and
 //! start time) and keeps copying their output (each container holds the read ends of its own

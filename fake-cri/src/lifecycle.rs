@@ -135,6 +135,10 @@ impl Runtime {
         if let Some(p) = &self.cgroup_parent {
             crate::cgroup::remove_parent(p);
         }
+        // Parents one container made may have held another's cgroup until now.
+        for c in &containers {
+            crate::cgroup::remove_created(&c.cgroup_created);
+        }
         if self.hostports_programmed.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = crate::net::apply_hostports(&[]).await;
         }

@@ -1,7 +1,8 @@
 //! Starting processes inside a pod: container processes (join the pod netns, own mount and UTS
 //! namespaces with the pod hostname, an own root filesystem ([`crate::rootfs`]) with
-//! /etc/hostname, a private /tmp, resolv.conf and bind mounts, memory cgroup) and exec processes (join the namespaces of a running container); both
-//! then switch to the container's user and groups.
+//! /etc/hostname, a private /tmp, resolv.conf and bind mounts, memory cgroup) and exec
+//! processes (join the namespaces of a running container); both then switch to the
+//! container's user and groups.
 use crate::error::{Error, Result};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -204,9 +205,10 @@ pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     cmd.process_group(0);
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec. It only calls async-signal-safe
-    // system calls (setns, unshare, mount, sethostname, write, dup2, setgroups, setgid, setuid,
-    // prctl, chdir) plus, for request
-    // mounts below /tmp, directory creation; all data it reads was prepared before the fork.
+    // system calls (setns, unshare, mount, umount2, pivot_root, sethostname, open, write, dup2,
+    // setgroups, setgid, setuid, prctl, chdir) plus directory and file creation on the
+    // container's own tmpfs/overlay (staging dirs, request mount points) and small path
+    // formatting; all data it reads (top mounts, paths, ids) was prepared before the fork.
     unsafe {
         cmd.pre_exec(move || child_setup(netns, mntns, utsns, fresh.as_ref(), cgroup, workdir.as_ref(), &dups, user.as_ref()));
     }

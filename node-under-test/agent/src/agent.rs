@@ -192,7 +192,7 @@ pub async fn run(
                 node_name: settings.node_name.clone(),
                 root_dir: settings.root_dir.clone(),
                 cfg: cfg.clone(),
-                thresholds: crate::eviction::thresholds::from_config(&cfg).map_err(|m| Error::Other(m))?,
+                thresholds: crate::eviction::thresholds::from_config(&cfg).map_err(Error::Other)?,
                 api_timeout,
             };
             let (rt, cl) = (runtime.clone(), client.clone());

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use harness::backend::{AgentOptions, ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind};
+use harness::backend::{
+    AgentOptions, ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind,
+};
 use harness::world::Role;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -50,10 +52,16 @@ impl Cluster {
     /// reference agent (compressed timings) and the reference proxy in `mode` (cluster CIDR
     /// 10.244.0.0/16), then waits until every node is Ready.
     pub async fn start(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<Cluster> {
-        let cp = ControlPlane::start(&ctx.world, ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let cp =
+            ControlPlane::start(&ctx.world, ControlPlane::compressed_config(NODE_GRACE)).await?;
         let kind = crate::fixtures::runtime_kind(ctx.runtime()?);
-        let names: Vec<String> =
-            ctx.world.hosts().iter().filter(|h| h.role() == Some(Role::Node)).map(|h| h.name().to_string()).collect();
+        let names: Vec<String> = ctx
+            .world
+            .hosts()
+            .iter()
+            .filter(|h| h.role() == Some(Role::Node))
+            .map(|h| h.name().to_string())
+            .collect();
         let opts = AgentOptions::with_config(COMPRESSED);
         let proxy_args = vec!["--cluster-cidr".to_string(), CLUSTER_CIDR.to_string()];
         let mut nodes = Vec::new();
@@ -67,7 +75,11 @@ impl Cluster {
             };
             let agent = NodeAgent::start(&ctx.world, &cp, node, &runtime, &opts).await?;
             let proxy = NodeProxy::start(&ctx.world, &cp, node, mode, &proxy_args).await?;
-            nodes.push(NodeParts { runtime, agent, proxy });
+            nodes.push(NodeParts {
+                runtime,
+                agent,
+                proxy,
+            });
         }
         let client = cp.client()?;
         for node in &names {
@@ -100,10 +112,13 @@ impl Flags {
     const MOUNT: &str = "/tmp/flags";
 
     pub fn new(pod: &str) -> anyhow::Result<Flags> {
-        Ok(Flags { dir: harness::backend::scratch_dir(&format!("packet-paths-flags-{pod}"))? })
+        Ok(Flags {
+            dir: harness::backend::scratch_dir(&format!("packet-paths-flags-{pod}"))?,
+        })
     }
     pub fn set(&self, name: &str) -> anyhow::Result<()> {
-        std::fs::write(self.dir.join(name), b"ok\n").with_context(|| format!("creating flag {name}"))
+        std::fs::write(self.dir.join(name), b"ok\n")
+            .with_context(|| format!("creating flag {name}"))
     }
     pub fn clear(&self, name: &str) -> anyhow::Result<()> {
         std::fs::remove_file(self.dir.join(name)).with_context(|| format!("removing flag {name}"))
@@ -122,10 +137,18 @@ pub(super) fn web_pod(name: &str, node: &str, group: &str) -> anyhow::Result<Pod
 
 /// [`web_pod`] whose readiness is an exec probe for flag `ready` in `flags` (period 1 s,
 /// failureThreshold 1): ready while the flag exists.
-pub(super) fn web_pod_with(name: &str, node: &str, group: &str, flags: Option<&Flags>) -> anyhow::Result<Pod> {
+pub(super) fn web_pod_with(
+    name: &str,
+    node: &str,
+    group: &str,
+    flags: Option<&Flags>,
+) -> anyhow::Result<Pod> {
     let http = HTTP_PORT.to_string();
     let udp = UDP_PORT.to_string();
-    let mut c = pods::container("web", &["netexec", "--http-port", &http, "--udp-port", &udp]);
+    let mut c = pods::container(
+        "web",
+        &["netexec", "--http-port", &http, "--udp-port", &udp],
+    );
     pods::merge(
         &mut c,
         json!({"ports": [
@@ -152,7 +175,10 @@ pub(super) fn web_pod_with(name: &str, node: &str, group: &str, flags: Option<&F
         spec = json!({"volumes": f.volumes()});
     }
     let mut pod = pods::pod(name, node, vec![c], spec)?;
-    pod.metadata.labels.get_or_insert_with(BTreeMap::new).insert("group".into(), group.into());
+    pod.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert("group".into(), group.into());
     Ok(pod)
 }
 
@@ -164,23 +190,45 @@ pub(super) fn ready_ip(p: &Pod) -> Option<Ipv4Addr> {
 }
 
 /// Creates `pods` and waits until each is Ready; returns their IPs in order.
-pub(super) async fn create_ready(client: &kube::Client, pods: Vec<Pod>) -> anyhow::Result<Vec<Ipv4Addr>> {
+pub(super) async fn create_ready(
+    client: &kube::Client,
+    pods: Vec<Pod>,
+) -> anyhow::Result<Vec<Ipv4Addr>> {
     for p in &pods {
         pods::create(client, p).await?;
     }
     let mut ips = Vec::new();
     for p in &pods {
         let name = p.metadata.name.clone().unwrap_or_default();
-        ips.push(kube_wait::pod(client, "default", &name, "Ready with a pod IP", POD_READY, ready_ip).await?);
+        ips.push(
+            kube_wait::pod(
+                client,
+                "default",
+                &name,
+                "Ready with a pod IP",
+                POD_READY,
+                ready_ip,
+            )
+            .await?,
+        );
     }
     Ok(ips)
 }
 
 /// Waits until the pod is Running with a pod IP (ready or not); returns the IP.
 pub(super) async fn running_ip(client: &kube::Client, name: &str) -> anyhow::Result<Ipv4Addr> {
-    kube_wait::pod(client, "default", name, "Running with a pod IP", POD_READY, |p| {
-        (kube_wait::phase(p) == "Running").then(|| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok()).flatten()
-    })
+    kube_wait::pod(
+        client,
+        "default",
+        name,
+        "Running with a pod IP",
+        POD_READY,
+        |p| {
+            (kube_wait::phase(p) == "Running")
+                .then(|| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+                .flatten()
+        },
+    )
     .await
 }
 
@@ -197,7 +245,12 @@ pub(super) struct Svc {
 
 /// Creates service `name` selecting `group=<group>`, port 80 → 8080/TCP unless `spec` brings
 /// its own `ports`; `spec` fields are merged over the defaults.
-pub(super) async fn service(client: &kube::Client, name: &str, group: &str, spec: Value) -> anyhow::Result<Svc> {
+pub(super) async fn service(
+    client: &kube::Client,
+    name: &str,
+    group: &str,
+    spec: Value,
+) -> anyhow::Result<Svc> {
     let mut s = json!({
         "selector": {"group": group},
         "ports": [{"name": "http", "port": 80, "targetPort": HTTP_PORT, "protocol": "TCP"}],
@@ -210,22 +263,40 @@ pub(super) async fn service(client: &kube::Client, name: &str, group: &str, spec
         "spec": s,
     }))?;
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
-    let created = api.create(&PostParams::default(), &svc).await.with_context(|| format!("creating service {name}"))?;
-    let spec = created.spec.clone().context("created service has no spec")?;
+    let created = api
+        .create(&PostParams::default(), &svc)
+        .await
+        .with_context(|| format!("creating service {name}"))?;
+    let spec = created
+        .spec
+        .clone()
+        .context("created service has no spec")?;
     let cluster_ip: Ipv4Addr = spec
         .cluster_ip
         .as_deref()
         .with_context(|| format!("service {name} got no clusterIP"))?
         .parse()
         .with_context(|| format!("service {name}: clusterIP {:?}", spec.cluster_ip))?;
-    let first = spec.ports.as_ref().and_then(|p| p.first()).context("service has no ports")?;
+    let first = spec
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .context("service has no ports")?;
     let port = u16::try_from(first.port)?;
     let node_port = first.node_port.map(u16::try_from).transpose()?;
-    Ok(Svc { cluster_ip, port, node_port, object: created })
+    Ok(Svc {
+        cluster_ip,
+        port,
+        node_port,
+        object: created,
+    })
 }
 
 /// (address, ready) of every endpoint in the service's EndpointSlices.
-pub(super) async fn slice_endpoints(client: &kube::Client, svc: &str) -> anyhow::Result<Vec<(Ipv4Addr, bool)>> {
+pub(super) async fn slice_endpoints(
+    client: &kube::Client,
+    svc: &str,
+) -> anyhow::Result<Vec<(Ipv4Addr, bool)>> {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={svc}"));
     let mut out = Vec::new();
@@ -249,8 +320,11 @@ pub(super) async fn wait_slices(
     ready: &[Ipv4Addr],
     not_ready: &[Ipv4Addr],
 ) -> anyhow::Result<()> {
-    let mut want: Vec<(Ipv4Addr, bool)> =
-        ready.iter().map(|ip| (*ip, true)).chain(not_ready.iter().map(|ip| (*ip, false))).collect();
+    let mut want: Vec<(Ipv4Addr, bool)> = ready
+        .iter()
+        .map(|ip| (*ip, true))
+        .chain(not_ready.iter().map(|ip| (*ip, false)))
+        .collect();
     want.sort();
     let what = format!("EndpointSlices of {svc} to list {want:?} (address, ready)");
     harness::wait::wait_for(&what, SLICES, || async {
@@ -283,7 +357,12 @@ pub(super) async fn evidence(ctx: &CaseCtx, result: anyhow::Result<()>) -> anyho
     if err.downcast_ref::<crate::context::Skipped>().is_some() {
         return Err(err);
     }
-    for host in ctx.world.hosts().iter().filter(|h| h.role() == Some(Role::Node)) {
+    for host in ctx
+        .world
+        .hosts()
+        .iter()
+        .filter(|h| h.role() == Some(Role::Node))
+    {
         for (file, program, args) in [
             ("ruleset", "nft", &["list", "ruleset"][..]),
             ("conntrack", "conntrack", &["-L"][..]),

@@ -29,7 +29,8 @@ const READ: Duration = Duration::from_secs(3);
 fn run_in<R: Send>(fd: &OwnedFd, f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            setns(fd, CloneFlags::CLONE_NEWNET).context("setns(CLONE_NEWNET) into a pod namespace")?;
+            setns(fd, CloneFlags::CLONE_NEWNET)
+                .context("setns(CLONE_NEWNET) into a pod namespace")?;
             Ok(f())
         })
         .join()
@@ -51,10 +52,17 @@ impl PodNet {
     pub async fn find(name: &str, ip: Ipv4Addr) -> anyhow::Result<PodNet> {
         let what = format!("a process in the network namespace of pod {name} ({ip})");
         let found = harness::wait::wait_for(&what, Duration::from_secs(10), || async {
-            scan_proc(ip).map_err(|e| e.to_string()).and_then(|o| o.ok_or_else(|| "none found".to_string()))
+            scan_proc(ip)
+                .map_err(|e| e.to_string())
+                .and_then(|o| o.ok_or_else(|| "none found".to_string()))
         })
         .await?;
-        Ok(PodNet { name: name.to_string(), ip, pid: found.0, fd: found.1 })
+        Ok(PodNet {
+            name: name.to_string(),
+            ip,
+            pid: found.0,
+            fd: found.1,
+        })
     }
 
     /// Runs `f` inside the pod's network namespace.
@@ -76,31 +84,54 @@ impl PodNet {
             .and_then(|(_, r)| r.split(':').next())
             .and_then(|n| n.trim().parse().ok())
             .with_context(|| {
-                format!("pod {}: no veth peer index in {text:?} ({})", self.name, String::from_utf8_lossy(&out.stderr))
+                format!(
+                    "pod {}: no veth peer index in {text:?} ({})",
+                    self.name,
+                    String::from_utf8_lossy(&out.stderr)
+                )
             })?;
         let links = node.exec("ip", &["-o", "link", "show"]).await?;
         for line in links.lines() {
             let mut parts = line.splitn(3, ": ");
-            let (Some(idx), Some(name)) = (parts.next(), parts.next()) else { continue };
+            let (Some(idx), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             if idx.trim().parse::<u32>().ok() == Some(peer) {
                 return Ok(name.split('@').next().unwrap_or(name).to_string());
             }
         }
-        bail!("pod {}: no interface with index {peer} on {}:\n{links}", self.name, node.name())
+        bail!(
+            "pod {}: no interface with index {peer} on {}:\n{links}",
+            self.name,
+            node.name()
+        )
     }
 }
 
 /// (pid, namespace fd) of the first process whose network namespace has `ip` as a local address.
 fn scan_proc(ip: Ipv4Addr) -> anyhow::Result<Option<(u32, Arc<OwnedFd>)>> {
     let mut seen = HashSet::new();
-    for entry in std::fs::read_dir("/proc").context("reading /proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+    for entry in std::fs::read_dir("/proc")
+        .context("reading /proc")?
+        .flatten()
+    {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
         let path = format!("/proc/{pid}/ns/net");
-        let Ok(link) = std::fs::read_link(&path) else { continue };
+        let Ok(link) = std::fs::read_link(&path) else {
+            continue;
+        };
         if !seen.insert(link) {
             continue;
         }
-        let Ok(file) = std::fs::File::open(&path) else { continue };
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
         let fd = OwnedFd::from(file);
         // Binding to an address succeeds only where it is local.
         if run_in(&fd, move || std::net::UdpSocket::bind((ip, 0)).is_ok()).unwrap_or(false) {
@@ -135,7 +166,8 @@ impl Origin<'_> {
             Origin::Host(h) | Origin::HostFrom(h, _) => h.tcp_socket()?,
             Origin::Pod(p) => p.run(TcpSocket::new_v4)??,
         };
-        s.bind(SocketAddr::from((self.ip(), 0))).with_context(|| format!("binding a TCP socket to {}", self.ip()))?;
+        s.bind(SocketAddr::from((self.ip(), 0)))
+            .with_context(|| format!("binding a TCP socket to {}", self.ip()))?;
         let port = s.local_addr()?.port();
         Ok((s, SocketAddrV4::new(self.ip(), port)))
     }
@@ -178,14 +210,22 @@ impl Attempt {
 }
 
 /// Connects from `from` to `to` within `timeout`.
-pub(super) async fn attempt(from: Origin<'_>, to: SocketAddr, timeout: Duration) -> anyhow::Result<Attempt> {
+pub(super) async fn attempt(
+    from: Origin<'_>,
+    to: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Attempt> {
     let (sock, local) = from.tcp_socket()?;
-    Ok(match tokio::time::timeout(timeout, sock.connect(to)).await {
-        Err(_) => Attempt::TimedOut(local),
-        Ok(Ok(s)) => Attempt::Connected(s, local),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Attempt::Refused(local),
-        Ok(Err(e)) => Attempt::Failed(local, e),
-    })
+    Ok(
+        match tokio::time::timeout(timeout, sock.connect(to)).await {
+            Err(_) => Attempt::TimedOut(local),
+            Ok(Ok(s)) => Attempt::Connected(s, local),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Attempt::Refused(local)
+            }
+            Ok(Err(e)) => Attempt::Failed(local, e),
+        },
+    )
 }
 
 /// One answered `GET /hostname`: the client's address and the body (the pod's hostname).
@@ -199,29 +239,46 @@ pub(super) struct Answer {
 pub(super) async fn get_hostname(from: Origin<'_>, to: SocketAddr) -> anyhow::Result<Answer> {
     let mut stream = match attempt(from, to, CONNECT).await? {
         Attempt::Connected(s, _) => s,
-        other => bail!("GET http://{to}/hostname from {}: {}", from.ip(), other.describe()),
+        other => bail!(
+            "GET http://{to}/hostname from {}: {}",
+            from.ip(),
+            other.describe()
+        ),
     };
     let local = match stream.local_addr()? {
         SocketAddr::V4(a) => a,
         SocketAddr::V6(a) => bail!("IPv6 local address {a}"),
     };
-    stream.write_all(format!("GET /hostname HTTP/1.0\r\nHost: {to}\r\n\r\n").as_bytes()).await?;
+    stream
+        .write_all(format!("GET /hostname HTTP/1.0\r\nHost: {to}\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = Vec::new();
     tokio::time::timeout(READ, stream.read_to_end(&mut buf))
         .await
-        .with_context(|| format!("GET http://{to}/hostname from {local}: no complete answer in {READ:?}"))??;
+        .with_context(|| {
+            format!("GET http://{to}/hostname from {local}: no complete answer in {READ:?}")
+        })??;
     let text = String::from_utf8_lossy(&buf);
-    let (head, body) =
-        text.split_once("\r\n\r\n").with_context(|| format!("GET http://{to}/hostname: not HTTP: {text:?}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET http://{to}/hostname: not HTTP: {text:?}"))?;
     if head.split_whitespace().nth(1) != Some("200") {
         bail!("GET http://{to}/hostname from {local}: {head:?} {body:?}");
     }
-    Ok(Answer { local, body: body.trim().to_string() })
+    Ok(Answer {
+        local,
+        body: body.trim().to_string(),
+    })
 }
 
 /// Requests `/hostname` repeatedly (a new connection each time) until every name in `expect`
 /// has answered; fails at once if another name answers, or after `timeout`.
-pub(super) async fn wait_serving(from: Origin<'_>, to: SocketAddr, expect: &[&str], timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_serving(
+    from: Origin<'_>,
+    to: SocketAddr,
+    expect: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
@@ -233,27 +290,73 @@ pub(super) async fn wait_serving(from: Origin<'_>, to: SocketAddr, expect: &[&st
                 }
                 format!("answered by {}", a.body)
             }
-            Ok(a) => bail!("{to} from {} was answered by {:?}, expected only {expect:?}", from.ip(), a.body),
+            Ok(a) => bail!(
+                "{to} from {} was answered by {:?}, expected only {expect:?}",
+                from.ip(),
+                a.body
+            ),
             Err(e) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 format!("{e:#}")
             }
         };
         if tokio::time::Instant::now() >= deadline {
-            bail!("{to} from {} did not answer from all of {expect:?} within {timeout:?}: seen {seen:?}; last: {last}", from.ip());
+            bail!(
+                "{to} from {} did not answer from all of {expect:?} within {timeout:?}: seen {seen:?}; last: {last}",
+                from.ip()
+            );
         }
     }
 }
 
+/// Requests `/hostname` repeatedly until one of `names` answers (returned); fails at once if
+/// another name answers, or after `timeout`.
+pub(super) async fn wait_answer(
+    from: Origin<'_>,
+    to: SocketAddr,
+    names: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match get_hostname(from, to).await {
+            Ok(a) if names.contains(&a.body.as_str()) => return Ok(a.body),
+            Ok(a) => bail!(
+                "{to} from {} was answered by {:?}, expected one of {names:?}",
+                from.ip(),
+                a.body
+            ),
+            Err(e) => format!("{e:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "{to} from {} was not answered by any of {names:?} within {timeout:?}; last: {last}",
+                from.ip()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Sends `msg` on `sock` to `to` and waits up to `timeout` for one datagram back.
-pub(super) async fn udp_ask(sock: &UdpSocket, to: SocketAddr, msg: &str, timeout: Duration) -> anyhow::Result<Option<(SocketAddr, String)>> {
-    sock.send_to(msg.as_bytes(), to).await.with_context(|| format!("sending {msg:?} to {to}"))?;
+pub(super) async fn udp_ask(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    msg: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<(SocketAddr, String)>> {
+    sock.send_to(msg.as_bytes(), to)
+        .await
+        .with_context(|| format!("sending {msg:?} to {to}"))?;
     let mut buf = vec![0u8; 2048];
     match tokio::time::timeout(timeout, sock.recv_from(&mut buf)).await {
         Err(_) => Ok(None),
         // An ICMP error queued on the socket shows up as a receive error: no answer.
         Ok(Err(_)) => Ok(None),
-        Ok(Ok((n, from))) => Ok(Some((from, String::from_utf8_lossy(&buf[..n]).trim().to_string()))),
+        Ok(Ok((n, from))) => Ok(Some((
+            from,
+            String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+        ))),
     }
 }
 
@@ -267,7 +370,10 @@ pub(super) struct Taps {
 
 impl Taps {
     pub fn new(phase: &str) -> Taps {
-        Taps { phase: phase.to_string(), running: Vec::new() }
+        Taps {
+            phase: phase.to_string(),
+            running: Vec::new(),
+        }
     }
 
     /// Captures `host`'s `ifname` under the label `<host>/<ifname>`.
@@ -276,7 +382,13 @@ impl Taps {
     }
 
     /// Captures `host`'s `ifname` under `label` (e.g. `pod:web-1` for a pod's veth).
-    pub fn named(&mut self, ctx: &CaseCtx, label: &str, host: &Host, ifname: &str) -> anyhow::Result<()> {
+    pub fn named(
+        &mut self,
+        ctx: &CaseCtx,
+        label: &str,
+        host: &Host,
+        ifname: &str,
+    ) -> anyhow::Result<()> {
         let file = format!("{}-{}.pcap", self.phase, label.replace(['/', ':'], "-"));
         let cap = Capture::start(host, ifname, ctx.artifact(&file))?;
         self.running.push((label.to_string(), cap));
@@ -308,8 +420,14 @@ pub(super) fn syns_to_port(packets: &[Packet], port: u16) -> Vec<&Packet> {
 /// ICMP destination-unreachable to it quoting `orig_dst`.
 pub(super) fn is_rejection(p: &Packet, client: SocketAddrV4, orig_dst: SocketAddrV4) -> bool {
     match &p.l4 {
-        L4::Tcp { flags, .. } => flags.rst() && p.dst() == Some(client) && p.src() == Some(orig_dst),
-        L4::Icmp { icmp_type: 3, original_dst: Some((d, 6)), .. } => p.dst_ip == Some(*client.ip()) && *d == orig_dst,
+        L4::Tcp { flags, .. } => {
+            flags.rst() && p.dst() == Some(client) && p.src() == Some(orig_dst)
+        }
+        L4::Icmp {
+            icmp_type: 3,
+            original_dst: Some((d, 6)),
+            ..
+        } => p.dst_ip == Some(*client.ip()) && *d == orig_dst,
         _ => false,
     }
 }
@@ -317,6 +435,10 @@ pub(super) fn is_rejection(p: &Packet, client: SocketAddrV4, orig_dst: SocketAdd
 /// Every packet of a capture, one per line (for error messages).
 pub(super) fn dump(packets: &[Packet]) -> String {
     let lines: Vec<String> = packets.iter().take(60).map(|p| format!("  {p}")).collect();
-    let more = if packets.len() > 60 { format!("\n  … {} more", packets.len() - 60) } else { String::new() };
+    let more = if packets.len() > 60 {
+        format!("\n  … {} more", packets.len() - 60)
+    } else {
+        String::new()
+    };
     format!("{}{more}", lines.join("\n"))
 }

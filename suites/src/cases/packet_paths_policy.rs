@@ -13,8 +13,14 @@ use serde_json::json;
 
 use super::Mode;
 use super::basic::{NODE_A, NODE_B, PROXY_SYNC};
-use super::env::{CLUSTER_CIDR, Cluster, Flags, HTTP_PORT, UDP_PORT, create_ready, ip_of, running_ip, service, wait_slices, web_pod, web_pod_with};
-use super::net::{Attempt, Origin, PodNet, Taps, attempt, dump, get_hostname, is_rejection, syns_to_port, udp_ask, wait_serving};
+use super::env::{
+    CLUSTER_CIDR, Cluster, Flags, HTTP_PORT, UDP_PORT, create_ready, ip_of, running_ip, service,
+    wait_slices, web_pod, web_pod_with,
+};
+use super::net::{
+    Attempt, Origin, PodNet, Taps, attempt, dump, get_hostname, is_rejection, syns_to_port,
+    udp_ask, wait_answer, wait_serving,
+};
 use crate::catalog::BodyFuture;
 use crate::context::CaseCtx;
 use crate::{kube_wait, pods};
@@ -65,7 +71,11 @@ async fn wait_attempt(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("{to} from {}: waited {PROXY_SYNC:?} for {what}; last attempt {}", from.ip(), a.describe());
+            bail!(
+                "{to} from {}: waited {PROXY_SYNC:?} for {what}; last attempt {}",
+                from.ip(),
+                a.describe()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -79,14 +89,32 @@ async fn no_endpoints_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()>
     pods::create(&cl.client, &web_pod_with("ne", NODE_A, "ne", Some(&flags))?).await?;
     let ne_ip = running_ip(&cl.client, "ne").await?;
     let svc = service(&cl.client, "ne", "ne", json!({"type": "NodePort"})).await?;
-    let np = svc.node_port.context("a NodePort service got no nodePort")?;
+    let np = svc
+        .node_port
+        .context("a NodePort service got no nodePort")?;
     wait_slices(&cl.client, "ne", &[], &[ne_ip]).await?;
     let (node_a, client) = (ctx.world.host(NODE_A)?, ctx.world.host("client")?);
     let cip = SocketAddr::from((svc.cluster_ip, svc.port));
     let nport = SocketAddr::from((node_a.ip(), np));
-    // Until the proxy knows the service, the SYN is routed on and fails elsewhere.
-    wait_attempt(Origin::Host(client), cip, Duration::from_secs(1), "a refusal", |a| matches!(a, Attempt::Refused(_)))
-        .await?;
+    // Until the proxy knows the service, the SYN is routed on and fails elsewhere; node-a
+    // itself probes first (see PROXY_SYNC on the lan client and ICMP redirects).
+    let refused = |a: &Attempt| matches!(a, Attempt::Refused(_));
+    wait_attempt(
+        Origin::Host(node_a),
+        cip,
+        Duration::from_secs(1),
+        "a refusal",
+        refused,
+    )
+    .await?;
+    wait_attempt(
+        Origin::Host(client),
+        cip,
+        Duration::from_secs(1),
+        "a refusal",
+        refused,
+    )
+    .await?;
 
     let mut taps = Taps::new("reject");
     taps.on(ctx, client, "eth0")?;
@@ -97,7 +125,10 @@ async fn no_endpoints_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()>
     let caps = taps.stop().await?;
     for (dst, result) in [(cip, &to_cip), (nport, &to_np)] {
         let Attempt::Refused(local) = result else {
-            bail!("a connection to {dst} (no ready endpoints) should be refused, but it {}", result.describe());
+            bail!(
+                "a connection to {dst} (no ready endpoints) should be refused, but it {}",
+                result.describe()
+            );
         };
         let dst4 = match dst {
             SocketAddr::V4(d) => d,
@@ -107,9 +138,15 @@ async fn no_endpoints_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()>
         let syn = flow.syn("node-a/eth0").find(&caps)?;
         let node_mac = syn.dst_mac;
         let at_node = caps.get("node-a/eth0")?;
-        let answer = at_node.iter().find(|p| p.src_mac == node_mac && is_rejection(p, *local, dst4)).with_context(|| {
-            format!("no RST / ICMP unreachable for {local} > {dst} sent by node-a:\n{}", dump(at_node))
-        })?;
+        let answer = at_node
+            .iter()
+            .find(|p| p.src_mac == node_mac && is_rejection(p, *local, dst4))
+            .with_context(|| {
+                format!(
+                    "no RST / ICMP unreachable for {local} > {dst} sent by node-a:\n{}",
+                    dump(at_node)
+                )
+            })?;
         let client_pkts = caps.get("client/eth0")?;
         ensure!(
             client_pkts.iter().any(|p| is_rejection(p, *local, dst4)),
@@ -117,11 +154,23 @@ async fn no_endpoints_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()>
             dump(client_pkts)
         );
         // Not forwarded: no SYN of the flow left node-a again, nothing reached the pod side.
-        if let Some(fwd) = flow.syn("node-a/eth0").dst(Addr::Any).find_all(&caps)?.into_iter().find(|p| p.src_mac == node_mac) {
+        if let Some(fwd) = flow
+            .syn("node-a/eth0")
+            .dst(Addr::Any)
+            .find_all(&caps)?
+            .into_iter()
+            .find(|p| p.src_mac == node_mac)
+        {
             bail!("node-a forwarded the SYN to {dst} instead of rejecting it: {fwd}");
         }
-        flow.syn("node-a/cbr0").src(Addr::Any).dst(Addr::Any).absent(&caps)?;
-        flow.syn("node-a/cbr0").src(Addr::Any).dst(Addr::Ip(ne_ip)).absent(&caps)?;
+        flow.syn("node-a/cbr0")
+            .src(Addr::Any)
+            .dst(Addr::Any)
+            .absent(&caps)?;
+        flow.syn("node-a/cbr0")
+            .src(Addr::Any)
+            .dst(Addr::Ip(ne_ip))
+            .absent(&caps)?;
     }
     cl.stop().await
 }
@@ -138,7 +187,10 @@ async fn readiness_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     f2.set("ready")?;
     let ips = create_ready(
         &cl.client,
-        vec![web_pod_with("r-1", NODE_A, "r", Some(&f1))?, web_pod_with("r-2", NODE_A, "r", Some(&f2))?],
+        vec![
+            web_pod_with("r-1", NODE_A, "r", Some(&f1))?,
+            web_pod_with("r-2", NODE_A, "r", Some(&f2))?,
+        ],
     )
     .await?;
     let (ip1, ip2) = (ips[0], ips[1]);
@@ -146,12 +198,18 @@ async fn readiness_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     wait_slices(&cl.client, "r", &ips, &[]).await?;
     let (node_a, client) = (ctx.world.host(NODE_A)?, ctx.world.host("client")?);
     let target = SocketAddr::from((svc.cluster_ip, svc.port));
+    wait_serving(Origin::Host(node_a), target, &["r-1", "r-2"], PROXY_SYNC).await?;
     wait_serving(Origin::Host(client), target, &["r-1", "r-2"], PROXY_SYNC).await?;
 
     f2.clear("ready")?;
-    kube_wait::pod(&cl.client, "default", "r-2", "Ready=False", Duration::from_secs(10), |p| {
-        (kube_wait::pod_condition_status(p, "Ready").as_deref() == Some("False")).then_some(())
-    })
+    kube_wait::pod(
+        &cl.client,
+        "default",
+        "r-2",
+        "Ready=False",
+        Duration::from_secs(10),
+        |p| (kube_wait::pod_condition_status(p, "Ready").as_deref() == Some("False")).then_some(()),
+    )
     .await?;
     wait_slices(&cl.client, "r", &[ip1], &[ip2]).await?;
     let slice_says = Instant::now();
@@ -169,7 +227,10 @@ async fn readiness_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
             other => bail!("{target} answered by {other:?}"),
         }
         if slice_says.elapsed() > STOP_BOUND {
-            bail!("r-2 still received new connections {:?} after its EndpointSlice entry said not ready (bound {STOP_BOUND:?})", last_r2);
+            bail!(
+                "r-2 still received new connections {:?} after its EndpointSlice entry said not ready (bound {STOP_BOUND:?})",
+                last_r2
+            );
         }
     }
 
@@ -181,16 +242,34 @@ async fn readiness_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
         answers.push(get_hostname(Origin::Host(client), target).await?);
     }
     let caps = taps.stop().await?;
-    let wrong: Vec<&str> = answers.iter().map(|a| a.body.as_str()).filter(|b| *b != "r-1").collect();
-    ensure!(wrong.is_empty(), "connections after r-2 became not ready were answered by {wrong:?}");
+    let wrong: Vec<&str> = answers
+        .iter()
+        .map(|a| a.body.as_str())
+        .filter(|b| *b != "r-1")
+        .collect();
+    ensure!(
+        wrong.is_empty(),
+        "connections after r-2 became not ready were answered by {wrong:?}"
+    );
     let syns = syns_to_port(caps.get("node-a/cbr0")?, HTTP_PORT);
-    ensure!(syns.len() == 40, "40 connections, {} distinct SYNs on node-a/cbr0", syns.len());
+    ensure!(
+        syns.len() == 40,
+        "40 connections, {} distinct SYNs on node-a/cbr0",
+        syns.len()
+    );
     if let Some(s) = syns.iter().find(|s| s.dst_ip != Some(ip1)) {
-        bail!("a SYN went to {:?} although only r-1 ({ip1}) is ready: {s}", s.dst_ip);
+        bail!(
+            "a SYN went to {:?} although only r-1 ({ip1}) is ready: {s}",
+            s.dst_ip
+        );
     }
     // r-2 itself still serves: it left the service because of readiness only.
     let direct = get_hostname(Origin::Host(node_a), SocketAddr::from((ip2, HTTP_PORT))).await?;
-    ensure!(direct.body == "r-2", "r-2 asked directly answered {:?}", direct.body);
+    ensure!(
+        direct.body == "r-2",
+        "r-2 asked directly answered {:?}",
+        direct.body
+    );
     cl.stop().await
 }
 
@@ -200,7 +279,14 @@ async fn readiness_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
 async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     const TIMEOUT_S: i32 = 2;
     let cl = Cluster::start(ctx, mode).await?;
-    let ips = create_ready(&cl.client, vec![web_pod("sa-1", NODE_A, "sa")?, web_pod("sa-2", NODE_A, "sa")?]).await?;
+    let ips = create_ready(
+        &cl.client,
+        vec![
+            web_pod("sa-1", NODE_A, "sa")?,
+            web_pod("sa-2", NODE_A, "sa")?,
+        ],
+    )
+    .await?;
     let names = [("sa-1", ips[0]), ("sa-2", ips[1])];
     let svc = service(
         &cl.client,
@@ -210,7 +296,10 @@ async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     )
     .await?;
     let spec = svc.object.spec.clone().unwrap_or_default();
-    let kept = spec.session_affinity_config.and_then(|c| c.client_ip).and_then(|c| c.timeout_seconds);
+    let kept = spec
+        .session_affinity_config
+        .and_then(|c| c.client_ip)
+        .and_then(|c| c.timeout_seconds);
     ensure!(
         spec.session_affinity.as_deref() == Some("ClientIP") && kept == Some(TIMEOUT_S),
         "the API server stored sessionAffinity {:?} timeoutSeconds {kept:?}",
@@ -220,10 +309,12 @@ async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let (node_a, client) = (ctx.world.host(NODE_A)?, ctx.world.host("client")?);
     let target = SocketAddr::from((svc.cluster_ip, svc.port));
 
-    // Both endpoints are programmed once distinct clients (extra addresses of the client
-    // host, each used for one answered connection) have reached both.
+    // The service is programmed once node-a reaches it (see PROXY_SYNC); both endpoints are
+    // once distinct clients (extra addresses of the client host, each used for one answered
+    // connection, paced so that a late second endpoint is not missed) have reached both.
+    wait_answer(Origin::Host(node_a), target, &["sa-1", "sa-2"], PROXY_SYNC).await?;
     let eth0 = client.netlink().index("eth0").await?;
-    let extra: Vec<Ipv4Addr> = (150..=199).map(|d| Ipv4Addr::new(10, 77, 0, d)).collect();
+    let extra: Vec<Ipv4Addr> = (150..=249).map(|d| Ipv4Addr::new(10, 77, 0, d)).collect();
     for ip in &extra {
         client.netlink().add_addr(eth0, *ip, 24).await?;
     }
@@ -244,8 +335,11 @@ async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
                         Some(s) => src = *s,
                         None => bail!("{} distinct clients were all sent to {seen:?}", extra.len()),
                     }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) if Instant::now() >= deadline => bail!("the service never answered both endpoints: seen {seen:?}; {e:#}"),
+                Err(e) if Instant::now() >= deadline => {
+                    bail!("the service never answered both endpoints: seen {seen:?}; {e:#}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -254,7 +348,10 @@ async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     .await;
     let warm = warm.stop().await?;
     if let Err(e) = both {
-        bail!("{e:#}\nnode-a/cbr0 meanwhile:\n{}", dump(warm.get("node-a/cbr0")?));
+        bail!(
+            "{e:#}\nnode-a/cbr0 meanwhile:\n{}",
+            dump(warm.get("node-a/cbr0")?)
+        );
     }
 
     let mut taps = Taps::new("sticky");
@@ -268,20 +365,30 @@ async fn affinity_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let first = answers[0].body.clone();
     let sticky_ip = ip_of(&names, &first)?;
     let bodies: Vec<&str> = answers.iter().map(|a| a.body.as_str()).collect();
-    ensure!(bodies.iter().all(|b| *b == first), "50 connections from one client with ClientIP affinity: {bodies:?}");
+    ensure!(
+        bodies.iter().all(|b| *b == first),
+        "50 connections from one client with ClientIP affinity: {bodies:?}"
+    );
     let syns = syns_to_port(caps.get("node-a/cbr0")?, HTTP_PORT);
-    ensure!(syns.len() == 50, "50 connections, {} distinct SYNs on node-a/cbr0", syns.len());
+    ensure!(
+        syns.len() == 50,
+        "50 connections, {} distinct SYNs on node-a/cbr0",
+        syns.len()
+    );
     if let Some(s) = syns.iter().find(|s| s.dst_ip != Some(sticky_ip)) {
         bail!("with affinity to {first} ({sticky_ip}) a SYN went elsewhere: {s}");
     }
     for a in &answers {
-        Flow::tcp(a.local.into(), target).syn_ack("client/eth0").find(&caps)?;
+        Flow::tcp(a.local.into(), target)
+            .syn_ack("client/eth0")
+            .find(&caps)?;
     }
 
     // Idle for longer than the timeout between tries: the affinity expires and a new choice
     // is made each time (1/2 per try), so a try lands on the other endpoint well within 15.
     let idle = Duration::from_secs(TIMEOUT_S as u64 + 1);
-    let what = format!("a connection after {idle:?} idle to land on the endpoint other than {first}");
+    let what =
+        format!("a connection after {idle:?} idle to land on the endpoint other than {first}");
     let moved = harness::wait::wait_every(&what, idle * 15, idle, || async {
         match get_hostname(Origin::Host(client), target).await {
             Ok(a) if a.body != first => Ok(a.body),
@@ -300,17 +407,33 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
     let cl = Cluster::start(ctx, mode).await?;
     let ips = create_ready(&cl.client, vec![web_pod("lp", NODE_A, "lp")?]).await?;
     let lp_ip = ips[0];
-    let svc = service(&cl.client, "lp", "lp", json!({"type": "NodePort", "externalTrafficPolicy": "Local"})).await?;
-    let np = svc.node_port.context("a NodePort service got no nodePort")?;
+    let svc = service(
+        &cl.client,
+        "lp",
+        "lp",
+        json!({"type": "NodePort", "externalTrafficPolicy": "Local"}),
+    )
+    .await?;
+    let np = svc
+        .node_port
+        .context("a NodePort service got no nodePort")?;
     wait_slices(&cl.client, "lp", &[lp_ip], &[]).await?;
-    let (node_a, node_b, client) = (ctx.world.host(NODE_A)?, ctx.world.host(NODE_B)?, ctx.world.host("client")?);
+    let (node_a, node_b, client) = (
+        ctx.world.host(NODE_A)?,
+        ctx.world.host(NODE_B)?,
+        ctx.world.host("client")?,
+    );
     let on_a = SocketAddr::from((node_a.ip(), np));
     let on_b = SocketAddr::from((node_b.ip(), np));
     wait_serving(Origin::Host(client), on_a, &["lp"], PROXY_SYNC).await?;
     // Before node-b's proxy knows the service its kernel refuses the port; afterwards it drops.
-    wait_attempt(Origin::Host(client), on_b, Duration::from_secs(1), "the SYN to be dropped (no answer)", |a| {
-        matches!(a, Attempt::TimedOut(_))
-    })
+    wait_attempt(
+        Origin::Host(client),
+        on_b,
+        Duration::from_secs(1),
+        "the SYN to be dropped (no answer)",
+        |a| matches!(a, Attempt::TimedOut(_)),
+    )
     .await?;
 
     let mut taps = Taps::new("local");
@@ -322,13 +445,19 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
     let served = get_hostname(Origin::Host(client), on_a).await?;
     let caps = taps.stop().await?;
     let Attempt::TimedOut(local_b) = dropped else {
-        bail!("NodePort {on_b} on a node without local endpoints should drop, but the connection {}", dropped.describe());
+        bail!(
+            "NodePort {on_b} on a node without local endpoints should drop, but the connection {}",
+            dropped.describe()
+        );
     };
     let f = Flow::tcp(local_b.into(), on_b);
     let syn = f.syn("node-b/eth0").find(&caps)?;
     let node_b_mac = syn.dst_mac;
     let at_b = caps.get("node-b/eth0")?;
-    if let Some(p) = at_b.iter().find(|p| p.src_mac == node_b_mac && p.dst_ip == Some(client.ip())) {
+    if let Some(p) = at_b
+        .iter()
+        .find(|p| p.src_mac == node_b_mac && p.dst_ip == Some(client.ip()))
+    {
         bail!("node-b answered the dropped NodePort SYN: {p}");
     }
     // A forwarded SYN keeps the client's address, or (masqueraded) heads for a pod.
@@ -336,17 +465,26 @@ async fn external_local_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<(
     let forwarded = |p: &&harness::packets::Packet| {
         p.src_mac == node_b_mac
             && p.is_syn()
-            && (p.src() == Some(local_b) || p.dst_ip.is_some_and(|d| pods.contains(d)) || p.dst().is_some_and(|d| d.port() == np))
+            && (p.src() == Some(local_b)
+                || p.dst_ip.is_some_and(|d| pods.contains(d))
+                || p.dst().is_some_and(|d| d.port() == np))
     };
     if let Some(p) = at_b.iter().find(forwarded) {
         bail!("node-b forwarded the NodePort SYN: {p}");
     }
-    f.syn("node-b/cbr0").src(Addr::Any).dst(Addr::Any).absent(&caps)?;
+    f.syn("node-b/cbr0")
+        .src(Addr::Any)
+        .dst(Addr::Any)
+        .absent(&caps)?;
     f.syn_ack("client/eth0").src(Addr::Any).absent(&caps)?;
 
     ensure!(served.body == "lp", "{on_a} answered {:?}", served.body);
     let g = Flow::tcp(served.local.into(), on_a);
-    let at_pod = g.syn("node-a/cbr0").src(Addr::Any).dst(Addr::Exact(SocketAddrV4::new(lp_ip, HTTP_PORT))).find(&caps)?;
+    let at_pod = g
+        .syn("node-a/cbr0")
+        .src(Addr::Any)
+        .dst(Addr::Exact(SocketAddrV4::new(lp_ip, HTTP_PORT)))
+        .find(&caps)?;
     ensure!(
         at_pod.src() == Some(served.local),
         "externalTrafficPolicy Local preserves the client source, but the pod saw {:?} (client {}): {at_pod}",
@@ -376,9 +514,19 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let node_a = ctx.world.host(NODE_A)?;
     // Every UDP conntrack event on node-a, with timestamps, as evidence of what was flushed when.
     let mut events = node_a.spawn(
-        harness::process::ProcessSpec::new("conntrack", "conntrack-events-node-a").args(["-E", "-p", "udp", "-o", "timestamp"]),
+        harness::process::ProcessSpec::new("conntrack", "conntrack-events-node-a").args([
+            "-E",
+            "-p",
+            "udp",
+            "-o",
+            "timestamp",
+        ]),
     )?;
-    let ips = create_ready(&cl.client, vec![web_pod("u-1", NODE_A, "u")?, web_pod("uc", NODE_A, "uc")?]).await?;
+    let ips = create_ready(
+        &cl.client,
+        vec![web_pod("u-1", NODE_A, "u")?, web_pod("uc", NODE_A, "uc")?],
+    )
+    .await?;
     let (u1, uc_ip) = (ips[0], ips[1]);
     let uc = PodNet::find("uc", uc_ip).await?;
     let uc_veth = uc.host_veth(node_a).await?;
@@ -395,36 +543,56 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     early_taps.named(ctx, "pod:uc", node_a, &uc_veth)?;
     early_taps.on(ctx, node_a, "eth0")?;
     let early = udp_ask(&sock, target, "hostname", Duration::from_millis(200)).await?;
-    ensure!(early.is_none(), "{target} answered before the service existed: {early:?}");
+    ensure!(
+        early.is_none(),
+        "{target} answered before the service existed: {early:?}"
+    );
     let spec = json!({
         "clusterIP": UDP_SERVICE_IP.to_string(),
         "ports": [{"name": "dns", "port": 5353, "targetPort": UDP_PORT, "protocol": "UDP"}],
     });
     let svc = service(&cl.client, "u", "u", spec).await?;
-    ensure!(svc.cluster_ip == UDP_SERVICE_IP, "asked for clusterIP {UDP_SERVICE_IP}, got {}", svc.cluster_ip);
+    ensure!(
+        svc.cluster_ip == UDP_SERVICE_IP,
+        "asked for clusterIP {UDP_SERVICE_IP}, got {}",
+        svc.cluster_ip
+    );
     wait_slices(&cl.client, "u", &[u1], &[]).await?;
-    let what = format!("the flow {local} → {target}, started before the service had endpoints, to be answered by u-1");
-    let through = harness::wait::wait_every(&what, PROXY_SYNC, Duration::from_millis(100), || async {
-        match udp_ask(&sock, target, "hostname", ASK).await {
-            Ok(Some((_, b))) if b == "u-1" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    let what = format!(
+        "the flow {local} → {target}, started before the service had endpoints, to be answered by u-1"
+    );
+    let through =
+        harness::wait::wait_every(&what, PROXY_SYNC, Duration::from_millis(100), || async {
+            match udp_ask(&sock, target, "hostname", ASK).await {
+                Ok(Some((_, b))) if b == "u-1" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
     let early_caps = early_taps.stop().await?;
     if let Err(e) = through {
         bail!("{e}\nuc's veth:\n{}", dump(early_caps.get("pod:uc")?));
     }
     // Before the flush the flow left node-a unrewritten.
-    Flow::udp(local, target).request("node-a/eth0").find(&early_caps)?;
+    Flow::udp(local, target)
+        .request("node-a/eth0")
+        .find(&early_caps)?;
 
     let mut taps = Taps::new("roundtrip");
     taps.named(ctx, "pod:uc", node_a, &uc_veth)?;
     taps.named(ctx, "pod:u-1", node_a, &u1_veth)?;
     let got = udp_ask(&sock, target, "hostname", Duration::from_secs(2)).await?;
     let caps = taps.stop().await?;
-    let (from, body) = got.with_context(|| format!("no UDP answer from {target}:\n{}", dump(caps.get("pod:uc").unwrap_or(&[]))))?;
-    ensure!(body == "u-1" && from == target, "UDP {target} answered {body:?} from {from}");
+    let (from, body) = got.with_context(|| {
+        format!(
+            "no UDP answer from {target}:\n{}",
+            dump(caps.get("pod:uc").unwrap_or(&[]))
+        )
+    })?;
+    ensure!(
+        body == "u-1" && from == target,
+        "UDP {target} answered {body:?} from {from}"
+    );
     let f = Flow::udp(local, target);
     let ep1 = Addr::Exact(SocketAddrV4::new(u1, UDP_PORT));
     f.request("pod:uc").find(&caps)?;
@@ -440,7 +608,10 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     wait_udp(Origin::Pod(&uc), target, "u-2").await?;
     for _ in 0..5 {
         let a = udp_ask(&sock, target, "hostname", Duration::from_secs(2)).await?;
-        ensure!(matches!(&a, Some((_, b)) if b == "u-1"), "the established UDP flow left u-1 while u-1 was still ready: {a:?}");
+        ensure!(
+            matches!(&a, Some((_, b)) if b == "u-1"),
+            "the established UDP flow left u-1 while u-1 was still ready: {a:?}"
+        );
     }
 
     // u-1 goes away: the same socket must reach u-2.
@@ -453,7 +624,10 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let moved = loop {
         let a = udp_ask(&sock, target, "hostname", ASK).await?;
         if let Some((from, b)) = &a {
-            ensure!(*from == target, "UDP answer from {from}, not from the service {target}");
+            ensure!(
+                *from == target,
+                "UDP answer from {from}, not from the service {target}"
+            );
             if b == "u-2" {
                 break deleted.elapsed();
             }
@@ -472,11 +646,25 @@ async fn udp_impl(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let caps = taps.stop().await?;
     let f = Flow::udp(local, target);
     f.reply("pod:uc").find(&caps)?;
-    f.request("pod:u-2").dst(Addr::Exact(SocketAddrV4::new(u2, UDP_PORT))).find(&caps)?;
+    f.request("pod:u-2")
+        .dst(Addr::Exact(SocketAddrV4::new(u2, UDP_PORT)))
+        .find(&caps)?;
     // No conntrack entry of the service still points at u-1.
-    let table = node_a.exec("conntrack", &["-L", "-p", "udp", "--orig-dst", &UDP_SERVICE_IP.to_string()]).await?;
-    let stale: Vec<&str> = table.lines().filter(|l| l.contains(&format!("src={u1} "))).collect();
-    ensure!(stale.is_empty(), "conntrack entries to {target} still DNAT'd to u-1 ({u1}) {moved:?} after its deletion:\n{}", stale.join("\n"));
+    let table = node_a
+        .exec(
+            "conntrack",
+            &["-L", "-p", "udp", "--orig-dst", &UDP_SERVICE_IP.to_string()],
+        )
+        .await?;
+    let stale: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains(&format!("src={u1} ")))
+        .collect();
+    ensure!(
+        stale.is_empty(),
+        "conntrack entries to {target} still DNAT'd to u-1 ({u1}) {moved:?} after its deletion:\n{}",
+        stale.join("\n")
+    );
     events.stop(Duration::from_secs(2)).await?;
     cl.stop().await
 }

@@ -42,7 +42,13 @@ struct Manager<R> {
     state: ThresholdState,
     evicted: HashSet<String>,
     tainted: Option<BTreeSet<Pressure>>,
+    /// The last evicted pod and until when to wait for its containers to stop before the next
+    /// eviction (upstream waits for the pod's cleanup too).
+    cleaning: Option<(String, Instant)>,
 }
+
+/// How long past its grace period an evicted pod may take to stop before eviction goes on.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `cancel` fires.
 pub async fn run_eviction_manager<R: Runtime>(
@@ -54,7 +60,7 @@ pub async fn run_eviction_manager<R: Runtime>(
     cancel: CancellationToken,
 ) {
     let period = p.cfg.nodekit.eviction_monitoring_period.0;
-    let mut m = Manager { runtime, stats, client, pressure, p, state: ThresholdState::default(), evicted: HashSet::new(), tainted: None };
+    let mut m = Manager { runtime, stats, client, pressure, p, state: ThresholdState::default(), evicted: HashSet::new(), tainted: None, cleaning: None };
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,6 +100,13 @@ impl<R: Runtime> Manager<R> {
             }
         }
         let Some(i) = decision.reclaim else { return Ok(()) };
+        if let Some((uid, until)) = &self.cleaning {
+            let running = usage.get(uid).is_some_and(|(u, _, _)| !u.containers.is_empty());
+            if running && Instant::now() < *until {
+                return Ok(());
+            }
+            self.cleaning = None;
+        }
         let t = self.p.thresholds[i].clone();
         let Some(observed) = obs.get(&t.signal).copied() else { return Ok(()) };
         let usage: HashMap<String, PodUsage> = usage.into_iter().map(|(k, (u, _, _))| (k, u)).collect();
@@ -152,6 +165,7 @@ impl<R: Runtime> Manager<R> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         api("patch evicted pod status", self.p.api_timeout, pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
         self.evicted.insert(uid.clone());
+        self.cleaning = Some((uid.clone(), Instant::now() + Duration::from_secs(grace as u64) + CLEANUP_TIMEOUT));
         let pod_ref = crate::pods::events::PodRef { name: name.clone(), namespace: ns.clone(), uid: uid.clone() };
         let mut ev = crate::pods::events::build_event(&pod_ref, &crate::pods::events::ContainerRef::None, &self.p.node_name, true, "Evicted", message, now);
         ev.metadata.annotations = Some(annotations);

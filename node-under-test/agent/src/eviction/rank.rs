@@ -139,8 +139,10 @@ mod tests {
         assert!(!is_critical(&p));
         p.metadata.annotations = Some([("kubernetes.io/config.source".to_string(), "file".to_string())].into());
         assert!(is_critical(&p));
-        let mut q = Pod::default();
-        q.spec = Some(k8s_openapi::api::core::v1::PodSpec { priority: Some(CRITICAL_PRIORITY), ..Default::default() });
+        let q = Pod {
+            spec: Some(k8s_openapi::api::core::v1::PodSpec { priority: Some(CRITICAL_PRIORITY), ..Default::default() }),
+            ..Default::default()
+        };
         assert!(is_critical(&q));
     }
 }

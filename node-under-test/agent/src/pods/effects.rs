@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
 
 use super::events::{ContainerRef, PodRef, Recorder};
+use super::kills::KillTasks;
 use super::model::{Observation, Outcome};
 use super::spec::{self, SpecContext};
 use super::worker::Action;
@@ -25,6 +26,12 @@ pub struct Effects<R> {
     pub runtime: Arc<R>,
     pub recorder: Recorder,
     pub spec_ctx: Arc<SpecContext>,
+}
+
+impl<R> Clone for Effects<R> {
+    fn clone(&self) -> Self {
+        Effects { runtime: self.runtime.clone(), recorder: self.recorder.clone(), spec_ctx: self.spec_ctx.clone() }
+    }
 }
 
 fn pod_ref(pod: &Pod) -> PodRef {
@@ -71,19 +78,19 @@ impl<R: Runtime> Effects<R> {
         self.recorder.record(&pod_ref(pod), &cref(pod, container), warning, reason, message).await;
     }
 
-    /// Runs `actions` (kills concurrently), returning outcomes for the next step.
-    pub async fn execute(&self, pod: &Pod, obs: &Observation, actions: &[Action]) -> Vec<Outcome> {
+    /// Runs `actions`, returning outcomes for the next step. Kills are started as tasks in
+    /// `kills` (their completion is reported from there), the rest run here in order.
+    pub async fn execute(&self, pod: &Pod, obs: &Observation, actions: &[Action], kills: &mut KillTasks) -> Vec<Outcome> {
         let mut out = Vec::new();
-        let kills: Vec<_> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::KillContainer { id, name, grace, message, pre_stop } => {
-                    Some(self.kill(pod, obs, id, name, *grace, message, *pre_stop))
-                }
-                _ => None,
-            })
-            .collect();
-        futures::future::join_all(kills).await;
+        for a in actions {
+            if let Action::KillContainer { id, name, grace, message, pre_stop } = a {
+                let (fx, pod, obs) = (self.clone(), pod.clone(), obs.clone());
+                let (id2, name, grace, message, pre_stop) = (id.clone(), name.clone(), *grace, message.clone(), *pre_stop);
+                kills.spawn(id.clone(), async move {
+                    fx.kill(&pod, &obs, &id2, &name, grace, &message, pre_stop).await;
+                });
+            }
+        }
         for a in actions {
             match a {
                 Action::CreateSandbox { attempt } => out.push(self.create_sandbox(pod, *attempt).await),

@@ -8,6 +8,7 @@ pub mod spec;
 pub mod status;
 pub mod events;
 pub mod effects;
+pub mod kills;
 pub mod observe;
 pub mod runner;
 pub mod manager;

@@ -122,6 +122,8 @@ pub enum Outcome {
     ImagePullFailed { container: String, message: String },
     CreateFailed { container: String, reason: String, message: String },
     Started { container: String },
+    /// A kill of this container instance finished (the container may still run if it failed).
+    Killed { id: String },
 }
 
 /// One observation fed to [`super::worker::step`].

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::effects::Effects;
 use super::events::{PodRef, Recorder};
+use super::kills::KillTasks;
 use super::model::{Observation, Outcome, RunState};
 use super::observe::{observe_runtime, pod_view};
 use super::spec::SpecContext;
@@ -100,6 +101,9 @@ impl ProbeSet {
     }
 }
 
+/// How long a stopping worker waits for its cancelled kill tasks before aborting them.
+const KILL_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// Runs the worker of pod `uid` until the pod is gone and cleaned up, or `cancel` fires
 /// (then running containers are left running, like the kubelet).
 pub async fn run_pod_worker<R: Runtime>(
@@ -120,7 +124,11 @@ pub async fn run_pod_worker<R: Runtime>(
     let board_changed = probes.board.changed.clone();
     let mut busy_streak = 0u32;
     let mut messages: HashMap<String, String> = HashMap::new();
+    let mut kills = KillTasks::new(cancel.child_token());
     loop {
+        while let Some(o) = kills.try_next() {
+            outcomes.push(o);
+        }
         let current = pod_rx.borrow_and_update().clone();
         let gone = current.is_none();
         if let Some(p) = current {
@@ -163,8 +171,9 @@ pub async fn run_pod_worker<R: Runtime>(
             Action::WakeAt(t) => Some(*t),
             _ => None,
         }).min();
-        let busy = actions.iter().any(|a| !matches!(a, Action::WakeAt(_) | Action::Event { .. }));
-        outcomes = effects.execute(&pod, &obs, &actions).await;
+        // A kill's completion wakes the worker by itself.
+        let busy = actions.iter().any(|a| !matches!(a, Action::WakeAt(_) | Action::Event { .. } | Action::KillContainer { .. }));
+        outcomes.extend(effects.execute(&pod, &obs, &actions, &mut kills).await);
         deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
 
         if !gone && !deleted_in_api {
@@ -208,9 +217,11 @@ pub async fn run_pod_worker<R: Runtime>(
                 }
             }
             _ = board_changed.notified() => {}
+            o = kills.next() => outcomes.push(o),
             _ = tokio::time::sleep(sleep_for) => {}
         }
     }
+    kills.shutdown(KILL_SHUTDOWN).await;
     probes.shutdown().await;
 }
 

@@ -282,18 +282,58 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
     }
 }
 
+/// Top-level status fields the agent owns: when absent they are cleared (null) in the patch,
+/// so the server drops what an earlier status set (a strategic merge keeps absent fields).
+const OWNED_FIELDS: &[&str] = &[
+    "phase",
+    "reason",
+    "message",
+    "hostIP",
+    "hostIPs",
+    "podIP",
+    "podIPs",
+    "startTime",
+    "qosClass",
+    "initContainerStatuses",
+    "containerStatuses",
+];
+
+/// Fields of a condition the agent owns (a True condition carries no reason/message).
+const OWNED_CONDITION_FIELDS: &[&str] = &["reason", "message"];
+
+/// Lists the server merges by key (`ip`) that the agent writes whole.
+const REPLACED_LISTS: &[&str] = &["podIPs", "hostIPs"];
+
 /// The strategic merge patch for pods/status: uid precondition, `$setElementOrder/conditions`
-/// and the full status (lists are written whole).
+/// and the full status. Absent owned fields are written as null (upstream's two-way patch
+/// deletes them too); containerStatuses are replaced whole by the server; podIPs/hostIPs carry
+/// a `$patch: replace` element so a changed address replaces the old one instead of joining it.
 pub fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
+    use serde_json::Value;
     let mut s = serde_json::to_value(status).unwrap_or_default();
-    let order: Vec<serde_json::Value> = status
+    let order: Vec<Value> = status
         .conditions
         .iter()
         .flatten()
         .map(|c| serde_json::json!({ "type": c.type_ }))
         .collect();
     if let Some(obj) = s.as_object_mut() {
-        obj.insert("$setElementOrder/conditions".into(), serde_json::Value::Array(order));
+        for field in OWNED_FIELDS {
+            obj.entry(*field).or_insert(Value::Null);
+        }
+        if let Some(Value::Array(conds)) = obj.get_mut("conditions") {
+            for c in conds.iter_mut().filter_map(Value::as_object_mut) {
+                for field in OWNED_CONDITION_FIELDS {
+                    c.entry(*field).or_insert(Value::Null);
+                }
+            }
+        }
+        for list in REPLACED_LISTS {
+            if let Some(Value::Array(items)) = obj.get_mut(*list) {
+                items.push(serde_json::json!({ "$patch": "replace" }));
+            }
+        }
+        obj.insert("$setElementOrder/conditions".into(), Value::Array(order));
     }
     serde_json::json!({ "metadata": { "uid": uid }, "status": s })
 }

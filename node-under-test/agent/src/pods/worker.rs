@@ -69,6 +69,8 @@ pub struct PodState {
     pub terminal: Option<Terminal>,
     pub delete_requested: bool,
     announced: HashSet<String>,
+    /// Kills in flight: container id → grace period of the kill.
+    killing: HashMap<String, Duration>,
 }
 
 /// Effects requested by a step.
@@ -104,6 +106,7 @@ impl PodState {
             terminal: None,
             delete_requested: false,
             announced: HashSet::new(),
+            killing: HashMap::new(),
         }
     }
 }
@@ -189,8 +192,31 @@ impl Ctx<'_> {
     }
 }
 
-/// Advances the worker by one observation.
-pub fn step(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
+/// Advances the worker by one observation. Kills run in the background until an
+/// [`Outcome::Killed`] comes back: a container already being stopped is not killed again,
+/// unless with a shorter grace period (like upstream; then without its preStop hook again).
+pub fn step(st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
+    let (mut st, acts) = advance(st, obs);
+    st.killing.retain(|id, _| obs.containers.iter().any(|c| &c.id == id && is_live(c)));
+    let acts = acts
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::KillContainer { id, name, grace, message, pre_stop } => {
+                let again = match st.killing.get(&id) {
+                    Some(g) if *g <= grace => return None,
+                    Some(_) => true,
+                    None => false,
+                };
+                st.killing.insert(id.clone(), grace);
+                Some(Action::KillContainer { id, name, grace, message, pre_stop: pre_stop && !again })
+            }
+            a => Some(a),
+        })
+        .collect();
+    (st, acts)
+}
+
+fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
     let mut cx = Ctx { obs, acts: Vec::new() };
     let now = obs.now;
     st.waiting.clear();
@@ -213,6 +239,9 @@ pub fn step(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
             Outcome::Started { container } => {
                 st.image_failures.remove(container);
                 st.create_failures.remove(container);
+            }
+            Outcome::Killed { id } => {
+                st.killing.remove(id);
             }
         }
     }
@@ -275,7 +304,9 @@ pub fn step(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
 
     if !obs.sandbox.as_ref().is_some_and(|s| s.ready) {
         if live_count > 0 {
-            cx.event(false, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into(), None);
+            if obs.containers.iter().any(|c| is_live(c) && !st.killing.contains_key(&c.id)) {
+                cx.event(false, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into(), None);
+            }
             cx.kill_all(obs.pod.termination_grace);
             return (st, cx.acts);
         }

@@ -139,10 +139,40 @@ async fn run_once<R: Runtime>(t: &ProbeTask<R>, probe: &Probe, timeout: Duration
     ProbeOutcome::Error("probe has no handler".into())
 }
 
-/// Runs one probe of one container instance until cancelled.
-pub async fn probe_loop<R: Runtime>(t: Arc<ProbeTask<R>>, kind: ProbeKind, probe: Probe, cancel: CancellationToken) {
+/// Waits out one probe period; with `wake_on_start`, the container reporting started (its
+/// startup probe succeeded) ends the wait early.
+async fn wait_next(period: Duration, started: &mut watch::Receiver<bool>, wake_on_start: bool) {
+    let on_start = async {
+        if !wake_on_start {
+            return std::future::pending::<()>().await;
+        }
+        loop {
+            if started.changed().await.is_err() {
+                return std::future::pending::<()>().await;
+            }
+            if *started.borrow() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(period) => {}
+        _ = on_start => {}
+    }
+}
+
+/// Runs one probe of one container instance until cancelled. `start` carries the instance's
+/// started flag: the startup probe sets it, gated probes wait on it.
+pub async fn probe_loop<R: Runtime>(
+    t: Arc<ProbeTask<R>>,
+    kind: ProbeKind,
+    probe: Probe,
+    start: Arc<watch::Sender<bool>>,
+    cancel: CancellationToken,
+) {
     let timing = ProbeTiming::from_api(&probe);
     let mut st = ProbeState::new(kind, timing);
+    let mut started_rx = start.subscribe();
     let since_start = jiff::Timestamp::now().as_nanosecond() - t.started_at.as_nanosecond();
     let delay = timing.initial_delay.saturating_sub(Duration::from_nanos(since_start.max(0) as u64));
     tokio::select! {
@@ -150,6 +180,7 @@ pub async fn probe_loop<R: Runtime>(t: Arc<ProbeTask<R>>, kind: ProbeKind, probe
         _ = tokio::time::sleep(delay) => {}
     }
     loop {
+        started_rx.borrow_and_update();
         let started = t.board.get(&t.container_id).is_some_and(|v| v.started);
         let terminating = *t.terminating.borrow();
         if st.should_run(started, terminating) {
@@ -161,12 +192,17 @@ pub async fn probe_loop<R: Runtime>(t: Arc<ProbeTask<R>>, kind: ProbeKind, probe
             st = next;
             for a in acts {
                 match a {
-                    ProbeAction::SetResult(v) => t.board.update(&t.container_id, |view| match kind {
-                        ProbeKind::Readiness => view.ready = v,
-                        ProbeKind::Liveness => view.liveness_failed = !v,
-                        ProbeKind::Startup if v => view.started = true,
-                        ProbeKind::Startup => view.startup_failed = true,
-                    }),
+                    ProbeAction::SetResult(v) => {
+                        t.board.update(&t.container_id, |view| match kind {
+                            ProbeKind::Readiness => view.ready = v,
+                            ProbeKind::Liveness => view.liveness_failed = !v,
+                            ProbeKind::Startup if v => view.started = true,
+                            ProbeKind::Startup => view.startup_failed = true,
+                        });
+                        if kind == ProbeKind::Startup && v {
+                            start.send_replace(true);
+                        }
+                    }
                     ProbeAction::Event { reason, message } => {
                         let c = ContainerRef::Container(t.container.name.clone());
                         t.recorder.record(&t.pod, &c, true, reason, &message).await;
@@ -175,9 +211,10 @@ pub async fn probe_loop<R: Runtime>(t: Arc<ProbeTask<R>>, kind: ProbeKind, probe
                 }
             }
         }
+        let wake_on_start = st.wakes_on_start(started);
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(timing.period) => {}
+            _ = wait_next(timing.period, &mut started_rx, wake_on_start) => {}
         }
     }
 }
@@ -185,7 +222,9 @@ pub async fn probe_loop<R: Runtime>(t: Arc<ProbeTask<R>>, kind: ProbeKind, probe
 /// Spawns the container's probe tasks into `set`.
 pub fn spawn_probes<R: Runtime>(set: &mut tokio::task::JoinSet<()>, task: ProbeTask<R>, cancel: CancellationToken) {
     let c = task.container.clone();
-    task.board.insert(&task.container_id, initial_view(&c));
+    let initial = initial_view(&c);
+    task.board.insert(&task.container_id, initial);
+    let start = Arc::new(watch::channel(initial.started).0);
     let task = Arc::new(task);
     for (kind, probe) in [
         (ProbeKind::Startup, c.startup_probe),
@@ -193,7 +232,41 @@ pub fn spawn_probes<R: Runtime>(set: &mut tokio::task::JoinSet<()>, task: ProbeT
         (ProbeKind::Readiness, c.readiness_probe),
     ] {
         if let Some(p) = probe {
-            set.spawn(probe_loop(task.clone(), kind, p, cancel.clone()));
+            set.spawn(probe_loop(task.clone(), kind, p, start.clone(), cancel.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn gated_wait_ends_when_the_container_starts() {
+        let (tx, mut rx) = watch::channel(false);
+        let t0 = Instant::now();
+        let waiter = tokio::spawn(async move {
+            wait_next(Duration::from_secs(10), &mut rx, true).await;
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send_replace(true);
+        let woke = waiter.await.unwrap();
+        assert!(woke - t0 < Duration::from_secs(2), "woke after {:?}, not right after the start", woke - t0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ungated_wait_keeps_the_period() {
+        let (tx, mut rx) = watch::channel(false);
+        let t0 = Instant::now();
+        let waiter = tokio::spawn(async move {
+            wait_next(Duration::from_secs(10), &mut rx, false).await;
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send_replace(true);
+        let woke = waiter.await.unwrap();
+        assert!(woke - t0 >= Duration::from_secs(10), "woke after {:?}, before the period", woke - t0);
     }
 }

@@ -103,6 +103,13 @@ impl ProbeState {
             ProbeKind::Readiness => started,
         }
     }
+
+    /// Whether the wait before the next run also ends when the container reports started:
+    /// readiness gated by a startup probe runs right after startup succeeds (upstream triggers
+    /// it at once) instead of sleeping out its period.
+    pub fn wakes_on_start(&self, started: bool) -> bool {
+        self.kind == ProbeKind::Readiness && !started && !self.on_hold
+    }
 }
 
 /// Feeds one probe outcome into the state.
@@ -245,6 +252,17 @@ mod tests {
         assert!(readiness.should_run(true, true));
         let (started, _) = run(startup, &[ProbeOutcome::Success]);
         assert!(!started.should_run(true, false), "startup stops after success");
+    }
+
+    #[test]
+    fn only_gated_readiness_wakes_on_start() {
+        let readiness = ProbeState::new(ProbeKind::Readiness, timing(1, 3));
+        assert!(readiness.wakes_on_start(false), "readiness waiting on startup runs once started");
+        assert!(!readiness.wakes_on_start(true), "started readiness keeps its period");
+        let liveness = ProbeState::new(ProbeKind::Liveness, timing(1, 3));
+        assert!(!liveness.wakes_on_start(false), "liveness keeps its period after startup");
+        let startup = ProbeState::new(ProbeKind::Startup, timing(1, 3));
+        assert!(!startup.wakes_on_start(false));
     }
 
     #[test]

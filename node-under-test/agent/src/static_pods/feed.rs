@@ -148,9 +148,9 @@ mod tests {
         let mut f = StaticFeed::disabled();
         let v1 = pod("web-n", "u1");
         let v2 = pod("web-n", "u2");
-        assert_eq!(uids(&f.apply(&set(&[v1.clone()]), |_| false)), [("u1".to_string(), true)]);
+        assert_eq!(uids(&f.apply(&set(std::slice::from_ref(&v1)), |_| false)), [("u1".to_string(), true)]);
         // The manifest changes: u1 is told to stop, u2 waits while u1's worker lives.
-        let out = f.apply(&set(&[v2.clone()]), |u| u == "u1");
+        let out = f.apply(&set(std::slice::from_ref(&v2)), |u| u == "u1");
         assert_eq!(uids(&out), [("u1".to_string(), false)]);
         assert!(f.contains("u2") && f.contains("u1"));
         assert!(f.worker_finished("other").is_empty());
@@ -162,9 +162,9 @@ mod tests {
     fn removed_and_readded_same_uid_waits_for_the_worker() {
         let mut f = StaticFeed::disabled();
         let p = pod("web-n", "u1");
-        f.apply(&set(&[p.clone()]), |_| false);
+        f.apply(&set(std::slice::from_ref(&p)), |_| false);
         assert_eq!(uids(&f.apply(&set(&[]), |_| true)), [("u1".to_string(), false)]);
-        assert!(f.apply(&set(&[p.clone()]), |_| true).is_empty());
+        assert!(f.apply(&set(std::slice::from_ref(&p)), |_| true).is_empty());
         assert_eq!(uids(&f.worker_finished("u1")), [("u1".to_string(), true)]);
     }
 

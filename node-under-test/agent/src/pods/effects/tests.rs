@@ -186,12 +186,16 @@ fn reasons(events: &Events) -> Vec<String> {
     events.lock().unwrap().iter().map(|(r, _)| r.clone()).collect()
 }
 
+fn kills() -> KillTasks {
+    KillTasks::new(tokio_util::sync::CancellationToken::new())
+}
+
 const START: Action = Action::StartContainer { init: false, index: 0, restart_count: 0, remove: vec![] };
 
 #[tokio::test]
 async fn absent_image_is_pulled_then_created_and_started() {
     let (fx, rt, events, dir) = effects(FakeRuntime::default());
-    let out = fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
     assert_eq!(rt.calls(), ["ImageStatus img:1", "PullImage img:1", "CreateContainer sb main", "StartContainer c-new"]);
     assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
@@ -203,20 +207,20 @@ async fn present_image_is_not_pulled_unless_always() {
     let rt = FakeRuntime::default();
     rt.present.lock().unwrap().insert("img:1".into());
     let (fx, rt, events, _dir) = effects(rt);
-    fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage")));
     let (_, msg) = events.lock().unwrap()[0].clone();
     assert_eq!(msg, "Container image \"img:1\" already present on machine");
     // `latest` means pull policy Always.
     rt.present.lock().unwrap().insert("img:latest".into());
-    fx.execute(&pod("img:latest", None), &observation(false), &[START]).await;
+    fx.execute(&pod("img:latest", None), &observation(false), &[START], &mut kills()).await;
     assert!(rt.calls().iter().any(|c| c == "PullImage img:latest"));
 }
 
 #[tokio::test]
 async fn pull_failure_is_reported_and_nothing_is_created() {
     let (fx, rt, events, _dir) = effects(FakeRuntime { fail_pull: true, ..Default::default() });
-    let out = fx.execute(&pod("img:1", None), &observation(false), &[START]).await;
+    let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     assert!(matches!(&out[..], [Outcome::ImagePullFailed { container, .. }] if container == "main"));
     assert!(!rt.calls().iter().any(|c| c.starts_with("CreateContainer")));
     assert_eq!(reasons(&events), ["Pulling", "Failed", "Failed"]);
@@ -233,7 +237,10 @@ async fn pre_stop_then_stop_with_remaining_grace() {
         message: "Stopping container main".into(),
         pre_stop: true,
     };
-    fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill]).await;
+    let mut kills = kills();
+    let out = fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill], &mut kills).await;
+    assert!(out.is_empty(), "a kill reports when its task finishes: {out:?}");
+    assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
     assert_eq!(rt.calls(), ["ExecSync c1 /bin/sh -c cleanup", "StopContainer c1 7s"]);
     assert_eq!(events.lock().unwrap()[0], ("Killing".to_string(), "Stopping container main".to_string()));
 }
@@ -249,7 +256,10 @@ async fn pre_stop_longer_than_grace_is_cut_and_reported() {
         message: "Stopping container main".into(),
         pre_stop: true,
     };
-    fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill]).await;
+    let mut kills = kills();
+    let out = fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill], &mut kills).await;
+    assert!(out.is_empty(), "a kill reports when its task finishes: {out:?}");
+    assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
     assert_eq!(rt.calls(), ["ExecSync c1 sleep 60", "StopContainer c1 2s"]);
     assert_eq!(reasons(&events), ["Killing", "FailedPreStopHook"]);
 }
@@ -263,4 +273,24 @@ fn default_pull_policy() {
     assert_eq!(pull_policy(&c("registry:5000/workload")), "Always");
     assert_eq!(pull_policy(&c("registry:5000/workload:v1")), "IfNotPresent");
     assert_eq!(pull_policy(&c("w@sha256:abc")), "IfNotPresent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn execute_does_not_wait_for_a_kill() {
+    let (fx, rt, _events, _dir) = effects(FakeRuntime { hook_takes: Duration::from_secs(20), ..Default::default() });
+    let hook = serde_json::json!({"exec": {"command": ["sleep", "20"]}});
+    let kill = Action::KillContainer {
+        id: "c1".into(),
+        name: "main".into(),
+        grace: Duration::from_secs(30),
+        message: "Stopping container main".into(),
+        pre_stop: true,
+    };
+    let mut kills = kills();
+    let t0 = tokio::time::Instant::now();
+    fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill], &mut kills).await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "execute blocked for {:?}", t0.elapsed());
+    assert!(tokio::time::timeout(Duration::from_secs(5), kills.next()).await.is_err(), "kill still in its preStop hook");
+    assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
+    assert_eq!(rt.calls(), ["ExecSync c1 sleep 20", "StopContainer c1 10s"], "hook time comes off the grace");
 }

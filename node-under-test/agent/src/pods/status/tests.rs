@@ -183,3 +183,99 @@ fn patch_has_uid_and_element_order() {
     assert_eq!(order, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
     assert_eq!(p["status"]["phase"], "Running");
 }
+
+/// Applies a pod-status strategic merge patch the way the API server does for the fields the
+/// agent writes: null deletes, conditions merge by type, podIPs/hostIPs by ip (or are replaced
+/// on a `$patch: replace` element), other lists are replaced whole.
+fn apply_status_patch(server: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    fn merge(orig: &mut Value, patch: &Value, field: &str) {
+        match (orig, patch) {
+            (Value::Object(o), Value::Object(p)) => {
+                for (k, v) in p.iter().filter(|(k, _)| !k.starts_with('$')) {
+                    if v.is_null() {
+                        o.remove(k);
+                    } else {
+                        merge(o.entry(k.clone()).or_insert(Value::Null), v, k);
+                    }
+                }
+            }
+            (o @ Value::Array(_), Value::Array(p)) if matches!(field, "conditions" | "podIPs" | "hostIPs") => {
+                let replace = p.iter().any(|e| e.get("$patch").and_then(Value::as_str) == Some("replace"));
+                let items: Vec<&Value> = p.iter().filter(|e| e.get("$patch").is_none()).collect();
+                let Value::Array(base) = o else { unreachable!() };
+                if replace {
+                    base.clear();
+                }
+                let key = if field == "conditions" { "type" } else { "ip" };
+                for item in items {
+                    match base.iter_mut().find(|b| b.get(key) == item.get(key)) {
+                        Some(b) => merge(b, item, ""),
+                        None => base.push(item.clone()),
+                    }
+                }
+            }
+            (o, p) => *o = p.clone(),
+        }
+    }
+    merge(server, &patch["status"], "status");
+}
+
+fn condition_json<'a>(server: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    server["conditions"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap()
+}
+
+#[test]
+fn ready_true_clears_reason_and_message_left_by_false() {
+    let mut o = observation(5, view(&[], &["web"], RestartPolicy::Always), vec![inst("web", "c1", 0, RunState::Running, 0)]);
+    o.probes.insert("c1".into(), ProbeView { ready: false, started: true, liveness_failed: false, startup_failed: false });
+    let (st, _) = step(state(), &o);
+    let unready = compute_status(&Pod::default(), &o, &st, &cx(), None);
+    let mut server = serde_json::json!({});
+    apply_status_patch(&mut server, &status_patch("u1", &unready));
+    assert_eq!(condition_json(&server, "Ready")["reason"], "ContainersNotReady");
+
+    o.probes.insert("c1".into(), ProbeView { ready: true, started: true, liveness_failed: false, startup_failed: false });
+    let ready = compute_status(&Pod::default(), &o, &st, &cx(), Some(&unready));
+    let patch = status_patch("u1", &ready);
+    let ready_patch = patch["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert!(ready_patch["reason"].is_null() && ready_patch.get("reason").is_some(), "reason written as null: {ready_patch}");
+    apply_status_patch(&mut server, &patch);
+    for kind in ["Ready", "ContainersReady"] {
+        let c = condition_json(&server, kind);
+        assert_eq!(c["status"], "True");
+        assert!(c.get("reason").is_none() && c.get("message").is_none(), "{kind} keeps stale fields: {c}");
+    }
+}
+
+#[test]
+fn waiting_to_running_and_new_pod_ip_leave_nothing_stale() {
+    let v = view(&[], &["web"], RestartPolicy::Always);
+    let mut o = observation(5, v.clone(), vec![]);
+    let (st, _) = step(state(), &o);
+    let pending = compute_status(&Pod::default(), &o, &st, &cx(), None);
+    let mut server = serde_json::json!({});
+    apply_status_patch(&mut server, &status_patch("u1", &pending));
+    assert_eq!(server["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+
+    o = observation(6, v, vec![inst("web", "c1", 0, RunState::Running, 0)]);
+    o.sandbox.as_mut().unwrap().ip = Some("10.244.1.9".into());
+    let (st, _) = step(st, &o);
+    let running = compute_status(&Pod::default(), &o, &st, &cx(), Some(&pending));
+    apply_status_patch(&mut server, &status_patch("u1", &running));
+    let state = &server["containerStatuses"][0]["state"];
+    assert!(state.get("waiting").is_none() && state.get("running").is_some(), "state {state}");
+    assert_eq!(server["podIP"], "10.244.1.9");
+    assert_eq!(server["podIPs"], serde_json::json!([{"ip": "10.244.1.9"}]), "old address replaced");
+}
+
+#[test]
+fn terminal_reason_and_message_are_cleared_when_absent() {
+    let o = observation(5, view(&[], &["a"], RestartPolicy::Always), vec![inst("a", "c1", 0, RunState::Running, 0)]);
+    let (st, _) = step(state(), &o);
+    let s = compute_status(&Pod::default(), &o, &st, &cx(), None);
+    let mut server = serde_json::json!({"reason": "Stale", "message": "left over", "nominatedNodeName": "other"});
+    apply_status_patch(&mut server, &status_patch("u1", &s));
+    assert!(server.get("reason").is_none() && server.get("message").is_none(), "{server}");
+    assert_eq!(server["nominatedNodeName"], "other", "fields the agent does not own are left alone");
+}

@@ -297,3 +297,54 @@ fn terminal_phase_in_api_is_never_restarted() {
     assert_eq!(pod_phase(&o, &st), Phase::Failed);
     assert_eq!(st.terminal.unwrap().reason.as_deref(), Some("DeadlineExceeded"));
 }
+
+#[test]
+fn kill_in_flight_is_not_repeated_until_it_finishes() {
+    let mut p = pod(&[], &["a"], RestartPolicy::Always);
+    p.deletion = Some(Deletion { grace: Duration::from_secs(30), gone: false });
+    let o = obs(10, p.clone(), sandbox(), vec![running("a", "c1", 0, 1)]);
+    let (st, acts) = step(PodState::new(params()), &o);
+    assert!(matches!(&acts[..], [Action::KillContainer { id, pre_stop: true, .. }] if id == "c1"), "{acts:?}");
+    // The container still runs its SIGTERM delay: the worker keeps stepping without killing again.
+    let (st, acts) = step(st, &obs(11, p.clone(), sandbox(), vec![running("a", "c1", 0, 1)]));
+    assert!(acts.is_empty(), "{acts:?}");
+    // The kill finished but the container survived (the stop failed): it is killed again.
+    let mut o = obs(12, p.clone(), sandbox(), vec![running("a", "c1", 0, 1)]);
+    o.outcomes.push(Outcome::Killed { id: "c1".into() });
+    let (st, acts) = step(st, &o);
+    assert!(matches!(&acts[..], [Action::KillContainer { id, .. }] if id == "c1"), "{acts:?}");
+    // Once it exited, the pod is cleaned up.
+    let mut o = obs(13, p, sandbox(), vec![exited("a", "c1", 0, 1, 12, 143)]);
+    o.outcomes.push(Outcome::Killed { id: "c1".into() });
+    let (_, acts) = step(st, &o);
+    assert_eq!(acts, vec![Action::StopSandbox { id: "sb1".into() }, Action::RemoveAll, Action::DeleteFromApi]);
+}
+
+#[test]
+fn shorter_grace_kills_again_without_pre_stop() {
+    let mut p = pod(&[], &["a"], RestartPolicy::Always);
+    p.containers[0].liveness_grace = Some(Duration::from_secs(60));
+    let mut o = obs(10, p.clone(), sandbox(), vec![running("a", "c1", 0, 1)]);
+    o.probes.insert("c1".into(), ProbeView { ready: false, started: true, liveness_failed: true, startup_failed: false });
+    let (st, acts) = step(PodState::new(params()), &o);
+    assert!(matches!(&acts[..], [Action::KillContainer { grace, .. }] if *grace == Duration::from_secs(60)));
+    p.deletion = Some(Deletion { grace: Duration::from_secs(2), gone: false });
+    let (st, acts) = step(st, &obs(11, p.clone(), sandbox(), vec![running("a", "c1", 0, 1)]));
+    assert!(
+        matches!(&acts[..], [Action::KillContainer { grace, pre_stop: false, .. }] if *grace == Duration::from_secs(2)),
+        "{acts:?}"
+    );
+    let (_, acts) = step(st, &obs(12, p, sandbox(), vec![running("a", "c1", 0, 1)]));
+    assert!(acts.is_empty(), "{acts:?}");
+}
+
+#[test]
+fn sandbox_changed_is_announced_once_per_kill() {
+    let p = pod(&[], &["a"], RestartPolicy::Always);
+    let dead = Some(SandboxObs { id: "sb1".into(), ready: false, ip: None, attempt: 0 });
+    let (st, acts) = step(PodState::new(params()), &obs(10, p.clone(), dead.clone(), vec![running("a", "c1", 0, 1)]));
+    assert!(acts.iter().any(|a| matches!(a, Action::Event { reason, .. } if reason == "SandboxChanged")));
+    assert!(acts.iter().any(|a| matches!(a, Action::KillContainer { .. })));
+    let (_, acts) = step(st, &obs(11, p, dead, vec![running("a", "c1", 0, 1)]));
+    assert!(acts.is_empty(), "{acts:?}");
+}

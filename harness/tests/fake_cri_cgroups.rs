@@ -1,0 +1,295 @@
+//! fake-cri's cgroups belong to the world: each trial re-executes this binary in a sealed child
+//! (role in `NODEKIT_CHILD`) that starts fake-cri in node-a (as `Runtime::start` does, with
+//! `--cgroup-parent <node cgroup root>`) and runs memory-limited containers, one in a sandbox
+//! with a `cgroup_parent` and one in a sandbox without. The parent then checks the host: after
+//! a graceful stop, and after a SIGKILL of the whole world plus the cgroup sweep, no cgroup of
+//! the world (nor any `fake-cri-*` cgroup) is left in any hierarchy.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use harness::artifacts::Artifacts;
+use harness::backend::{Runtime, RuntimeKind, WORKLOAD_IMAGE, cgroup_parent, scratch_dir};
+use harness::sealed::{ChildSpec, child_role, run_child, spawn_child};
+use harness::wait::wait_blocking;
+use harness::world::{Plan, World};
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use libtest_mimic::{Arguments, Failed, Trial};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const TOKEN_ENV: &str = "NODEKIT_FAKE_CRI_CG_TOKEN";
+const LIMIT: i64 = 64 << 20;
+
+fn main() -> ExitCode {
+    if let Some(role) = child_role() {
+        return child_main(&role);
+    }
+    let args = Arguments::from_args();
+    let mut trials = vec![
+        Trial::test("graceful_stop_leaves_no_cgroup", graceful),
+        Trial::test("sigkill_then_sweep_leaves_no_cgroup", crash),
+    ];
+    if let Some(why) = unavailable() {
+        eprintln!("fake-cri cgroup tests ignored: {why}");
+        trials = trials.into_iter().map(|t| t.with_ignored_flag(true)).collect();
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (cgroups, /proc of other processes)".into());
+    }
+    if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        return Some("no cgroup v1 memory controller".into());
+    }
+    if let Err(e) = harness::bins::locate("fake-cri") {
+        return Some(e.to_string());
+    }
+    harness::backend::workload_binary().err().map(|e| e.to_string())
+}
+
+fn trial(r: Result<()>) -> Result<(), Failed> {
+    r.map_err(|e| Failed::from(format!("{e:#}")))
+}
+
+// ---------------------------------------------------------------- sealed child side
+
+fn child_main(role: &str) -> ExitCode {
+    if let Err(e) = harness::sealed::enter() {
+        eprintln!("enter: {e}");
+        return ExitCode::from(3);
+    }
+    let dir = PathBuf::from(std::env::args_os().nth(1).unwrap_or_default());
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(async {
+        match role {
+            "graceful" => graceful_child(&dir).await,
+            "crash" => crash_child(&dir).await,
+            other => bail!("unknown role {other}"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{role}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
+    let path = socket.to_path_buf();
+    let ch = Endpoint::try_from("http://[::]:50051")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await?;
+    Ok(RuntimeServiceClient::new(ch))
+}
+
+/// Runs sandbox `name` (with the world's `cgroup_parent` when `parented`) and a memory-limited
+/// `pause` container in it; returns the container id.
+async fn run_limited(c: &mut RuntimeServiceClient<Channel>, name: &str, parented: bool, token: &str) -> Result<String> {
+    let logs = scratch_dir(&format!("logs-{name}"))?;
+    let config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata { name: name.into(), uid: format!("uid-{name}"), namespace: "default".into(), attempt: 0 }),
+        hostname: name.into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: parented
+            .then(|| Ok::<_, anyhow::Error>(cri::LinuxPodSandboxConfig { cgroup_parent: cgroup_parent("node-a", name)?, ..Default::default() }))
+            .transpose()?,
+        ..Default::default()
+    };
+    let sandbox = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+        .await?
+        .into_inner()
+        .pod_sandbox_id;
+    let container = c
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: sandbox,
+            config: Some(cri::ContainerConfig {
+                metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
+                image: Some(cri::ImageSpec { image: WORKLOAD_IMAGE.into(), ..Default::default() }),
+                args: vec!["pause".into()],
+                envs: vec![cri::KeyValue { key: TOKEN_ENV.into(), value: token.into() }],
+                log_path: "c.log".into(),
+                linux: Some(cri::LinuxContainerConfig {
+                    resources: Some(cri::LinuxContainerResources { memory_limit_in_bytes: LIMIT, ..Default::default() }),
+                    security_context: None,
+                }),
+                ..Default::default()
+            }),
+            sandbox_config: Some(config),
+        })
+        .await?
+        .into_inner()
+        .container_id;
+    c.start_container(cri::StartContainerRequest { container_id: container.clone() }).await?;
+    Ok(container)
+}
+
+/// Starts fake-cri in node-a of `world`, gives it the pod CIDR and runs both containers; checks
+/// that their memory cgroups are below the world's root. Returns the runtime and the root.
+async fn start_and_run(world: &World, token: &str) -> Result<(Runtime, String)> {
+    let cidr = world.host("node-a")?.pod_cidr().context("node-a has a pod CIDR")?;
+    let runtime = Runtime::start(world, "node-a", RuntimeKind::FakeCri).await?;
+    let mut c = connect(runtime.socket()).await?;
+    c.update_runtime_config(cri::UpdateRuntimeConfigRequest {
+        runtime_config: Some(cri::RuntimeConfig { network_config: Some(cri::NetworkConfig { pod_cidr: cidr.to_string() }) }),
+    })
+    .await?;
+    let parented = run_limited(&mut c, "parented", true, token).await?;
+    let plain = run_limited(&mut c, "plain", false, token).await?;
+    let root = harness::backend::cgroup_root()?;
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    let node_root = harness::backend::node_cgroup_root("node-a")?;
+    let in_parent = memory.join(cgroup_parent("node-a", "parented")?.trim_start_matches('/')).join(&parented);
+    let in_node = memory.join(node_root.trim_start_matches('/')).join(&plain);
+    for (what, d) in [("the sandbox's cgroup_parent", &in_parent), ("--cgroup-parent", &in_node)] {
+        let limit = std::fs::read_to_string(d.join("memory.limit_in_bytes")).with_context(|| format!("cgroup below {what}: {}", d.display()))?;
+        ensure!(limit.trim() == LIMIT.to_string(), "limit of {}: {limit}", d.display());
+    }
+    Ok((runtime, root))
+}
+
+async fn graceful_child(dir: &Path) -> Result<()> {
+    let world = World::build_with(&Plan::single_node(), Artifacts::at(dir)).await?;
+    let (runtime, root) = start_and_run(&world, "graceful").await?;
+    ensure!(!cgroup_dirs(&root).is_empty(), "no cgroup under the world root {root}");
+    runtime.stop().await?;
+    let left = cgroup_dirs(&root);
+    ensure!(left.is_empty(), "cgroups left after a graceful stop: {left:?}");
+    println!("cgroup-root {root}");
+    Ok(())
+}
+
+async fn crash_child(dir: &Path) -> Result<()> {
+    let token = std::env::var(TOKEN_ENV).unwrap_or_default();
+    let world = World::build_with(&Plan::single_node(), Artifacts::at(dir)).await?;
+    let (runtime, root) = start_and_run(&world, &token).await?;
+    std::fs::write(dir.join("ready.tmp"), &root)?;
+    std::fs::rename(dir.join("ready.tmp"), dir.join("ready"))?;
+    std::future::pending::<()>().await;
+    drop(runtime);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- helpers and parent side
+
+/// Every cgroup directory of `tree` that exists in some hierarchy.
+fn cgroup_dirs(tree: &str) -> Vec<PathBuf> {
+    let rel = tree.trim_start_matches('/');
+    harness::backend::cgroup_hierarchies()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.join(rel))
+        .filter(|d| d.exists())
+        .collect()
+}
+
+/// Top-level `fake-cri-*` cgroups (fake-cri's own parent when it has no `--cgroup-parent`).
+fn fake_cri_parents() -> BTreeSet<PathBuf> {
+    harness::backend::cgroup_hierarchies()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|h| std::fs::read_dir(h).ok())
+        .flat_map(|d| d.flatten().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("fake-cri-")))
+        .collect()
+}
+
+fn graceful() -> Result<(), Failed> {
+    trial((|| {
+        let dir = tempfile::Builder::new().prefix("nodekit-fake-cri-cg-").tempdir()?;
+        let before = fake_cri_parents();
+        let out = run_child(&ChildSpec::new("graceful").arg(dir.path()).timeout(Duration::from_secs(120)))?;
+        if !out.status.success() {
+            bail!("sealed child failed ({}):\nstdout:\n{}\nstderr:\n{}", out.status, out.stdout, out.stderr);
+        }
+        let root = out.stdout.lines().find_map(|l| l.strip_prefix("cgroup-root ")).context("no cgroup root printed")?;
+        let left = cgroup_dirs(root);
+        ensure!(left.is_empty(), "cgroups of the world left on the host: {left:?}");
+        let new: Vec<_> = fake_cri_parents().difference(&before).cloned().collect();
+        ensure!(new.is_empty(), "fake-cri cgroups outside the world root: {new:?}");
+        Ok(())
+    })())
+}
+
+/// Host pids of processes whose environment carries `token` (the sealed child, everything it
+/// started, and the pods' containers, which got it in their CRI env).
+fn marked(token: &str) -> Vec<u32> {
+    let needle = format!("{TOKEN_ENV}={token}\0").into_bytes();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn crash() -> Result<(), Failed> {
+    trial((|| {
+        let dir = tempfile::Builder::new().prefix("nodekit-fake-cri-cg-crash-").tempdir()?;
+        let token = format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
+        let before = fake_cri_parents();
+        let mut child = spawn_child(&ChildSpec::new("crash").arg(dir.path()).env(TOKEN_ENV, &token))?;
+        let ready = dir.path().join("ready");
+        let waited = wait_blocking("the crash child to run its pods", Duration::from_secs(60), || {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(Err(anyhow::anyhow!("the crash child exited early: {st}")));
+            }
+            std::fs::read_to_string(&ready).ok().map(Ok)
+        });
+        let root = match waited.map_err(anyhow::Error::from).and_then(|r| r) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{e}");
+            }
+        };
+        let containers: Vec<u32> = marked(&token)
+            .into_iter()
+            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"pause")))
+            .collect();
+        let dirs_before = cgroup_dirs(&root);
+        let new_parents = fake_cri_parents().difference(&before).cloned().collect::<Vec<_>>();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL)?;
+        let _ = child.wait();
+        ensure!(containers.len() == 2, "before the kill, expected both containers: {containers:?}");
+        ensure!(!dirs_before.is_empty(), "before the kill, the containers' cgroups should exist under {root}");
+        ensure!(new_parents.is_empty(), "fake-cri cgroups outside the world root: {new_parents:?}");
+        wait_blocking("every container of the world to die", Duration::from_secs(10), || {
+            let left = marked(&token);
+            if left.is_empty() { Ok(()) } else { Err(left) }
+        })?;
+        wait_blocking("the sweep to remove the world's cgroups", Duration::from_secs(10), || {
+            let report = harness::backend::sweep_stale_cgroups();
+            let left = cgroup_dirs(&root);
+            if left.is_empty() { Ok(()) } else { Err(format!("left: {left:?}; last sweep: {report:?}")) }
+        })?;
+        let new: Vec<_> = fake_cri_parents().difference(&before).cloned().collect();
+        ensure!(new.is_empty(), "fake-cri cgroups left on the host: {new:?}");
+        Ok(())
+    })())
+}
