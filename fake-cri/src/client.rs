@@ -14,10 +14,10 @@ pub struct Client {
     pub images: ImageServiceClient<Channel>,
 }
 
-/// Connects to a CRI socket.
-pub async fn connect(socket: &Path) -> Result<Client> {
+/// A gRPC channel to the CRI socket at `socket` (unix domain socket; the URI is a placeholder).
+pub async fn channel(socket: &Path) -> Result<Channel> {
     let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://[::]:50051")
+    Endpoint::try_from("http://[::]:50051")
         .map_err(|e| Error::Unknown(format!("endpoint: {e}")))?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
@@ -27,7 +27,12 @@ pub async fn connect(socket: &Path) -> Result<Client> {
             }
         }))
         .await
-        .map_err(|e| Error::Unknown(format!("connect {}: {e}", socket.display())))?;
+        .map_err(|e| Error::Unknown(format!("connect {}: {e}", socket.display())))
+}
+
+/// Connects to a CRI socket.
+pub async fn connect(socket: &Path) -> Result<Client> {
+    let channel = channel(socket).await?;
     Ok(Client {
         runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         images: ImageServiceClient::new(channel),

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::catalog::BodyFuture;
 use crate::context::CaseCtx;
-use crate::fixtures::{COMPRESSED, NODE, NODE_GRACE};
+use crate::fixtures::{NODE, NODE_GRACE};
 use crate::pods;
 
 const PODS: usize = 30;
@@ -94,7 +94,7 @@ async fn measure(
     rt: &harness::backend::Runtime,
     name: &'static str,
 ) -> anyhow::Result<Row> {
-    let opts = harness::backend::AgentOptions::with_config(COMPRESSED);
+    let opts = crate::fixtures::agent_options("")?;
     let mut agent = harness::backend::NodeAgent::start(&ctx.world, cp, NODE, rt, &opts).await?;
     crate::kube_wait::node_condition(client, NODE, "Ready", "True", Duration::from_secs(30)).await?;
     let pid = agent.process().pid();

@@ -10,7 +10,7 @@ use anyhow::{Context as _, anyhow, bail};
 use k8s_cri::v1 as api;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 pub use k8s_cri::v1::{ContainerState, PodSandboxState};
 
@@ -29,15 +29,7 @@ pub struct Cri {
 
 /// Connects to the CRI socket at `socket` (a runtime of node `node`).
 pub async fn connect(socket: &Path, node: &str) -> anyhow::Result<Cri> {
-    let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
+    let channel = fake_cri::client::channel(socket)
         .await
         .with_context(|| format!("connecting to the CRI socket {}", socket.display()))?;
     Ok(Cri {

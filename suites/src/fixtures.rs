@@ -34,7 +34,11 @@ pub const NODE: &str = "node-a";
 
 /// Compressed agent timings used by node cases: lease 4 s renewed every 1 s, status checked
 /// every 500 ms and reported at least every 4 s, container back-off 500 ms doubling to 4 s.
+/// The node's size is the world's, not the host's: 4 CPUs, 8 GiB, 64 GiB of ephemeral storage
+/// and 100,000 pids, so no case depends on the machine's real free memory or disk.
 pub const COMPRESSED: &str = "\
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
 nodeLeaseDurationSeconds: 4
 nodeStatusUpdateFrequency: 500ms
 nodeStatusReportFrequency: 4s
@@ -43,19 +47,55 @@ nodekit:
   containerBackOffBase: 500ms
   containerBackOffMax: 4s
   runtimeRelistPeriod: 200ms
+  nodeSize:
+    cpu: \"4\"
+    memory: 8Gi
+    ephemeralStorage: 64Gi
+    pids: 100000
 ";
+
+/// The agent configuration: [`COMPRESSED`] with the YAML document `extra` deep-merged over it
+/// (maps merge key by key; any other value replaces; a null leaves the base as it is).
+/// Returned as JSON, which is YAML too.
+pub fn agent_config(extra: &str) -> anyhow::Result<String> {
+    let mut base: serde_json::Value = serde_saphyr::from_str(COMPRESSED)?;
+    if !extra.trim().is_empty() {
+        let over: serde_json::Value = serde_saphyr::from_str(extra)
+            .map_err(|e| anyhow::anyhow!("bad agent config override {extra:?}: {e}"))?;
+        deep_merge(&mut base, over);
+    }
+    Ok(serde_json::to_string_pretty(&base)?)
+}
+
+/// Agent options for [`agent_config`]`(extra)`.
+pub fn agent_options(extra: &str) -> anyhow::Result<harness::backend::AgentOptions> {
+    Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new() })
+}
+
+fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (_, serde_json::Value::Null) => {}
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                deep_merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
 
 /// Node-lifecycle grace period used with [`COMPRESSED`] (upstream 40 s for a 40 s lease).
 pub const NODE_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl NodeEnv {
-    /// Starts cp, runtime and agent with [`COMPRESSED`] plus `extra` config lines.
+    /// Starts cp, runtime and agent with [`COMPRESSED`] and the YAML document `extra` merged
+    /// over it (see [`agent_config`]).
     pub async fn start(ctx: &CaseCtx, extra: &str) -> anyhow::Result<NodeEnv> {
         let config = harness::backend::ControlPlane::compressed_config(NODE_GRACE);
-        Self::start_with(ctx, config, &format!("{COMPRESSED}{extra}")).await
+        Self::start_with(ctx, config, &agent_config(extra)?).await
     }
 
-    /// Starts with an explicit API server config and agent config body.
+    /// Starts with an explicit API server config and a whole agent configuration document.
     pub async fn start_with(
         ctx: &CaseCtx,
         api: fake_apiserver::Config,
@@ -63,7 +103,7 @@ impl NodeEnv {
     ) -> anyhow::Result<NodeEnv> {
         let cp = harness::backend::ControlPlane::start(&ctx.world, api).await?;
         let runtime = start_runtime(ctx, NODE).await?;
-        let opts = harness::backend::AgentOptions::with_config(agent_config);
+        let opts = harness::backend::AgentOptions { config_yaml: agent_config.to_string(), extra_args: Vec::new() };
         let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &opts).await?;
         let client = cp.client()?;
         Ok(NodeEnv { cp, runtime, agent, client })

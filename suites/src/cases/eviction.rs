@@ -43,10 +43,10 @@ const READY: Duration = Duration::from_secs(20);
 const START: Duration = Duration::from_secs(20);
 const EVICT: Duration = Duration::from_secs(30);
 
-/// Node size and thresholds: `nodekit` lines extend the compressed config's `nodekit:` block
-/// (monitoring every 200 ms), `top` lines are top-level fields.
+/// Node size and thresholds: `node_size` lines (indented four spaces) go under
+/// `nodekit.nodeSize` (monitoring every 200 ms), `top` lines are top-level fields.
 async fn env(ctx: &CaseCtx, node_size: &str, top: &str) -> anyhow::Result<NodeEnv> {
-    let extra = format!("  evictionMonitoringPeriod: 200ms\n  nodeSize:\n{node_size}{top}");
+    let extra = format!("nodekit:\n  evictionMonitoringPeriod: 200ms\n  nodeSize:\n{node_size}{top}");
     let env = NodeEnv::start(ctx, &extra).await?;
     env.wait_ready(READY).await?;
     Ok(env)

@@ -5,8 +5,8 @@
 //! iptables mode, with real pods run by the reference agent.
 //!
 //! This file holds the catalog table; the fixture lives in `packet_paths_env.rs`, sockets,
-//! requests and captures in `packet_paths_net.rs`, and the bodies in `packet_paths_basic.rs`
-//! and `packet_paths_policy.rs`.
+//! requests and captures in `packet_paths_net.rs`, and the bodies in `packet_paths_basic.rs`,
+//! `packet_paths_policy.rs` and `packet_paths_udp.rs`.
 
 use harness::backend::ProxyMode;
 
@@ -21,6 +21,8 @@ mod env;
 mod net;
 #[path = "packet_paths_policy.rs"]
 mod policy;
+#[path = "packet_paths_udp.rs"]
+mod udp;
 
 /// The proxy mode a body runs with, as a type so that one generic body gives two `fn` entries.
 pub(crate) trait Mode: Send + 'static {
@@ -77,6 +79,6 @@ pub fn cases() -> Vec<Case> {
         "readiness-stops-new-connections" => policy::readiness, SingleNode, All, C, [];
         "session-affinity-clientip" => policy::session_affinity, SingleNode, All, SLOW, [];
         "external-traffic-policy-local" => policy::external_local, TwoNodes, All, C, [];
-        "udp-round-trip-conntrack-cleanup" => policy::udp_conntrack, SingleNode, All, C, [];
+        "udp-round-trip-conntrack-cleanup" => udp::udp_conntrack, SingleNode, All, C, [];
     }
 }

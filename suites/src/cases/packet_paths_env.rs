@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use harness::backend::{
-    AgentOptions, ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind,
+    ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind,
 };
 use harness::world::Role;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -18,7 +18,7 @@ use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::context::{CaseCtx, skip};
-use crate::fixtures::{COMPRESSED, NODE_GRACE};
+use crate::fixtures::NODE_GRACE;
 use crate::{kube_wait, pods};
 
 /// Waits for nodes to become Ready.
@@ -62,7 +62,7 @@ impl Cluster {
             .filter(|h| h.role() == Some(Role::Node))
             .map(|h| h.name().to_string())
             .collect();
-        let opts = AgentOptions::with_config(COMPRESSED);
+        let opts = crate::fixtures::agent_options("")?;
         let proxy_args = vec!["--cluster-cidr".to_string(), CLUSTER_CIDR.to_string()];
         let mut nodes = Vec::new();
         for node in &names {

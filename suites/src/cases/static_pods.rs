@@ -55,10 +55,10 @@ async fn env(ctx: &CaseCtx) -> anyhow::Result<(NodeEnv, PathBuf)> {
     env_with(ctx, "").await
 }
 
-/// Like [`env`]; `nodekit` lines extend the `nodekit:` block of the compressed config.
+/// Like [`env`]; `nodekit` lines (indented two spaces) go under the `nodekit:` block.
 async fn env_with(ctx: &CaseCtx, nodekit: &str) -> anyhow::Result<(NodeEnv, PathBuf)> {
     let dir = harness::backend::scratch_dir("static-pods")?;
-    let extra = format!("{nodekit}staticPodPath: {}\nfileCheckFrequency: 1s\n", dir.display());
+    let extra = format!("nodekit:\n{nodekit}staticPodPath: {}\nfileCheckFrequency: 1s\n", dir.display());
     let env = NodeEnv::start(ctx, &extra).await?;
     env.wait_ready(READY).await?;
     Ok((env, dir))

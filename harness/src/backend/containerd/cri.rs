@@ -6,24 +6,13 @@ use std::time::Duration;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{ImageSpec, ImageStatusRequest, StatusRequest, VersionRequest};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::backend::{Error, Result};
 
 /// A channel to the CRI socket at `socket`.
 pub async fn channel(socket: &Path) -> Result<Channel> {
-    let path = socket.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")
-        .map_err(|e| Error::Component(format!("CRI endpoint: {e}")))?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .map_err(|e| Error::Component(format!("connecting to {}: {e}", socket.display())))
+    fake_cri::client::channel(socket).await.map_err(|e| Error::Component(format!("CRI: {e}")))
 }
 
 /// One readiness probe: Version answers, Status reports RuntimeReady and NetworkReady, and
