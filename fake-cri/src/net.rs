@@ -184,6 +184,14 @@ impl Net {
             .up()
             .build();
         h.link().add(msg).execute().await.map_err(Error::netlink(format!("add veth {veth}")))?;
+        // Hairpin on the bridge port, as kubelet's hairpin-veth mode and the CNI bridge plugin's
+        // `hairpinMode` do: a pod reaching itself through its service gets its packets back.
+        let port = link_index(h, &veth).await?.ok_or_else(|| Error::Unknown(format!("{veth} vanished")))?;
+        h.link()
+            .set_port(rtnetlink::LinkBridgePort::new(port).hairpin(true).build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("hairpin on {veth}")))?;
         // Pod side.
         let eth = link_index(pod, "eth0").await?.ok_or_else(|| Error::Unknown("eth0 not in pod netns".into()))?;
         pod.address()

@@ -51,7 +51,11 @@ fn lease_fields(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = NodeEnv::start(&ctx, "").await?;
         let node = env.wait_ready(READY).await?;
-        let l = lease(&env.client).await?.context("no Lease kube-node-lease/node-a")?;
+        // The lease follows registration; wait for it rather than assume an order.
+        let l = harness::wait::wait_for("the Lease kube-node-lease/node-a", READY, || async {
+            lease(&env.client).await.ok().flatten()
+        })
+        .await?;
         let spec = l.spec.clone().context("lease without spec")?;
         ensure!(spec.holder_identity.as_deref() == Some(NODE), "holderIdentity {:?}", spec.holder_identity);
         ensure!(spec.lease_duration_seconds == Some(4), "leaseDurationSeconds {:?}", spec.lease_duration_seconds);
