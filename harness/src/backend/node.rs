@@ -68,6 +68,8 @@ impl NodeAgent {
         if let Some(cidr) = host.pod_cidr() {
             spec = spec.args(["--pod-cidr", &cidr.to_string()]);
         }
+        // Pods' cgroups go under the world's cgroup root, so a killed world's are swept.
+        spec = spec.arg("--cgroup-root").arg(super::node_cgroup_root(node)?);
         spec = spec.args(opts.extra_args.iter().cloned());
         let process = host.spawn(spec)?;
         world.timeline().record(node, "node-agent started");

@@ -150,6 +150,7 @@ pub async fn run(
         cluster_dns: cfg.cluster_dns.clone(),
         cluster_domain: cfg.cluster_domain.clone(),
         host_dns: parse_resolv_conf(&resolv),
+        cgroup_root: cfg.cgroup_root.clone().unwrap_or_default(),
     };
     let n = &cfg.nodekit;
     let static_setup = crate::static_pods::Setup {

@@ -32,6 +32,9 @@ pub struct Flags {
     /// Pod CIDR (overrides podCIDR in the config).
     #[arg(long = "pod-cidr")]
     pub pod_cidr: Option<String>,
+    /// Root of the pods' cgroups (overrides cgroupRoot in the config).
+    #[arg(long = "cgroup-root")]
+    pub cgroup_root: Option<String>,
     /// Address of /healthz and /metrics, host:port (default healthzBindAddress:healthzPort; port 0 picks one).
     #[arg(long = "healthz-bind-address")]
     pub healthz_bind_address: Option<SocketAddr>,
@@ -70,6 +73,10 @@ impl Flags {
             }
         };
         let pod_cidr = self.pod_cidr.clone().or_else(|| kubelet.pod_cidr.clone());
+        let mut kubelet = kubelet;
+        if let Some(root) = &self.cgroup_root {
+            kubelet.cgroup_root = Some(root.clone());
+        }
         Ok((
             AgentSettings {
                 node_name,

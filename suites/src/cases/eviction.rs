@@ -28,7 +28,7 @@ pub fn cases() -> Vec<Case> {
         runtimes: Runtimes::FakeOnly,
         body,
     };
-    vec![
+    let mut all = vec![
         case("eviction/memory-ranking-besteffort-then-burstable", memory_ranking as fn(CaseCtx) -> BodyFuture),
         case("eviction/evicted-pod-status-and-event", evicted_status),
         case("eviction/memory-condition-admission-and-recovery", condition_admission),
@@ -36,7 +36,10 @@ pub fn cases() -> Vec<Case> {
         case("eviction/disk-pressure-emptydir", disk_emptydir),
         case("eviction/pid-pressure-fork", pid_pressure),
         case("eviction/soft-threshold-grace-period", soft_grace),
-    ]
+    ];
+    // Memory accounting on a real runtime (cgroup working set through CRI stats).
+    all[0].runtimes = Runtimes::All;
+    all
 }
 
 const READY: Duration = Duration::from_secs(20);

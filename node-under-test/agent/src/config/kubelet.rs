@@ -16,7 +16,7 @@ const KIND: &str = "KubeletConfiguration";
 pub const IGNORED_FIELDS: &[&str] = &[
     "address", "port", "readOnlyPort", "enableServer", "authentication", "authorization",
     "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "tlsMinVersion", "rotateCertificates",
-    "serverTLSBootstrap", "cgroupRoot", "cgroupsPerQOS", "cgroupDriver", "enforceNodeAllocatable",
+    "serverTLSBootstrap", "cgroupsPerQOS", "cgroupDriver", "enforceNodeAllocatable",
     "featureGates", "logging", "failSwapOn", "memorySwap", "podPidsLimit", "hairpinMode",
     "enableDebuggingHandlers", "streamingConnectionIdleTimeout", "imageGCHighThresholdPercent",
     "imageGCLowThresholdPercent", "imageMinimumGCAge", "imageMaximumGCAge", "volumeStatsAggPeriod",
@@ -47,6 +47,8 @@ pub struct KubeletConfiguration {
     pub max_pods: u32,
     #[serde(rename = "podCIDR")]
     pub pod_cidr: Option<String>,
+    /// Root of the pods' cgroups (cgroupfs driver): pods go under `<cgroupRoot>/kubepods/…`.
+    pub cgroup_root: Option<String>,
     pub cluster_domain: Option<String>,
     #[serde(rename = "clusterDNS")]
     pub cluster_dns: Vec<String>,
@@ -87,7 +89,6 @@ pub struct KubeletConfiguration {
     rotate_certificates: Option<IgnoredAny>,
     #[serde(rename = "serverTLSBootstrap")]
     server_tls_bootstrap: Option<IgnoredAny>,
-    cgroup_root: Option<IgnoredAny>,
     #[serde(rename = "cgroupsPerQOS")]
     cgroups_per_qos: Option<IgnoredAny>,
     cgroup_driver: Option<IgnoredAny>,
@@ -231,6 +232,7 @@ impl Default for KubeletConfiguration {
             node_lease_duration_seconds: 40,
             max_pods: 110,
             pod_cidr: None,
+            cgroup_root: None,
             cluster_domain: None,
             cluster_dns: Vec::new(),
             resolv_conf: "/etc/resolv.conf".to_string(),
@@ -262,7 +264,6 @@ impl Default for KubeletConfiguration {
             tls_min_version: None,
             rotate_certificates: None,
             server_tls_bootstrap: None,
-            cgroup_root: None,
             cgroups_per_qos: None,
             cgroup_driver: None,
             enforce_node_allocatable: None,

@@ -38,15 +38,45 @@ impl StatsClient {
     }
 
     /// Usage per pod UID from the runtime.
+    ///
+    /// containerd fails the whole ListPodSandboxStats when one sandbox's metrics cannot be
+    /// read (e.g. a sandbox being torn down). Then every ready sandbox is asked on its own and
+    /// the ones that fail are left out of this pass.
     pub async fn pod_usage(&self) -> Result<HashMap<String, (PodUsage, String, String)>, CriError> {
         let mut c = self.rt.clone();
         let req = api::ListPodSandboxStatsRequest { filter: None };
-        let resp = match tokio::time::timeout(self.timeout, c.list_pod_sandbox_stats(req)).await {
-            Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(s)) => return Err(CriError::Rpc { op: "ListPodSandboxStats", code: s.code(), message: s.message().into() }),
-            Err(_) => return Err(CriError::Timeout { op: "ListPodSandboxStats", after: self.timeout }),
+        match tokio::time::timeout(self.timeout, c.list_pod_sandbox_stats(req)).await {
+            Ok(Ok(r)) => Ok(from_sandbox_stats(&r.into_inner().stats)),
+            Ok(Err(s)) => {
+                tracing::debug!(error = %s.message(), "ListPodSandboxStats failed; asking sandbox by sandbox");
+                self.pod_usage_one_by_one().await
+            }
+            Err(_) => Err(CriError::Timeout { op: "ListPodSandboxStats", after: self.timeout }),
+        }
+    }
+
+    async fn pod_usage_one_by_one(&self) -> Result<HashMap<String, (PodUsage, String, String)>, CriError> {
+        let mut c = self.rt.clone();
+        let filter = api::PodSandboxFilter {
+            state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
+            ..Default::default()
         };
-        Ok(from_sandbox_stats(&resp.stats))
+        let req = api::ListPodSandboxRequest { filter: Some(filter) };
+        let sandboxes = match tokio::time::timeout(self.timeout, c.list_pod_sandbox(req)).await {
+            Ok(Ok(r)) => r.into_inner().items,
+            Ok(Err(s)) => return Err(CriError::Rpc { op: "ListPodSandbox", code: s.code(), message: s.message().into() }),
+            Err(_) => return Err(CriError::Timeout { op: "ListPodSandbox", after: self.timeout }),
+        };
+        let mut stats = Vec::new();
+        for sb in sandboxes {
+            let req = api::PodSandboxStatsRequest { pod_sandbox_id: sb.id.clone() };
+            if let Ok(Ok(r)) = tokio::time::timeout(self.timeout, c.pod_sandbox_stats(req)).await
+                && let Some(s) = r.into_inner().stats
+            {
+                stats.push(s);
+            }
+        }
+        Ok(from_sandbox_stats(&stats))
     }
 }
 

@@ -20,6 +20,21 @@ pub struct SpecContext {
     pub cluster_domain: Option<String>,
     /// The host's resolv.conf (servers, searches, options).
     pub host_dns: api::DnsConfig,
+    /// cgroupRoot: pods' cgroups go under `<root>/kubepods/…` (empty: `/`).
+    pub cgroup_root: String,
+}
+
+/// The pod's cgroup parent as upstream's cgroupfs driver names it:
+/// `<root>/kubepods/pod<uid>` (Guaranteed), `<root>/kubepods/burstable/pod<uid>`,
+/// `<root>/kubepods/besteffort/pod<uid>`.
+pub fn pod_cgroup_parent(pod: &Pod, root: &str) -> String {
+    let root = root.trim_end_matches('/');
+    let qos = match crate::pods::status::qos_class(pod) {
+        "Guaranteed" => String::new(),
+        "Burstable" => "/burstable".into(),
+        _ => "/besteffort".into(),
+    };
+    format!("{root}/kubepods{qos}/pod{}", pod_uid(pod))
 }
 
 /// Why a container config could not be made (reported as CreateContainerConfigError).
@@ -173,6 +188,7 @@ pub fn sandbox_config(pod: &Pod, ctx: &SpecContext, attempt: u32) -> api::PodSan
         labels: pod_labels(pod),
         annotations,
         linux: Some(api::LinuxPodSandboxConfig {
+            cgroup_parent: pod_cgroup_parent(pod, &ctx.cgroup_root),
             security_context: Some(api::LinuxSandboxSecurityContext {
                 namespace_options: namespace_options(pod),
                 ..Default::default()

@@ -14,7 +14,23 @@ fn ctx() -> SpecContext {
         cluster_dns: vec!["10.96.0.10".into()],
         cluster_domain: Some("cluster.local".into()),
         host_dns: parse_resolv_conf("nameserver 1.1.1.1\nsearch example.org\n"),
+        cgroup_root: "/nodekit-w1".into(),
     }
+}
+
+#[test]
+fn cgroup_parent_follows_qos_like_cgroupfs() {
+    let mk = |res: serde_json::Value| {
+        pod(serde_json::json!({"metadata": {"name": "p", "namespace": "n", "uid": "u-1"},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": res}]}}))
+    };
+    let be = mk(serde_json::json!({}));
+    let bu = mk(serde_json::json!({"requests": {"memory": "10Mi"}}));
+    let gu = mk(serde_json::json!({"requests": {"memory": "10Mi", "cpu": "1"}, "limits": {"memory": "10Mi", "cpu": "1"}}));
+    assert_eq!(pod_cgroup_parent(&be, "/nodekit-w1"), "/nodekit-w1/kubepods/besteffort/podu-1");
+    assert_eq!(pod_cgroup_parent(&bu, "/nodekit-w1/"), "/nodekit-w1/kubepods/burstable/podu-1");
+    assert_eq!(pod_cgroup_parent(&gu, ""), "/kubepods/podu-1");
+    assert_eq!(sandbox_config(&be, &ctx(), 0).linux.unwrap().cgroup_parent, "/nodekit-w1/kubepods/besteffort/podu-1");
 }
 
 fn sample() -> Pod {
