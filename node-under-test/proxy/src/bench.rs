@@ -1,7 +1,8 @@
 //! Sync benchmark, run inside a fresh network namespace per row: full sync and one-endpoint
 //! change at N services × E endpoints in each mode, next to the floor measured in the same
 //! namespace (the same number of entries loaded as one flat nft map with `nft -f`, and a
-//! one-element `nft -f` into it).
+//! one-element `nft -f` into it). Then the first-packet latency to one ClusterIP with the same
+//! rules loaded, next to its floor (`latency`, real TCP connects across namespaces).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -16,6 +17,10 @@ use crate::exec::{self, Tools};
 use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName, State};
 use crate::netns::in_fresh_netns;
 
+#[path = "bench_latency.rs"]
+pub mod latency;
+pub use latency::{Latency, LatencyRow, latency_row};
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOpts {
@@ -24,6 +29,8 @@ pub struct BenchOpts {
     pub modes: Vec<Mode>,
     /// One-endpoint-change syncs per row (the median is reported).
     pub change_rounds: usize,
+    /// Measured TCP connects per latency row (and per floor); 0 skips the latency rows.
+    pub latency_connections: usize,
     pub tools: Tools,
 }
 
@@ -34,6 +41,7 @@ impl Default for BenchOpts {
             endpoints_per_service: 2,
             modes: vec![Mode::Nftables, Mode::Iptables],
             change_rounds: 5,
+            latency_connections: 200,
             tools: Tools::default(),
         }
     }
@@ -64,6 +72,23 @@ pub struct Row {
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub rows: Vec<Row>,
+    /// First-packet latency rows, per mode in order of `services`.
+    pub latency: Vec<LatencyRow>,
+}
+
+impl Report {
+    /// For `mode`: (fewest services, most services, median ratio, p99 ratio) of the ClusterIP
+    /// connect latency, most over fewest; `None` without two distinct sizes.
+    pub fn latency_ratio(&self, mode: Mode) -> Option<(usize, usize, f64, f64)> {
+        let rows: Vec<&LatencyRow> = self.latency.iter().filter(|r| r.mode == mode).collect();
+        let lo = rows.iter().min_by_key(|r| r.services)?;
+        let hi = rows.iter().max_by_key(|r| r.services)?;
+        if lo.services == hi.services {
+            return None;
+        }
+        let ratio = |a: Duration, b: Duration| if b.is_zero() { f64::NAN } else { a.as_secs_f64() / b.as_secs_f64() };
+        Some((lo.services, hi.services, ratio(hi.cluster.median, lo.cluster.median), ratio(hi.cluster.p99, lo.cluster.p99)))
+    }
 }
 
 impl fmt::Display for Report {
@@ -92,7 +117,64 @@ impl fmt::Display for Report {
                 ms(r.floor_change),
             )?;
         }
+        if self.latency.is_empty() {
+            return Ok(());
+        }
+        let us = |d: Duration| format!("{:.1}us", d.as_secs_f64() * 1e6);
+        writeln!(f)?;
+        writeln!(
+            f,
+            "first-packet latency: TCP connect() until established to one ClusterIP (the last service in rule order); \
+             floor = the same connects straight to the endpoint, no rules loaded"
+        )?;
+        writeln!(
+            f,
+            "{:<9} {:>7} {:>4} {:>6} {:>20} {:>10} {:>10} {:>10} {:>10}  accepted per endpoint",
+            "mode", "svcs", "eps", "conns", "clusterip", "p50", "p99", "floor-p50", "floor-p99"
+        )?;
+        for r in &self.latency {
+            let acc: Vec<String> = r.accepted.iter().map(|(a, n)| format!("{a}={n}")).collect();
+            writeln!(
+                f,
+                "{:<9} {:>7} {:>4} {:>6} {:>20} {:>10} {:>10} {:>10} {:>10}  {}",
+                format!("{:?}", r.mode).to_lowercase(),
+                r.services,
+                r.endpoints_per_service,
+                r.connections,
+                r.cluster_ip.to_string(),
+                us(r.cluster.median),
+                us(r.cluster.p99),
+                us(r.floor.median),
+                us(r.floor.p99),
+                acc.join(" "),
+            )?;
+        }
+        let mut modes: Vec<Mode> = Vec::new();
+        for r in &self.latency {
+            if !modes.contains(&r.mode) {
+                modes.push(r.mode);
+            }
+        }
+        for m in modes {
+            if let Some((lo, hi, p50, p99)) = self.latency_ratio(m) {
+                writeln!(
+                    f,
+                    "{:<9} ClusterIP latency {hi}/{lo} services: p50 x{p50:.2}, p99 x{p99:.2}",
+                    format!("{m:?}").to_lowercase()
+                )?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// Render context of every bench row: the synthetic endpoints (and the latency client) lie in
+/// the cluster CIDR.
+fn bench_ctx() -> RenderCtx {
+    RenderCtx {
+        local: LocalDetect::Cidr(Cidr { addr: Ipv4Addr::new(10, 128, 0, 0), len: 9 }),
+        masquerade_all: false,
+        node_port_cidrs: None,
     }
 }
 
@@ -164,11 +246,7 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
     // Loopback up so the namespace behaves like a host (not needed by the rules themselves).
     let _ = exec::run_raw("ip", &["link", "set", "lo", "up"], None);
     let (floor_full, floor_change) = floor(&tools, n * e)?;
-    let ctx = RenderCtx {
-        local: LocalDetect::Cidr(Cidr { addr: Ipv4Addr::new(10, 128, 0, 0), len: 9 }),
-        masquerade_all: false,
-        node_port_cidrs: None,
-    };
+    let ctx = bench_ctx();
     let mut engine = Engine::new(mode, tools);
     engine.conntrack_cleanup = false;
     let mut state = synthetic_state(n, e);
@@ -230,7 +308,8 @@ fn row(mode: Mode, n: usize, e: usize, rounds: usize, tools: Tools) -> Result<Ro
     })
 }
 
-/// Runs the benchmark; every row runs in its own fresh network namespace.
+/// Runs the benchmark; every row runs in its own fresh network namespace (the latency rows in
+/// two: client and endpoint).
 pub fn run(opts: &BenchOpts) -> Result<Report> {
     let mut report = Report::default();
     for &mode in &opts.modes {
@@ -238,6 +317,14 @@ pub fn run(opts: &BenchOpts) -> Result<Report> {
             let (e, rounds, tools) = (opts.endpoints_per_service, opts.change_rounds, opts.tools.clone());
             let r = in_fresh_netns(move || row(mode, n, e, rounds, tools))??;
             report.rows.push(r);
+        }
+    }
+    if opts.latency_connections > 0 {
+        for &mode in &opts.modes {
+            for &n in &opts.services {
+                let r = latency_row(mode, n, opts.endpoints_per_service, opts.latency_connections, opts.tools.clone())?;
+                report.latency.push(r);
+            }
         }
     }
     Ok(report)

@@ -162,6 +162,7 @@ impl<R: Runtime> Manager<R> {
                 }],
             }
         });
+        self.pressure.mark_evicted(&uid, message);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         api("patch evicted pod status", self.p.api_timeout, pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
         self.evicted.insert(uid.clone());

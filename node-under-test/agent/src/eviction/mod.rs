@@ -24,7 +24,7 @@ use signals::Pressure;
 /// The node's current pressure conditions, shared by the eviction manager (writer), the node
 /// status loop and pod admission (readers). The default has no pressure.
 #[derive(Clone, Debug, Default)]
-pub struct PressureHandle(Arc<Mutex<BTreeSet<Pressure>>>);
+pub struct PressureHandle(Arc<Mutex<BTreeSet<Pressure>>>, Arc<Mutex<std::collections::HashMap<String, String>>>);
 
 impl PressureHandle {
     pub fn get(&self) -> BTreeSet<Pressure> {
@@ -33,6 +33,18 @@ impl PressureHandle {
 
     pub fn set(&self, p: BTreeSet<Pressure>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = p;
+    }
+
+    /// Marks pod `uid` evicted with `message` before its containers are stopped, so its worker
+    /// treats it as terminal (phase Failed, reason Evicted) and never restarts a container the
+    /// eviction stopped — whatever the order in which it sees the kill and the API status.
+    pub fn mark_evicted(&self, uid: &str, message: &str) {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).insert(uid.to_string(), message.to_string());
+    }
+
+    /// The eviction message of pod `uid`, if it was evicted.
+    pub fn evicted(&self, uid: &str) -> Option<String> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
     }
 }
 

@@ -138,7 +138,7 @@ pub async fn run_pod_worker<R: Runtime>(
             last_pod = Some(p);
         }
         let Some(pod) = last_pod.clone() else { break };
-        let view = pod_view(&pod, gone || deleted_in_api);
+        let mut view = pod_view(&pod, gone || deleted_in_api);
         let sync_started = Instant::now();
         let rt = match observe_runtime(deps.runtime.as_ref(), &uid).await {
             Ok(rt) => rt,
@@ -150,6 +150,11 @@ pub async fn run_pod_worker<R: Runtime>(
                 }
             }
         };
+        // Checked after the runtime was observed: the eviction marks the pod before it stops any
+        // container, so a container seen stopped by an eviction is never seen without the mark.
+        if let Some(message) = deps.pressure.evicted(&uid) {
+            view.api_terminal = Some((false, Some("Evicted".into()), Some(message)));
+        }
         let _ = probes.terminating.send(view.deletion.is_some());
         let nothing_left = rt.containers.is_empty() && rt.all_sandboxes.is_empty();
         let mut obs = Observation {
