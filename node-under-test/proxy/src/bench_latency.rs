@@ -251,8 +251,10 @@ mod tests {
     fn smoke(mode: Mode) {
         let r = latency_row(mode, 50, 2, 20, Tools::default()).unwrap();
         assert_eq!((r.services, r.connections, r.rule_position), (50, 20, 49));
-        // The last service in rule order is svc-49 (10.96.0.1 + 49).
-        assert_eq!(r.cluster_ip, SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 50), 80));
+        // The last service in rule order (by name) is svc-9 (10.96.0.1 + 9).
+        let last = synthetic_state(50, 2).services.into_values().next_back().unwrap();
+        assert_eq!(last.name.name, "svc-9");
+        assert_eq!(r.cluster_ip, SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 10), 80));
         assert_eq!(r.accepted.values().sum::<usize>(), 20, "{r:?}");
         // Both endpoints were picked (P(all 20 on one) = 2^-19).
         assert_eq!(r.accepted.len(), 2, "{r:?}");
