@@ -111,24 +111,26 @@ const MEM_NODE: &str = "    memory: 600Mi\n    ephemeralStorage: 4Gi\n    pids: 
 
 fn memory_ranking(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
-        // 1000Mi node, pressure above 700Mi used. Guaranteed 100Mi (request 150Mi) and the
-        // BestEffort hog 300Mi run first (400Mi); the burstable pod (request 50Mi) then grows to
-        // 650Mi: pressure starts near 300Mi of it (hog 300Mi over its request, burstable ~250Mi
-        // over), so the hog goes first; the burstable pod keeps growing and goes second.
+        // 1000Mi node, pressure above 700Mi used. The guaranteed pod (100Mi, request = limit
+        // 150Mi) and the BestEffort hog (400Mi) are Ready only once they hold all of it (a
+        // tcpSocket readiness probe on a port opened after the allocation): 500Mi. The burstable
+        // pod (request 50Mi) then grows by 100Mi/s to 700Mi. Pressure starts near 200Mi of it,
+        // when the hog is 400Mi over its request and the burstable pod ~150Mi over; the burstable
+        // pod would rank first only past 450Mi, 2.5 s of growth later. With the hog gone, it
+        // keeps growing and goes second near 600Mi.
         let node = "    memory: 1000Mi\n    ephemeralStorage: 4Gi\n    pids: 4000\n";
         let env = env(&ctx, node, "evictionHard:\n  memory.available: 300Mi\nevictionPressureTransitionPeriod: 2s\n").await?;
-        let guaranteed = pods::pod(
-            "guaranteed",
-            NODE,
-            vec![with_resources(container("c", &["alloc-memory", "--mib", "100"]), resources(Some(150), Some(150)))],
-            json!({}),
-        )?;
-        pods::create(&env.client, &guaranteed).await?;
+        let holding = |name: &str, mib: &str| {
+            let mut c = container(name, &["alloc-memory", "--mib", mib, "--ready-port", "7070"]);
+            c["readinessProbe"] = json!({"tcpSocket": {"port": 7070}, "periodSeconds": 1});
+            c
+        };
+        let g = with_resources(holding("c", "100"), json!({"requests": {"memory": "150Mi", "cpu": "500m"}, "limits": {"memory": "150Mi", "cpu": "500m"}}));
+        pods::create(&env.client, &pods::pod("guaranteed", NODE, vec![g], json!({}))?).await?;
         running(&env.client, "guaranteed").await?;
-        let hog = pods::pod("hog", NODE, vec![container("c", &["alloc-memory", "--mib", "300"])], json!({}))?;
-        pods::create(&env.client, &hog).await?;
+        pods::create(&env.client, &pods::pod("hog", NODE, vec![holding("c", "400")], json!({}))?).await?;
         running(&env.client, "hog").await?;
-        let grow = ["alloc-memory", "--mib", "650", "--step-mib", "10", "--interval", "100ms"];
+        let grow = ["alloc-memory", "--mib", "700", "--step-mib", "10", "--interval", "100ms"];
         let burstable = pods::pod("burstable", NODE, vec![with_resources(container("c", &grow), resources(Some(50), None))], json!({}))?;
         pods::create(&env.client, &burstable).await?;
         // The hog goes first: the first eviction seen is the hog's (one eviction per 200 ms pass;

@@ -109,6 +109,7 @@ impl<R: Runtime> Manager<R> {
         }
         let t = self.p.thresholds[i].clone();
         let Some(observed) = obs.get(&t.signal).copied() else { return Ok(()) };
+        let seen: Vec<String> = usage.values().map(|(u, ns, name)| format!("{ns}/{name}={}Ki", u.memory() >> 10)).collect();
         let usage: HashMap<String, PodUsage> = usage.into_iter().map(|(k, (u, _, _))| (k, u)).collect();
         let all: Api<Pod> = Api::all(self.client.clone());
         let lp = ListParams::default().fields(&format!("spec.nodeName={}", self.p.node_name));
@@ -138,7 +139,7 @@ impl<R: Runtime> Manager<R> {
             let own = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
             own.min(i64::from(self.p.cfg.eviction_max_pod_grace_period)).max(0)
         };
-        tracing::info!(pod = ?pod.metadata.name, signal = t.signal.as_str(), grace, %message, "evicting pod");
+        tracing::info!(pod = ?pod.metadata.name, signal = t.signal.as_str(), grace, memory = ?seen, %message, "evicting pod");
         self.evict(pod, &message, annotations, grace).await
     }
 

@@ -24,8 +24,9 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   cat PATH | env | hostname               print a file / the environment / the hostname
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]
                                           write lines (partial: no newline) and exit 0
-  alloc-memory --mib N [--step-mib M] [--interval D]
+  alloc-memory --mib N [--step-mib M] [--interval D] [--ready-port P]
                                           allocate and touch N MiB in steps, then hold
+                                          (and listen on tcp P once all is allocated)
   fill-disk --path P --mib N              write N MiB to P, then hold
   fork-processes --count N                start N child processes and hold them
   tcp-echo [--port 7] | udp-echo [--port 7]

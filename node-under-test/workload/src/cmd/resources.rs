@@ -35,6 +35,20 @@ pub async fn alloc_memory(inv: &Invocation) -> Result<i32> {
     }
     eprintln!("workload alloc-memory: holding {done} MiB");
     let _keep = held;
+    // With --ready-port, a TCP port opens once everything is allocated (for a tcpSocket
+    // readiness probe): the pod turns Ready only when it holds all of its memory.
+    if let Some(port) = inv.flag("ready-port") {
+        let port: u16 = port.parse().map_err(|_| Error::Usage(format!("--ready-port {port:?} is not a port number")))?;
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| Error::io(format!("bind tcp {port}"), e))?;
+        println!("workload alloc-memory: ready on tcp {port}");
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                drop(conn);
+            }
+        });
+    }
     super::hold().await
 }
 
