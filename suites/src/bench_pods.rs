@@ -142,6 +142,8 @@ async fn measure(
         crate::kube_wait::pod_gone(client, "default", p.metadata.name.as_deref().unwrap_or_default(), Duration::from_secs(60)).await?;
     }
     agent.process().stop(Duration::from_secs(5)).await?;
+    // The next runtime's agent registers the node anew: its idle RSS is read once it is Ready.
+    Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).delete(NODE, &Default::default()).await?;
 
     // The floor: the same sandboxes and containers through raw CRI calls, all at once.
     let floor = raw_floor(rt, name).await?;
@@ -186,11 +188,16 @@ async fn raw_floor(rt: &harness::backend::Runtime, name: &str) -> anyhow::Result
                 .into_inner()
                 .container_id;
             c.runtime.start_container(cri::StartContainerRequest { container_id: cid }).await?;
-            let took = t.elapsed();
-            c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
-            c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sid }).await?;
-            Ok::<_, anyhow::Error>(took)
+            Ok::<_, anyhow::Error>((t.elapsed(), sid))
         }
     });
-    futures::future::join_all(work).await.into_iter().collect()
+    // Teardown only once every pod has started, so that it does not overlap the starts (the
+    // agent's run tears its pods down after the measurement too).
+    let started: Vec<(Duration, String)> = futures::future::join_all(work).await.into_iter().collect::<anyhow::Result<_>>()?;
+    let mut c = client.clone();
+    for (_, sid) in &started {
+        c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
+        c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
+    }
+    Ok(started.into_iter().map(|(took, _)| took).collect())
 }
