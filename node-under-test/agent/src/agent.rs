@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::node::{self, StatusInputs, host, lease, register};
 use crate::pods::backoff::BackOffParams;
-use crate::pods::events::Recorder;
+use crate::pods::events::{EventSink, Recorder};
 use crate::pods::manager::run_pod_manager;
 use crate::pods::runner::WorkerDeps;
 use crate::pods::spec::{SpecContext, parse_resolv_conf};
@@ -162,10 +162,12 @@ pub async fn run(
         api_timeout,
     };
     let (statics, mirrors) = crate::static_pods::start(static_setup, client.clone(), metrics.clone(), &mut tasks, &cancel);
+    let (recorder, queued) = Recorder::channel(settings.node_name.clone());
+    tasks.spawn(EventSink::new(client.clone(), queued, api_timeout).run(cancel.clone()));
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), settings.node_name.clone(), api_timeout),
+        recorder,
         metrics: metrics.clone(),
         spec_ctx: Arc::new(spec_ctx),
         params: WorkerParams {

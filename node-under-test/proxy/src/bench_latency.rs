@@ -42,6 +42,10 @@ const MAX_ENDPOINTS: usize = 200;
 /// they resolve the neighbour and warm the paths.
 const WARMUP: usize = 2;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Warm-up connects may wait out one SYN retransmission (the first RTO is 1 s).
+const WARMUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new veth end may take to become operationally up.
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_TIMEOUT_SECS: i64 = 2;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -140,6 +144,8 @@ impl Topology {
         let joined = ep_thread.join().map_err(|_| fail("endpoint thread panicked".into()))?;
         setup?;
         let listener = joined??;
+        // Both ends are up now (a veth has carrier only with its peer up).
+        wait_link_up(CLIENT_IF)?;
         Ok(Topology { listener, endpoints: addrs })
     }
 
@@ -157,7 +163,8 @@ impl Topology {
         let mut accepted = BTreeMap::new();
         for i in 0..warmup + count {
             let t = Instant::now();
-            let stream = TcpStream::connect_timeout(&SocketAddr::V4(target), CONNECT_TIMEOUT)
+            let limit = if i < warmup { WARMUP_CONNECT_TIMEOUT } else { CONNECT_TIMEOUT };
+            let stream = TcpStream::connect_timeout(&SocketAddr::V4(target), limit)
                 .map_err(|e| fail(format!("connect #{i} to {target}: {e}")))?;
             let took = t.elapsed();
             let local = stream.local_addr().map_err(|e| fail(format!("local address of connect #{i}: {e}")))?;
@@ -187,6 +194,23 @@ impl Topology {
     }
 }
 
+/// Waits until `dev` (in the calling thread's namespace) is operationally up: until the kernel's
+/// link watcher has run for a new veth, its queue discards what is sent, and the first SYN of
+/// a connect would wait a full retransmission timeout.
+fn wait_link_up(dev: &str) -> Result<()> {
+    let deadline = Instant::now() + LINK_UP_TIMEOUT;
+    loop {
+        let out = exec::run("ip", &["-o", "link", "show", "dev", dev], None)?;
+        if out.contains(" state UP ") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(format!("{dev} not up after {LINK_UP_TIMEOUT:?}: {}", out.trim())));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Endpoint namespace: reports its thread id, waits for the veth end, configures it and
 /// binds the listener (returned; it keeps the namespace alive).
 fn endpoint_side(tid_tx: mpsc::Sender<i32>, go_rx: mpsc::Receiver<()>, addrs: Vec<Ipv4Addr>) -> Result<TcpListener> {
@@ -197,6 +221,7 @@ fn endpoint_side(tid_tx: mpsc::Sender<i32>, go_rx: mpsc::Receiver<()>, addrs: Ve
         exec::run("ip", &["addr", "add", &format!("{a}/24"), "dev", ENDPOINT_IF], None)?;
     }
     exec::run("ip", &["link", "set", ENDPOINT_IF, "up"], None)?;
+    wait_link_up(ENDPOINT_IF)?;
     let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ENDPOINT_PORT);
     let listener = TcpListener::bind(bind).map_err(|source| Error::Bind { addr: bind.to_string(), source })?;
     // A bounded accept: a connect that never arrives fails the row instead of hanging.

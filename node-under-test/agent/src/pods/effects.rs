@@ -74,8 +74,8 @@ pub fn pull_policy(c: &Container) -> String {
 }
 
 impl<R: Runtime> Effects<R> {
-    async fn event(&self, pod: &Pod, container: Option<&str>, warning: bool, reason: &str, message: &str) {
-        self.recorder.record(&pod_ref(pod), &cref(pod, container), warning, reason, message).await;
+    fn event(&self, pod: &Pod, container: Option<&str>, warning: bool, reason: &str, message: &str) {
+        self.recorder.record(&pod_ref(pod), &cref(pod, container), warning, reason, message);
     }
 
     /// Runs `actions`, returning outcomes for the next step. Kills are started as tasks in
@@ -111,7 +111,7 @@ impl<R: Runtime> Effects<R> {
                 }
                 Action::RemoveAll => self.remove_all(obs).await,
                 Action::Event { warning, reason, message, container } => {
-                    self.event(pod, container.as_deref(), *warning, reason, message).await;
+                    self.event(pod, container.as_deref(), *warning, reason, message);
                 }
                 Action::KillContainer { .. } | Action::DeleteFromApi | Action::WakeAt(_) => {}
             }
@@ -144,27 +144,27 @@ impl<R: Runtime> Effects<R> {
         };
         if present && policy != "Always" {
             let msg = format!("Container image \"{image}\" already present on machine");
-            self.event(pod, Some(&c.name), false, "Pulled", &msg).await;
+            self.event(pod, Some(&c.name), false, "Pulled", &msg);
             return Ok(());
         }
         if !present && policy == "Never" {
             let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
-            self.event(pod, Some(&c.name), true, "ErrImageNeverPull", &msg).await;
+            self.event(pod, Some(&c.name), true, "ErrImageNeverPull", &msg);
             return Err(msg);
         }
-        self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\"")).await;
+        self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\""));
         let started = Instant::now();
         match self.runtime.pull_image(&image, sandbox_cfg.clone()).await {
             Ok(_) => {
                 let took = format_go_duration(started.elapsed());
                 let msg = format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting)");
-                self.event(pod, Some(&c.name), false, "Pulled", &msg).await;
+                self.event(pod, Some(&c.name), false, "Pulled", &msg);
                 Ok(())
             }
             Err(e) => {
                 let msg = format!("Failed to pull image \"{image}\": {e}");
-                self.event(pod, Some(&c.name), true, "Failed", &msg).await;
-                self.event(pod, Some(&c.name), true, "Failed", "Error: ErrImagePull").await;
+                self.event(pod, Some(&c.name), true, "Failed", &msg);
+                self.event(pod, Some(&c.name), true, "Failed", "Error: ErrImagePull");
                 Err(msg)
             }
         }
@@ -204,30 +204,30 @@ impl<R: Runtime> Effects<R> {
         let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init) {
             Ok(cfg) => cfg,
             Err(e) => {
-                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));
                 return Some(fail("CreateContainerConfigError", e.to_string()));
             }
         };
         let id = match self.runtime.create_container(&sandbox.id, cfg, sandbox_cfg).await {
             Ok(id) => id,
             Err(e) => {
-                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));
                 return Some(fail("CreateContainerError", e.to_string()));
             }
         };
-        self.event(pod, Some(&c.name), false, "Created", &format!("Created container: {}", c.name)).await;
+        self.event(pod, Some(&c.name), false, "Created", &format!("Created container: {}", c.name));
         if let Err(e) = self.runtime.start_container(&id).await {
-            self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}")).await;
+            self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));
             let _ = self.runtime.remove_container(&id).await;
             return Some(fail("RunContainerError", e.to_string()));
         }
-        self.event(pod, Some(&c.name), false, "Started", &format!("Started container {}", c.name)).await;
+        self.event(pod, Some(&c.name), false, "Started", &format!("Started container {}", c.name));
         Some(Outcome::Started { container: c.name.clone() })
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool) {
-        self.event(pod, Some(name), false, "Killing", message).await;
+        self.event(pod, Some(name), false, "Killing", message);
         let started = Instant::now();
         let container = find_container(pod, name).map(|(c, _)| c);
         let hook = container.and_then(|c| c.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref());
@@ -240,7 +240,7 @@ impl<R: Runtime> Effects<R> {
             let run = self.run_hook(id, c, hook, ip, grace);
             if let Err(msg) = tokio::time::timeout(grace, run).await.unwrap_or(Err("timed out".into())) {
                 let text = format!("PreStopHook failed: {msg}");
-                self.event(pod, Some(name), true, "FailedPreStopHook", &text).await;
+                self.event(pod, Some(name), true, "FailedPreStopHook", &text);
             }
         }
         // Like upstream: whole seconds spent in the hook come off the grace period (a hook of

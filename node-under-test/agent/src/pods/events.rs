@@ -1,10 +1,14 @@
-//! core/v1 Events about pods, as the kubelet writes them (source/reportingComponent kubelet).
+//! core/v1 Events about pods, as the kubelet writes them (source/reportingComponent kubelet):
+//! built here, queued by the [`Recorder`], correlated and written by the [`EventSink`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The pod an event is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,12 +57,19 @@ pub fn build_event(pod: &PodRef, container: &ContainerRef, node: &str, warning: 
     ev
 }
 
-/// Writes events; failures are logged, never fatal.
+/// How many events wait for the sink before new ones are dropped (upstream's queue size).
+pub const QUEUE: usize = 1000;
+/// How many distinct events the correlator remembers (upstream's LRU cache size).
+const REMEMBERED: usize = 4096;
+/// Attempts per event before it is given up.
+const TRIES: u32 = 3;
+
+/// Queues events for the [`EventSink`]; never waits on the API server (a full queue drops the
+/// event with a warning, as upstream's broadcaster does).
 #[derive(Clone)]
 pub struct Recorder {
-    client: kube::Client,
+    tx: mpsc::Sender<Event>,
     node: String,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -68,16 +79,144 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    pub fn new(client: kube::Client, node: String, timeout: Duration) -> Self {
-        Recorder { client, node, timeout }
+    /// A recorder and the receiving end of its queue (for [`EventSink::new`], or read directly).
+    pub fn channel(node: String) -> (Recorder, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Recorder { tx, node }, rx)
     }
 
-    pub async fn record(&self, pod: &PodRef, container: &ContainerRef, warning: bool, reason: &str, message: &str) {
+    pub fn record(&self, pod: &PodRef, container: &ContainerRef, warning: bool, reason: &str, message: &str) {
         let ev = build_event(pod, container, &self.node, warning, reason, message, jiff::Timestamp::now());
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
         tracing::info!(pod = %pod.name, reason, message, "event");
-        if let Err(e) = crate::error::api("create event", self.timeout, api.create(&PostParams::default(), &ev)).await {
-            tracing::warn!(error = %e, reason, "event not recorded");
+        if let Err(e) = self.tx.try_send(ev) {
+            tracing::warn!(reason, error = %e, "event dropped");
+        }
+    }
+}
+
+/// What the sink does with an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Create(Event),
+    /// The same event was written before as `name`: raise its count and last timestamp.
+    Patch { name: String, namespace: String, count: i32, last: Time, event: Event },
+}
+
+/// Upstream's event logger: identical events (source, involved object, type, reason, message)
+/// become one Event whose count rises, remembered for the last [`REMEMBERED`] distinct events.
+#[derive(Debug, Default)]
+pub struct Correlator {
+    seen: HashMap<String, (String, i32, u64)>,
+    tick: u64,
+}
+
+fn key(ev: &Event) -> String {
+    let o = &ev.involved_object;
+    let src = ev.source.as_ref();
+    [
+        src.and_then(|s| s.component.as_deref()),
+        src.and_then(|s| s.host.as_deref()),
+        o.kind.as_deref(),
+        o.namespace.as_deref(),
+        o.name.as_deref(),
+        o.field_path.as_deref(),
+        o.uid.as_deref(),
+        o.api_version.as_deref(),
+        ev.type_.as_deref(),
+        ev.reason.as_deref(),
+        ev.message.as_deref(),
+    ]
+    .map(|p| p.unwrap_or_default())
+    .join("\u{0}")
+}
+
+impl Correlator {
+    pub fn correlate(&mut self, ev: Event) -> Write {
+        self.tick += 1;
+        let k = key(&ev);
+        if let Some((name, count, used)) = self.seen.get_mut(&k) {
+            *count += 1;
+            *used = self.tick;
+            let last = ev.last_timestamp.clone().unwrap_or(Time(jiff::Timestamp::now()));
+            let namespace = ev.metadata.namespace.clone().unwrap_or_default();
+            return Write::Patch { name: name.clone(), namespace, count: *count, last, event: ev };
+        }
+        if self.seen.len() >= REMEMBERED
+            && let Some(oldest) = self.seen.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone())
+        {
+            self.seen.remove(&oldest);
+        }
+        self.seen.insert(k, (ev.metadata.name.clone().unwrap_or_default(), 1, self.tick));
+        Write::Create(ev)
+    }
+
+    /// The patched event is gone from the API server: the next one is created anew.
+    fn forget(&mut self, ev: &Event) {
+        self.seen.remove(&key(ev));
+    }
+}
+
+/// Writes queued events to the API server in order, correlating repeats; failures are retried
+/// a few times, then logged. Owned by the agent's task set.
+pub struct EventSink {
+    client: kube::Client,
+    rx: mpsc::Receiver<Event>,
+    timeout: Duration,
+    correlator: Correlator,
+}
+
+impl EventSink {
+    pub fn new(client: kube::Client, rx: mpsc::Receiver<Event>, timeout: Duration) -> EventSink {
+        EventSink { client, rx, timeout, correlator: Correlator::default() }
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = self.rx.recv() => match ev { Some(ev) => ev, None => return },
+            };
+            let write = self.correlator.correlate(ev);
+            for attempt in 1..=TRIES {
+                match self.write(&write).await {
+                    Ok(()) => break,
+                    Err(e) if e.api_code() == Some(404) && matches!(write, Write::Patch { .. }) => {
+                        if let Write::Patch { event, count, last, .. } = &write {
+                            self.correlator.forget(event);
+                            let mut fresh = event.clone();
+                            fresh.count = Some(*count);
+                            fresh.last_timestamp = Some(last.clone());
+                            let again = self.correlator.correlate(fresh);
+                            if let Err(e) = self.write(&again).await {
+                                tracing::warn!(error = %e, "event not recorded");
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) if attempt == TRIES => tracing::warn!(error = %e, "event not recorded"),
+                    Err(_) => {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(200 << attempt)) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(&self, w: &Write) -> crate::error::Result<()> {
+        match w {
+            Write::Create(ev) => {
+                let api: Api<Event> = Api::namespaced(self.client.clone(), ev.metadata.namespace.as_deref().unwrap_or("default"));
+                crate::error::api("create event", self.timeout, api.create(&PostParams::default(), ev)).await.map(drop)
+            }
+            Write::Patch { name, namespace, count, last, .. } => {
+                let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+                let patch = serde_json::json!({"count": count, "lastTimestamp": last});
+                let pp = PatchParams::default();
+                crate::error::api("patch event", self.timeout, api.patch(name, &pp, &Patch::Strategic(patch))).await.map(drop)
+            }
         }
     }
 }
@@ -98,5 +237,132 @@ mod tests {
         assert_eq!((src.component.as_deref(), src.host.as_deref()), (Some("kubelet"), Some("node-a")));
         assert_eq!(ev.reporting_component.as_deref(), Some("kubelet"));
         assert_eq!(ev.metadata.namespace.as_deref(), Some("ns"));
+    }
+
+    fn ev(reason: &str, message: &str) -> Event {
+        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
+        build_event(&pod, &ContainerRef::Container("c".into()), "node-a", true, reason, message, jiff::Timestamp::now())
+    }
+
+    #[test]
+    fn repeats_raise_the_count_of_the_first_event() {
+        let mut c = Correlator::default();
+        let first = ev("BackOff", "Back-off restarting failed container");
+        let name = first.metadata.name.clone().unwrap();
+        assert!(matches!(c.correlate(first), Write::Create(_)));
+        match c.correlate(ev("BackOff", "Back-off restarting failed container")) {
+            Write::Patch { name: n, count, namespace, .. } => assert_eq!((n, count, namespace.as_str()), (name.clone(), 2, "ns")),
+            w => panic!("{w:?}"),
+        }
+        assert!(matches!(c.correlate(ev("BackOff", "Back-off restarting failed container")), Write::Patch { count: 3, .. }));
+        // Another message or reason is another event.
+        assert!(matches!(c.correlate(ev("BackOff", "other")), Write::Create(_)));
+        assert!(matches!(c.correlate(ev("Unhealthy", "Back-off restarting failed container")), Write::Create(_)));
+        // Forgotten (the event is gone upstream): created anew.
+        c.forget(&ev("BackOff", "other"));
+        assert!(matches!(c.correlate(ev("BackOff", "other")), Write::Create(_)));
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_events() {
+        let mut c = Correlator::default();
+        for i in 0..REMEMBERED + 10 {
+            assert!(matches!(c.correlate(ev("R", &i.to_string())), Write::Create(_)));
+        }
+        assert_eq!(c.seen.len(), REMEMBERED);
+        // The oldest were dropped; the newest are still correlated.
+        assert!(matches!(c.correlate(ev("R", "0")), Write::Create(_)));
+        assert!(matches!(c.correlate(ev("R", &(REMEMBERED + 9).to_string())), Write::Patch { count: 2, .. }));
+    }
+
+    #[test]
+    fn a_full_queue_drops_instead_of_waiting() {
+        let (r, mut rx) = Recorder::channel("node-a".into());
+        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
+        for i in 0..QUEUE + 5 {
+            r.record(&pod, &ContainerRef::None, false, "R", &i.to_string());
+        }
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, QUEUE);
+    }
+
+    /// A client that answers every request like the API server would and records
+    /// (method, path, body); with `patch_404` every PATCH answers 404.
+    fn recording_client(patch_404: bool) -> (kube::Client, std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>) {
+        use http_body_util::BodyExt;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let sink = sink.clone();
+            async move {
+                let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                sink.lock().unwrap().push((method.clone(), path.clone(), v.clone()));
+                let (code, out) = if method == "PATCH" && patch_404 {
+                    (404, serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}))
+                } else {
+                    (if method == "POST" { 201 } else { 200 }, serde_json::json!({"metadata": {"name": "x"}, "involvedObject": {}}))
+                };
+                let resp = http::Response::builder().status(code).body(http_body_util::Full::new(bytes::Bytes::from(out.to_string())));
+                Ok::<_, std::convert::Infallible>(resp.expect("response"))
+            }
+        });
+        (kube::Client::new(svc, "default"), seen)
+    }
+
+    #[tokio::test]
+    async fn the_sink_creates_then_patches_the_count() {
+        let (client, seen) = recording_client(false);
+        let (r, rx) = Recorder::channel("node-a".into());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(EventSink::new(client, rx, Duration::from_secs(5)).run(cancel.clone()));
+        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
+        for _ in 0..3 {
+            r.record(&pod, &ContainerRef::Container("c".into()), true, "BackOff", "Back-off restarting failed container");
+        }
+        r.record(&pod, &ContainerRef::None, false, "Killing", "Stopping");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().len() < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+        task.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let methods: Vec<&str> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
+        assert_eq!(methods, ["POST", "PATCH", "PATCH", "POST"]);
+        assert_eq!(seen[0].1, "/api/v1/namespaces/ns/events");
+        let name = seen[0].2["metadata"]["name"].as_str().unwrap().to_string();
+        assert_eq!(seen[1].1, format!("/api/v1/namespaces/ns/events/{name}"));
+        assert_eq!((seen[1].2["count"].as_i64(), seen[2].2["count"].as_i64()), (Some(2), Some(3)));
+        assert!(seen[2].2["lastTimestamp"].is_string());
+        assert_eq!(seen[3].2["reason"], "Killing");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_of_a_deleted_event_is_created_anew_with_its_count() {
+        let (client, seen) = recording_client(true);
+        let (r, rx) = Recorder::channel("node-a".into());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(EventSink::new(client, rx, Duration::from_secs(5)).run(cancel.clone()));
+        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
+        for _ in 0..2 {
+            r.record(&pod, &ContainerRef::None, true, "BackOff", "m");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+        task.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let methods: Vec<&str> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
+        assert_eq!(methods, ["POST", "PATCH", "POST"]);
+        assert_eq!(seen[2].2["count"].as_i64(), Some(2));
     }
 }

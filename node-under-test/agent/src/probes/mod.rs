@@ -205,7 +205,7 @@ pub async fn probe_loop<R: Runtime>(
                     }
                     ProbeAction::Event { reason, message } => {
                         let c = ContainerRef::Container(t.container.name.clone());
-                        t.recorder.record(&t.pod, &c, true, reason, &message).await;
+                        t.recorder.record(&t.pod, &c, true, reason, &message);
                     }
                     ProbeAction::Count(r) => t.metrics.probe_result(kind.metric(), r),
                 }

@@ -3,8 +3,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 
 use super::*;
 use crate::cri::{CriError, ExecResult, Result as CriResult, RuntimeCondition, RuntimeVersion, api};
@@ -96,26 +94,20 @@ impl Runtime for FakeRuntime {
     }
 }
 
-type Events = Arc<Mutex<Vec<(String, String)>>>;
+/// The recorder's queue, read back in order.
+struct Events {
+    rx: Mutex<tokio::sync::mpsc::Receiver<k8s_openapi::api::core::v1::Event>>,
+    got: Mutex<Vec<(String, String)>>,
+}
 
-/// A kube client whose API answers every request by echoing the body; event reasons and
-/// messages are collected.
-fn recording_client() -> (kube::Client, Events) {
-    let events: Events = Arc::default();
-    let sink = events.clone();
-    let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-        let sink = sink.clone();
-        async move {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-                sink.lock().unwrap().push((s("reason"), s("message")));
-            }
-            let resp = http::Response::builder().status(201).body(Full::new(Bytes::from(body.to_vec())));
-            Ok::<_, std::convert::Infallible>(resp.expect("response"))
+impl Events {
+    fn all(&self) -> Vec<(String, String)> {
+        let mut got = self.got.lock().unwrap();
+        while let Ok(ev) = self.rx.lock().unwrap().try_recv() {
+            got.push((ev.reason.unwrap_or_default(), ev.message.unwrap_or_default()));
         }
-    });
-    (kube::Client::new(svc, "default"), events)
+        got.clone()
+    }
 }
 
 fn pod(image: &str, pre_stop: Option<serde_json::Value>) -> Pod {
@@ -171,19 +163,20 @@ fn observation(running: bool) -> Observation {
 }
 
 fn effects(rt: FakeRuntime) -> (Effects<FakeRuntime>, Arc<FakeRuntime>, Events, tempfile::TempDir) {
-    let (client, events) = recording_client();
+    let (recorder, rx) = Recorder::channel("node-a".into());
+    let events = Events { rx: Mutex::new(rx), got: Mutex::default() };
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(rt);
     let fx = Effects {
         runtime: rt.clone(),
-        recorder: Recorder::new(client, "node-a".into(), Duration::from_secs(5)),
+        recorder,
         spec_ctx: Arc::new(SpecContext { root_dir: dir.path().to_path_buf(), ..Default::default() }),
     };
     (fx, rt, events, dir)
 }
 
 fn reasons(events: &Events) -> Vec<String> {
-    events.lock().unwrap().iter().map(|(r, _)| r.clone()).collect()
+    events.all().into_iter().map(|(r, _)| r).collect()
 }
 
 fn kills() -> KillTasks {
@@ -209,7 +202,7 @@ async fn present_image_is_not_pulled_unless_always() {
     let (fx, rt, events, _dir) = effects(rt);
     fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage")));
-    let (_, msg) = events.lock().unwrap()[0].clone();
+    let (_, msg) = events.all()[0].clone();
     assert_eq!(msg, "Container image \"img:1\" already present on machine");
     // `latest` means pull policy Always.
     rt.present.lock().unwrap().insert("img:latest".into());
@@ -242,7 +235,7 @@ async fn pre_stop_then_stop_with_remaining_grace() {
     assert!(out.is_empty(), "a kill reports when its task finishes: {out:?}");
     assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
     assert_eq!(rt.calls(), ["ExecSync c1 /bin/sh -c cleanup", "StopContainer c1 7s"]);
-    assert_eq!(events.lock().unwrap()[0], ("Killing".to_string(), "Stopping container main".to_string()));
+    assert_eq!(events.all()[0], ("Killing".to_string(), "Stopping container main".to_string()));
 }
 
 #[tokio::test(start_paused = true)]
