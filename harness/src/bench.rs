@@ -74,13 +74,7 @@ pub fn hook() {
 }
 
 fn measure() -> Result<(Duration, Duration)> {
-    crate::sealed::enter()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("building a tokio runtime", e))?;
-    rt.block_on(async {
+    crate::sealed::block_on_sealed(async {
         let t = Instant::now();
         let ns = tokio::task::spawn_blocking(crate::ns::NetNs::create)
             .await

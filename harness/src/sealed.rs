@@ -80,6 +80,22 @@ pub fn is_sealed() -> bool {
 /// Environment variable naming the role of a re-executed child (see [`run_child`]).
 pub const CHILD_ENV: &str = "NODEKIT_CHILD";
 
+/// [`enter`]s a fresh sealed world, then runs `body` to completion on a two-worker runtime
+/// (only the case process gets here; the sealing processes exit with its status).
+pub fn block_on_sealed<T, E, F>(body: F) -> std::result::Result<T, E>
+where
+    F: std::future::Future<Output = std::result::Result<T, E>>,
+    E: From<Error>,
+{
+    enter()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("building a tokio runtime", e))?;
+    rt.block_on(body)
+}
+
 /// Enters a fresh sealed world. Returns `Ok(())` only in the case process; the calling
 /// process becomes the outer waiter and exits with the case's status.
 ///

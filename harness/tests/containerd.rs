@@ -19,9 +19,11 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const TOKEN_ENV: &str = "NODEKIT_CONTAINERD_TOKEN";
+
+mod child;
 
 fn main() -> ExitCode {
     if let Some(role) = child_role() {
@@ -61,46 +63,17 @@ fn trial(r: Result<()>) -> Result<(), Failed> {
 // ---------------------------------------------------------------- sealed child side
 
 fn child_main(role: &str) -> ExitCode {
-    if let Err(e) = harness::sealed::enter() {
-        eprintln!("enter: {e}");
-        return ExitCode::from(3);
-    }
-    let dir = PathBuf::from(std::env::args_os().nth(1).unwrap_or_default());
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let result = rt.block_on(async {
+    child::run(role, |dir| async move {
         match role {
             "graceful" => graceful_child(&dir).await,
             "crash" => crash_child(&dir).await,
             other => bail!("unknown role {other}"),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{role}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn connect(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
-    let path = socket.to_path_buf();
-    let ch = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await?;
-    Ok(RuntimeServiceClient::new(ch))
+    Ok(fake_cri::client::connect(socket).await?.runtime)
 }
 
 /// Runs a sandbox and a `pause` container in it; returns (sandbox id, container id, timings).

@@ -1,6 +1,7 @@
 //! World tests: each trial re-executes this binary in a sealed child (role in `NODEKIT_CHILD`)
 //! and checks the outcome from the parent (pcaps with tcpdump, host state after a crash).
 
+mod child;
 mod common;
 
 use std::process::ExitCode;

@@ -89,12 +89,7 @@ fn run_child(id: &str) -> anyhow::Result<()> {
         .map(PathBuf::from)
         .ok_or_else(|| anyhow::anyhow!("{ARTIFACTS_ENV} is not set"))?;
     // Only the case process returns from here; the sealing processes wait and exit.
-    harness::sealed::enter()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    harness::sealed::block_on_sealed(async move {
         let plan = crate::topology_plan(case.topology);
         let world =
             harness::world::World::build_with(&plan, harness::artifacts::Artifacts::at(&artifacts)).await?;

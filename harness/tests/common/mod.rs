@@ -17,19 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Entry of a re-executed child: enter the sealed world, then run the role's body.
 pub fn child_main(role: &str) -> ExitCode {
-    if let Err(e) = harness::sealed::enter() {
-        eprintln!("enter: {e}");
-        return ExitCode::from(3);
-    }
-    let dir = PathBuf::from(std::env::args_os().nth(1).unwrap_or_default());
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let result = rt.block_on(async {
+    crate::child::run(role, |dir| async move {
         match role {
             "reach" => reach(dir).await,
             "dnat" => dnat(dir).await,
@@ -37,14 +25,7 @@ pub fn child_main(role: &str) -> ExitCode {
             "crash" => crash::child(dir).await,
             other => bail!("unknown role {other}"),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{role}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn sa(s: &str) -> SocketAddr {

@@ -314,27 +314,37 @@ mod tests {
         (kube::Client::new(svc, "default"), seen)
     }
 
-    #[tokio::test]
-    async fn the_sink_creates_then_patches_the_count() {
-        let (client, seen) = recording_client(false);
+    type Seen = Vec<(String, String, serde_json::Value)>;
+
+    /// Runs a sink until `expect` requests were seen, recording `events` through its recorder.
+    async fn through_sink(patch_404: bool, expect: usize, events: &[(ContainerRef, &str, &str)]) -> Seen {
+        let (client, seen) = recording_client(patch_404);
         let (r, rx) = Recorder::channel("node-a".into());
         let cancel = CancellationToken::new();
         let task = tokio::spawn(EventSink::new(client, rx, Duration::from_secs(5)).run(cancel.clone()));
         let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
-        for _ in 0..3 {
-            r.record(&pod, &ContainerRef::Container("c".into()), true, "BackOff", "Back-off restarting failed container");
+        for (c, reason, message) in events {
+            r.record(&pod, c, true, reason, message);
         }
-        r.record(&pod, &ContainerRef::None, false, "Killing", "Stopping");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while seen.lock().unwrap().len() < 4 {
+        while seen.lock().unwrap().len() < expect {
             assert!(tokio::time::Instant::now() < deadline, "{:?}", seen.lock().unwrap());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         cancel.cancel();
         task.await.unwrap();
-        let seen = seen.lock().unwrap().clone();
-        let methods: Vec<&str> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
-        assert_eq!(methods, ["POST", "PATCH", "PATCH", "POST"]);
+        seen.lock().unwrap().clone()
+    }
+
+    fn methods(seen: &Seen) -> Vec<&str> {
+        seen.iter().map(|(m, _, _)| m.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_sink_creates_then_patches_the_count() {
+        let backoff = (ContainerRef::Container("c".into()), "BackOff", "Back-off restarting failed container");
+        let seen = through_sink(false, 4, &[backoff.clone(), backoff.clone(), backoff, (ContainerRef::None, "Killing", "Stopping")]).await;
+        assert_eq!(methods(&seen), ["POST", "PATCH", "PATCH", "POST"]);
         assert_eq!(seen[0].1, "/api/v1/namespaces/ns/events");
         let name = seen[0].2["metadata"]["name"].as_str().unwrap().to_string();
         assert_eq!(seen[1].1, format!("/api/v1/namespaces/ns/events/{name}"));
@@ -345,24 +355,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeat_of_a_deleted_event_is_created_anew_with_its_count() {
-        let (client, seen) = recording_client(true);
-        let (r, rx) = Recorder::channel("node-a".into());
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(EventSink::new(client, rx, Duration::from_secs(5)).run(cancel.clone()));
-        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
-        for _ in 0..2 {
-            r.record(&pod, &ContainerRef::None, true, "BackOff", "m");
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while seen.lock().unwrap().len() < 3 {
-            assert!(tokio::time::Instant::now() < deadline, "{:?}", seen.lock().unwrap());
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        cancel.cancel();
-        task.await.unwrap();
-        let seen = seen.lock().unwrap().clone();
-        let methods: Vec<&str> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
-        assert_eq!(methods, ["POST", "PATCH", "POST"]);
+        let backoff = (ContainerRef::None, "BackOff", "m");
+        let seen = through_sink(true, 3, &[backoff.clone(), backoff]).await;
+        assert_eq!(methods(&seen), ["POST", "PATCH", "POST"]);
         assert_eq!(seen[2].2["count"].as_i64(), Some(2));
     }
 }
