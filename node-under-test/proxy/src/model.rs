@@ -157,6 +157,25 @@ pub enum Refusal {
 }
 
 impl ServicePort {
+    /// A ClusterIP service port `name` at `cluster_ip:port` with `endpoints` for the Cluster
+    /// policy, and nothing else set: no node port, external IPs, affinity or Local policy.
+    pub fn cluster(name: ServicePortName, cluster_ip: Ipv4Addr, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
+        ServicePort {
+            protocol: name.protocol,
+            name,
+            cluster_ip,
+            port,
+            node_port: None,
+            external_ips: vec![],
+            internal_local: false,
+            external_local: false,
+            affinity_timeout: None,
+            has_any_endpoints: !endpoints.is_empty(),
+            cluster_endpoints: endpoints,
+            local_endpoints: vec![],
+        }
+    }
+
     pub fn externally_accessible(&self) -> bool {
         self.node_port.is_some() || !self.external_ips.is_empty()
     }

@@ -70,6 +70,28 @@ pub struct PodView {
     pub api_terminal: Option<(bool, Option<String>, Option<String>)>,
 }
 
+#[cfg(test)]
+impl PodView {
+    /// Pod `ns/p` (uid `u1`) with the named init containers and containers (image `workload`),
+    /// a 30 s grace period and nothing in the API yet: the unit tests' starting point.
+    pub fn example(init: &[&str], containers: &[&str], restart_policy: RestartPolicy) -> PodView {
+        let cv = |name: &&str| ContainerView { name: name.to_string(), image: "workload".into(), liveness_grace: None, startup_grace: None };
+        PodView {
+            uid: "u1".into(),
+            name: "p".into(),
+            namespace: "ns".into(),
+            init_containers: init.iter().map(cv).collect(),
+            containers: containers.iter().map(cv).collect(),
+            restart_policy,
+            termination_grace: Duration::from_secs(30),
+            active_deadline: None,
+            deletion: None,
+            start_time: None,
+            api_terminal: None,
+        }
+    }
+}
+
 /// Runtime state of one container instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {

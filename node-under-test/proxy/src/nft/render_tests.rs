@@ -10,20 +10,8 @@ fn ep(ip: &str, local: bool) -> Endpoint {
 }
 
 fn sp(name: &str, eps: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        name: ServicePortName { namespace: "ns".into(), name: name.into(), port: "http".into(), protocol: Protocol::Tcp },
-        cluster_ip: "10.96.0.10".parse().unwrap(),
-        port: 80,
-        protocol: Protocol::Tcp,
-        node_port: None,
-        external_ips: vec![],
-        internal_local: false,
-        external_local: false,
-        affinity_timeout: None,
-        has_any_endpoints: !eps.is_empty(),
-        cluster_endpoints: eps,
-        local_endpoints: vec![],
-    }
+    let name = ServicePortName { namespace: "ns".into(), name: name.into(), port: "http".into(), protocol: Protocol::Tcp };
+    ServicePort::cluster(name, "10.96.0.10".parse().unwrap(), 80, eps)
 }
 
 fn ctx() -> RenderCtx {

@@ -16,20 +16,7 @@ pub fn ep(ip: &str, port: u16, local: bool) -> Endpoint {
 
 /// A ClusterIP service port with cluster endpoints.
 pub fn svc(name: &str, cip: &str, port: u16, eps: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        name: spn(name, Protocol::Tcp),
-        cluster_ip: cip.parse().unwrap(),
-        port,
-        protocol: Protocol::Tcp,
-        node_port: None,
-        external_ips: vec![],
-        internal_local: false,
-        external_local: false,
-        affinity_timeout: None,
-        has_any_endpoints: !eps.is_empty(),
-        cluster_endpoints: eps,
-        local_endpoints: vec![],
-    }
+    ServicePort::cluster(spn(name, Protocol::Tcp), cip.parse().unwrap(), port, eps)
 }
 
 pub fn state(sps: Vec<ServicePort>) -> State {

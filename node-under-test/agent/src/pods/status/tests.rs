@@ -5,31 +5,15 @@ use std::time::Duration;
 
 use super::*;
 use crate::pods::backoff::BackOffParams;
-use crate::pods::model::{ContainerView, PodView, ProbeView, RestartPolicy, SandboxObs};
+use crate::pods::model::{PodView, ProbeView, RestartPolicy, SandboxObs};
 use crate::pods::worker::{WorkerParams, step};
 
 fn ts(s: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + s).unwrap()
 }
 
-fn cv(name: &str) -> ContainerView {
-    ContainerView { name: name.into(), image: "workload".into(), liveness_grace: None, startup_grace: None }
-}
-
 fn view(init: &[&str], containers: &[&str], policy: RestartPolicy) -> PodView {
-    PodView {
-        uid: "u1".into(),
-        name: "p".into(),
-        namespace: "ns".into(),
-        init_containers: init.iter().map(|n| cv(n)).collect(),
-        containers: containers.iter().map(|n| cv(n)).collect(),
-        restart_policy: policy,
-        termination_grace: Duration::from_secs(30),
-        active_deadline: None,
-        deletion: None,
-        start_time: None,
-        api_terminal: None,
-    }
+    PodView::example(init, containers, policy)
 }
 
 fn inst(name: &str, id: &str, rc: u32, state: RunState, code: i32) -> ContainerObs {

@@ -17,24 +17,8 @@ fn params() -> WorkerParams {
     WorkerParams { container: p, image: p }
 }
 
-fn cv(name: &str) -> ContainerView {
-    ContainerView { name: name.into(), image: "workload".into(), liveness_grace: None, startup_grace: None }
-}
-
 fn pod(init: &[&str], containers: &[&str], policy: RestartPolicy) -> PodView {
-    PodView {
-        uid: "u1".into(),
-        name: "p".into(),
-        namespace: "ns".into(),
-        init_containers: init.iter().map(|n| cv(n)).collect(),
-        containers: containers.iter().map(|n| cv(n)).collect(),
-        restart_policy: policy,
-        termination_grace: Duration::from_secs(30),
-        active_deadline: None,
-        deletion: None,
-        start_time: None,
-        api_terminal: None,
-    }
+    PodView::example(init, containers, policy)
 }
 
 fn sandbox() -> Option<SandboxObs> {
