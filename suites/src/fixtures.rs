@@ -95,6 +95,17 @@ impl NodeEnv {
         Self::start_with(ctx, config, &agent_config(extra)?).await
     }
 
+    /// Like [`NodeEnv::start`], but the API server is partitioned before the runtime and the
+    /// agent start (heal it with `env.cp.handle().set_partition(false)`).
+    pub async fn start_partitioned(ctx: &CaseCtx, extra: &str) -> anyhow::Result<NodeEnv> {
+        let cp = harness::backend::ControlPlane::start(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
+        cp.handle().set_partition(true);
+        let runtime = start_runtime(ctx, NODE).await?;
+        let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &agent_options(extra)?).await?;
+        let client = cp.client()?;
+        Ok(NodeEnv { cp, runtime, agent, client })
+    }
+
     /// Starts with an explicit API server config and a whole agent configuration document.
     pub async fn start_with(
         ctx: &CaseCtx,

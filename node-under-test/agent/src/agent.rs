@@ -84,6 +84,13 @@ pub async fn run(
         return shutdown(tasks).await;
     };
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, "connected to the runtime");
+    // A pod CIDR known locally goes to the runtime at once: pods (static ones first) can get
+    // their network before the API server answers.
+    if let Some(cidr) = &settings.pod_cidr
+        && let Err(e) = runtime.update_pod_cidr(cidr).await
+    {
+        tracing::warn!(error = %e, %cidr, "UpdateRuntimeConfig failed");
+    }
 
     let facts = host::read_host_facts(&settings.root_dir);
     let pressure = crate::eviction::PressureHandle::default();
@@ -102,45 +109,23 @@ pub async fn run(
         pod_cidr: settings.pod_cidr.clone(),
         taints: cfg.register_with_taints.clone(),
     };
-    let nodes: Api<Node> = Api::all(client.clone());
-    let Some(node) = retry("node registration", &cancel, || async {
-        // An existing Node keeps its conditions' transition times.
-        let existing = crate::error::api("get node", api_timeout, nodes.get_opt(&settings.node_name)).await?;
-        let prev = existing.and_then(|n| n.status).and_then(|s| s.conditions).unwrap_or_default();
-        let status = node::current_status(runtime.as_ref(), &inputs, &prev).await;
-        let node = if cfg.register_node {
-            register::register(&nodes, &template, status.clone(), api_timeout).await?
-        } else {
-            crate::error::api("get node", api_timeout, nodes.get(&settings.node_name)).await?
-        };
-        node::patch_status(&nodes, &settings.node_name, &status, api_timeout).await?;
-        Ok((node, status))
-    })
-    .await
-    else {
-        return shutdown(tasks).await;
+    // The Node is registered, and then heartbeats run, in the background: the static pods and
+    // the pod workers do not wait for the API server (as upstream's kubelet does not).
+    let (node_uid_tx, node_uid) = tokio::sync::watch::channel(String::new());
+    let registration = Registration {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        inputs,
+        template,
+        register_node: cfg.register_node,
+        pod_cidr: settings.pod_cidr.clone(),
+        lease_duration_seconds: cfg.node_lease_duration_seconds,
+        lease_renew_interval: settings.lease_renew_interval(),
+        lease_jitter: cfg.nodekit.node_lease_renew_jitter,
+        api_timeout,
+        metrics: metrics.clone(),
     };
-    let (node, _initial_status) = node;
-    let node_uid = node.metadata.uid.clone().unwrap_or_default();
-    tracing::info!(node = %settings.node_name, uid = %node_uid, "node registered");
-
-    let pod_cidr = settings.pod_cidr.clone().or_else(|| node.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
-    if let Some(cidr) = &pod_cidr
-        && let Err(e) = runtime.update_pod_cidr(cidr).await
-    {
-        tracing::warn!(error = %e, %cidr, "UpdateRuntimeConfig failed");
-    }
-
-    let lease_params = lease::LeaseParams {
-        node: settings.node_name.clone(),
-        node_uid: node_uid.clone(),
-        duration_seconds: cfg.node_lease_duration_seconds,
-        renew_interval: settings.lease_renew_interval(),
-        jitter: cfg.nodekit.node_lease_renew_jitter,
-        request_timeout: api_timeout,
-    };
-    tasks.spawn(lease::run_lease_loop(client.clone(), lease_params, metrics.clone(), cancel.clone()));
-    tasks.spawn(node::run_status_loop(client.clone(), runtime.clone(), inputs, metrics.clone(), cancel.clone()));
+    tasks.spawn(registration.run(node_uid_tx, cancel.clone()));
 
     let resolv = std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default();
     let spec_ctx = SpecContext {
@@ -158,7 +143,7 @@ pub async fn run(
         file_check: cfg.file_check_frequency.0,
         resync: cfg.sync_frequency.0,
         node_name: settings.node_name.clone(),
-        node_uid: node_uid.clone(),
+        node_uid,
         api_timeout,
     };
     let (statics, mirrors) = crate::static_pods::start(static_setup, client.clone(), metrics.clone(), &mut tasks, &cancel);
@@ -221,4 +206,68 @@ async fn shutdown(mut tasks: JoinSet<()>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Registers the Node (retrying until the API server answers), hands the runtime the pod CIDR,
+/// publishes the Node's UID, then runs the lease and status loops.
+struct Registration {
+    client: kube::Client,
+    runtime: Arc<RemoteRuntime>,
+    inputs: StatusInputs,
+    template: register::NodeTemplate,
+    register_node: bool,
+    pod_cidr: Option<String>,
+    lease_duration_seconds: u32,
+    lease_renew_interval: Duration,
+    lease_jitter: f64,
+    api_timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Registration {
+    async fn run(self, node_uid: tokio::sync::watch::Sender<String>, cancel: CancellationToken) {
+        let name = self.inputs.node_name.clone();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let timeout = self.api_timeout;
+        let Some(node) = retry("node registration", &cancel, || async {
+            // An existing Node keeps its conditions' transition times.
+            let existing = crate::error::api("get node", timeout, nodes.get_opt(&name)).await?;
+            let prev = existing.and_then(|n| n.status).and_then(|s| s.conditions).unwrap_or_default();
+            let status = node::current_status(self.runtime.as_ref(), &self.inputs, &prev).await;
+            let node = if self.register_node {
+                register::register(&nodes, &self.template, status.clone(), timeout).await?
+            } else {
+                crate::error::api("get node", timeout, nodes.get(&name)).await?
+            };
+            // A pod CIDR assigned through the Node reaches the runtime before the node reports
+            // Ready (pods follow Ready); a local one was handed over at start.
+            let assigned = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()).filter(|_| self.pod_cidr.is_none());
+            if let Some(cidr) = &assigned
+                && let Err(e) = self.runtime.update_pod_cidr(cidr).await
+            {
+                tracing::warn!(error = %e, %cidr, "UpdateRuntimeConfig failed");
+            }
+            node::patch_status(&nodes, &name, &status, timeout).await?;
+            Ok(node)
+        })
+        .await
+        else {
+            return;
+        };
+        let uid = node.metadata.uid.clone().unwrap_or_default();
+        tracing::info!(node = %name, %uid, "node registered");
+        node_uid.send_replace(uid.clone());
+        let lease_params = lease::LeaseParams {
+            node: name,
+            node_uid: uid,
+            duration_seconds: self.lease_duration_seconds,
+            renew_interval: self.lease_renew_interval,
+            jitter: self.lease_jitter,
+            request_timeout: timeout,
+        };
+        tokio::join!(
+            lease::run_lease_loop(self.client.clone(), lease_params, self.metrics.clone(), cancel.clone()),
+            node::run_status_loop(self.client, self.runtime, self.inputs, self.metrics, cancel),
+        );
+    }
 }

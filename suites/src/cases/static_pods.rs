@@ -2,7 +2,8 @@
 //! mirror_pod_grace_period_test.go): mirror pod name, annotations and owner reference; manifest
 //! update, removal and re-add; a deleted mirror pod is recreated; the mirror pod stays while the
 //! static pod terminates within its grace period; rapid rewrites converge; static pods run while
-//! the API server is partitioned; an agent restart keeps their containers.
+//! the API server is partitioned, and start when the agent starts before the API server answers
+//! at all; an agent restart keeps their containers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub fn cases() -> Vec<Case> {
         case("static-pods/rapid-rewrites-converge", C, rapid_rewrites),
         case("static-pods/bad-manifest-isolated", C, bad_manifest),
         case("static-pods/runs-while-api-partitioned", D, partitioned),
+        case("static-pods/start-before-the-api-server-answers", D, before_api),
         case("static-pods/agent-restart-keeps-containers", D, agent_restart),
     ]
 }
@@ -347,6 +349,31 @@ fn partitioned(ctx: CaseCtx) -> BodyFuture {
         let running = runtime_containers(&env, &mirror_name("web"), true).await?;
         let id = container_id(&m)?;
         ensure!(running.len() == 1 && id.ends_with(&running[0].id), "mirror reports {id}, runtime runs {running:?}");
+        env.stop().await
+    })
+}
+
+fn before_api(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        // The manifest is there before the agent starts, and the API server does not answer:
+        // the static pod runs anyway (upstream's kubelet runs static pods without an API
+        // server); once the API server answers, the node registers and the mirror pod reports
+        // the same container.
+        let dir = harness::backend::scratch_dir("static-pods")?;
+        write_manifest(&dir, "web.yaml", &manifest("web", &["pause"], 1)?)?;
+        let extra = format!("nodekit:\n  apiRequestTimeout: 1s\nstaticPodPath: {}\nfileCheckFrequency: 1s\n", dir.display());
+        let env = NodeEnv::start_partitioned(&ctx, &extra).await?;
+        let name = mirror_name("web");
+        let running = harness::wait::wait_for("the static pod's container running before the API server answers", START, || async {
+            runtime_containers(&env, &name, true).await.ok().filter(|c| c.len() == 1)
+        })
+        .await;
+        env.cp.handle().set_partition(false);
+        let running = running?;
+        env.wait_ready(READY).await.context("the node registers once the API server answers")?;
+        let m = mirror_running(&env.client, "web", None).await?;
+        ensure!(container_id(&m)?.ends_with(&running[0].id), "mirror reports {}, the runtime ran {}", container_id(&m)?, running[0].id);
+        ensure!(restarts(&m, "c") == 0, "restartCount {}", restarts(&m, "c"));
         env.stop().await
     })
 }

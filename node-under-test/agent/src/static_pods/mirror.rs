@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{CONFIG_MIRROR, config_hash, full_name, is_mirror_pod};
@@ -206,7 +206,8 @@ async fn patch_status(client: &kube::Client, timeout: Duration, pod: &Pod, mirro
 #[derive(Clone, Debug)]
 pub struct MirrorParams {
     pub node_name: String,
-    pub node_uid: String,
+    /// Empty until the Node is registered.
+    pub node_uid: watch::Receiver<String>,
     pub api_timeout: Duration,
     pub resync: Duration,
 }
@@ -251,14 +252,15 @@ async fn pass(client: &kube::Client, reg: &MirrorRegistry, p: &MirrorParams) -> 
                 });
             }
             MirrorAction::Create(pod) => {
-                if p.node_uid.is_empty() {
-                    tracing::warn!("node UID unknown; not creating mirror pods");
+                let node_uid = p.node_uid.borrow().clone();
+                if node_uid.is_empty() {
+                    tracing::debug!("node not registered yet; mirror pods wait");
                     continue;
                 }
                 let full = full_name(&pod);
                 let (ns, _) = split(&full);
                 let api_ns: Api<Pod> = Api::namespaced(client.clone(), ns);
-                let mirror = mirror_pod(&pod, &p.node_name, &p.node_uid);
+                let mirror = mirror_pod(&pod, &p.node_name, &node_uid);
                 match api("create mirror pod", p.api_timeout, api_ns.create(&PostParams::default(), &mirror)).await {
                     Ok(created) => {
                         tracing::info!(pod = %full, uid = ?created.metadata.uid, "created mirror pod");
@@ -282,7 +284,7 @@ async fn pass(client: &kube::Client, reg: &MirrorRegistry, p: &MirrorParams) -> 
 
 /// Keeps the mirror pods in line with the static pods until `cancel` fires: on every static pod
 /// change, every event about a mirror pod of this node, and every `resync`.
-pub async fn run_mirror_reconciler(client: kube::Client, reg: MirrorRegistry, p: MirrorParams, cancel: CancellationToken) {
+pub async fn run_mirror_reconciler(client: kube::Client, reg: MirrorRegistry, mut p: MirrorParams, cancel: CancellationToken) {
     let Some(inner) = reg.0.clone() else { return };
     let pods: Api<Pod> = Api::all(client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", p.node_name)).timeout(30);
@@ -294,6 +296,8 @@ pub async fn run_mirror_reconciler(client: kube::Client, reg: MirrorRegistry, p:
             _ = cancel.cancelled() => return,
             _ = inner.changed.notified() => {}
             _ = tick.tick() => {}
+            // Registered: mirror pods can be created now.
+            Ok(()) = p.node_uid.changed() => {}
             ev = events.next() => match ev {
                 Some(Ok(watcher::Event::Apply(pod))) | Some(Ok(watcher::Event::Delete(pod))) if is_mirror_pod(&pod) => {}
                 Some(_) => continue,

@@ -67,7 +67,9 @@ pub struct Setup {
     /// How often mirror pods are reconciled without an event (`syncFrequency`).
     pub resync: std::time::Duration,
     pub node_name: String,
-    pub node_uid: String,
+    /// The Node's UID once it is registered (empty before): mirror pods wait for it, the
+    /// static pods themselves do not.
+    pub node_uid: tokio::sync::watch::Receiver<String>,
     pub api_timeout: std::time::Duration,
 }
 
