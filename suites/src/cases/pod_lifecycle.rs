@@ -1,5 +1,6 @@
 //! Area `pod-lifecycle`: phases per restart policy, condition order, init containers, crash
-//! back-off, graceful termination with preStop, deletion, exit codes, and restart adoption.
+//! back-off, graceful termination with preStop, postStart hooks (exec, http, failing), deletion,
+//! exit codes, and restart adoption.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
         case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),
         case("pod-lifecycle/graceful-termination-prestop", C, Runtimes::All, graceful_prestop),
+        case("pod-lifecycle/poststart-exec-hook", C, Runtimes::All, poststart_exec),
+        case("pod-lifecycle/poststart-http-hook", C, Runtimes::All, poststart_http),
+        case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/agent-restart-adopts", &[Label::Conformance, Label::Disruptive], Runtimes::All, agent_restart),
     ]
@@ -335,6 +339,71 @@ fn graceful_prestop(ctx: CaseCtx) -> BodyFuture {
         ensure!(took <= Duration::from_secs(7), "the pod took {took:?} to go with a 3 s grace period");
         let events = pods::events_for(&env.client, "graceful").await?;
         ensure!(events.iter().any(|e| e.reason.as_deref() == Some("Killing")), "no Killing event");
+        env.stop().await
+    })
+}
+
+fn poststart_exec(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        // The hook writes a file into an emptyDir; the readiness probe passes only once it is
+        // there, so Ready proves the hook ran in the container.
+        let env = env(&ctx).await?;
+        let mut c = container("c", &["pause"]);
+        pods::merge(
+            &mut c,
+            json!({
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                "lifecycle": {"postStart": {"exec": {"command": ["/workload", "touch", "/data/poststart"]}}},
+                "readinessProbe": {"exec": {"command": ["/workload", "check-file", "/data/poststart"]}, "periodSeconds": 1},
+            }),
+        );
+        let p = pods::pod("hooked", NODE, vec![c], json!({"volumes": [{"name": "data", "emptyDir": {}}]}))?;
+        pods::create(&env.client, &p).await?;
+        let pod = kube_wait::pod(&env.client, "default", "hooked", "Ready", START, |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        ensure!(restarts(&pod, "c") == 0, "restartCount {}", restarts(&pod, "c"));
+        let events = pods::events_for(&env.client, "hooked").await?;
+        ensure!(!events.iter().any(|e| e.reason.as_deref() == Some("FailedPostStartHook")), "FailedPostStartHook for a passing hook");
+        env.stop().await
+    })
+}
+
+fn poststart_http(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let hook = prestop_listener(&ctx, 9098).await?;
+        let root_ip = ctx.world.root().ip().to_string();
+        let mut c = container("c", &["pause"]);
+        pods::merge(&mut c, json!({"lifecycle": {"postStart": {"httpGet": {"host": root_ip, "port": 9098, "path": "/poststart"}}}}));
+        let p = pods::pod("hooked", NODE, vec![c], json!({}))?;
+        let created = Instant::now();
+        pods::create(&env.client, &p).await?;
+        let (_, request) = tokio::time::timeout(START, hook).await.context("postStart hook never called")???;
+        ensure!(request.starts_with("GET /poststart"), "postStart request {request:?}");
+        let pod = kube_wait::pod(&env.client, "default", "hooked", "Running", START, |p| (phase(p) == "Running").then(|| p.clone())).await?;
+        ensure!(restarts(&pod, "c") == 0, "restartCount {} after a passing hook ({:?})", restarts(&pod, "c"), created.elapsed());
+        env.stop().await
+    })
+}
+
+fn poststart_failure(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        // A failing hook: FailedPostStartHook, the container is killed ("FailedPostStartHook")
+        // and started again by its restart policy.
+        let env = env(&ctx).await?;
+        let mut c = container("c", &["pause"]);
+        pods::merge(&mut c, json!({"lifecycle": {"postStart": {"exec": {"command": ["/workload", "exit", "--code", "1"]}}}}));
+        let p = pods::pod("hooked", NODE, vec![c], json!({"terminationGracePeriodSeconds": 1}))?;
+        pods::create(&env.client, &p).await?;
+        kube_wait::pod(&env.client, "default", "hooked", "restartCount ≥ 1", START, |p| (restarts(p, "c") >= 1).then_some(())).await?;
+        let events = pods::events_for(&env.client, "hooked").await?;
+        let has = |reason: &str, message: &str| {
+            events.iter().any(|e| e.reason.as_deref() == Some(reason) && e.message.as_deref() == Some(message))
+        };
+        ensure!(has("FailedPostStartHook", "PostStartHook failed"), "no FailedPostStartHook event: {events:?}");
+        ensure!(has("Killing", "FailedPostStartHook"), "no Killing event for the hook failure: {events:?}");
         env.stop().await
     })
 }

@@ -20,6 +20,8 @@ use crate::probes::resolve_port;
 
 /// Upstream's floor for the grace period left after a preStop hook.
 const MIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a postStart hook may hold the pod worker (upstream sets no limit on exec hooks).
+const POST_START_LIMIT: Duration = Duration::from_secs(120);
 
 /// What the executor needs.
 pub struct Effects<R> {
@@ -222,21 +224,37 @@ impl<R: Runtime> Effects<R> {
             return Some(fail("RunContainerError", e.to_string()));
         }
         self.event(pod, Some(&c.name), false, "Started", &format!("Started container {}", c.name));
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            // Like upstream: the worker waits for the hook; a failed hook kills the container
+            // (preStop and grace period included), which restarts by its restart policy.
+            let run = self.run_hook(&id, c, hook, sandbox.ip.clone(), POST_START_LIMIT);
+            if let Err(msg) = tokio::time::timeout(POST_START_LIMIT, run).await.unwrap_or(Err("timed out".into())) {
+                tracing::warn!(pod = ?pod.metadata.name, container = %c.name, error = %msg, "postStart hook failed");
+                // The event does not carry the hook's output (it could hold secrets).
+                self.event(pod, Some(&c.name), true, "FailedPostStartHook", "PostStartHook failed");
+                let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+                self.stop(pod, &id, &c.name, grace, "FailedPostStartHook", true, sandbox.ip.clone()).await;
+            }
+        }
         Some(Outcome::Started { container: c.name.clone() })
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool) {
+        let running = obs.containers.iter().any(|c| c.id == id && c.state == super::model::RunState::Running);
+        let ip = obs.sandbox.as_ref().and_then(|s| s.ip.clone());
+        self.stop(pod, id, name, grace, message, pre_stop && running, ip).await;
+    }
+
+    /// Emits Killing, runs preStop (when `pre_stop` and the container has one), then stops the
+    /// container with what is left of `grace`.
+    #[allow(clippy::too_many_arguments)]
+    async fn stop(&self, pod: &Pod, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool, ip: Option<String>) {
         self.event(pod, Some(name), false, "Killing", message);
         let started = Instant::now();
         let container = find_container(pod, name).map(|(c, _)| c);
         let hook = container.and_then(|c| c.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref());
-        let running = obs.containers.iter().any(|c| c.id == id && c.state == super::model::RunState::Running);
-        if pre_stop
-            && running
-            && let (Some(hook), Some(c)) = (hook, container)
-        {
-            let ip = obs.sandbox.as_ref().and_then(|s| s.ip.clone());
+        if pre_stop && let (Some(hook), Some(c)) = (hook, container) {
             let run = self.run_hook(id, c, hook, ip, grace);
             if let Err(msg) = tokio::time::timeout(grace, run).await.unwrap_or(Err("timed out".into())) {
                 let text = format!("PreStopHook failed: {msg}");

@@ -14,6 +14,8 @@ struct FakeRuntime {
     present: Mutex<HashSet<String>>,
     fail_pull: bool,
     hook_takes: Duration,
+    /// Exit code of every ExecSync.
+    exec_exit: i32,
 }
 
 impl FakeRuntime {
@@ -78,7 +80,7 @@ impl Runtime for FakeRuntime {
     async fn exec_sync(&self, id: &str, cmd: Vec<String>, _: Duration) -> CriResult<ExecResult> {
         self.log(format!("ExecSync {id} {}", cmd.join(" ")));
         tokio::time::sleep(self.hook_takes).await;
-        Ok(ExecResult::default())
+        Ok(ExecResult { exit_code: self.exec_exit, ..Default::default() })
     }
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {
         self.log(format!("ImageStatus {image}"));
@@ -255,6 +257,38 @@ async fn pre_stop_longer_than_grace_is_cut_and_reported() {
     assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
     assert_eq!(rt.calls(), ["ExecSync c1 sleep 60", "StopContainer c1 2s"]);
     assert_eq!(reasons(&events), ["Killing", "FailedPreStopHook"]);
+}
+
+fn with_post_start(mut p: Pod, hook: serde_json::Value) -> Pod {
+    let c = &mut p.spec.as_mut().unwrap().containers[0];
+    c.lifecycle.get_or_insert_default().post_start = Some(serde_json::from_value(hook).unwrap());
+    p
+}
+
+#[tokio::test]
+async fn post_start_runs_after_the_start() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime::default());
+    let p = with_post_start(pod("img:1", None), serde_json::json!({"exec": {"command": ["touch", "/tmp/ok"]}}));
+    let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
+    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert_eq!(rt.calls()[3..], ["StartContainer c-new", "ExecSync c-new touch /tmp/ok"]);
+    assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
+}
+
+#[tokio::test]
+async fn failed_post_start_kills_the_container_with_pre_stop_and_grace() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime { exec_exit: 1, ..Default::default() });
+    let pre_stop = serde_json::json!({"exec": {"command": ["cleanup"]}});
+    let p = with_post_start(pod("img:1", Some(pre_stop)), serde_json::json!({"exec": {"command": ["false"]}}));
+    let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
+    // The container did start; it is killed and then restarts by its restart policy.
+    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert_eq!(rt.calls()[3..], ["StartContainer c-new", "ExecSync c-new false", "ExecSync c-new cleanup", "StopContainer c-new 30s"]);
+    let all = events.all();
+    assert_eq!(all[4], ("FailedPostStartHook".to_string(), "PostStartHook failed".to_string()));
+    assert_eq!(all[5], ("Killing".to_string(), "FailedPostStartHook".to_string()));
+    // The preStop hook failed as well (every exec exits 1 here).
+    assert_eq!(all[6].0, "FailedPreStopHook");
 }
 
 #[test]
