@@ -47,6 +47,14 @@ fn renew_time(l: &Lease) -> Option<jiff::Timestamp> {
     l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
 }
 
+/// The lease follows registration (the node may be Ready first): waits for its renewTime.
+async fn first_renewal(client: &kube::Client) -> anyhow::Result<jiff::Timestamp> {
+    Ok(harness::wait::wait_for("the Lease kube-node-lease/node-a with a renewTime", READY, || async {
+        lease(client).await.ok().flatten().as_ref().and_then(renew_time)
+    })
+    .await?)
+}
+
 fn lease_fields(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = NodeEnv::start(&ctx, "").await?;
@@ -75,7 +83,7 @@ fn lease_renewed(ctx: CaseCtx) -> BodyFuture {
         env.wait_ready(READY).await?;
         // Observe four successive renewals; each must come within the lease duration, and on
         // average near duration × 0.25 (1 s here).
-        let mut seen = vec![lease(&env.client).await?.as_ref().and_then(renew_time).context("no renewTime")?];
+        let mut seen = vec![first_renewal(&env.client).await?];
         while seen.len() < 5 {
             let last = *seen.last().context("empty")?;
             let next = harness::wait::wait_for("the lease to be renewed", Duration::from_secs(4), || async {
@@ -225,7 +233,7 @@ fn api_errors(ctx: CaseCtx) -> BodyFuture {
         let mut env = NodeEnv::start(&ctx, "").await?;
         env.wait_ready(READY).await?;
         let handle = env.cp.handle();
-        let before = lease(&env.client).await?.as_ref().and_then(renew_time).context("no renewTime")?;
+        let before = first_renewal(&env.client).await?;
         // Every lease and node write fails with 500 for a while.
         let ids: Vec<u64> = ["leases", "nodes"]
             .into_iter()
