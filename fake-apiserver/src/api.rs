@@ -392,7 +392,7 @@ impl Api {
         sub: Option<&str>,
         field_manager: Option<&str>,
     ) -> ApiResult<Arc<Obj>> {
-        self.patch_with(res, ns, name, pt, body, sub, field_manager, false)
+        self.patch_with(res, ns, name, pt, body, sub, field_manager, false, None, &mut Vec::new())
     }
 
     /// [`Api::patch`] with dry-run control.
@@ -407,6 +407,8 @@ impl Api {
         sub: Option<&str>,
         field_manager: Option<&str>,
         dry: bool,
+        fields: Option<crate::fields::Mode>,
+        warnings: &mut Vec<String>,
     ) -> ApiResult<Arc<Obj>> {
         let desc = res.desc();
         let applied = if pt == PatchType::Apply {
@@ -438,6 +440,10 @@ impl Api {
                     .map_err(|e| ApiError::new(422, "Invalid", e))?,
                 None => patch::apply_patch(pt, &cur.value, body, desc.kind)?,
             };
+            let patched = match fields {
+                Some(mode) => crate::fields::enforce(res, patched, mode, warnings)?,
+                None => patched,
+            };
             let new = self.prepare_update(res, &cur.value, patched, sub)?;
             self.finish_write(res, cur, new, dry)
         });
@@ -445,6 +451,9 @@ impl Api {
             let mut obj = apply::server_side_apply(None, &v, &manager, desc.kind, &now_rfc3339())
                 .map_err(|e| ApiError::new(422, "Invalid", e))?;
             obj["metadata"]["name"] = json!(name);
+            if let Some(mode) = fields {
+                obj = crate::fields::enforce(res, obj, mode, warnings)?;
+            }
             return self.create_with(res, ns, obj, dry);
         }
         Ok(out?.obj)

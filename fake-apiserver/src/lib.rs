@@ -23,6 +23,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod fields;
 pub mod http;
 pub mod openapi;
 pub mod patch;

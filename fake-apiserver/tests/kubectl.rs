@@ -234,3 +234,33 @@ async fn kubectl_graceful_delete_completes_when_node_confirms() {
     assert!(h.store().get(resources::PODS, "default", "web").is_none());
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_field_validation_strict_warn_and_patch() {
+    let h = common::start().await;
+    let Some(k) = Kubectl::new(&h) else { return };
+    let typo = POD.replace("    image: nginx:1.25\n", "    image: nginx:1.25\n    imagePullPolicyy: Always\n");
+    let path = k.home.join("typo.yaml");
+    std::fs::write(&path, &typo).unwrap();
+    let file = path.to_string_lossy().into_owned();
+    // kubectl's default is server-side Strict: refused, nothing stored.
+    let err = k.fails(&["create", "-f", &file]).await;
+    assert!(err.contains(r#"strict decoding error: unknown field "spec.containers[0].imagePullPolicyy""#), "{err}");
+    assert!(h.store().get(resources::PODS, "default", "web").is_none());
+    // Warn: created, the warning printed, the field dropped.
+    let out = k.command(&["create", "-f", &file, "--validate=warn"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(r#"Warning: unknown field "spec.containers[0].imagePullPolicyy""#), "{stderr}");
+    let stored = h.store().get(resources::PODS, "default", "web").unwrap();
+    assert!(stored.value.pointer("/spec/containers/0/imagePullPolicyy").is_none(), "{}", stored.value);
+    // An apply of the existing pod (a strategic merge patch) that adds an unknown field is
+    // refused under Strict and leaves the pod as it was.
+    let before = stored.rv;
+    let path = k.home.join("patch.yaml");
+    std::fs::write(&path, POD.replace("  nodeName: node-a\n", "  nodeName: node-a\n  nodeNam: x\n")).unwrap();
+    let err = k.fails(&["apply", "-f", &path.to_string_lossy()]).await;
+    assert!(err.contains(r#"unknown field "spec.nodeNam""#), "{err}");
+    assert_eq!(h.store().get(resources::PODS, "default", "web").unwrap().rv, before);
+    h.shutdown().await;
+}

@@ -70,6 +70,16 @@ fn obj_response(code: u16, obj: &Obj) -> Response<Body> {
     json_response(code, obj.json.clone())
 }
 
+/// Adds one `Warning` header per warning (kubectl prints them as `Warning: …`).
+fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        if let Ok(v) = http::HeaderValue::from_str(&crate::fields::warning_header(w)) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
+}
+
 fn query_grace(q: &HashMap<String, String>) -> ApiResult<Option<i64>> {
     match q.get("gracePeriodSeconds") {
         None => Ok(None),
@@ -115,6 +125,8 @@ async fn resource(
         Some("All") => true,
         Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
     };
+    let fields = crate::fields::Mode::from_query(q.get("fieldValidation").map(String::as_str))?;
+    let mut warnings = Vec::new();
     let needs_body = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let body = if needs_body { read_body(req.into_body(), state.config.max_body_bytes).await? } else { Bytes::new() };
     if r.res == crate::resources::EVENTS_V1 {
@@ -148,9 +160,9 @@ async fn resource(
                     if desc.namespaced && r.ns.is_none() {
                         return Err(ApiError::method_not_allowed("create"));
                     }
-                    let v = body_value(&ct, &body)?;
+                    let v = crate::fields::enforce(r.res, body_value(&ct, &body)?, fields, &mut warnings)?;
                     let obj = api.create_with(r.res, &ns, v, dry_run)?;
-                    Ok(obj_response(201, &obj))
+                    Ok(with_warnings(obj_response(201, &obj), &warnings))
                 }
                 (Some(name), Some("binding")) => {
                     let v = body_value(&ct, &body)?;
@@ -168,9 +180,9 @@ async fn resource(
             if matches!(r.sub.as_deref(), Some("binding" | "eviction")) {
                 return Err(ApiError::method_not_allowed("update"));
             }
-            let v = body_value(&ct, &body)?;
+            let v = crate::fields::enforce(r.res, body_value(&ct, &body)?, fields, &mut warnings)?;
             let obj = api.update_with(r.res, &ns, name, v, r.sub.as_deref(), dry_run)?;
-            Ok(obj_response(200, &obj))
+            Ok(with_warnings(obj_response(200, &obj), &warnings))
         }
         "patch" => {
             let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch"))?;
@@ -182,8 +194,9 @@ async fn resource(
                 return Err(ApiError::bad_request("the body of the request was empty"));
             }
             let existed = state.store.get(r.res, &ns, name).is_some();
-            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), q.get("fieldManager").map(String::as_str), dry_run)?;
-            Ok(obj_response(if existed { 200 } else { 201 }, &obj))
+            let manager = q.get("fieldManager").map(String::as_str);
+            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), manager, dry_run, Some(fields), &mut warnings)?;
+            Ok(with_warnings(obj_response(if existed { 200 } else { 201 }, &obj), &warnings))
         }
         "delete" => {
             let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("delete"))?;

@@ -1,0 +1,168 @@
+//! Unknown-field detection for `fieldValidation` (Strict, Warn, Ignore): an object is decoded
+//! into its typed Kubernetes struct and encoded again; every non-null field of the request
+//! that the round trip drops is unknown to the schema.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::resources::ResourceId;
+
+/// What to do with unknown fields (`?fieldValidation=`; absent means Warn, as upstream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+impl Mode {
+    pub fn from_query(v: Option<&str>) -> ApiResult<Mode> {
+        match v {
+            None | Some("") | Some("Warn") => Ok(Mode::Warn),
+            Some("Strict") => Ok(Mode::Strict),
+            Some("Ignore") => Ok(Mode::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
+        }
+    }
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Option<Value> {
+    // A body the typed struct cannot hold at all is left to the other checks.
+    serde_json::from_value::<T>(v.clone()).ok().and_then(|t| serde_json::to_value(t).ok())
+}
+
+/// The object as its typed struct would write it, for the resources with a typed schema.
+fn typed(res: ResourceId, v: &Value) -> Option<Value> {
+    use k8s_openapi::api::{coordination::v1 as coord, core::v1 as core, discovery::v1 as disc};
+    let d = res.desc();
+    match (d.group, d.kind) {
+        ("", "Namespace") => roundtrip::<core::Namespace>(v),
+        ("", "Node") => roundtrip::<core::Node>(v),
+        ("", "Pod") => roundtrip::<core::Pod>(v),
+        ("", "Service") => roundtrip::<core::Service>(v),
+        ("", "Endpoints") => roundtrip::<core::Endpoints>(v),
+        ("", "ConfigMap") => roundtrip::<core::ConfigMap>(v),
+        ("", "Secret") => roundtrip::<core::Secret>(v),
+        ("", "ServiceAccount") => roundtrip::<core::ServiceAccount>(v),
+        ("", "Event") => roundtrip::<core::Event>(v),
+        ("coordination.k8s.io", "Lease") => roundtrip::<coord::Lease>(v),
+        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<disc::EndpointSlice>(v),
+        ("events.k8s.io", "Event") => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
+        _ => None,
+    }
+}
+
+/// Collects the paths of `sent`'s fields missing from `kept`, removing them when `strip`.
+fn walk(sent: &mut Value, kept: &Value, path: &str, strip: bool, out: &mut Vec<String>) {
+    match (sent, kept) {
+        (Value::Object(s), Value::Object(k)) => {
+            let mut gone = Vec::new();
+            for (key, v) in s.iter_mut() {
+                let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match k.get(key) {
+                    Some(kv) => walk(v, kv, &p, strip, out),
+                    None if v.is_null() => {}
+                    None => {
+                        out.push(p);
+                        gone.push(key.clone());
+                    }
+                }
+            }
+            if strip {
+                for key in gone {
+                    s.remove(&key);
+                }
+            }
+        }
+        (Value::Array(s), Value::Array(k)) => {
+            for (i, (sv, kv)) in s.iter_mut().zip(k).enumerate() {
+                walk(sv, kv, &format!("{path}[{i}]"), strip, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Paths (`spec.containers[0].imagee`) of the fields of `obj` that `res`'s schema does not
+/// have; empty for resources without a typed schema. Free-form maps (labels, data) keep all
+/// their keys through the round trip, so only schema fields are ever reported.
+pub fn unknown(res: ResourceId, obj: &Value) -> Vec<String> {
+    let Some(kept) = typed(res, obj) else { return Vec::new() };
+    let mut out = Vec::new();
+    walk(&mut obj.clone(), &kept, "", false, &mut out);
+    out
+}
+
+/// Applies `mode` to a written object: Strict fails with 400 on any unknown field (upstream's
+/// decoder message); otherwise unknown fields are dropped, as the API server's decoder drops
+/// them, and Warn adds one warning per field to `warnings`.
+pub fn enforce(res: ResourceId, mut obj: Value, mode: Mode, warnings: &mut Vec<String>) -> ApiResult<Value> {
+    let Some(kept) = typed(res, &obj) else { return Ok(obj) };
+    let mut paths = Vec::new();
+    walk(&mut obj, &kept, "", mode != Mode::Strict, &mut paths);
+    if paths.is_empty() {
+        return Ok(obj);
+    }
+    match mode {
+        Mode::Strict => {
+            let d = res.desc();
+            Err(ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                d.kind,
+                d.version,
+                d.kind,
+                paths.iter().map(|p| format!("unknown field {p:?}")).collect::<Vec<_>>().join(", ")
+            )))
+        }
+        Mode::Warn => {
+            warnings.extend(paths.iter().map(|p| format!("unknown field {p:?}")));
+            Ok(obj)
+        }
+        Mode::Ignore => Ok(obj),
+    }
+}
+
+/// A `Warning` header value (RFC 7234 form, code 299, as the API server writes them).
+pub fn warning_header(text: &str) -> String {
+    format!("299 - {text:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reports_schema_fields_only() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"any-key": "v"}, "bogus": 1},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagee": "typo", "env": null}], "nodeName": "n"},
+        });
+        assert_eq!(unknown(crate::resources::PODS, &pod), ["metadata.bogus", "spec.containers[0].imagee"]);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"whatever": "x"}});
+        assert!(unknown(crate::resources::CONFIGMAPS, &cm).is_empty());
+    }
+
+    #[test]
+    fn strict_fails_warn_warns_and_drops_ignore_drops() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}], "nodeNam": "n"}});
+        let mut warnings = Vec::new();
+        let e = enforce(crate::resources::PODS, pod.clone(), Mode::Strict, &mut warnings).unwrap_err();
+        assert_eq!((e.code, e.reason), (400, "BadRequest"));
+        assert_eq!(e.message, r#"Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.nodeNam""#);
+        let kept = enforce(crate::resources::PODS, pod.clone(), Mode::Warn, &mut warnings).unwrap();
+        assert_eq!(warnings, [r#"unknown field "spec.nodeNam""#]);
+        assert!(kept["spec"].get("nodeNam").is_none() && kept["spec"]["containers"][0]["name"] == "c");
+        let mut none = Vec::new();
+        let kept = enforce(crate::resources::PODS, pod, Mode::Ignore, &mut none).unwrap();
+        assert!(none.is_empty() && kept["spec"].get("nodeNam").is_none());
+        assert_eq!(warning_header(r#"unknown field "spec.nodeNam""#), r#"299 - "unknown field \"spec.nodeNam\"""#);
+        assert!(Mode::from_query(Some("Loud")).is_err());
+        assert_eq!(Mode::from_query(None).unwrap(), Mode::Warn);
+    }
+}
