@@ -203,6 +203,11 @@ impl<R: Runtime> Effects<R> {
                 return Some(fail("CreateContainerError", format!("creating {}: {e}", file.display())));
             }
         }
+        for (volume, why) in spec::unsupported_mounts(pod, c) {
+            let msg = format!("Unable to mount volume \"{volume}\" for container {}: {why}; the container starts without it", c.name);
+            tracing::warn!(pod = ?pod.metadata.name, %msg);
+            self.event(pod, Some(&c.name), true, "FailedMount", &msg);
+        }
         let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init) {
             Ok(cfg) => cfg,
             Err(e) => {

@@ -322,6 +322,29 @@ fn volume_host_path(pod: &Pod, root: &Path, volume: &str) -> Option<PathBuf> {
     v.host_path.as_ref().map(|h| PathBuf::from(&h.path))
 }
 
+/// The volume mounts of `c` that this agent cannot provide (volume types other than emptyDir
+/// and hostPath, or no such volume): `(volume, why)`. The container starts without them.
+pub fn unsupported_mounts(pod: &Pod, c: &Container) -> Vec<(String, String)> {
+    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let Some(v) = volumes.and_then(|vs| vs.iter().find(|v| v.name == m.name)) else {
+                return Some((m.name.clone(), "the pod has no such volume".to_string()));
+            };
+            if v.empty_dir.is_some() || v.host_path.is_some() {
+                return None;
+            }
+            let kind = serde_json::to_value(v)
+                .ok()
+                .and_then(|j| j.as_object().and_then(|o| o.keys().find(|k| *k != "name").cloned()))
+                .unwrap_or_else(|| "unknown".into());
+            Some((m.name.clone(), format!("{kind} volumes are not supported by this agent (emptyDir and hostPath are)")))
+        })
+        .collect()
+}
+
 /// The container config for instance `restart_count`.
 pub fn container_config(
     pod: &Pod,

@@ -142,3 +142,25 @@ fn termination_message_mount_and_reading() {
         Some("one\ntwo words")
     );
 }
+
+#[test]
+fn unsupported_mounts_are_named_with_their_type() {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "containers": [{"name": "c", "volumeMounts": [
+                {"name": "scratch", "mountPath": "/s"},
+                {"name": "cfg", "mountPath": "/cfg"},
+                {"name": "missing", "mountPath": "/m"},
+            ]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "x"}}],
+        }
+    }))
+    .unwrap();
+    let c = &pod.spec.as_ref().unwrap().containers[0];
+    let got = unsupported_mounts(&pod, c);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "cfg");
+    assert!(got[0].1.starts_with("configMap volumes are not supported"), "{got:?}");
+    assert_eq!(got[1], ("missing".to_string(), "the pod has no such volume".to_string()));
+}
