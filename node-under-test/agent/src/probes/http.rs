@@ -1,5 +1,6 @@
-//! HTTP probes: GET with headers, success for 200–399, redirects followed only to the same host;
-//! a redirect to another host ends as success with a warning (upstream behaviour).
+//! HTTP(S) probes: GET with headers, success for 200–399, redirects followed only to the same
+//! host; a redirect to another host ends as success with a warning (upstream behaviour). HTTPS
+//! does not verify the server's certificate, as upstream.
 
 use std::time::Duration;
 
@@ -40,7 +41,19 @@ async fn get_once(t: &HttpTarget) -> Result<Response, String> {
     let stream = tokio::net::TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("dial tcp {addr}: connect: {}", io_message(&e)))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+    if t.scheme.eq_ignore_ascii_case("https") {
+        exchange(super::tls::connect(stream, &t.host).await?, t).await
+    } else {
+        exchange(stream, t).await
+    }
+}
+
+/// One GET over an established connection (plain or TLS).
+async fn exchange<S>(io: S, t: &HttpTarget) -> Result<Response, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
     let mut req = http::Request::builder().method("GET").uri(if t.path.is_empty() { "/" } else { &t.path });
@@ -105,10 +118,14 @@ fn follow(t: &HttpTarget, location: &str) -> Option<HttpTarget> {
     Some(HttpTarget { scheme, host, port, path, headers: t.headers.clone() })
 }
 
+fn is_supported(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+}
+
 /// Runs the probe within `timeout`.
 pub async fn http_probe(target: &HttpTarget, timeout: Duration) -> ProbeOutcome {
-    if !target.scheme.eq_ignore_ascii_case("http") {
-        return ProbeOutcome::Error(format!("scheme {} is not supported by this agent", target.scheme));
+    if !is_supported(&target.scheme) {
+        return ProbeOutcome::Error(format!("scheme {} is not supported (HTTP and HTTPS are)", target.scheme));
     }
     let url = target.url();
     let run = async {
@@ -121,7 +138,7 @@ pub async fn http_probe(target: &HttpTarget, timeout: Duration) -> ProbeOutcome 
                 if next.host != current.host {
                     return Ok(resp);
                 }
-                if !next.scheme.eq_ignore_ascii_case("http") {
+                if !is_supported(&next.scheme) {
                     return Err(format!("redirect to unsupported scheme {}", next.scheme));
                 }
                 current = next;

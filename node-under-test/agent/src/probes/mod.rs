@@ -5,6 +5,7 @@ pub mod grpc;
 pub mod http;
 pub mod state;
 pub mod tcp;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
