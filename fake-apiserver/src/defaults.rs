@@ -176,6 +176,23 @@ fn default_service(obj: &mut Value) {
 }
 
 /// Apply create-time defaults for a resource.
+/// A Secret's write-only `stringData` goes into `data`, base64-encoded (its keys win), and is
+/// not stored, as upstream.
+fn fold_string_data(o: &mut serde_json::Map<String, Value>) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = o.remove("stringData") else { return };
+    let data = o.entry("data").or_insert_with(|| json!({}));
+    if data.is_null() {
+        *data = json!({});
+    }
+    if let Some(d) = data.as_object_mut() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default().to_string();
+            d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+        }
+    }
+}
+
 pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
     match res {
         resources::PODS => default_pod(obj),
@@ -203,6 +220,7 @@ pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
         resources::SECRETS => {
             if let Some(o) = obj.as_object_mut() {
                 set_default(o, "type", json!("Opaque"));
+                fold_string_data(o);
             }
         }
         resources::NODES => {
@@ -212,5 +230,19 @@ pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let mut v = json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "hello", "a": "y"}});
+        apply_defaults(resources::SECRETS, &mut v);
+        assert_eq!(v["data"], json!({"a": "eQ==", "b": "aGVsbG8="}));
+        assert!(v.get("stringData").is_none());
+        assert_eq!(v["type"], "Opaque");
     }
 }

@@ -1,6 +1,6 @@
 //! Area `pod-lifecycle`: phases per restart policy, condition order, init containers, crash
-//! back-off, graceful termination with preStop, postStart hooks (exec, http, failing), deletion,
-//! exit codes, and restart adoption.
+//! back-off, graceful termination with preStop, postStart hooks (exec, http, failing), configMap
+//! and secret volumes, deletion, exit codes, and restart adoption.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/poststart-exec-hook", C, Runtimes::All, poststart_exec),
         case("pod-lifecycle/poststart-http-hook", C, Runtimes::All, poststart_http),
         case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
+        case("pod-lifecycle/configmap-and-secret-volumes-and-env", C, Runtimes::All, configmap_secret_volumes),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/agent-restart-adopts", &[Label::Conformance, Label::Disruptive], Runtimes::All, agent_restart),
     ]
@@ -406,6 +407,68 @@ fn poststart_failure(ctx: CaseCtx) -> BodyFuture {
         ensure!(has("Killing", "FailedPostStartHook"), "no Killing event for the hook failure: {events:?}");
         env.stop().await
     })
+}
+
+fn configmap_secret_volumes(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        // Upstream's "consumable from pods in volume / via environment" cases, compressed: a
+        // configMap (all keys) and a secret (one item, renamed) appear as files, and as
+        // environment variables; the pod is Ready only when all hold the right content. Before
+        // the configMap exists the pod waits (FailedMount).
+        let env = env(&ctx).await?;
+        let check = |path: &str, text: &str| json!({"exec": {"command": ["/workload", "check-file", path, "--contains", text]}});
+        let mut c = container("c", &["pause"]);
+        pods::merge(
+            &mut c,
+            json!({
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "sec", "mountPath": "/etc/sec"}],
+                "readinessProbe": {"exec": {"command": ["/workload", "check-file", "/etc/cfg/data-1", "--contains", "value-1"]}, "periodSeconds": 1},
+                "startupProbe": merge_probe(check("/etc/sec/new-path-data-2", "value-2")),
+            }),
+        );
+        // A second container reads both objects through its environment (envFrom with a
+        // prefix, a configMapKeyRef); its exec probe sees the container's environment.
+        let mut e = container("env", &["pause"]);
+        pods::merge(
+            &mut e,
+            json!({
+                "envFrom": [{"secretRef": {"name": "sec"}, "prefix": "SEC_"}],
+                "env": [{"name": "CFG_ONE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "data-1"}}}],
+                "readinessProbe": {"exec": {"command": ["/workload", "check-file", "/proc/self/environ", "--contains", "CFG_ONE=value-1"]}, "periodSeconds": 1},
+                "startupProbe": merge_probe(check("/proc/self/environ", "SEC_data-2=value-2")),
+            }),
+        );
+        let spec = json!({"volumes": [
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+            {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 0o400, "items": [{"key": "data-2", "path": "new-path-data-2"}]}},
+        ]});
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), "default");
+        let secret = serde_json::from_value(json!({"metadata": {"name": "sec"}, "stringData": {"data-1": "other", "data-2": "value-2"}}))?;
+        secrets.create(&Default::default(), &secret).await?;
+        pods::create(&env.client, &pods::pod("vols", NODE, vec![c, e], spec)?).await?;
+        let evs = harness::wait::wait_for("a FailedMount event for the missing configMap", START, || async {
+            let evs = pods::events_for(&env.client, "vols").await.ok()?;
+            evs.into_iter().find(|e| e.reason.as_deref() == Some("FailedMount"))
+        })
+        .await?;
+        let m = evs.message.unwrap_or_default();
+        ensure!(m.contains(r#"volume "cfg""#) && m.contains(r#"configmap "cfg" not found"#), "FailedMount message {m:?}");
+        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        let cm = serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"data-1": "value-1", "data-2": "value-2"}}))?;
+        maps.create(&Default::default(), &cm).await?;
+        let pod = kube_wait::pod(&env.client, "default", "vols", "Ready once both volumes hold their files", Duration::from_secs(30), |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        ensure!(restarts(&pod, "c") == 0 && restarts(&pod, "env") == 0, "restartCounts {} {}", restarts(&pod, "c"), restarts(&pod, "env"));
+        env.stop().await
+    })
+}
+
+/// A startup probe from `action` (checked every second, up to 30 times).
+fn merge_probe(mut action: serde_json::Value) -> serde_json::Value {
+    pods::merge(&mut action, json!({"periodSeconds": 1, "failureThreshold": 30}));
+    action
 }
 
 fn deletion_prompt(ctx: CaseCtx) -> BodyFuture {

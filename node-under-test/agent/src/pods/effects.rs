@@ -12,6 +12,7 @@ use super::events::{ContainerRef, PodRef, Recorder};
 use super::kills::KillTasks;
 use super::model::{Observation, Outcome};
 use super::spec::{self, SpecContext};
+use super::volumes::{self, ApiObjects};
 use super::worker::Action;
 use crate::config::format_go_duration;
 use crate::cri::Runtime;
@@ -28,11 +29,18 @@ pub struct Effects<R> {
     pub runtime: Arc<R>,
     pub recorder: Recorder,
     pub spec_ctx: Arc<SpecContext>,
+    /// Where configMap and secret volumes are read from.
+    pub objects: ApiObjects,
 }
 
 impl<R> Clone for Effects<R> {
     fn clone(&self) -> Self {
-        Effects { runtime: self.runtime.clone(), recorder: self.recorder.clone(), spec_ctx: self.spec_ctx.clone() }
+        Effects {
+            runtime: self.runtime.clone(),
+            recorder: self.recorder.clone(),
+            spec_ctx: self.spec_ctx.clone(),
+            objects: self.objects.clone(),
+        }
     }
 }
 
@@ -203,12 +211,27 @@ impl<R: Runtime> Effects<R> {
                 return Some(fail("CreateContainerError", format!("creating {}: {e}", file.display())));
             }
         }
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        if let Err(msg) = volumes::materialize(&self.objects, pod, &spec::pod_dir(&self.spec_ctx.root_dir, uid)).await {
+            self.event(pod, None, true, "FailedMount", &msg);
+            return Some(fail("ContainerCreating", msg));
+        }
         for (volume, why) in spec::unsupported_mounts(pod, c) {
             let msg = format!("Unable to mount volume \"{volume}\" for container {}: {why}; the container starts without it", c.name);
             tracing::warn!(pod = ?pod.metadata.name, %msg);
             self.event(pod, Some(&c.name), true, "FailedMount", &msg);
         }
-        let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let mut objects = spec::EnvObjects::new();
+        for (secret, name) in spec::env_object_refs(c) {
+            match self.objects.keys(secret, ns, &name).await {
+                Ok(keys) => {
+                    objects.insert((secret, name), keys);
+                }
+                Err(e) => return Some(fail("CreateContainerConfigError", e)),
+            }
+        }
+        let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init, &objects) {
             Ok(cfg) => cfg,
             Err(e) => {
                 self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));

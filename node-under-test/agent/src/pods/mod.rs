@@ -12,3 +12,4 @@ pub mod kills;
 pub mod observe;
 pub mod runner;
 pub mod manager;
+pub mod volumes;

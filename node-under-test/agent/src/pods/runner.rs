@@ -112,7 +112,12 @@ pub async fn run_pod_worker<R: Runtime>(
     mut pod_rx: watch::Receiver<Option<Pod>>,
     cancel: CancellationToken,
 ) {
-    let effects = Effects { runtime: deps.runtime.clone(), recorder: deps.recorder.clone(), spec_ctx: deps.spec_ctx.clone() };
+    let effects = Effects {
+        runtime: deps.runtime.clone(),
+        recorder: deps.recorder.clone(),
+        spec_ctx: deps.spec_ctx.clone(),
+        objects: super::volumes::ApiObjects::new(deps.client.clone(), deps.api_timeout),
+    };
     let mut st = PodState::new(deps.params);
     let mut last_pod: Option<Pod> = None;
     let mut outcomes: Vec<Outcome> = Vec::new();

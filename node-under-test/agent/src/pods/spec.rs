@@ -270,9 +270,86 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
     out
 }
 
-/// The container's environment in order.
-pub fn container_env(pod: &Pod, c: &Container, pod_ip: Option<&str>, ctx: &SpecContext) -> Result<Vec<(String, String)>, SpecError> {
+/// The configMaps and secrets a container's environment reads, by (is secret, name): their
+/// keys, or `None` when the object does not exist. Filled by the executor before the start.
+pub type EnvObjects = BTreeMap<(bool, String), Option<BTreeMap<String, Vec<u8>>>>;
+
+/// The objects `c`'s `envFrom` and `valueFrom` refer to: (is secret, name).
+pub fn env_object_refs(c: &Container) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    for f in c.env_from.iter().flatten() {
+        if let Some(r) = &f.config_map_ref {
+            out.push((false, r.name.clone()));
+        }
+        if let Some(r) = &f.secret_ref {
+            out.push((true, r.name.clone()));
+        }
+    }
+    for e in c.env.iter().flatten() {
+        if let Some(r) = e.value_from.as_ref().and_then(|f| f.config_map_key_ref.as_ref()) {
+            out.push((false, r.name.clone()));
+        }
+        if let Some(r) = e.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
+            out.push((true, r.name.clone()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn kind_of(secret: bool) -> (&'static str, &'static str) {
+    if secret { ("secret", "Secret") } else { ("configmap", "ConfigMap") }
+}
+
+/// One key of a referenced object: `Ok(None)` when it (or the object) is absent but optional.
+fn object_key(pod: &Pod, objects: &EnvObjects, secret: bool, name: &str, key: &str, optional: bool) -> Result<Option<String>, SpecError> {
+    let (lower, upper) = kind_of(secret);
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    match objects.get(&(secret, name.to_string())).and_then(Option::as_ref) {
+        None if optional => Ok(None),
+        None => Err(SpecError(format!("{lower} {name:?} not found"))),
+        Some(keys) => match keys.get(key) {
+            Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
+            None if optional => Ok(None),
+            None => Err(SpecError(format!("couldn't find key {key} in {upper} {ns}/{name}"))),
+        },
+    }
+}
+
+fn set(env: &mut Vec<(String, String)>, name: String, value: String) {
+    env.retain(|(n, _)| *n != name);
+    env.push((name, value));
+}
+
+/// The container's environment in order: `envFrom` first, then `env` (a later name replaces
+/// an earlier one, as upstream).
+pub fn container_env(
+    pod: &Pod,
+    c: &Container,
+    pod_ip: Option<&str>,
+    ctx: &SpecContext,
+    objects: &EnvObjects,
+) -> Result<Vec<(String, String)>, SpecError> {
     let mut env: Vec<(String, String)> = Vec::new();
+    for f in c.env_from.iter().flatten() {
+        let prefix = f.prefix.clone().unwrap_or_default();
+        let refs = [
+            f.config_map_ref.as_ref().map(|r| (false, r.name.as_str(), r.optional.unwrap_or(false))),
+            f.secret_ref.as_ref().map(|r| (true, r.name.as_str(), r.optional.unwrap_or(false))),
+        ];
+        for (secret, name, optional) in refs.into_iter().flatten() {
+            match objects.get(&(secret, name.to_string())).and_then(Option::as_ref) {
+                Some(keys) => {
+                    for (k, v) in keys {
+                        set(&mut env, format!("{prefix}{k}"), String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+                None if optional => {}
+                None => return Err(SpecError(format!("{} {name:?} not found", kind_of(secret).0))),
+            }
+        }
+    }
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
             expand(v, &env)
@@ -281,13 +358,23 @@ pub fn container_env(pod: &Pod, c: &Container, pod_ip: Option<&str>, ctx: &SpecC
                 field_value(pod, &f.field_path, pod_ip, ctx)?
             } else if let Some(r) = &from.resource_field_ref {
                 resource_value(c, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()))?
+            } else if let Some(r) = &from.config_map_key_ref {
+                match object_key(pod, objects, false, &r.name, &r.key, r.optional.unwrap_or(false))? {
+                    Some(v) => v,
+                    None => continue,
+                }
+            } else if let Some(r) = &from.secret_key_ref {
+                match object_key(pod, objects, true, &r.name, &r.key, r.optional.unwrap_or(false))? {
+                    Some(v) => v,
+                    None => continue,
+                }
             } else {
-                return Err(SpecError(format!("env {}: only value, fieldRef and resourceFieldRef are supported", e.name)));
+                return Err(SpecError(format!("env {}: valueFrom names no source", e.name)));
             }
         } else {
             String::new()
         };
-        env.push((e.name.clone(), value));
+        set(&mut env, e.name.clone(), value);
     }
     Ok(env)
 }
@@ -313,17 +400,22 @@ fn linux_resources(c: &Container) -> api::LinuxContainerResources {
     r
 }
 
-/// The volume host directory of `volume` if it is an emptyDir or hostPath volume.
-fn volume_host_path(pod: &Pod, root: &Path, volume: &str) -> Option<PathBuf> {
+/// The volume host directory of `volume` (emptyDir, hostPath, configMap or secret) and whether
+/// it is always mounted read-only (configMap and secret).
+fn volume_host_path(pod: &Pod, root: &Path, volume: &str) -> Option<(PathBuf, bool)> {
     let v = pod.spec.as_ref()?.volumes.as_ref()?.iter().find(|v| v.name == volume)?;
     if v.empty_dir.is_some() {
-        return Some(pod_dir(root, &pod_uid(pod)).join("volumes/kubernetes.io~empty-dir").join(volume));
+        return Some((pod_dir(root, &pod_uid(pod)).join("volumes/kubernetes.io~empty-dir").join(volume), false));
     }
-    v.host_path.as_ref().map(|h| PathBuf::from(&h.path))
+    if let Some(dir) = super::volumes::host_dir(&pod_dir(root, &pod_uid(pod)), v) {
+        return Some((dir, true));
+    }
+    v.host_path.as_ref().map(|h| (PathBuf::from(&h.path), false))
 }
 
-/// The volume mounts of `c` that this agent cannot provide (volume types other than emptyDir
-/// and hostPath, or no such volume): `(volume, why)`. The container starts without them.
+/// The volume mounts of `c` that this agent cannot provide (volume types other than emptyDir,
+/// hostPath, configMap and secret, or no such volume): `(volume, why)`. The container starts
+/// without them.
 pub fn unsupported_mounts(pod: &Pod, c: &Container) -> Vec<(String, String)> {
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
     c.volume_mounts
@@ -333,14 +425,14 @@ pub fn unsupported_mounts(pod: &Pod, c: &Container) -> Vec<(String, String)> {
             let Some(v) = volumes.and_then(|vs| vs.iter().find(|v| v.name == m.name)) else {
                 return Some((m.name.clone(), "the pod has no such volume".to_string()));
             };
-            if v.empty_dir.is_some() || v.host_path.is_some() {
+            if v.empty_dir.is_some() || v.host_path.is_some() || v.config_map.is_some() || v.secret.is_some() {
                 return None;
             }
             let kind = serde_json::to_value(v)
                 .ok()
                 .and_then(|j| j.as_object().and_then(|o| o.keys().find(|k| *k != "name").cloned()))
                 .unwrap_or_else(|| "unknown".into());
-            Some((m.name.clone(), format!("{kind} volumes are not supported by this agent (emptyDir and hostPath are)")))
+            Some((m.name.clone(), format!("{kind} volumes are not supported by this agent (emptyDir, hostPath, configMap and secret are)")))
         })
         .collect()
 }
@@ -353,17 +445,18 @@ pub fn container_config(
     pod_ip: Option<&str>,
     ctx: &SpecContext,
     init: bool,
+    objects: &EnvObjects,
 ) -> Result<api::ContainerConfig, SpecError> {
-    let env = container_env(pod, c, pod_ip, ctx)?;
+    let env = container_env(pod, c, pod_ip, ctx, objects)?;
     let command = c.command.iter().flatten().map(|s| expand(s, &env)).collect();
     let args = c.args.iter().flatten().map(|s| expand(s, &env)).collect();
     let mut mounts = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         match volume_host_path(pod, &ctx.root_dir, &m.name) {
-            Some(host) => mounts.push(api::Mount {
+            Some((host, always_ro)) => mounts.push(api::Mount {
                 container_path: m.mount_path.clone(),
                 host_path: host.to_string_lossy().into_owned(),
-                readonly: m.read_only.unwrap_or(false),
+                readonly: always_ro || m.read_only.unwrap_or(false),
                 ..Default::default()
             }),
             None => tracing::debug!(volume = %m.name, "volume type not supported; mount skipped"),

@@ -30,13 +30,22 @@ pub async fn sleep(inv: &Invocation) -> Result<i32> {
 
 pub fn check_file(inv: &Invocation) -> Result<i32> {
     let path = inv.arg(0, "a path")?;
-    if std::path::Path::new(path).exists() {
-        println!("{path} exists");
-        Ok(0)
-    } else {
+    if !std::path::Path::new(path).exists() {
         eprintln!("{path} does not exist");
-        Ok(1)
+        return Ok(1);
     }
+    // With --contains TEXT: the file must also hold TEXT.
+    if let Some(text) = inv.flag("contains") {
+        let content = std::fs::read_to_string(path).map_err(|e| Error::io(format!("read {path}"), e))?;
+        if !content.contains(text) {
+            eprintln!("{path} does not contain {text:?}");
+            return Ok(1);
+        }
+        println!("{path} contains {text:?}");
+        return Ok(0);
+    }
+    println!("{path} exists");
+    Ok(0)
 }
 
 pub fn touch(inv: &Invocation) -> Result<i32> {

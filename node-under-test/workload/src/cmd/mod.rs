@@ -19,7 +19,7 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   grpc-health [--port 5000] [--fail-after D] [--service NAME]
                                           grpc.health.v1 Health (Check, Watch)
   exit [--code 0] [--after D]             exit with the code (after D)
-  check-file PATH                         exit 0 if PATH exists, else 1
+  check-file PATH [--contains TEXT]       exit 0 if PATH exists (and holds TEXT), else 1
   touch PATH | rm PATH                    create / remove a file
   cat PATH | env | hostname               print a file / the environment / the hostname
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]

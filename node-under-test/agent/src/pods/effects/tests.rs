@@ -172,6 +172,7 @@ fn effects(rt: FakeRuntime) -> (Effects<FakeRuntime>, Arc<FakeRuntime>, Events, 
     let fx = Effects {
         runtime: rt.clone(),
         recorder,
+        objects: crate::pods::volumes::ApiObjects::none(),
         spec_ctx: Arc::new(SpecContext { root_dir: dir.path().to_path_buf(), ..Default::default() }),
     };
     (fx, rt, events, dir)

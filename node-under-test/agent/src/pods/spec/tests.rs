@@ -80,7 +80,7 @@ fn sandbox_has_labels_hostname_dns_and_log_dir() {
 fn container_env_command_resources_mounts() {
     let p = sample();
     let c = &p.spec.as_ref().unwrap().containers[0];
-    let cfg = container_config(&p, c, 3, Some("10.244.1.5"), &ctx(), false).unwrap();
+    let cfg = container_config(&p, c, 3, Some("10.244.1.5"), &ctx(), false, &EnvObjects::default()).unwrap();
     let env: Vec<(String, String)> = cfg.envs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
     assert_eq!(
         env,
@@ -92,8 +92,12 @@ fn container_env_command_resources_mounts() {
     assert_eq!(r.memory_limit_in_bytes, 64 << 20);
     assert_eq!(r.cpu_shares, 256);
     assert_eq!((r.cpu_quota, r.cpu_period), (50_000, 100_000));
-    assert_eq!(cfg.mounts.len(), 1, "configMap is not supported and skipped");
+    assert_eq!(cfg.mounts.len(), 2, "{:?}", cfg.mounts);
     assert_eq!(cfg.mounts[0].host_path, "/var/lib/agent/pods/u-1/volumes/kubernetes.io~empty-dir/scratch");
+    assert!(!cfg.mounts[0].readonly);
+    // configMap (and secret) volumes are always mounted read-only.
+    assert_eq!(cfg.mounts[1].host_path, "/var/lib/agent/pods/u-1/volumes/kubernetes.io~configmap/cm");
+    assert!(cfg.mounts[1].readonly);
     assert_eq!(cfg.annotations[keys::RESTART_COUNT], "3");
     assert_eq!(cfg.metadata.unwrap().attempt, 3);
     assert_eq!(cfg.labels[keys::CONTAINER_NAME], "c");
@@ -101,14 +105,36 @@ fn container_env_command_resources_mounts() {
 }
 
 #[test]
-fn unsupported_env_source_is_an_error() {
+fn env_from_objects_and_key_refs() {
     let p = pod(serde_json::json!({
         "metadata": {"name": "a", "namespace": "n", "uid": "u"},
         "spec": {"containers": [{"name": "c", "image": "i",
-            "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}
+            "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}, {"secretRef": {"name": "gone", "optional": true}}],
+            "env": [
+                {"name": "CM_a", "value": "overridden"},
+                {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "MAYBE", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "nope", "optional": true}}},
+                {"name": "BOTH", "value": "$(S)-$(CM_b)"},
+            ]}]}
     }));
     let c = &p.spec.as_ref().unwrap().containers[0];
-    assert!(container_config(&p, c, 0, None, &ctx(), false).is_err());
+    assert_eq!(env_object_refs(c), [(false, "cm".to_string()), (true, "gone".to_string()), (true, "s".to_string())]);
+    let keys = |kv: &[(&str, &str)]| Some(kv.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect());
+    let objects = EnvObjects::from([
+        ((false, "cm".to_string()), keys(&[("a", "1"), ("b", "2")])),
+        ((true, "gone".to_string()), None),
+        ((true, "s".to_string()), keys(&[("k", "secret")])),
+    ]);
+    let env = container_env(&p, c, None, &ctx(), &objects).unwrap();
+    let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!((get("CM_a"), get("CM_b"), get("S"), get("MAYBE"), get("BOTH")), (Some("overridden"), Some("2"), Some("secret"), None, Some("secret-2")));
+    assert_eq!(env.iter().filter(|(k, _)| k == "CM_a").count(), 1, "a later name replaces an earlier one");
+    // A missing key or object that is not optional is an error that names it.
+    let mut missing = objects.clone();
+    missing.insert((true, "s".to_string()), keys(&[]));
+    assert_eq!(container_env(&p, c, None, &ctx(), &missing).unwrap_err().0, "couldn't find key k in Secret n/s");
+    missing.insert((false, "cm".to_string()), None);
+    assert_eq!(container_env(&p, c, None, &ctx(), &missing).unwrap_err().0, "configmap \"cm\" not found");
 }
 
 #[test]
@@ -124,7 +150,7 @@ fn termination_message_mount_and_reading() {
     let mut p = sample();
     p.spec.as_mut().unwrap().containers[0].termination_message_path = Some("/dev/termination-log".into());
     let c = &p.spec.as_ref().unwrap().containers[0];
-    let cfg = container_config(&p, c, 2, None, &ctx(), false).unwrap();
+    let cfg = container_config(&p, c, 2, None, &ctx(), false, &EnvObjects::default()).unwrap();
     let m = cfg.mounts.iter().find(|m| m.container_path == "/dev/termination-log").unwrap();
     assert_eq!(m.host_path, "/var/lib/agent/pods/u-1/containers/c/2");
 
@@ -153,7 +179,7 @@ fn unsupported_mounts_are_named_with_their_type() {
                 {"name": "cfg", "mountPath": "/cfg"},
                 {"name": "missing", "mountPath": "/m"},
             ]}],
-            "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "x"}}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "nfs": {"server": "s", "path": "/"}}],
         }
     }))
     .unwrap();
@@ -161,6 +187,6 @@ fn unsupported_mounts_are_named_with_their_type() {
     let got = unsupported_mounts(&pod, c);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].0, "cfg");
-    assert!(got[0].1.starts_with("configMap volumes are not supported"), "{got:?}");
+    assert!(got[0].1.starts_with("nfs volumes are not supported"), "{got:?}");
     assert_eq!(got[1], ("missing".to_string(), "the pod has no such volume".to_string()));
 }

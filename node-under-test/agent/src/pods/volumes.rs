@@ -1,0 +1,247 @@
+//! configMap and secret volumes: the object's keys become files in the pod's volume directory
+//! (`volumes/kubernetes.io~configmap/<volume>`, `…~secret/<volume>`), mounted read-only;
+//! `items` pick and rename keys, `defaultMode`/`mode` set permissions, `optional` tolerates a
+//! missing object or key. The files are written before each container start, laid out as
+//! upstream's atomic writer does (`..data` → `..<timestamp>`, each name a symlink into it).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, Volume};
+use kube::api::Api;
+
+/// Where configMap and secret objects are read from (none in unit tests).
+#[derive(Clone)]
+pub struct ApiObjects {
+    client: Option<kube::Client>,
+    timeout: Duration,
+}
+
+impl ApiObjects {
+    pub fn new(client: kube::Client, timeout: Duration) -> ApiObjects {
+        ApiObjects { client: Some(client), timeout }
+    }
+
+    /// No API server: every read fails.
+    pub fn none() -> ApiObjects {
+        ApiObjects { client: None, timeout: Duration::ZERO }
+    }
+
+    /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist.
+    pub async fn keys(&self, secret: bool, ns: &str, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        let Some(client) = &self.client else { return Err("no API server to read from".into()) };
+        if secret {
+            let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+            let s = crate::error::api("get secret", self.timeout, api.get_opt(name)).await.map_err(|e| e.to_string())?;
+            Ok(s.map(|s| s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()))
+        } else {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+            let c = crate::error::api("get configmap", self.timeout, api.get_opt(name)).await.map_err(|e| e.to_string())?;
+            Ok(c.map(|c| {
+                let mut keys: BTreeMap<String, Vec<u8>> = c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+                keys.extend(c.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                keys
+            }))
+        }
+    }
+}
+
+/// One configMap or secret volume, as the pod spec names it.
+struct Source<'a> {
+    secret: bool,
+    object: String,
+    items: Option<&'a [KeyToPath]>,
+    default_mode: Option<i32>,
+    optional: bool,
+}
+
+impl Source<'_> {
+    fn of(v: &Volume) -> Option<Source<'_>> {
+        if let Some(c) = &v.config_map {
+            return Some(Source {
+                secret: false,
+                object: c.name.clone(),
+                items: c.items.as_deref(),
+                default_mode: c.default_mode,
+                optional: c.optional.unwrap_or(false),
+            });
+        }
+        let s = v.secret.as_ref()?;
+        Some(Source {
+            secret: true,
+            object: s.secret_name.clone().unwrap_or_default(),
+            items: s.items.as_deref(),
+            default_mode: s.default_mode,
+            optional: s.optional.unwrap_or(false),
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.secret { "secret" } else { "configmap" }
+    }
+}
+
+/// The host directory of a configMap or secret volume of pod `uid`.
+pub fn host_dir(pod_dir: &Path, v: &Volume) -> Option<PathBuf> {
+    let plugin = if v.config_map.is_some() {
+        "kubernetes.io~configmap"
+    } else if v.secret.is_some() {
+        "kubernetes.io~secret"
+    } else {
+        return None;
+    };
+    Some(pod_dir.join("volumes").join(plugin).join(&v.name))
+}
+
+/// A file of a volume: path relative to the volume, content, permission bits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
+fn relative(p: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(p);
+    (!p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))).then_some(path)
+}
+
+/// The files of a volume from the object's keys (`None`: the object does not exist).
+fn files(src: &Source<'_>, keys: Option<&BTreeMap<String, Vec<u8>>>) -> Result<Vec<File>, String> {
+    let mode = |m: Option<i32>| (m.or(src.default_mode).unwrap_or(0o644) & 0o777) as u32;
+    let Some(keys) = keys else {
+        return if src.optional { Ok(Vec::new()) } else { Err(format!("{} {:?} not found", src.kind(), src.object)) };
+    };
+    let Some(items) = src.items else {
+        return keys
+            .iter()
+            .map(|(k, v)| {
+                let path = relative(k).ok_or_else(|| format!("{} key {k:?} is not a valid file name", src.kind()))?;
+                Ok(File { path, content: v.clone(), mode: mode(None) })
+            })
+            .collect();
+    };
+    let mut out = Vec::new();
+    for it in items {
+        let Some(content) = keys.get(&it.key) else {
+            if src.optional {
+                continue;
+            }
+            return Err(format!("{} references non-existent config key: {}", src.kind(), it.key));
+        };
+        let path = relative(&it.path).ok_or_else(|| format!("item path {:?} must be relative and may not contain '..'", it.path))?;
+        out.push(File { path, content: content.clone(), mode: mode(it.mode) });
+    }
+    Ok(out)
+}
+
+/// Writes `files` into `dir` the way upstream's atomic writer does, so that a container that
+/// already mounts `dir` sees the old set or the new one, never a mix: the files go into a fresh
+/// `..<timestamp>` directory, the `..data` symlink is renamed over to point at it, and each
+/// top-level name is a symlink into `..data`.
+fn write(dir: &Path, files: &[File]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = format!("..{}", jiff::Timestamp::now().as_nanosecond());
+    let fresh = dir.join(&stamp);
+    std::fs::create_dir(&fresh)?;
+    for f in files {
+        let path = fresh.join(&f.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &f.content)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))?;
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp)?;
+    std::fs::rename(&tmp, dir.join("..data"))?;
+    let visible: std::collections::BTreeSet<std::ffi::OsString> =
+        files.iter().filter_map(|f| f.path.components().next()).map(|c| c.as_os_str().to_owned()).collect();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let hidden = name.to_string_lossy().starts_with("..");
+        if hidden && name != "..data" && name != std::ffi::OsStr::new(&stamp) {
+            std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()))?;
+        } else if !hidden && !visible.contains(&name) {
+            std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir_all(e.path()))?;
+        }
+    }
+    for name in &visible {
+        let link = dir.join(name);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes every configMap and secret volume of `pod` under `pod_dir`; the error is the
+/// message of upstream's FailedMount event.
+pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Result<(), String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        let (Some(src), Some(dir)) = (Source::of(v), host_dir(pod_dir, v)) else { continue };
+        let failed = |why: String| format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name);
+        let keys = objects.keys(src.secret, ns, &src.object).await.map_err(failed)?;
+        let files = files(&src, keys.as_ref()).map_err(failed)?;
+        write(&dir, &files).map_err(|e| failed(format!("writing {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(json: serde_json::Value) -> Volume {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn keys() -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())])
+    }
+
+    #[test]
+    fn all_keys_or_the_items_with_their_modes() {
+        let v = volume(serde_json::json!({"name": "cfg", "configMap": {"name": "c", "defaultMode": 0o600}}));
+        let f = files(&Source::of(&v).unwrap(), Some(&keys())).unwrap();
+        assert_eq!(f.iter().map(|f| (f.path.to_str().unwrap(), f.mode)).collect::<Vec<_>>(), [("a", 0o600), ("b", 0o600)]);
+        let v = volume(serde_json::json!({"name": "cfg", "secret": {"secretName": "s", "items": [{"key": "b", "path": "sub/two", "mode": 0o400}]}}));
+        let f = files(&Source::of(&v).unwrap(), Some(&keys())).unwrap();
+        assert_eq!(f, [File { path: "sub/two".into(), content: b"2".to_vec(), mode: 0o400 }]);
+    }
+
+    #[test]
+    fn missing_objects_and_keys_fail_unless_optional() {
+        let v = volume(serde_json::json!({"name": "cfg", "configMap": {"name": "c"}}));
+        assert_eq!(files(&Source::of(&v).unwrap(), None).unwrap_err(), "configmap \"c\" not found");
+        let v = volume(serde_json::json!({"name": "cfg", "secret": {"secretName": "s", "optional": true}}));
+        assert!(files(&Source::of(&v).unwrap(), None).unwrap().is_empty());
+        let v = volume(serde_json::json!({"name": "cfg", "configMap": {"name": "c", "items": [{"key": "zz", "path": "z"}]}}));
+        assert_eq!(files(&Source::of(&v).unwrap(), Some(&keys())).unwrap_err(), "configmap references non-existent config key: zz");
+        let v = volume(serde_json::json!({"name": "cfg", "configMap": {"name": "c", "items": [{"key": "a", "path": "../x"}]}}));
+        assert!(files(&Source::of(&v).unwrap(), Some(&keys())).is_err());
+    }
+
+    #[test]
+    fn written_files_replace_the_previous_ones_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("v");
+        write(&d, &[File { path: "old".into(), content: b"x".to_vec(), mode: 0o644 }, File { path: "keep".into(), content: b"1".to_vec(), mode: 0o644 }]).unwrap();
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&d);
+        write(&d, &[File { path: "sub/new".into(), content: b"y".to_vec(), mode: 0o440 }, File { path: "keep".into(), content: b"2".to_vec(), mode: 0o644 }]).unwrap();
+        // The directory itself stays (a container's bind mount of it keeps working).
+        assert_eq!(inode(&d), before);
+        assert!(!d.join("old").exists());
+        assert_eq!(std::fs::read(d.join("sub/new")).unwrap(), b"y");
+        assert_eq!(std::fs::read(d.join("keep")).unwrap(), b"2");
+        assert_eq!(std::fs::metadata(d.join("sub/new")).unwrap().permissions().mode() & 0o777, 0o440);
+        assert_eq!(std::fs::read_link(d.join("keep")).unwrap(), Path::new("..data/keep"));
+        let hidden: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("..")).collect();
+        assert_eq!(hidden.len(), 2, "..data and one timestamped directory: {hidden:?}");
+    }
+}
