@@ -47,14 +47,16 @@ fn status(e: tonic::Status) -> Error {
     Error::Unknown(format!("{:?}: {}", e.code(), e.message()))
 }
 
-/// Runs `runs` pod lifecycles (the pod CIDR must already be set) and measures each call.
-pub async fn run(socket: &Path, runs: usize, image: &str) -> Result<Report> {
+/// Runs `runs` pod lifecycles (the pod CIDR must already be set) and measures each call. The
+/// sandboxes get `cgroup_parent` when given (a runtime otherwise picks its own default cgroup).
+pub async fn run(socket: &Path, runs: usize, image: &str, cgroup_parent: Option<&str>) -> Result<Report> {
     let mut c = connect(socket).await?;
     let (mut a, mut b, mut cc, mut d, mut e, mut tot) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for i in 0..runs {
         let cfg = cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata { name: format!("bench-{i}"), uid: format!("bench-uid-{i}"), namespace: "bench".into(), attempt: 0 }),
             hostname: format!("bench-{i}"),
+            linux: cgroup_parent.map(|p| cri::LinuxPodSandboxConfig { cgroup_parent: p.to_string(), ..Default::default() }),
             ..Default::default()
         };
         let t0 = Instant::now();

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     if let Some(runs) = args.bench {
-        let r = fake_cri::bench::run(&args.socket, runs, fake_cri::WORKLOAD_IMAGE).await?;
+        let r = fake_cri::bench::run(&args.socket, runs, fake_cri::WORKLOAD_IMAGE, None).await?;
         println!("{r:#?}");
         return Ok(());
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 async fn bench_main_calls() {
     let mut w = World::start(&[]).await;
     w.set_cidr().await;
-    let r = fake_cri::bench::run(&w.socket(), 30, IMAGE).await.unwrap();
+    let r = fake_cri::bench::run(&w.socket(), 30, IMAGE, None).await.unwrap();
     eprintln!("{r:#?}");
     assert_eq!(r.runs, 30);
     for s in [r.run_pod_sandbox, r.create_container, r.start_container, r.exec_sync, r.stop_remove] {

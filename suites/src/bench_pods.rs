@@ -152,8 +152,10 @@ async fn measure(
 
 async fn raw_floor(rt: &harness::backend::Runtime, name: &str) -> anyhow::Result<Vec<Duration>> {
     let client = fake_cri::client::connect(rt.socket()).await?;
+    let parent = harness::backend::cgroup_parent(NODE, &format!("floor-{name}"))?;
     let work = (0..PODS).map(|i| {
         let mut c = client.clone();
+        let parent = parent.clone();
         async move {
             let cfg = cri::PodSandboxConfig {
                 metadata: Some(cri::PodSandboxMetadata {
@@ -163,6 +165,8 @@ async fn raw_floor(rt: &harness::backend::Runtime, name: &str) -> anyhow::Result
                     attempt: 0,
                 }),
                 hostname: format!("floor-{i}"),
+                // Under the world's cgroup root, as the agent's pods are.
+                linux: Some(cri::LinuxPodSandboxConfig { cgroup_parent: parent.clone(), ..Default::default() }),
                 ..Default::default()
             };
             let t = Instant::now();

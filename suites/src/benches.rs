@@ -46,7 +46,9 @@ fn runtime(ctx: CaseCtx) -> BodyFuture {
                     }),
                 })
                 .await?;
-            let report = fake_cri::bench::run(rt.socket(), RUNS, harness::backend::WORKLOAD_IMAGE).await?;
+            // Under the world's cgroup root, so that nothing is left in the host's hierarchy.
+            let parent = harness::backend::cgroup_parent("node-a", "bench")?;
+            let report = fake_cri::bench::run(rt.socket(), RUNS, harness::backend::WORKLOAD_IMAGE, Some(&parent)).await?;
             reports.push((name, report));
             rt.stop().await?;
         }

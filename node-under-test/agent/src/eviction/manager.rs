@@ -96,6 +96,8 @@ impl<R: Runtime> Manager<R> {
         if self.tainted.as_ref() != Some(&decision.pressures) {
             match self.sync_taints(&decision.pressures).await {
                 Ok(()) => self.tainted = Some(decision.pressures.clone()),
+                // Before registration there is no Node to taint yet: retried on the next pass.
+                Err(e) if e.api_code() == Some(404) => tracing::debug!(error = %e, "node not registered yet; taints wait"),
                 Err(e) => tracing::warn!(error = %e, "updating pressure taints failed"),
             }
         }
