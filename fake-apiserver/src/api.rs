@@ -392,7 +392,7 @@ impl Api {
         sub: Option<&str>,
         field_manager: Option<&str>,
     ) -> ApiResult<Arc<Obj>> {
-        self.patch_with(res, ns, name, pt, body, sub, field_manager, false, None, &mut Vec::new())
+        self.patch_with(res, ns, name, pt, body, sub, field_manager, false, false, None, &mut Vec::new())
     }
 
     /// [`Api::patch`] with dry-run control.
@@ -406,6 +406,7 @@ impl Api {
         body: &[u8],
         sub: Option<&str>,
         field_manager: Option<&str>,
+        force: bool,
         dry: bool,
         fields: Option<crate::fields::Mode>,
         warnings: &mut Vec<String>,
@@ -436,8 +437,7 @@ impl Api {
                 return Err(ApiError::not_found(desc.group, desc.plural, name));
             };
             let patched = match &applied {
-                Some((v, manager)) => apply::server_side_apply(Some(&cur.value), v, manager, desc.kind, &now_rfc3339())
-                    .map_err(|e| ApiError::new(422, "Invalid", e))?,
+                Some((v, manager)) => apply::server_side_apply(Some(&cur.value), v, manager, desc.kind, &now_rfc3339(), force)?,
                 None => patch::apply_patch(pt, &cur.value, body, desc.kind)?,
             };
             let patched = match fields {
@@ -448,8 +448,7 @@ impl Api {
             self.finish_write(res, cur, new, dry)
         });
         if absent && let Some((v, manager)) = applied {
-            let mut obj = apply::server_side_apply(None, &v, &manager, desc.kind, &now_rfc3339())
-                .map_err(|e| ApiError::new(422, "Invalid", e))?;
+            let mut obj = apply::server_side_apply(None, &v, &manager, desc.kind, &now_rfc3339(), force)?;
             obj["metadata"]["name"] = json!(name);
             if let Some(mode) = fields {
                 obj = crate::fields::enforce(res, obj, mode, warnings)?;

@@ -51,7 +51,7 @@ proptest! {
         for pt in [PatchType::Json, PatchType::Merge, PatchType::Strategic] {
             let _ = patch::apply_patch(pt, &orig, &body, kind);
         }
-        let _ = fake_apiserver::apply::server_side_apply(Some(&orig), &p, "m", kind, "2026-01-01T00:00:00Z");
+        let _ = fake_apiserver::apply::server_side_apply(Some(&orig), &p, "m", kind, "2026-01-01T00:00:00Z", false);
     }
 
     #[test]

@@ -264,3 +264,24 @@ async fn kubectl_field_validation_strict_warn_and_patch() {
     assert_eq!(h.store().get(resources::PODS, "default", "web").unwrap().rv, before);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_server_side_apply_conflicts_and_force() {
+    let h = common::start().await;
+    let Some(k) = Kubectl::new(&h) else { return };
+    let cm = |v: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  key: {v:?}\n");
+    k.apply_file("a.yaml", &cm("one"), &["--server-side", "--field-manager=team-a"]).await;
+    // Another manager applying another value for the same field: refused, nothing changes.
+    let path = k.home.join("b.yaml");
+    std::fs::write(&path, cm("two")).unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let err = k.fails(&["apply", "--server-side", "--field-manager=team-b", "-f", &file]).await;
+    assert!(err.contains(r#"conflict with "team-a""#) && err.contains(".data.key"), "{err}");
+    let stored = h.store().get(resources::CONFIGMAPS, "default", "shared").unwrap();
+    assert_eq!(stored.value.pointer("/data/key").and_then(Value::as_str), Some("one"));
+    // --force-conflicts takes the field over.
+    k.ok(&["apply", "--server-side", "--field-manager=team-b", "--force-conflicts", "-f", &file]).await;
+    let stored = h.store().get(resources::CONFIGMAPS, "default", "shared").unwrap();
+    assert_eq!(stored.value.pointer("/data/key").and_then(Value::as_str), Some("two"));
+    h.shutdown().await;
+}

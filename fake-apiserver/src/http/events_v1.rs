@@ -111,8 +111,8 @@ pub fn handle(
                         return Err(ApiError::bad_request("PATCH, field manager is required for apply requests"));
                     }
                     let live = cur.as_ref().map(|c| from_core(&c.value));
-                    let v = crate::apply::server_side_apply(live.as_ref(), &applied, manager, "Event", &crate::api::now_rfc3339())
-                        .map_err(|e| ApiError::new(422, "Invalid", e))?;
+                    let force = q.get("force").map(String::as_str) == Some("true");
+                    let v = crate::apply::server_side_apply(live.as_ref(), &applied, manager, "Event", &crate::api::now_rfc3339(), force)?;
                     if cur.is_none() {
                         let mut v = v;
                         v["metadata"]["name"] = json!(name);

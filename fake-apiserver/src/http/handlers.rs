@@ -195,7 +195,8 @@ async fn resource(
             }
             let existed = state.store.get(r.res, &ns, name).is_some();
             let manager = q.get("fieldManager").map(String::as_str);
-            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), manager, dry_run, Some(fields), &mut warnings)?;
+            let force = q.get("force").map(String::as_str) == Some("true");
+            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), manager, force, dry_run, Some(fields), &mut warnings)?;
             Ok(with_warnings(obj_response(if existed { 200 } else { 201 }, &obj), &warnings))
         }
         "delete" => {
