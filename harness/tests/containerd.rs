@@ -4,15 +4,14 @@
 //! (plus the cgroup sweep) no containerd, shim or container process, mount or cgroup remains.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use harness::artifacts::Artifacts;
 use harness::backend::{Containerd, ContainerdOptions, WORKLOAD_IMAGE, cgroup_parent, scratch_dir};
-use harness::sealed::{ChildSpec, child_role, run_child, spawn_child};
-use harness::wait::wait_blocking;
+use harness::sealed::child_role;
 use harness::world::{Plan, World};
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -24,6 +23,9 @@ use tonic::transport::Channel;
 const TOKEN_ENV: &str = "NODEKIT_CONTAINERD_TOKEN";
 
 mod child;
+mod cri_crash;
+
+use cri_crash::{Running, await_cleanup, cgroup_dirs, connect, marked, procs, run_graceful, start_crash, trial};
 
 fn main() -> ExitCode {
     if let Some(role) = child_role() {
@@ -56,10 +58,6 @@ fn unavailable() -> Option<String> {
     harness::backend::workload_binary().err().map(|e| e.to_string())
 }
 
-fn trial(r: Result<()>) -> Result<(), Failed> {
-    r.map_err(|e| Failed::from(format!("{e:#}")))
-}
-
 // ---------------------------------------------------------------- sealed child side
 
 fn child_main(role: &str) -> ExitCode {
@@ -70,10 +68,6 @@ fn child_main(role: &str) -> ExitCode {
             other => bail!("unknown role {other}"),
         }
     })
-}
-
-async fn connect(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
-    Ok(fake_cri::client::connect(socket).await?.runtime)
 }
 
 /// Runs a sandbox and a `pause` container in it; returns (sandbox id, container id, timings).
@@ -137,17 +131,6 @@ async fn run_pod(c: &mut RuntimeServiceClient<Channel>, token: &str) -> Result<(
     Ok((sandbox, container, times))
 }
 
-/// Every cgroup directory of `tree` that exists in some hierarchy.
-fn cgroup_dirs(tree: &str) -> Vec<PathBuf> {
-    let rel = tree.trim_start_matches('/');
-    harness::backend::cgroup_hierarchies()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h.join(rel))
-        .filter(|d| d.exists())
-        .collect()
-}
-
 async fn graceful_child(dir: &Path) -> Result<()> {
     let world = World::build_with(&Plan::single_node(), Artifacts::at(dir)).await?;
     let node = world.host("node-a")?;
@@ -194,72 +177,24 @@ async fn crash_child(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// (pid, cmdline with spaces) of every process visible here.
-fn procs() -> Vec<(u32, String)> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter_map(|p| {
-                    let c = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
-                    Some((p, String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 // ---------------------------------------------------------------- parent side
 
 fn graceful() -> Result<(), Failed> {
     trial((|| {
-        let dir = tempfile::Builder::new().prefix("nodekit-containerd-").tempdir()?;
-        let out = run_child(&ChildSpec::new("graceful").arg(dir.path()).timeout(Duration::from_secs(120)))?;
-        if !out.status.success() {
-            bail!("sealed child failed ({}):\nstdout:\n{}\nstderr:\n{}", out.status, out.stdout, out.stderr);
-        }
-        print!("{}", out.stdout);
-        let root = out.stdout.lines().find_map(|l| l.strip_prefix("cgroup-root ")).context("no cgroup root printed")?;
-        let left = cgroup_dirs(root);
+        let (stdout, root) = run_graceful("nodekit-containerd-")?;
+        print!("{stdout}");
+        let left = cgroup_dirs(&root);
         ensure!(left.is_empty(), "cgroups of the world left on the host: {left:?}");
         Ok(())
     })())
 }
 
-/// Host pids of processes whose environment carries `token` (containerd, shims, runc and the
-/// pod's container, which got the token in its CRI env).
-fn marked(token: &str) -> Vec<(u32, String)> {
-    let needle = format!("{TOKEN_ENV}={token}\0").into_bytes();
-    procs()
-        .into_iter()
-        .filter(|(p, _)| {
-            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle))
-        })
-        .collect()
-}
-
 fn crash() -> Result<(), Failed> {
     trial((|| {
-        let dir = tempfile::Builder::new().prefix("nodekit-containerd-crash-").tempdir()?;
         let token = format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
         let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")?;
-        let mut child = spawn_child(&ChildSpec::new("crash").arg(dir.path()).env(TOKEN_ENV, &token))?;
-        let ready = dir.path().join("ready");
-        let waited = wait_blocking("the crash child to run its pod", Duration::from_secs(60), || {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(Err(anyhow::anyhow!("the crash child exited early: {st}")));
-            }
-            std::fs::read_to_string(&ready).ok().map(Ok)
-        });
-        let root = match waited.map_err(anyhow::Error::from).and_then(|r| r) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{e}");
-            }
-        };
-        let procs_before = marked(&token);
+        let Running { mut child, root, .. } = start_crash("nodekit-containerd-crash-", TOKEN_ENV, &token)?;
+        let procs_before = marked(TOKEN_ENV, &token);
         let dirs_before = cgroup_dirs(&root);
         let kinds: HashMap<&str, bool> = ["containerd --config", "containerd-shim", "/workload pause"]
             .into_iter()
@@ -275,16 +210,8 @@ fn crash() -> Result<(), Failed> {
         ensure!(kinds.values().all(|v| *v), "before the kill, expected containerd, a shim and the container: {procs_before:?}");
         ensure!(!dirs_before.is_empty(), "before the kill, the pod's cgroups should exist under {root}");
 
-        wait_blocking("every process of the world to die", Duration::from_secs(10), || {
-            let left = marked(&token);
-            if left.is_empty() { Ok(()) } else { Err(left) }
-        })?;
         let t = Instant::now();
-        wait_blocking("the sweep to remove the world's cgroups", Duration::from_secs(10), || {
-            let report = harness::backend::sweep_stale_cgroups();
-            let left = cgroup_dirs(&root);
-            if left.is_empty() { Ok(()) } else { Err(format!("left: {left:?}; last sweep: {report:?}")) }
-        })?;
+        await_cleanup(TOKEN_ENV, &token, &root)?;
         println!("sweep took {:?}", t.elapsed());
         let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")?;
         ensure!(mounts_before == mounts_after, "host mounts changed:\nbefore:\n{mounts_before}\nafter:\n{mounts_after}");

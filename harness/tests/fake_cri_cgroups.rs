@@ -8,13 +8,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use harness::artifacts::Artifacts;
 use harness::backend::{Runtime, RuntimeKind, WORKLOAD_IMAGE, cgroup_parent, scratch_dir};
-use harness::sealed::{ChildSpec, child_role, run_child, spawn_child};
-use harness::wait::wait_blocking;
+use harness::sealed::child_role;
 use harness::world::{Plan, World};
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -27,6 +25,9 @@ const TOKEN_ENV: &str = "NODEKIT_FAKE_CRI_CG_TOKEN";
 const LIMIT: i64 = 64 << 20;
 
 mod child;
+mod cri_crash;
+
+use cri_crash::{Running, await_cleanup, cgroup_dirs, connect, marked, run_graceful, start_crash, trial};
 
 fn main() -> ExitCode {
     if let Some(role) = child_role() {
@@ -57,10 +58,6 @@ fn unavailable() -> Option<String> {
     harness::backend::workload_binary().err().map(|e| e.to_string())
 }
 
-fn trial(r: Result<()>) -> Result<(), Failed> {
-    r.map_err(|e| Failed::from(format!("{e:#}")))
-}
-
 // ---------------------------------------------------------------- sealed child side
 
 fn child_main(role: &str) -> ExitCode {
@@ -71,10 +68,6 @@ fn child_main(role: &str) -> ExitCode {
             other => bail!("unknown role {other}"),
         }
     })
-}
-
-async fn connect(socket: &Path) -> Result<RuntimeServiceClient<Channel>> {
-    Ok(fake_cri::client::connect(socket).await?.runtime)
 }
 
 /// Runs sandbox `name` (with the world's `cgroup_parent` when `parented`) and a memory-limited
@@ -167,17 +160,6 @@ async fn crash_child(dir: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------- helpers and parent side
 
-/// Every cgroup directory of `tree` that exists in some hierarchy.
-fn cgroup_dirs(tree: &str) -> Vec<PathBuf> {
-    let rel = tree.trim_start_matches('/');
-    harness::backend::cgroup_hierarchies()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h.join(rel))
-        .filter(|d| d.exists())
-        .collect()
-}
-
 /// Top-level `fake-cri-*` cgroups (fake-cri's own parent when it has no `--cgroup-parent`).
 fn fake_cri_parents() -> BTreeSet<PathBuf> {
     harness::backend::cgroup_hierarchies()
@@ -191,14 +173,9 @@ fn fake_cri_parents() -> BTreeSet<PathBuf> {
 
 fn graceful() -> Result<(), Failed> {
     trial((|| {
-        let dir = tempfile::Builder::new().prefix("nodekit-fake-cri-cg-").tempdir()?;
         let before = fake_cri_parents();
-        let out = run_child(&ChildSpec::new("graceful").arg(dir.path()).timeout(Duration::from_secs(120)))?;
-        if !out.status.success() {
-            bail!("sealed child failed ({}):\nstdout:\n{}\nstderr:\n{}", out.status, out.stdout, out.stderr);
-        }
-        let root = out.stdout.lines().find_map(|l| l.strip_prefix("cgroup-root ")).context("no cgroup root printed")?;
-        let left = cgroup_dirs(root);
+        let (_, root) = run_graceful("nodekit-fake-cri-cg-")?;
+        let left = cgroup_dirs(&root);
         ensure!(left.is_empty(), "cgroups of the world left on the host: {left:?}");
         let new: Vec<_> = fake_cri_parents().difference(&before).cloned().collect();
         ensure!(new.is_empty(), "fake-cri cgroups outside the world root: {new:?}");
@@ -206,44 +183,15 @@ fn graceful() -> Result<(), Failed> {
     })())
 }
 
-/// Host pids of processes whose environment carries `token` (the sealed child, everything it
-/// started, and the pods' containers, which got it in their CRI env).
-fn marked(token: &str) -> Vec<u32> {
-    let needle = format!("{TOKEN_ENV}={token}\0").into_bytes();
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|p| std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn crash() -> Result<(), Failed> {
     trial((|| {
-        let dir = tempfile::Builder::new().prefix("nodekit-fake-cri-cg-crash-").tempdir()?;
         let token = format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
         let before = fake_cri_parents();
-        let mut child = spawn_child(&ChildSpec::new("crash").arg(dir.path()).env(TOKEN_ENV, &token))?;
-        let ready = dir.path().join("ready");
-        let waited = wait_blocking("the crash child to run its pods", Duration::from_secs(60), || {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(Err(anyhow::anyhow!("the crash child exited early: {st}")));
-            }
-            std::fs::read_to_string(&ready).ok().map(Ok)
-        });
-        let root = match waited.map_err(anyhow::Error::from).and_then(|r| r) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{e}");
-            }
-        };
-        let containers: Vec<u32> = marked(&token)
+        let Running { mut child, root, .. } = start_crash("nodekit-fake-cri-cg-crash-", TOKEN_ENV, &token)?;
+        let containers: Vec<u32> = marked(TOKEN_ENV, &token)
             .into_iter()
-            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"pause")))
+            .filter(|(_, cmd)| cmd.split(' ').any(|a| a == "pause"))
+            .map(|(p, _)| p)
             .collect();
         let dirs_before = cgroup_dirs(&root);
         let new_parents = fake_cri_parents().difference(&before).cloned().collect::<Vec<_>>();
@@ -252,15 +200,7 @@ fn crash() -> Result<(), Failed> {
         ensure!(containers.len() == 2, "before the kill, expected both containers: {containers:?}");
         ensure!(!dirs_before.is_empty(), "before the kill, the containers' cgroups should exist under {root}");
         ensure!(new_parents.is_empty(), "fake-cri cgroups outside the world root: {new_parents:?}");
-        wait_blocking("every container of the world to die", Duration::from_secs(10), || {
-            let left = marked(&token);
-            if left.is_empty() { Ok(()) } else { Err(left) }
-        })?;
-        wait_blocking("the sweep to remove the world's cgroups", Duration::from_secs(10), || {
-            let report = harness::backend::sweep_stale_cgroups();
-            let left = cgroup_dirs(&root);
-            if left.is_empty() { Ok(()) } else { Err(format!("left: {left:?}; last sweep: {report:?}")) }
-        })?;
+        await_cleanup(TOKEN_ENV, &token, &root)?;
         let new: Vec<_> = fake_cri_parents().difference(&before).cloned().collect();
         ensure!(new.is_empty(), "fake-cri cgroups left on the host: {new:?}");
         Ok(())

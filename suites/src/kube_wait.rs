@@ -88,6 +88,25 @@ pub async fn node_condition(
     .await
 }
 
+/// Waits until the node's Ready=True heartbeat is not older than `after` (an agent restarted
+/// at `after` has synced once it wrote status again; heartbeat times are whole seconds, so a
+/// heartbeat written by the previous agent is always older).
+pub async fn heartbeat_since(client: &kube::Client, name: &str, after: jiff::Timestamp, timeout: Duration) -> anyhow::Result<()> {
+    node(client, name, "status written by the restarted agent", timeout, |n| {
+        n.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")?
+            .last_heartbeat_time
+            .as_ref()
+            .filter(|t| t.0 >= after)
+            .map(|_| ())
+    })
+    .await
+}
+
 /// Waits until `check` returns `Some` for pod `ns/name`.
 pub async fn pod<T>(
     client: &kube::Client,

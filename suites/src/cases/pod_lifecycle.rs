@@ -503,19 +503,7 @@ fn agent_restart(ctx: CaseCtx) -> BodyFuture {
         env.agent.process().restart().await?;
         // Wait until the restarted agent has written status again (its lease renewed after restart).
         let restarted_at = jiff::Timestamp::now();
-        crate::kube_wait::node(&env.client, NODE, "status written by the restarted agent", READY, |n| {
-            n.status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")?
-                .last_heartbeat_time
-                .as_ref()
-                .filter(|t| t.0 >= restarted_at.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(restarted_at))
-                .map(|_| ())
-        })
-        .await?;
+        kube_wait::heartbeat_since(&env.client, NODE, restarted_at, READY).await?;
         let after = kube_wait::pod(&env.client, "default", "steady", "Ready", READY, |p| {
             (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
         })

@@ -387,20 +387,7 @@ fn agent_restart(ctx: CaseCtx) -> BodyFuture {
         env.agent.process().stop(Duration::from_secs(5)).await?;
         env.agent.process().restart().await?;
         let restarted_at = jiff::Timestamp::now();
-        // The restarted agent has synced once its heartbeat is newer than the restart.
-        kube_wait::node(&env.client, NODE, "status written by the restarted agent", READY, |n| {
-            n.status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")?
-                .last_heartbeat_time
-                .as_ref()
-                .filter(|t| t.0 >= restarted_at)
-                .map(|_| ())
-        })
-        .await?;
+        kube_wait::heartbeat_since(&env.client, NODE, restarted_at, READY).await?;
         let after = mirror_running(&env.client, "web", None).await?;
         ensure!(container_id(&after)? == id_before, "the container was replaced across the restart");
         ensure!(restarts(&after, "c") == 0, "restartCount {}", restarts(&after, "c"));
