@@ -56,6 +56,12 @@ fn sealed_ok(role: &str, user: Option<(u32, u32)>) -> Result<()> {
 fn run_role(role: &str, user: Option<(u32, u32)>, dir: &std::path::Path) -> Result<String> {
     let mut spec = ChildSpec::new(role).arg(dir).timeout(Duration::from_secs(60));
     if let Some((u, g)) = user {
+        // The test binary may sit below a directory the user cannot enter (a clone in a
+        // `mktemp -d` directory is 0700): it runs a copy from the shared scratch directory.
+        let exe = dir.join("test-binary");
+        std::fs::copy(std::env::current_exe()?, &exe)?;
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        spec.program = Some(exe);
         spec = spec.user(u, g);
     }
     let out = run_child(&spec)?;
