@@ -9,10 +9,9 @@ use crate::context::CaseCtx;
 /// A label a case carries; filters select on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Label {
-    /// Part of the node conformance set.
+    /// Part of the node conformance set: asserts a node behaviour (the harness's own
+    /// self-checks under `world/` do not carry it).
     Conformance,
-    /// Only meaningful on a real container runtime.
-    NeedsRealRuntime,
     /// Breaks something on purpose (partition, restart, crash).
     Disruptive,
     /// Takes more than a few seconds even with compressed timings.
@@ -20,9 +19,8 @@ pub enum Label {
 }
 
 impl Label {
-    pub const ALL: [Label; 4] = [
+    pub const ALL: [Label; 3] = [
         Label::Conformance,
-        Label::NeedsRealRuntime,
         Label::Disruptive,
         Label::Slow,
     ];
@@ -30,7 +28,6 @@ impl Label {
     pub fn as_str(self) -> &'static str {
         match self {
             Label::Conformance => "Conformance",
-            Label::NeedsRealRuntime => "NeedsRealRuntime",
             Label::Disruptive => "Disruptive",
             Label::Slow => "Slow",
         }
@@ -159,4 +156,36 @@ pub fn all() -> Vec<Case> {
 /// Look a case (or a hidden `bench/…` entry) up by id.
 pub fn find(id: &str) -> Option<Case> {
     all().into_iter().chain(crate::benches::all()).find(|c| c.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Labels mean something: every label is carried by some case, `Conformance` by every case
+    /// that asserts node behaviour and by none of the harness's self-checks.
+    #[test]
+    fn labels_mean_something() {
+        let cases = all();
+        for label in Label::ALL {
+            assert!(cases.iter().any(|c| c.labels.contains(&label)), "no case carries {label}");
+        }
+        for c in &cases {
+            let self_check = c.area() == "world";
+            assert_eq!(c.labels.contains(&Label::Conformance), !self_check, "{}: labels {:?}", c.id, c.labels);
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_and_area_slash_behaviour_paths() {
+        let cases = all();
+        let mut ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "duplicate case ids");
+        for id in ids {
+            assert!(id.split('/').count() >= 2 && !id.split('/').any(str::is_empty) && !id.contains(' '), "bad id {id:?}");
+        }
+    }
 }

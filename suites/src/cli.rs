@@ -56,7 +56,7 @@ struct SelectArgs {
     /// Only runs whose name (`area/behaviour[runtime]`) contains EXPR, or matches it as a `*` glob.
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
-    /// Only cases carrying this label (repeatable): Conformance, NeedsRealRuntime, Disruptive, Slow.
+    /// Only cases carrying this label (repeatable): Conformance, Disruptive, Slow.
     #[arg(long = "label", value_name = "LABEL", value_parser = parse_label)]
     labels: Vec<Label>,
     /// Runtime backend: fake-cri (default), containerd, or unix:///path/to/cri.sock (repeatable).

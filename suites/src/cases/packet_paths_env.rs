@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::context::{CaseCtx, skip};
 use crate::fixtures::NODE_GRACE;
+pub(super) use crate::flags::Flags;
 use crate::{kube_wait, pods};
 
 /// Waits for nodes to become Ready.
@@ -102,33 +102,6 @@ impl Cluster {
 
 // ---- pods ---------------------------------------------------------------------------------------
 
-/// A host directory mounted into a pod at `/tmp/flags`: the case creates and removes files
-/// there to flip exec readiness probes at a moment of its choosing.
-pub(super) struct Flags {
-    dir: PathBuf,
-}
-
-impl Flags {
-    const MOUNT: &str = "/tmp/flags";
-
-    pub fn new(pod: &str) -> anyhow::Result<Flags> {
-        Ok(Flags {
-            dir: harness::backend::scratch_dir(&format!("packet-paths-flags-{pod}"))?,
-        })
-    }
-    pub fn set(&self, name: &str) -> anyhow::Result<()> {
-        std::fs::write(self.dir.join(name), b"ok\n")
-            .with_context(|| format!("creating flag {name}"))
-    }
-    pub fn clear(&self, name: &str) -> anyhow::Result<()> {
-        std::fs::remove_file(self.dir.join(name)).with_context(|| format!("removing flag {name}"))
-    }
-    /// Pod spec fields: the hostPath volume.
-    fn volumes(&self) -> Value {
-        json!([{"name": "flags", "hostPath": {"path": self.dir.to_string_lossy(), "type": "Directory"}}])
-    }
-}
-
 /// An endpoint pod: `netexec --http-port 8080 --udp-port 8081` on `node`, labelled
 /// `app=<name>, group=<group>` (services select on `group`).
 pub(super) fn web_pod(name: &str, node: &str, group: &str) -> anyhow::Result<Pod> {
@@ -162,14 +135,14 @@ pub(super) fn web_pod_with(
             &mut c,
             json!({
                 "readinessProbe": {
-                    "exec": {"command": ["/workload", "check-file", format!("{}/ready", Flags::MOUNT)]},
+                    "exec": Flags::exec_check("ready")["exec"],
                     "initialDelaySeconds": 0,
                     "periodSeconds": 1,
                     "timeoutSeconds": 2,
                     "failureThreshold": 1,
                     "successThreshold": 1,
                 },
-                "volumeMounts": [{"name": "flags", "mountPath": Flags::MOUNT}],
+                "volumeMounts": Flags::mounts(),
             }),
         );
         spec = json!({"volumes": f.volumes()});

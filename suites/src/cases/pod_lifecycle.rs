@@ -19,6 +19,9 @@ use crate::fixtures::{NODE, NodeEnv};
 use crate::kube_wait::{self, phase, pod_condition_status};
 use crate::pods::{self, container, container_status, init_status, restarts};
 
+#[path = "pod_lifecycle_conditions.rs"]
+mod conditions;
+
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
         id,
@@ -34,8 +37,8 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/never-failed-exit-code", C, Runtimes::All, never_failed),
         case("pod-lifecycle/onfailure-restarts-then-succeeds", C, Runtimes::All, onfailure),
         case("pod-lifecycle/always-running-status", C, Runtimes::All, always_running),
-        case("pod-lifecycle/condition-order", C, Runtimes::All, condition_order),
-        case("pod-lifecycle/condition-order-init", C, Runtimes::All, condition_order_init),
+        case("pod-lifecycle/condition-order", C, Runtimes::All, conditions::condition_order),
+        case("pod-lifecycle/condition-order-init", C, Runtimes::All, conditions::condition_order_init),
         case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
         case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),
@@ -50,9 +53,9 @@ pub fn cases() -> Vec<Case> {
 }
 
 const READY: Duration = Duration::from_secs(20);
-const START: Duration = Duration::from_secs(20);
+pub(super) const START: Duration = Duration::from_secs(20);
 
-async fn env(ctx: &CaseCtx) -> anyhow::Result<NodeEnv> {
+pub(super) async fn env(ctx: &CaseCtx) -> anyhow::Result<NodeEnv> {
     let env = NodeEnv::start(ctx, "").await?;
     env.wait_ready(READY).await?;
     Ok(env)
@@ -135,89 +138,6 @@ fn always_running(ctx: CaseCtx) -> BodyFuture {
         let mut body = String::new();
         s.read_to_string(&mut body).await?;
         ensure!(body.ends_with("web") || body.trim_end().ends_with("web"), "GET /hostname answered {body:?}");
-        env.stop().await
-    })
-}
-
-/// Watches the pod until `done`, recording for each condition type the index of the first
-/// observed object in which it was True.
-async fn condition_sequence(client: &kube::Client, name: &str, done: impl Fn(&Pod) -> bool) -> anyhow::Result<(Vec<(String, usize)>, Pod)> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(api, cfg).applied_objects().boxed();
-    let mut first: Vec<(String, usize)> = Vec::new();
-    let deadline = Instant::now() + START;
-    let mut n = 0usize;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let next = tokio::time::timeout(left, stream.next()).await.context("timed out watching the pod")?;
-        let pod = next.context("watch ended")??;
-        n += 1;
-        for c in pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
-            if c.status == "True" && !first.iter().any(|(t, _)| *t == c.type_) {
-                first.push((c.type_.clone(), n));
-            }
-        }
-        if done(&pod) {
-            return Ok((first, pod));
-        }
-    }
-}
-
-fn check_order(first: &[(String, usize)], pod: &Pod, expected: &[&str]) -> anyhow::Result<()> {
-    let idx = |t: &str| first.iter().find(|(x, _)| x == t).map(|(_, i)| *i);
-    let times: Vec<_> = expected
-        .iter()
-        .map(|t| {
-            pod.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.type_ == *t))
-                .and_then(|c| c.last_transition_time.as_ref().map(|x| x.0))
-        })
-        .collect();
-    for (i, t) in expected.iter().enumerate() {
-        ensure!(idx(t).is_some(), "condition {t} never became True; saw {first:?}");
-        ensure!(times[i].is_some(), "condition {t} has no lastTransitionTime");
-        if i > 0 {
-            ensure!(
-                idx(expected[i - 1]) <= idx(t),
-                "{} became True after {t}: {first:?} (expected order {expected:?})",
-                expected[i - 1]
-            );
-            ensure!(times[i - 1] <= times[i], "lastTransitionTime of {} is after {t}'s", expected[i - 1]);
-        }
-    }
-    Ok(())
-}
-
-fn condition_order(ctx: CaseCtx) -> BodyFuture {
-    Box::pin(async move {
-        let env = env(&ctx).await?;
-        let p = pods::pod("plain", NODE, vec![container("c", &["pause"])], json!({}))?;
-        pods::create(&env.client, &p).await?;
-        let (first, pod) = condition_sequence(&env.client, "plain", |p| pod_condition_status(p, "Ready").as_deref() == Some("True")).await?;
-        check_order(&first, &pod, &["PodScheduled", "Initialized", "PodReadyToStartContainers", "ContainersReady", "Ready"])?;
-        env.stop().await
-    })
-}
-
-fn condition_order_init(ctx: CaseCtx) -> BodyFuture {
-    Box::pin(async move {
-        let env = env(&ctx).await?;
-        let p = pods::pod(
-            "with-init",
-            NODE,
-            vec![container("c", &["pause"])],
-            json!({"initContainers": [container("init", &["sleep", "500ms"])]}),
-        )?;
-        pods::create(&env.client, &p).await?;
-        let (first, pod) = condition_sequence(&env.client, "with-init", |p| pod_condition_status(p, "Ready").as_deref() == Some("True")).await?;
-        check_order(&first, &pod, &["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"])?;
-        // The init container ran to completion before the app container started.
-        let init = init_status(&pod, "init").context("no init container status")?;
-        let t = init.state.as_ref().and_then(|s| s.terminated.as_ref()).context("init container not terminated")?;
-        ensure!(t.exit_code == 0 && t.reason.as_deref() == Some("Completed"), "init terminated {t:?}");
         env.stop().await
     })
 }

@@ -5,7 +5,6 @@
 //! This file holds the catalog entries and the helpers the bodies share; the bodies live in
 //! `probes_readiness.rs`, `probes_liveness.rs` and `probes_startup.rs`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 use crate::catalog::{BodyFuture, Case, Label, Runtimes, Topology};
 use crate::context::CaseCtx;
 use crate::fixtures::{NODE, NodeEnv};
+use crate::flags::Flags;
 use crate::{kube_wait, pods};
 
 #[path = "probes_liveness.rs"]
@@ -131,44 +131,6 @@ fn container(name: &str, args: &[&str], extra: Value) -> Value {
 async fn create(env: &NodeEnv, name: &str, containers: Vec<Value>, spec: Value) -> anyhow::Result<Pod> {
     let pod = pods::pod(name, NODE, containers, spec)?;
     pods::create(&env.client, &pod).await
-}
-
-/// A host directory mounted into containers at [`Flags::MOUNT`] (hostPath volume), whose files
-/// the case creates and removes to flip exec probes at a moment of its choosing.
-struct Flags {
-    dir: PathBuf,
-}
-
-impl Flags {
-    const MOUNT: &str = "/tmp/flags";
-
-    fn new(pod: &str) -> anyhow::Result<Flags> {
-        let dir = harness::backend::scratch_dir(&format!("probe-flags-{pod}"))?;
-        Ok(Flags { dir })
-    }
-
-    /// The pod's `volumes` entry.
-    fn volumes(&self) -> Value {
-        json!([{"name": "flags", "hostPath": {"path": self.dir.to_string_lossy(), "type": "Directory"}}])
-    }
-
-    /// A container's `volumeMounts` entry.
-    fn mounts() -> Value {
-        json!([{"name": "flags", "mountPath": Self::MOUNT}])
-    }
-
-    /// The path of flag `name` inside the container.
-    fn path(name: &str) -> String {
-        format!("{}/{name}", Self::MOUNT)
-    }
-
-    fn set(&self, name: &str) -> anyhow::Result<()> {
-        std::fs::write(self.dir.join(name), b"ok\n").with_context(|| format!("creating flag {name}"))
-    }
-
-    fn clear(&self, name: &str) -> anyhow::Result<()> {
-        std::fs::remove_file(self.dir.join(name)).with_context(|| format!("removing flag {name}"))
-    }
 }
 
 // ---- observations ---------------------------------------------------------------------------

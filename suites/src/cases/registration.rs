@@ -40,6 +40,9 @@ pub fn cases() -> Vec<Case> {
 
 const READY: Duration = Duration::from_secs(20);
 
+/// The registered Node: hostname/os/arch labels, InternalIP and Hostname addresses, the node
+/// size and allocatable values, nodeInfo (kubelet version, OS, kernel, `<runtime>://<version>`)
+/// and podCIDR. Catches a Node registered without them or with the host's size.
 fn node_fields(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = NodeEnv::start(&ctx, "").await?;
@@ -58,12 +61,7 @@ fn node_fields(ctx: CaseCtx) -> BodyFuture {
         let find = |t: &str| addrs.iter().find(|a| a.type_ == t).map(|a| a.address.clone());
         ensure!(find("InternalIP") == Some(host.ip().to_string()), "InternalIP: {addrs:?}");
         ensure!(find("Hostname") == Some(NODE.to_string()), "Hostname: {addrs:?}");
-        for (name, map) in [("capacity", &status.capacity), ("allocatable", &status.allocatable)] {
-            let map = map.clone().unwrap_or_default();
-            for r in ["cpu", "memory", "pods", "ephemeral-storage"] {
-                ensure!(map.contains_key(r), "{name} lacks {r}: {map:?}");
-            }
-        }
+        check_node_size(&status)?;
         let info = status.node_info.clone().context("node has no nodeInfo")?;
         ensure!(info.kubelet_version.starts_with('v'), "kubeletVersion {:?}", info.kubelet_version);
         ensure!(info.operating_system == "linux", "operatingSystem {:?}", info.operating_system);
@@ -86,6 +84,37 @@ fn node_fields(ctx: CaseCtx) -> BodyFuture {
     })
 }
 
+/// The world's node size (`fixtures::COMPRESSED`: 4 CPUs, 8 GiB, 64 GiB of ephemeral storage,
+/// maxPods 110) and upstream's allocatable rule: capacity minus system/kube reservations (none
+/// here) minus the hard eviction thresholds (defaults memory.available<100Mi and
+/// nodefs.available<10%). Catches an agent that reports the host's size instead of its
+/// configuration, or allocatable equal to capacity.
+fn check_node_size(status: &k8s_openapi::api::core::v1::NodeStatus) -> anyhow::Result<()> {
+    const GI: f64 = 1024.0 * 1024.0 * 1024.0;
+    const MI: f64 = 1024.0 * 1024.0;
+    let storage = 64.0 * GI;
+    let expected = [
+        ("capacity", "cpu", 4.0, 0.0),
+        ("capacity", "memory", 8.0 * GI, 0.0),
+        ("capacity", "pods", 110.0, 0.0),
+        ("capacity", "ephemeral-storage", storage, 0.0),
+        ("allocatable", "cpu", 4.0, 0.0),
+        ("allocatable", "memory", 8.0 * GI - 100.0 * MI, 0.0),
+        ("allocatable", "pods", 110.0, 0.0),
+        // 10 % of the capacity: upstream multiplies by a float32 percentage, so allow 1 KiB.
+        ("allocatable", "ephemeral-storage", storage * 0.9, 1024.0),
+    ];
+    for (which, resource, want, tolerance) in expected {
+        let map = if which == "capacity" { &status.capacity } else { &status.allocatable };
+        let q = map.as_ref().and_then(|m| m.get(resource)).with_context(|| format!("{which} lacks {resource}: {map:?}"))?;
+        let got = crate::quantity::value(&q.0).with_context(|| format!("{which}.{resource} {:?} is not a quantity", q.0))?;
+        ensure!((got - want).abs() <= tolerance, "{which}.{resource} is {:?} ({got}), expected {want}", q.0);
+    }
+    Ok(())
+}
+
+/// Ready=True with reason KubeletReady, and the three pressure conditions False with upstream's
+/// reasons and both timestamps. Catches a node that never reports Ready or omits a condition.
 fn node_becomes_ready(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = NodeEnv::start(&ctx, "").await?;
@@ -108,6 +137,8 @@ fn node_becomes_ready(ctx: CaseCtx) -> BodyFuture {
     })
 }
 
+/// The runtime dies: Ready=False (KubeletNotReady) while the agent keeps running, and Ready=True
+/// again once the runtime is back. Catches a canned Ready and an agent that exits with its runtime.
 fn runtime_not_ready(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let mut env = NodeEnv::start(&ctx, "").await?;

@@ -24,7 +24,7 @@ pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> 
     ensure!(st.metadata.as_ref().map(|m| m.name.as_str()) == Some("main"), "metadata: {st:?}");
     ensure!(st.labels.get("role").map(String::as_str) == Some("main"), "labels: {st:?}");
     ensure!(st.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE), "image: {st:?}");
-    ensure!(!st.image_ref.is_empty(), "image_ref is empty: {st:?}");
+    expect_image_ref(e, &st.image_ref).await.context("ContainerStatus after create")?;
     let log = pod.log_dir().join("main.log");
     ensure!(st.log_path == log.to_string_lossy(), "log_path {:?} should be {}", st.log_path, log.display());
 
@@ -127,7 +127,21 @@ pub(crate) async fn list_filters(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<
     let item = all.iter().find(|c| c.id == c1).context("c1 listed")?;
     ensure!(item.pod_sandbox_id == a, "listed sandbox id: {item:?}");
     ensure!(item.metadata.as_ref().map(|m| m.name.as_str()) == Some("one"), "listed metadata: {item:?}");
-    ensure!(item.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE) || !item.image_ref.is_empty(), "listed image: {item:?}");
+    ensure!(item.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE), "listed image spec: {item:?}");
+    expect_image_ref(e, &item.image_ref).await.context("ListContainers")?;
+    Ok(())
+}
+
+/// A container's `image_ref` names the image it runs: the image's id or one of its repo
+/// digests, as ImageStatus reports them (not merely a non-empty string).
+async fn expect_image_ref(e: &mut Env, image_ref: &str) -> anyhow::Result<()> {
+    let img = e.cri.image(IMAGE).await?.with_context(|| format!("ImageStatus {IMAGE}: absent"))?;
+    ensure!(
+        image_ref == img.id || img.repo_digests.iter().any(|d| d == image_ref),
+        "image_ref {image_ref:?} is neither the image id {:?} nor one of its repo digests {:?}",
+        img.id,
+        img.repo_digests
+    );
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! Area `world`: the sealed world's own self-checks (hosts reach each other; capture sees traffic).
+//! They assert the harness, not a node, so they carry no `Conformance` label.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,14 +10,14 @@ use harness::path::{Captures, Flow};
 use harness::world::Host;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::catalog::{BodyFuture, Capability, Case, Label, Runtimes, Topology};
+use crate::catalog::{BodyFuture, Capability, Case, Runtimes, Topology};
 use crate::context::CaseCtx;
 
 pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "world/hosts-reach-each-other",
-            labels: &[Label::Conformance],
+            labels: &[],
             needs: &[],
             topology: Topology::TwoNodes,
             runtimes: Runtimes::None,
@@ -24,7 +25,7 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             id: "world/capture-sees-traffic",
-            labels: &[Label::Conformance],
+            labels: &[],
             needs: &[Capability::Tcpdump],
             topology: Topology::SingleNode,
             runtimes: Runtimes::None,
@@ -32,7 +33,7 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             id: "world/sealed-from-host",
-            labels: &[Label::Conformance],
+            labels: &[],
             needs: &[],
             topology: Topology::SingleNode,
             runtimes: Runtimes::None,

@@ -47,6 +47,9 @@ struct Manager<R> {
     cleaning: Option<(String, Instant)>,
 }
 
+/// The grace period of a hard eviction (upstream's immediateEvictionGracePeriodSeconds).
+const IMMEDIATE_EVICTION_GRACE_SECONDS: i64 = 1;
+
 /// How long past its grace period an evicted pod may take to stop before eviction goes on.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -136,7 +139,7 @@ impl<R: Runtime> Manager<R> {
         let Some(pod) = active.iter().find(|p| p.metadata.uid.as_deref() == Some(first.uid.as_str())) else { return Ok(()) };
         let (message, annotations) = eviction_message(&t, &observed, first, usage.get(&first.uid));
         let grace = if t.hard {
-            0
+            IMMEDIATE_EVICTION_GRACE_SECONDS
         } else {
             let own = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
             own.min(i64::from(self.p.cfg.eviction_max_pod_grace_period)).max(0)

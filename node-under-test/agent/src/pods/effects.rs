@@ -19,8 +19,20 @@ use crate::cri::Runtime;
 use crate::probes::http::{HttpTarget, http_probe};
 use crate::probes::resolve_port;
 
-/// Upstream's floor for the grace period left after a preStop hook.
+/// Upstream's floor (`minimumGracePeriodInSeconds`) for a kill's grace period: always for
+/// kills that are not the pod's termination, and after a preStop hook.
 const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How one container is stopped.
+#[derive(Clone, Copy, Debug)]
+struct Stop {
+    grace: Duration,
+    /// Run the preStop hook first (if the container has one).
+    pre_stop: bool,
+    /// Never below [`MIN_GRACE`] (kills that are not the pod's termination).
+    minimum: bool,
+}
+
 /// How long a postStart hook may hold the pod worker (upstream sets no limit on exec hooks).
 const POST_START_LIMIT: Duration = Duration::from_secs(120);
 
@@ -93,11 +105,12 @@ impl<R: Runtime> Effects<R> {
     pub async fn execute(&self, pod: &Pod, obs: &Observation, actions: &[Action], kills: &mut KillTasks) -> Vec<Outcome> {
         let mut out = Vec::new();
         for a in actions {
-            if let Action::KillContainer { id, name, grace, message, pre_stop } = a {
+            if let Action::KillContainer { id, name, grace, message, pre_stop, minimum } = a {
                 let (fx, pod, obs) = (self.clone(), pod.clone(), obs.clone());
-                let (id2, name, grace, message, pre_stop) = (id.clone(), name.clone(), *grace, message.clone(), *pre_stop);
+                let (id2, name, message) = (id.clone(), name.clone(), message.clone());
+                let stop = Stop { grace: *grace, pre_stop: *pre_stop, minimum: *minimum };
                 kills.spawn(id.clone(), async move {
-                    fx.kill(&pod, &obs, &id2, &name, grace, &message, pre_stop).await;
+                    fx.kill(&pod, &obs, &id2, &name, &message, stop).await;
                 });
             }
         }
@@ -261,23 +274,24 @@ impl<R: Runtime> Effects<R> {
                 // The event does not carry the hook's output (it could hold secrets).
                 self.event(pod, Some(&c.name), true, "FailedPostStartHook", "PostStartHook failed");
                 let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
-                self.stop(pod, &id, &c.name, grace, "FailedPostStartHook", true, sandbox.ip.clone()).await;
+                let stop = Stop { grace, pre_stop: true, minimum: true };
+                self.stop(pod, &id, &c.name, "FailedPostStartHook", stop, sandbox.ip.clone()).await;
             }
         }
         Some(Outcome::Started { container: c.name.clone() })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool) {
+    async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, message: &str, mut stop: Stop) {
         let running = obs.containers.iter().any(|c| c.id == id && c.state == super::model::RunState::Running);
         let ip = obs.sandbox.as_ref().and_then(|s| s.ip.clone());
-        self.stop(pod, id, name, grace, message, pre_stop && running, ip).await;
+        stop.pre_stop &= running;
+        self.stop(pod, id, name, message, stop, ip).await;
     }
 
     /// Emits Killing, runs preStop (when `pre_stop` and the container has one), then stops the
-    /// container with what is left of `grace`.
-    #[allow(clippy::too_many_arguments)]
-    async fn stop(&self, pod: &Pod, id: &str, name: &str, grace: Duration, message: &str, pre_stop: bool, ip: Option<String>) {
+    /// container with what is left of the grace period.
+    async fn stop(&self, pod: &Pod, id: &str, name: &str, message: &str, stop: Stop, ip: Option<String>) {
+        let Stop { grace, pre_stop, minimum } = stop;
         self.event(pod, Some(name), false, "Killing", message);
         let started = Instant::now();
         let container = find_container(pod, name).map(|(c, _)| c);
@@ -292,7 +306,7 @@ impl<R: Runtime> Effects<R> {
         // Like upstream: whole seconds spent in the hook come off the grace period (a hook of
         // a few milliseconds leaves all of it; CRI timeouts are whole seconds).
         let mut remaining = Duration::from_secs(grace.as_secs().saturating_sub(started.elapsed().as_secs()));
-        if hook.is_some() && pre_stop && remaining < MIN_GRACE {
+        if (minimum || (hook.is_some() && pre_stop)) && remaining < MIN_GRACE {
             remaining = MIN_GRACE;
         }
         if let Err(e) = self.runtime.stop_container(id, remaining).await

@@ -81,7 +81,9 @@ pub enum Action {
     /// then remove the instances in `remove` (older dead instances).
     StartContainer { init: bool, index: usize, restart_count: u32, remove: Vec<String> },
     /// Run preStop (if any and `pre_stop`), then stop with the grace period; emits Killing.
-    KillContainer { id: String, name: String, grace: Duration, message: String, pre_stop: bool },
+    /// `minimum`: a kill that is not the pod's termination (liveness/startup failure), where
+    /// upstream's killContainer never stops with less than its 2 s minimum grace.
+    KillContainer { id: String, name: String, grace: Duration, message: String, pre_stop: bool, minimum: bool },
     StopSandbox { id: String },
     /// Remove every container and sandbox of the pod.
     RemoveAll,
@@ -187,6 +189,7 @@ impl Ctx<'_> {
                 grace,
                 message: format!("Stopping container {}", c.name),
                 pre_stop: true,
+                minimum: false,
             });
         }
     }
@@ -201,14 +204,14 @@ pub fn step(st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
     let acts = acts
         .into_iter()
         .filter_map(|a| match a {
-            Action::KillContainer { id, name, grace, message, pre_stop } => {
+            Action::KillContainer { id, name, grace, message, pre_stop, minimum } => {
                 let again = match st.killing.get(&id) {
                     Some(g) if *g <= grace => return None,
                     Some(_) => true,
                     None => false,
                 };
                 st.killing.insert(id.clone(), grace);
-                Some(Action::KillContainer { id, name, grace, message, pre_stop: pre_stop && !again })
+                Some(Action::KillContainer { id, name, grace, message, pre_stop: pre_stop && !again, minimum })
             }
             a => Some(a),
         })
@@ -357,6 +360,7 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
                         grace: probe_grace.unwrap_or(obs.pod.termination_grace),
                         message: format!("Container {} failed {kind} probe{suffix}", c.name),
                         pre_stop: true,
+                        minimum: true,
                     });
                 }
             }

@@ -232,6 +232,7 @@ async fn pre_stop_then_stop_with_remaining_grace() {
         grace: Duration::from_secs(10),
         message: "Stopping container main".into(),
         pre_stop: true,
+        minimum: false,
     };
     let mut kills = kills();
     let out = fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill], &mut kills).await;
@@ -251,6 +252,7 @@ async fn pre_stop_longer_than_grace_is_cut_and_reported() {
         grace: Duration::from_secs(5),
         message: "Stopping container main".into(),
         pre_stop: true,
+        minimum: false,
     };
     let mut kills = kills();
     let out = fx.execute(&pod("img:1", Some(hook)), &observation(true), &[kill], &mut kills).await;
@@ -313,6 +315,7 @@ async fn execute_does_not_wait_for_a_kill() {
         grace: Duration::from_secs(30),
         message: "Stopping container main".into(),
         pre_stop: true,
+        minimum: false,
     };
     let mut kills = kills();
     let t0 = tokio::time::Instant::now();
@@ -321,4 +324,26 @@ async fn execute_does_not_wait_for_a_kill() {
     assert!(tokio::time::timeout(Duration::from_secs(5), kills.next()).await.is_err(), "kill still in its preStop hook");
     assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
     assert_eq!(rt.calls(), ["ExecSync c1 sleep 20", "StopContainer c1 10s"], "hook time comes off the grace");
+}
+
+/// Upstream's killContainer: a kill that is not the pod's termination (here a liveness
+/// failure with a probe-level grace of 1 s) never stops with less than 2 s; a termination's
+/// grace (an override upstream) is used as given.
+#[tokio::test(start_paused = true)]
+async fn probe_kills_get_the_two_second_minimum() {
+    for (minimum, want) in [(true, "StopContainer c1 2s"), (false, "StopContainer c1 1s")] {
+        let (fx, rt, _events, _dir) = effects(FakeRuntime::default());
+        let kill = Action::KillContainer {
+            id: "c1".into(),
+            name: "main".into(),
+            grace: Duration::from_secs(1),
+            message: "Container main failed liveness probe, will be restarted".into(),
+            pre_stop: true,
+            minimum,
+        };
+        let mut kills = kills();
+        fx.execute(&pod("img:1", None), &observation(true), &[kill], &mut kills).await;
+        assert_eq!(kills.next().await, Outcome::Killed { id: "c1".into() });
+        assert_eq!(rt.calls(), [want], "minimum {minimum}");
+    }
 }

@@ -192,6 +192,7 @@ fn liveness_failure_kills_with_probe_grace_and_message() {
             grace: Duration::from_secs(5),
             message: "Container a failed liveness probe, will be restarted".into(),
             pre_stop: true,
+            minimum: true,
         }]
     );
 }

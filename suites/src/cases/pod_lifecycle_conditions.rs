@@ -1,0 +1,193 @@
+//! The pod condition order cases. Upstream writes a pod's conditions as the pod advances, so the
+//! set of True conditions in any object a watcher sees is a prefix of the order
+//! (without init containers: PodScheduled → Initialized → PodReadyToStartContainers →
+//! ContainersReady → Ready; with them: PodScheduled → PodReadyToStartContainers → Initialized →
+//! ContainersReady → Ready). Every observed object is checked against that prefix rule, and each
+//! case holds the pod at a step where upstream makes the next condition observably later (an init
+//! container still running; a readiness probe that fails until the case sets a flag), so the
+//! intermediate state must be seen on its own.
+//!
+//! What a watcher cannot see: two conditions that upstream itself writes in one status update
+//! (PodScheduled and Initialized in the first status of a pod without init containers;
+//! ContainersReady and Ready) — for those only the prefix rule and the lastTransitionTime order
+//! (second granularity) are checked.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+use super::{START, env};
+use crate::catalog::BodyFuture;
+use crate::context::CaseCtx;
+use crate::fixtures::{NODE, NodeEnv};
+use crate::flags::Flags;
+use crate::pods::{self, container, init_status};
+
+const PLAIN: [&str; 5] = ["PodScheduled", "Initialized", "PodReadyToStartContainers", "ContainersReady", "Ready"];
+const WITH_INIT: [&str; 5] = ["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"];
+
+fn conditions(p: &Pod) -> &[PodCondition] {
+    p.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or(&[])
+}
+
+/// How many conditions of `order`, from the first, are True in `p` — or why the True set is not
+/// a prefix of `order` (a later condition True while an earlier one is not).
+pub(crate) fn true_prefix(p: &Pod, order: &[&str]) -> Result<usize, String> {
+    let is_true = |t: &str| conditions(p).iter().any(|c| c.type_ == t && c.status == "True");
+    let n = order.iter().take_while(|t| is_true(t)).count();
+    if let Some(late) = order[n..].iter().find(|t| is_true(t)) {
+        return Err(format!("{late} is True while {} is not (expected order {order:?})", order[n]));
+    }
+    Ok(n)
+}
+
+/// Watches pod `name` until `done`, checking the prefix rule on every object; returns the
+/// prefix lengths in the order they were first seen, and the object `done` accepted. `at`
+/// runs once when the prefix first reaches a length (to release the pod to its next step).
+async fn watch_prefixes(
+    client: &kube::Client,
+    name: &str,
+    order: &[&str],
+    mut at: impl FnMut(usize, &Pod) -> anyhow::Result<()>,
+    done: impl Fn(&Pod) -> bool,
+) -> anyhow::Result<(Vec<usize>, Pod)> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api, cfg).applied_objects().boxed();
+    let deadline = Instant::now() + START;
+    let mut seen: Vec<usize> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(left, stream.next()).await.with_context(|| format!("timed out watching; prefixes seen {seen:?}"))?;
+        let pod = next.context("watch ended")??;
+        let n = true_prefix(&pod, order).map_err(|e| anyhow::anyhow!("{e}; conditions {:?}", conditions(&pod)))?;
+        if !seen.contains(&n) {
+            seen.push(n);
+            at(n, &pod)?;
+        }
+        if done(&pod) {
+            return Ok((seen, pod));
+        }
+    }
+}
+
+/// The False condition `type_` of `p` carries upstream's reason and message.
+fn expect_false(p: &Pod, type_: &str, reason: &str, message: &str) -> anyhow::Result<()> {
+    let c = conditions(p).iter().find(|c| c.type_ == type_).with_context(|| format!("no {type_} condition: {:?}", conditions(p)))?;
+    ensure!(
+        c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message),
+        "{type_}: expected False/{reason}/{message:?}, got {c:?}"
+    );
+    Ok(())
+}
+
+/// lastTransitionTime never goes backwards along `order` (second granularity).
+fn expect_times_in_order(p: &Pod, order: &[&str]) -> anyhow::Result<()> {
+    let time = |t: &str| conditions(p).iter().find(|c| c.type_ == t).and_then(|c| c.last_transition_time.as_ref()).map(|x| x.0);
+    for w in order.windows(2) {
+        let (a, b) = (time(w[0]).with_context(|| format!("{} has no lastTransitionTime", w[0]))?, time(w[1]).with_context(|| format!("{} has no lastTransitionTime", w[1]))?);
+        ensure!(a <= b, "lastTransitionTime of {} ({a}) is after {}'s ({b})", w[0], w[1]);
+    }
+    Ok(())
+}
+
+/// The app container `c`, Ready only once the case sets flag `ready`.
+fn gated_app() -> serde_json::Value {
+    let mut c = container("c", &["pause"]);
+    pods::merge(
+        &mut c,
+        json!({
+            "readinessProbe": {"exec": Flags::exec_check("ready")["exec"], "periodSeconds": 1, "failureThreshold": 1},
+            "volumeMounts": Flags::mounts(),
+        }),
+    );
+    c
+}
+
+/// Runs the gated pod `name` (with `init` containers) through its conditions: `hold` is the
+/// prefix at which the pod must be seen waiting for its readiness flag (then the flag is set).
+async fn run_gated(env: &NodeEnv, name: &str, order: &[&str], init: serde_json::Value, hold: usize) -> anyhow::Result<(Vec<usize>, Pod)> {
+    let flags = Flags::new(name)?;
+    let p = pods::pod(name, NODE, vec![gated_app()], json!({"initContainers": init, "volumes": flags.volumes()}))?;
+    pods::create(&env.client, &p).await?;
+    let mut released = false;
+    let (seen, pod) = watch_prefixes(
+        &env.client,
+        name,
+        order,
+        |n, pod| {
+            if n == hold {
+                expect_false(pod, "ContainersReady", "ContainersNotReady", "containers with unready status: [c]")?;
+                expect_false(pod, "Ready", "ContainersNotReady", "containers with unready status: [c]")?;
+                flags.set("ready")?;
+                released = true;
+            } else if n > hold && !released {
+                bail!("{} became True while the readiness probe still failed", order[n - 1]);
+            }
+            Ok(())
+        },
+        |p| true_prefix(p, order) == Ok(order.len()),
+    )
+    .await?;
+    ensure!(seen.contains(&hold), "the pod was never seen with exactly {:?} True (prefixes seen {seen:?})", &order[..hold]);
+    expect_times_in_order(&pod, order)?;
+    Ok((seen, pod))
+}
+
+/// Condition order without init containers. Catches an agent that writes ContainersReady or
+/// Ready before the readiness probe passes, a later condition True before an earlier one, or
+/// upstream's False reasons/messages missing.
+pub fn condition_order(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        run_gated(&env, "plain", &PLAIN, json!([]), 3).await?;
+        env.stop().await
+    })
+}
+
+/// Condition order with an init container that runs for 2 s: the sandbox is ready
+/// (PodReadyToStartContainers) while Initialized is still False with upstream's reason, then
+/// Initialized while ContainersReady waits for the readiness flag. Catches an agent that marks
+/// the pod Initialized before its init containers complete, or starts the app container early.
+pub fn condition_order_init(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let init = json!([container("init", &["sleep", "2s"])]);
+        let name = "with-init";
+        let (seen, pod) = run_gated(&env, name, &WITH_INIT, init, 3).await?;
+        ensure!(seen.contains(&2), "the pod was never seen with the sandbox ready and Initialized False (prefixes seen {seen:?})");
+        let i = init_status(&pod, "init").context("no init container status")?;
+        let t = i.state.as_ref().and_then(|s| s.terminated.as_ref()).context("init container not terminated")?;
+        ensure!(t.exit_code == 0 && t.reason.as_deref() == Some("Completed"), "init terminated {t:?}");
+        env.stop().await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_with(true_types: &[&str]) -> Pod {
+        let conds: Vec<serde_json::Value> = PLAIN
+            .iter()
+            .map(|t| json!({"type": t, "status": if true_types.contains(t) { "True" } else { "False" }}))
+            .collect();
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"conditions": conds}})).unwrap()
+    }
+
+    #[test]
+    fn prefix_rule() {
+        assert_eq!(true_prefix(&pod_with(&[]), &PLAIN), Ok(0));
+        assert_eq!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &PLAIN), Ok(2));
+        assert_eq!(true_prefix(&pod_with(&PLAIN), &PLAIN), Ok(5));
+        let all_at_once_but_one = pod_with(&["PodScheduled", "Initialized", "ContainersReady", "Ready"]);
+        assert!(true_prefix(&all_at_once_but_one, &PLAIN).unwrap_err().contains("ContainersReady is True while PodReadyToStartContainers"));
+        // The same set is fine in the init order only if it is a prefix there.
+        assert!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &WITH_INIT).is_err());
+    }
+}
