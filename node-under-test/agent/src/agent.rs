@@ -68,6 +68,7 @@ pub async fn run(
     cancel: CancellationToken,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    crate::faults::announce();
     let client = client_from_kubeconfig(kubeconfig).await?;
     let cfg = settings.kubelet.clone();
     let api_timeout = cfg.nodekit.api_request_timeout.0;

@@ -47,13 +47,13 @@ pub(crate) fn true_prefix(p: &Pod, order: &[&str]) -> Result<usize, String> {
 }
 
 /// Watches pod `name` until `done`, checking the prefix rule on every object; returns the
-/// prefix lengths in the order they were first seen, and the object `done` accepted. `at`
-/// runs once when the prefix first reaches a length (to release the pod to its next step).
+/// prefix lengths in the order they were first seen, and the object `done` accepted. `each`
+/// sees every object with its prefix length (to release the pod to its next step).
 async fn watch_prefixes(
     client: &kube::Client,
     name: &str,
     order: &[&str],
-    mut at: impl FnMut(usize, &Pod) -> anyhow::Result<()>,
+    mut each: impl FnMut(usize, &Pod) -> anyhow::Result<()>,
     done: impl Fn(&Pod) -> bool,
 ) -> anyhow::Result<(Vec<usize>, Pod)> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -68,8 +68,8 @@ async fn watch_prefixes(
         let n = true_prefix(&pod, order).map_err(|e| anyhow::anyhow!("{e}; conditions {:?}", conditions(&pod)))?;
         if !seen.contains(&n) {
             seen.push(n);
-            at(n, &pod)?;
         }
+        each(n, &pod)?;
         if done(&pod) {
             return Ok((seen, pod));
         }
@@ -115,26 +115,29 @@ async fn run_gated(env: &NodeEnv, name: &str, order: &[&str], init: serde_json::
     let flags = Flags::new(name)?;
     let p = pods::pod(name, NODE, vec![gated_app()], json!({"initContainers": init, "volumes": flags.volumes()}))?;
     pods::create(&env.client, &p).await?;
+    // Held: `hold` conditions True and the app container running, its readiness probe failing.
     let mut released = false;
     let (seen, pod) = watch_prefixes(
         &env.client,
         name,
         order,
         |n, pod| {
-            if n == hold {
+            let running = pods::container_status(pod, "c").and_then(|s| s.state.as_ref()).is_some_and(|s| s.running.is_some());
+            if !released && n > hold {
+                bail!("{} became True while the readiness probe still failed: {:?}", order[hold], conditions(pod));
+            }
+            if !released && n == hold && running {
                 expect_false(pod, "ContainersReady", "ContainersNotReady", "containers with unready status: [c]")?;
                 expect_false(pod, "Ready", "ContainersNotReady", "containers with unready status: [c]")?;
                 flags.set("ready")?;
                 released = true;
-            } else if n > hold && !released {
-                bail!("{} became True while the readiness probe still failed", order[n - 1]);
             }
             Ok(())
         },
         |p| true_prefix(p, order) == Ok(order.len()),
     )
     .await?;
-    ensure!(seen.contains(&hold), "the pod was never seen with exactly {:?} True (prefixes seen {seen:?})", &order[..hold]);
+    ensure!(released, "the pod was never seen running with exactly {:?} True (prefixes seen {seen:?})", &order[..hold]);
     expect_times_in_order(&pod, order)?;
     Ok((seen, pod))
 }

@@ -14,6 +14,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use super::PressureHandle;
+use crate::faults::{self, Fault};
 use super::message::eviction_message;
 use super::rank::{Candidate, is_critical, rank};
 use super::signals::{PodUsage, Pressure, observe};
@@ -138,7 +139,9 @@ impl<R: Runtime> Manager<R> {
         };
         let Some(pod) = active.iter().find(|p| p.metadata.uid.as_deref() == Some(first.uid.as_str())) else { return Ok(()) };
         let (message, annotations) = eviction_message(&t, &observed, first, usage.get(&first.uid));
-        let grace = if t.hard {
+        let grace = if faults::active(Fault::EvictionPodGrace) {
+            pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30)
+        } else if t.hard {
             IMMEDIATE_EVICTION_GRACE_SECONDS
         } else {
             let own = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);

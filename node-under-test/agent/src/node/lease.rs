@@ -92,7 +92,9 @@ pub async fn run_lease_loop(client: kube::Client, p: LeaseParams, metrics: Metri
     let mut cached: Option<Lease> = None;
     let mut failures: u32 = 0;
     loop {
-        let wait = match renew_once(&leases, &p, &mut cached).await {
+        let broken = cached.is_some() && crate::faults::active(crate::faults::Fault::NoLeaseRenewal);
+        let renewed = if broken { Ok(()) } else { renew_once(&leases, &p, &mut cached).await };
+        let wait = match renewed {
             Ok(()) => {
                 failures = 0;
                 metrics.lease_renewals.inc();

@@ -17,6 +17,7 @@ use super::worker::Action;
 use crate::config::format_go_duration;
 use crate::cri::Runtime;
 use crate::probes::http::{HttpTarget, http_probe};
+use crate::faults::{self, Fault};
 use crate::probes::resolve_port;
 
 /// Upstream's floor (`minimumGracePeriodInSeconds`) for a kill's grace period: always for
@@ -306,6 +307,7 @@ impl<R: Runtime> Effects<R> {
         // Like upstream: whole seconds spent in the hook come off the grace period (a hook of
         // a few milliseconds leaves all of it; CRI timeouts are whole seconds).
         let mut remaining = Duration::from_secs(grace.as_secs().saturating_sub(started.elapsed().as_secs()));
+        let minimum = minimum && !faults::active(Fault::NoMinimumGrace);
         if (minimum || (hook.is_some() && pre_stop)) && remaining < MIN_GRACE {
             remaining = MIN_GRACE;
         }

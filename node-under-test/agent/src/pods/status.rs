@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::model::{ContainerObs, ContainerView, Observation, RunState};
+use crate::faults::{self, Fault};
 use super::worker::{Phase, PodState, pod_phase};
 
 /// Inputs besides the observation and state.
@@ -104,7 +105,8 @@ fn container_status(
                         ..Default::default()
                     });
                     status.started = Some(probe.started);
-                    status.ready = probe.started && probe.ready && !terminating && !init;
+                    let ready = probe.ready || faults::active(Fault::ReadyWhenRunning);
+                    status.ready = probe.started && ready && !terminating && !init;
                 }
                 RunState::Exited => {
                     status.state = Some(ContainerState { terminated: Some(terminated(l, cx)), ..Default::default() });

@@ -374,6 +374,9 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
 }
 
 fn restart_or_back_off(st: &mut PodState, cx: &mut Ctx<'_>, c: &ContainerView, init: bool, index: usize, last: &ContainerObs) {
+    if crate::faults::active(crate::faults::Fault::NeverRestart) {
+        return;
+    }
     let now = cx.obs.now;
     let finished = last.finished_at.unwrap_or(now);
     if let Some((delay, until)) = st.backoff.in_backoff(&c.name, finished, now) {

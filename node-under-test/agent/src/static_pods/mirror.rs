@@ -260,6 +260,9 @@ async fn pass(client: &kube::Client, reg: &MirrorRegistry, p: &MirrorParams) -> 
                 let full = full_name(&pod);
                 let (ns, _) = split(&full);
                 let api_ns: Api<Pod> = Api::namespaced(client.clone(), ns);
+                if crate::faults::active(crate::faults::Fault::NoMirrorPods) {
+                    continue;
+                }
                 let mirror = mirror_pod(&pod, &p.node_name, &node_uid);
                 match api("create mirror pod", p.api_timeout, api_ns.create(&PostParams::default(), &mirror)).await {
                     Ok(created) => {

@@ -91,7 +91,8 @@ pub fn capacity_and_allocatable(
     facts: &HostFacts,
     cfg: &KubeletConfiguration,
 ) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
-    let size = &cfg.nodekit.node_size;
+    let host = crate::config::NodeSize::default();
+    let size = if crate::faults::active(crate::faults::Fault::HostSize) { &host } else { &cfg.nodekit.node_size };
     let cpu_m = size.cpu.as_deref().and_then(quantity::cpu_millis).unwrap_or(facts.cpus as i64 * 1000);
     let mem = size.memory.as_deref().and_then(quantity::bytes).unwrap_or(facts.memory_bytes as i64);
     let storage = size

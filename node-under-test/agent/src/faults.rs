@@ -1,0 +1,110 @@
+//! Deliberate defects, to show that the conformance suites catch a broken node agent.
+//!
+//! Debug builds read `NODEKIT_AGENT_FAULTS` (comma-separated names from [`Fault::ALL`]) once;
+//! release builds never read it and every fault is off. Each fault breaks one behaviour an
+//! area asserts; `ci/fault-check` runs every area against its fault and expects failures.
+
+use std::sync::OnceLock;
+
+/// The variable debug builds read.
+pub const ENV: &str = "NODEKIT_AGENT_FAULTS";
+
+/// One deliberate defect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Registration: report the host's size instead of the configured node size.
+    HostSize,
+    /// Heartbeats: never renew the Lease after creating it.
+    NoLeaseRenewal,
+    /// Pod lifecycle: never restart an exited container.
+    NeverRestart,
+    /// Pod lifecycle: containers are Ready as soon as they run (readiness probes ignored).
+    ReadyWhenRunning,
+    /// Probes: a liveness kill uses the probe's grace period without upstream's 2 s minimum.
+    NoMinimumGrace,
+    /// Eviction: evicted pods get their own termination grace period.
+    EvictionPodGrace,
+    /// Static pods: no mirror pods in the API.
+    NoMirrorPods,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 7] = [
+        Fault::HostSize,
+        Fault::NoLeaseRenewal,
+        Fault::NeverRestart,
+        Fault::ReadyWhenRunning,
+        Fault::NoMinimumGrace,
+        Fault::EvictionPodGrace,
+        Fault::NoMirrorPods,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::HostSize => "host-size",
+            Fault::NoLeaseRenewal => "no-lease-renewal",
+            Fault::NeverRestart => "never-restart",
+            Fault::ReadyWhenRunning => "ready-when-running",
+            Fault::NoMinimumGrace => "no-minimum-grace",
+            Fault::EvictionPodGrace => "eviction-pod-grace",
+            Fault::NoMirrorPods => "no-mirror-pods",
+        }
+    }
+}
+
+/// The faults named in `spec`; unknown names are returned separately.
+pub fn parse(spec: &str) -> (Vec<Fault>, Vec<String>) {
+    let mut on = Vec::new();
+    let mut unknown = Vec::new();
+    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match Fault::ALL.iter().find(|f| f.name() == name) {
+            Some(f) => on.push(*f),
+            None => unknown.push(name.to_string()),
+        }
+    }
+    (on, unknown)
+}
+
+fn enabled() -> &'static [Fault] {
+    static ON: OnceLock<Vec<Fault>> = OnceLock::new();
+    ON.get_or_init(|| {
+        if !cfg!(debug_assertions) {
+            return Vec::new();
+        }
+        let spec = std::env::var(ENV).unwrap_or_default();
+        let (on, unknown) = parse(&spec);
+        if !unknown.is_empty() {
+            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+            tracing::error!(?unknown, known = ?names, "{ENV} names unknown faults; they are ignored");
+        }
+        if !on.is_empty() {
+            tracing::warn!(faults = ?on, "deliberate faults are on: this agent is broken on purpose");
+        }
+        on
+    })
+}
+
+/// Is `f` switched on (debug builds only)?
+pub fn active(f: Fault) -> bool {
+    enabled().contains(&f)
+}
+
+/// Logs the switched-on faults (call once at start so the log says so up front).
+pub fn announce() {
+    let _ = enabled();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_reports_unknown_ones() {
+        let (on, unknown) = parse("never-restart, host-size,,bogus");
+        assert_eq!(on, [Fault::NeverRestart, Fault::HostSize]);
+        assert_eq!(unknown, ["bogus"]);
+        for f in Fault::ALL {
+            assert_eq!(parse(f.name()).0, [f]);
+        }
+    }
+}
