@@ -130,6 +130,11 @@ pub(super) fn web_pod_with(
         ]}),
     );
     let mut spec = json!({});
+    if flags.is_none() {
+        // Ready only once netexec listens (UDP is bound before HTTP): a pod without a readiness
+        // probe is Ready when its container starts, before its server accepts connections.
+        pods::merge(&mut c, json!({"readinessProbe": {"tcpSocket": {"port": HTTP_PORT}, "periodSeconds": 1}}));
+    }
     if let Some(f) = flags {
         pods::merge(
             &mut c,

@@ -112,7 +112,11 @@ fn onfailure(ctx: CaseCtx) -> BodyFuture {
 fn always_running(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
-        let p = pods::pod("web", NODE, vec![container("c", &["netexec", "--http-port", "8080"])], json!({}))?;
+        // Ready only once netexec listens (without a readiness probe the pod is Ready when the
+        // container starts, before its server accepts connections).
+        let mut web = container("c", &["netexec", "--http-port", "8080"]);
+        pods::merge(&mut web, json!({"readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}));
+        let p = pods::pod("web", NODE, vec![web], json!({}))?;
         pods::create(&env.client, &p).await?;
         let pod = kube_wait::pod(&env.client, "default", "web", "Ready", START, |p| {
             (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
