@@ -100,6 +100,8 @@ pub struct Faults {
     pub pull_delay_ms: BTreeMap<String, u64>,
     /// PullImage failure message per image reference.
     pub pull_error: BTreeMap<String, String>,
+    /// RunPodSandbox failure message per pod (sandbox metadata) name.
+    pub sandbox_error: BTreeMap<String, String>,
     /// CreateContainer failure message per container name or image reference.
     pub create_error: BTreeMap<String, String>,
     /// Containers (by name or image reference) are killed (SIGKILL) this many ms after start.

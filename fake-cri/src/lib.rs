@@ -32,7 +32,8 @@
 //!
 //! Faults ([`Faults`], from `--faults`, the handle, or `<state-dir>/faults.json`, re-read when it
 //! changes): `{"rpc_latency_ms": 0, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
-//! "create_error": {name-or-ref: msg}, "crash_after_ms": {name-or-ref: ms}}`.
+//! "sandbox_error": {pod-name: msg}, "create_error": {name-or-ref: msg},
+//! "crash_after_ms": {name-or-ref: ms}}`.
 //!
 //! Memory cgroups (containers with a limit) go to `<memory>/<sandbox linux.cgroup_parent>/<id>`
 //! like containerd's, else `<memory>/<--cgroup-parent>/<id>`, else

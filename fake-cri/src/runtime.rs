@@ -189,6 +189,9 @@ impl Runtime {
         if md.name.is_empty() {
             return Err(Error::InvalidArgument("sandbox config must include metadata name".into()));
         }
+        if let Some(msg) = self.faults().sandbox_error.get(&md.name) {
+            return Err(Error::Unknown(format!("failed to setup network for sandbox {:?}: {msg}", md.name)));
+        }
         {
             let st = lock(&self.state);
             if st.sandboxes.values().any(|s| {

@@ -21,6 +21,8 @@ use crate::pods::{self, container, container_status, init_status, restarts};
 
 #[path = "pod_lifecycle_conditions.rs"]
 mod conditions;
+#[path = "pod_lifecycle_faults.rs"]
+mod faults;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -48,6 +50,10 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
         case("pod-lifecycle/configmap-and-secret-volumes-and-env", C, Runtimes::All, configmap_secret_volumes),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
+        case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
+        case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),
+        case("pod-lifecycle/sandbox-failure-retried", C, Runtimes::FakeOnly, faults::sandbox_failure),
+        case("pod-lifecycle/runtime-kills-container", C, Runtimes::FakeOnly, faults::runtime_kills_container),
         case("pod-lifecycle/agent-restart-adopts", &[Label::Conformance, Label::Disruptive], Runtimes::All, agent_restart),
     ]
 }

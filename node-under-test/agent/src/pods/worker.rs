@@ -62,7 +62,8 @@ pub struct PodState {
     pub image_backoff: BackOff,
     pub sandbox_backoff: BackOff,
     pub sandbox_failure: Option<(Timestamp, String)>,
-    image_failures: HashMap<String, (Timestamp, String, bool)>,
+    /// Failed pulls: when, and the runtime's message.
+    image_failures: HashMap<String, (Timestamp, String)>,
     create_failures: HashMap<String, (Timestamp, String, String)>,
     pub waiting: HashMap<String, Waiting>,
     pub start_time: Option<Timestamp>,
@@ -233,7 +234,7 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
             Outcome::SandboxCreated => st.sandbox_failure = None,
             Outcome::ImagePullFailed { container, message } => {
                 st.image_backoff.next(container, now, now);
-                st.image_failures.insert(container.clone(), (now, message.clone(), false));
+                st.image_failures.insert(container.clone(), (now, message.clone()));
             }
             Outcome::CreateFailed { container, reason, message } => {
                 st.backoff.next(container, now, now);
@@ -400,18 +401,22 @@ fn restart_or_back_off(st: &mut PodState, cx: &mut Ctx<'_>, c: &ContainerView, i
 
 fn try_start(st: &mut PodState, cx: &mut Ctx<'_>, c: &ContainerView, init: bool, index: usize, prev: Option<&ContainerObs>) {
     let now = cx.obs.now;
-    if let Some((at, message, announced)) = st.image_failures.get_mut(&c.name)
-        && let Some((_, until)) = st.image_backoff.in_backoff(&c.name, *at, now)
+    if let Some((at, message)) = st.image_failures.get(&c.name)
+        && let Some((delay, until)) = st.image_backoff.in_backoff(&c.name, *at, now)
     {
-        let waiting = if *announced {
-            Waiting { reason: "ImagePullBackOff".into(), message: format!("Back-off pulling image \"{}\"", c.image) }
-        } else {
-            *announced = true;
+        // Like upstream's status between two pull attempts: ErrImagePull (the runtime's
+        // message) until the worker's next sync, then ImagePullBackOff until the back-off ends.
+        // Here the first half of the back-off window shows the former.
+        let flip = super::backoff::add(*at, delay / 2);
+        let waiting = if now < flip {
+            cx.acts.push(Action::WakeAt(flip));
             Waiting { reason: "ErrImagePull".into(), message: message.clone() }
+        } else {
+            if st.announced.insert(format!("pull/{}/{}", c.name, at.as_nanosecond())) {
+                cx.event(false, "BackOff", format!("Back-off pulling image \"{}\"", c.image), Some(&c.name));
+            }
+            Waiting { reason: "ImagePullBackOff".into(), message: format!("Back-off pulling image \"{}\"", c.image) }
         };
-        if waiting.reason == "ImagePullBackOff" && st.announced.insert(format!("pull/{}/{}", c.name, at.as_nanosecond())) {
-            cx.event(false, "BackOff", format!("Back-off pulling image \"{}\"", c.image), Some(&c.name));
-        }
         st.waiting.insert(c.name.clone(), waiting);
         cx.acts.push(Action::WakeAt(until));
         return;

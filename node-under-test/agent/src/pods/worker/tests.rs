@@ -235,8 +235,11 @@ fn image_pull_failure_then_back_off() {
     let (st, acts) = step(PodState::new(params()), &o);
     assert!(starts(&acts).is_empty());
     assert_eq!(st.waiting["a"], Waiting { reason: "ErrImagePull".into(), message: "not found".into() });
+    // ErrImagePull stays through the first half of the 10 s back-off, then ImagePullBackOff.
     let (st, _) = step(st, &obs(2, p.clone(), sandbox(), vec![]));
-    assert_eq!(st.waiting["a"].reason, "ImagePullBackOff");
+    assert_eq!(st.waiting["a"].reason, "ErrImagePull");
+    let (st, _) = step(st, &obs(7, p.clone(), sandbox(), vec![]));
+    assert_eq!(st.waiting["a"], Waiting { reason: "ImagePullBackOff".into(), message: "Back-off pulling image \"workload\"".into() });
     let (_, acts) = step(st, &obs(11, p, sandbox(), vec![]));
     assert_eq!(starts(&acts), vec![(false, 0, 0)]);
 }
