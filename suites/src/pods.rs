@@ -19,6 +19,12 @@ pub fn container(name: &str, args: &[&str]) -> Value {
     })
 }
 
+/// A readiness probe that passes once the container listens on tcp `port`: an exec probe
+/// connecting over the pod's loopback (no packet on the pod's interface), every second.
+pub fn listening_probe(port: u16) -> Value {
+    json!({"exec": {"command": ["/workload", "check-port", port.to_string()]}, "periodSeconds": 1})
+}
+
 /// A pod in `default` bound to `node`, with `containers` and extra `spec` fields merged in.
 pub fn pod(name: &str, node: &str, containers: Vec<Value>, spec: Value) -> anyhow::Result<Pod> {
     let mut s = json!({

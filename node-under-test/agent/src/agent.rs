@@ -1,6 +1,8 @@
 //! Wires the agent together: API client, runtime client, registration, lease and status loops,
 //! the pod manager and the healthz/metrics server, all under one cancellation token.
 
+use crate::health::Health;
+use crate::pods::pleg::{PlegHandle, run_pleg};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -75,8 +77,11 @@ pub async fn run(
     let runtime = Arc::new(RemoteRuntime::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?);
     let metrics = Metrics::default();
     let mut tasks = JoinSet::new();
+    let n = &cfg.nodekit;
+    let pleg = PlegHandle::new(n.pleg_relist_threshold.0);
+    let health = Health::new(pleg.clone(), cfg.sync_frequency.0, n.sync_loop_health_minimum.0);
 
-    let (bound, serve) = crate::server::bind(healthz, metrics.clone(), cancel.clone()).await?;
+    let (bound, serve) = crate::server::bind(healthz, metrics.clone(), health.clone(), cancel.clone()).await?;
     on_listen(bound);
     tracing::info!(%bound, "serving /healthz and /metrics");
     tasks.spawn(serve);
@@ -103,6 +108,7 @@ pub async fn run(
         node_name: settings.node_name.clone(),
         runtime_version: version.clone(),
         pressure: pressure.clone(),
+        pleg: pleg.clone(),
     };
     let template = register::NodeTemplate {
         name: settings.node_name.clone(),
@@ -138,7 +144,6 @@ pub async fn run(
         host_dns: parse_resolv_conf(&resolv),
         cgroup_root: cfg.cgroup_root.clone().unwrap_or_default(),
     };
-    let n = &cfg.nodekit;
     let static_setup = crate::static_pods::Setup {
         dir: cfg.static_pod_path.clone().filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
         file_check: cfg.file_check_frequency.0,
@@ -169,6 +174,8 @@ pub async fn run(
             },
         },
         relist: n.runtime_relist_period.0,
+        resync: cfg.sync_frequency.0,
+        health,
         api_timeout,
         runtime_name: version.runtime_name.clone(),
         host_ip: node_ip.map(|i| i.to_string()),
@@ -189,6 +196,7 @@ pub async fn run(
         }
         Err(e) => tracing::warn!(error = %e, "no eviction manager"),
     }
+    tasks.spawn(run_pleg(runtime.clone(), pleg, n.runtime_relist_period.0, cancel.clone()));
     tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), statics, cancel.clone()));
     cancel.cancelled().await;
     shutdown(tasks).await

@@ -28,3 +28,4 @@ pub mod server;
 pub mod static_pods;
 pub mod eviction;
 pub mod faults;
+pub mod health;

@@ -12,11 +12,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::metrics::Metrics;
 
-fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn respond(path: &str, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
     let (code, ctype, body) = match path {
-        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok".to_string()),
+        "/healthz" => {
+            let (ok, body) = crate::health::healthz_body(&health.sync_loop());
+            let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (code, "text/plain; charset=utf-8", body)
+        }
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
         _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 page not found\n".to_string()),
     };
@@ -32,6 +37,7 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
 pub async fn bind(
     addr: SocketAddr,
     metrics: Metrics,
+    health: Health,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
     let listener = TcpListener::bind(addr)
@@ -47,10 +53,11 @@ pub async fn bind(
                 acc = listener.accept() => {
                     let Ok((stream, _)) = acc else { continue };
                     let metrics = metrics.clone();
+                    let health = health.clone();
                     let cancel = cancel.clone();
                     conns.spawn(async move {
                         let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let r = respond(req.uri().path(), &metrics);
+                            let r = respond(req.uri().path(), &metrics, &health);
                             async move { Ok::<_, std::convert::Infallible>(r) }
                         });
                         let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
@@ -74,8 +81,10 @@ mod tests {
     #[test]
     fn routes() {
         let m = Metrics::default();
-        assert_eq!(respond("/healthz", &m).status(), StatusCode::OK);
-        assert_eq!(respond("/metrics", &m).status(), StatusCode::OK);
-        assert_eq!(respond("/nope", &m).status(), StatusCode::NOT_FOUND);
+        let pleg = crate::pods::pleg::PlegHandle::new(std::time::Duration::from_secs(60));
+        let h = Health::new(pleg, std::time::Duration::from_secs(60), std::time::Duration::from_secs(300));
+        assert_eq!(respond("/healthz", &m, &h).status(), StatusCode::OK);
+        assert_eq!(respond("/metrics", &m, &h).status(), StatusCode::OK);
+        assert_eq!(respond("/nope", &m, &h).status(), StatusCode::NOT_FOUND);
     }
 }

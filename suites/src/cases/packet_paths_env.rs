@@ -132,8 +132,9 @@ pub(super) fn web_pod_with(
     let mut spec = json!({});
     if flags.is_none() {
         // Ready only once netexec listens (UDP is bound before HTTP): a pod without a readiness
-        // probe is Ready when its container starts, before its server accepts connections.
-        pods::merge(&mut c, json!({"readinessProbe": {"tcpSocket": {"port": HTTP_PORT}, "periodSeconds": 1}}));
+        // probe is Ready when its container starts, before its server accepts connections. The
+        // probe connects over the pod's loopback, so the captures see none of its packets.
+        pods::merge(&mut c, json!({"readinessProbe": pods::listening_probe(HTTP_PORT)}));
     }
     if let Some(f) = flags {
         pods::merge(

@@ -121,7 +121,7 @@ fn always_running(ctx: CaseCtx) -> BodyFuture {
         // Ready only once netexec listens (without a readiness probe the pod is Ready when the
         // container starts, before its server accepts connections).
         let mut web = container("c", &["netexec", "--http-port", "8080"]);
-        pods::merge(&mut web, json!({"readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}));
+        pods::merge(&mut web, json!({"readinessProbe": pods::listening_probe(8080)}));
         let p = pods::pod("web", NODE, vec![web], json!({}))?;
         pods::create(&env.client, &p).await?;
         let pod = kube_wait::pod(&env.client, "default", "web", "Ready", START, |p| {

@@ -175,8 +175,14 @@ pub struct Extensions {
     pub kubelet_version: String,
     /// Timeout of every API request, so a hanging server cannot wedge a loop.
     pub api_request_timeout: GoDuration,
-    /// How often each pod worker relists its containers from the runtime (upstream PLEG: 1s).
+    /// How often the node's sandboxes and containers are relisted (upstream PLEG: 1s).
     pub runtime_relist_period: GoDuration,
+    /// No relist for this long makes the PLEG unhealthy: the node NotReady and the sync loop
+    /// stalled (upstream relistThreshold: 3m).
+    pub pleg_relist_threshold: GoDuration,
+    /// Floor of the sync-loop health threshold, which is max(2 × syncFrequency, this)
+    /// (upstream: 5m).
+    pub sync_loop_health_minimum: GoDuration,
     /// First image-pull back-off delay (upstream: 10s).
     pub image_pull_back_off_base: GoDuration,
     /// Image-pull back-off cap (upstream: 300s).
@@ -212,6 +218,8 @@ impl Default for Extensions {
             kubelet_version: "v1.34.2-nodekit".to_string(),
             api_request_timeout: secs(10),
             runtime_relist_period: secs(1),
+            pleg_relist_threshold: secs(180),
+            sync_loop_health_minimum: secs(300),
             image_pull_back_off_base: secs(10),
             image_pull_back_off_max: secs(300),
             eviction_monitoring_period: secs(10),

@@ -26,12 +26,15 @@ pub struct StatusInputs {
     pub runtime_version: RuntimeVersion,
     /// Pressure conditions from the eviction manager.
     pub pressure: crate::eviction::PressureHandle,
+    /// The relist's health (an unhealthy PLEG makes the node NotReady).
+    pub pleg: crate::pods::pleg::PlegHandle,
 }
 
 /// Computes the full status now (runtime health read from CRI Status).
 pub async fn current_status<R: Runtime>(runtime: &R, inputs: &StatusInputs, prev: &[k8s_openapi::api::core::v1::NodeCondition]) -> NodeStatus {
     let health = runtime.status().await.map_err(|e| e.to_string());
     let readiness = status::readiness_from_runtime(health.as_deref().map_err(Clone::clone));
+    let readiness = status::with_pleg(readiness, inputs.pleg.healthy());
     let now = Time(jiff::Timestamp::now());
     let (capacity, allocatable) = status::capacity_and_allocatable(&inputs.facts, &inputs.cfg);
     NodeStatus {

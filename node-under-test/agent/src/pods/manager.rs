@@ -94,9 +94,12 @@ pub async fn run_pod_manager<R: Runtime>(
     for (uid, p) in statics.updates(|u| w.senders.contains_key(u)) {
         w.update(&uid, p);
     }
+    // Upstream's sync loop ticks every second; its health is what /healthz reports.
+    let mut sync_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = sync_tick.tick() => w.deps.health.sync_loop_tick(),
             Some(done) = w.tasks.join_next(), if !w.tasks.is_empty() => {
                 if let Ok(uid) = done {
                     w.finished(&uid);

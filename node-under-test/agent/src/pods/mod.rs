@@ -10,6 +10,7 @@ pub mod events;
 pub mod effects;
 pub mod kills;
 pub mod observe;
+pub mod pleg;
 pub mod runner;
 pub mod manager;
 pub mod volumes;

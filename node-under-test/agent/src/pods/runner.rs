@@ -31,7 +31,12 @@ pub struct WorkerDeps<R> {
     pub metrics: Metrics,
     pub spec_ctx: Arc<SpecContext>,
     pub params: WorkerParams,
+    /// Retry delay after the runtime could not be observed.
     pub relist: Duration,
+    /// A worker syncs at least this often without a wake-up (upstream syncFrequency).
+    pub resync: Duration,
+    /// Health: the PLEG that wakes workers, and the sync loop.
+    pub health: crate::health::Health,
     pub api_timeout: Duration,
     pub runtime_name: String,
     pub host_ip: Option<String>,
@@ -130,6 +135,7 @@ pub async fn run_pod_worker<R: Runtime>(
     let mut busy_streak = 0u32;
     let mut messages: HashMap<String, String> = HashMap::new();
     let mut kills = KillTasks::new(cancel.child_token());
+    let relisted = deps.health.pleg().subscribe(&uid);
     loop {
         while let Some(o) = kills.try_next() {
             outcomes.push(o);
@@ -214,7 +220,7 @@ pub async fn run_pod_worker<R: Runtime>(
         }
         busy_streak = 0;
         let now = jiff::Timestamp::now();
-        let mut sleep_for = deps.relist;
+        let mut sleep_for = deps.resync;
         if let Some(w) = wake {
             let ns = (w.as_nanosecond() - now.as_nanosecond()).max(0);
             sleep_for = sleep_for.min(Duration::from_nanos(ns as u64));
@@ -227,10 +233,12 @@ pub async fn run_pod_worker<R: Runtime>(
                 }
             }
             _ = board_changed.notified() => {}
+            _ = relisted.notified() => {}
             o = kills.next() => outcomes.push(o),
             _ = tokio::time::sleep(sleep_for) => {}
         }
     }
+    deps.health.pleg().unsubscribe(&uid);
     kills.shutdown(KILL_SHUTDOWN).await;
     probes.shutdown().await;
 }

@@ -20,6 +20,7 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
                                           grpc.health.v1 Health (Check, Watch)
   exit [--code 0] [--after D]             exit with the code (after D)
   check-file PATH [--contains TEXT]       exit 0 if PATH exists (and holds TEXT), else 1
+  check-port PORT                         exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1
   touch PATH | rm PATH                    create / remove a file
   cat PATH | env | hostname               print a file / the environment / the hostname
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]
@@ -41,6 +42,7 @@ const COMMANDS: &[&str] = &[
     "grpc-health",
     "exit",
     "check-file",
+    "check-port",
     "touch",
     "rm",
     "cat",
@@ -70,6 +72,7 @@ pub async fn dispatch(inv: Invocation) -> Result<i32> {
         "grpc-health" => net::grpc_health(&inv).await,
         "exit" => basic::exit(&inv).await,
         "check-file" => basic::check_file(&inv),
+        "check-port" => net::check_port(&inv).await,
         "touch" => basic::touch(&inv),
         "rm" => basic::rm(&inv),
         "cat" => basic::cat(&inv),

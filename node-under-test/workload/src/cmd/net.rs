@@ -5,6 +5,26 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::ServingStatus;
 
+/// `check-port PORT`: a local readiness check that sends nothing beyond loopback (an exec probe
+/// for a server whose network traffic a case captures).
+pub async fn check_port(inv: &Invocation) -> Result<i32> {
+    let port: u16 = inv
+        .arg(0, "a port")?
+        .parse()
+        .map_err(|_| Error::Usage("check-port takes a port number".into()))?;
+    match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(("127.0.0.1", port))).await {
+        Ok(Ok(_)) => Ok(0),
+        Ok(Err(e)) => {
+            eprintln!("127.0.0.1:{port}: {e}");
+            Ok(1)
+        }
+        Err(_) => {
+            eprintln!("127.0.0.1:{port}: connect timed out");
+            Ok(1)
+        }
+    }
+}
+
 pub async fn tcp_echo(inv: &Invocation) -> Result<i32> {
     let port: u16 = inv.num("port", 7)?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))

@@ -49,6 +49,16 @@ pub fn readiness_from_runtime(status: Result<&[RuntimeCondition], String>) -> Re
     if problems.is_empty() { Readiness::Ready } else { Readiness::NotReady { message: problems.join(", ") } }
 }
 
+/// Adds an unhealthy PLEG to the runtime's readiness, as upstream's runtime errors list it.
+pub fn with_pleg(ready: Readiness, pleg: Result<(), String>) -> Readiness {
+    let Err(e) = pleg else { return ready };
+    let pleg = format!("PLEG is not healthy: {e}");
+    match ready {
+        Readiness::Ready => Readiness::NotReady { message: pleg },
+        Readiness::NotReady { message } => Readiness::NotReady { message: format!("{message}, {pleg}") },
+    }
+}
+
 fn condition(kind: &str, status: bool, reason: &str, message: &str, prev: &[NodeCondition], now: &Time) -> NodeCondition {
     let status = if status { "True" } else { "False" }.to_string();
     let transition = prev
