@@ -35,6 +35,14 @@ pub fn cases() -> Vec<Case> {
             runtimes: Runtimes::FakeOnly,
             body: runtime_not_ready,
         },
+        Case {
+            id: "registration/relist-stall-not-ready-and-unhealthy",
+            labels: &[Label::Conformance, Label::Disruptive],
+            needs: &[],
+            topology: Topology::SingleNode,
+            runtimes: Runtimes::FakeOnly,
+            body: relist_stall,
+        },
     ]
 }
 
@@ -164,6 +172,60 @@ fn runtime_not_ready(ctx: CaseCtx) -> BodyFuture {
             p.restart().await?;
         }
         kube_wait::node_condition(&env.client, NODE, "Ready", "True", READY).await?;
+        env.stop().await
+    })
+}
+
+/// `GET /healthz` on the agent's healthz port inside node-a: (status code, body).
+async fn healthz(ctx: &CaseCtx) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = ctx.world.host(NODE)?;
+    let mut s = node.tcp_connect(std::net::SocketAddr::from(([127, 0, 0, 1], 10248))).await?;
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await?;
+    let code = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).with_context(|| format!("no status line in {raw:?}"))?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+async fn wait_healthz(ctx: &CaseCtx, code: u16, timeout: Duration) -> anyhow::Result<String> {
+    let what = format!("node-a's /healthz to answer {code}");
+    Ok(harness::wait::wait_for(&what, timeout, || async {
+        match healthz(ctx).await {
+            Ok((c, body)) if c == code => Ok(body),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?)
+}
+
+/// The runtime answers every call 2.5 s late, so a relist of the node takes 5 s: past the
+/// (compressed) 1 s relist threshold the node goes NotReady with upstream's
+/// "PLEG is not healthy: pleg was last seen active … ago; threshold is 1s", the sync loop stops,
+/// and /healthz fails with upstream's syncloop check once max(2 × syncFrequency, minimum) = 4 s
+/// have passed; when the runtime is fast again both recover. Catches a canned /healthz and a
+/// node that stays Ready while its agent cannot see the runtime.
+fn relist_stall(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = NodeEnv::start(&ctx, "syncFrequency: 2s\nnodekit:\n  plegRelistThreshold: 1s\n  syncLoopHealthMinimum: 2s\n").await?;
+        env.wait_ready(READY).await?;
+        let body = wait_healthz(&ctx, 200, READY).await?;
+        ensure!(body == "ok", "healthy /healthz answered {body:?}");
+        let dir = env.runtime.state_dir().context("this case drives fake-cri's fault controls")?;
+        std::fs::write(dir.join("faults.json"), r#"{"rpc_latency_ms": 2500}"#)?;
+        let node = kube_wait::node_condition(&env.client, NODE, "Ready", "False", READY).await?;
+        let ready = node.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.type_ == "Ready").context("no Ready")?;
+        let msg = ready.message.unwrap_or_default();
+        ensure!(
+            msg.starts_with("PLEG is not healthy: pleg was last seen active ") && msg.ends_with(" ago; threshold is 1s"),
+            "Ready=False message {msg:?}"
+        );
+        let body = wait_healthz(&ctx, 500, READY).await?;
+        ensure!(body.contains("[-]syncloop failed: reason withheld") && body.contains("healthz check failed"), "failing /healthz answered {body:?}");
+        std::fs::write(dir.join("faults.json"), "{}")?;
+        kube_wait::node_condition(&env.client, NODE, "Ready", "True", READY).await?;
+        wait_healthz(&ctx, 200, READY).await?;
         env.stop().await
     })
 }
