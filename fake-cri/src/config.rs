@@ -100,6 +100,8 @@ pub struct Faults {
     pub pull_delay_ms: BTreeMap<String, u64>,
     /// PullImage failure message per image reference.
     pub pull_error: BTreeMap<String, String>,
+    /// If set, Status reports RuntimeReady=false with this message.
+    pub runtime_not_ready: Option<String>,
     /// RunPodSandbox failure message per pod (sandbox metadata) name.
     pub sandbox_error: BTreeMap<String, String>,
     /// CreateContainer failure message per container name or image reference.

@@ -31,7 +31,7 @@
 //! `nodekit.local/pause:3.10` (`/workload pause`), both backed by `--workload-bin`.
 //!
 //! Faults ([`Faults`], from `--faults`, the handle, or `<state-dir>/faults.json`, re-read when it
-//! changes): `{"rpc_latency_ms": 0, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
+//! changes): `{"rpc_latency_ms": 0, "runtime_not_ready": msg, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
 //! "sandbox_error": {pod-name: msg}, "create_error": {name-or-ref: msg},
 //! "crash_after_ms": {name-or-ref: ms}}`.
 //!

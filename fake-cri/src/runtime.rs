@@ -172,6 +172,30 @@ impl Runtime {
         Ok(())
     }
 
+    /// Whether the runtime can run containers: its state directory takes writes and every
+    /// catalog image's binary is an executable file (or a `runtime_not_ready` fault says no).
+    /// `Err` carries the message of RuntimeReady=false.
+    pub fn runtime_ready(&self) -> std::result::Result<(), String> {
+        if let Some(msg) = self.faults().runtime_not_ready {
+            return Err(msg);
+        }
+        let probe = self.cfg.state_dir.join(".ready-probe");
+        if let Err(e) = std::fs::write(&probe, b"") {
+            return Err(format!("state directory {} is not writable: {e}", self.cfg.state_dir.display()));
+        }
+        let _ = std::fs::remove_file(&probe);
+        for img in &self.cfg.catalog.images {
+            let ok = std::fs::metadata(&img.binary).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            });
+            if !ok {
+                return Err(format!("image {}: binary {} is not an executable file", img.reference, img.binary.display()));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the network is ready (a pod CIDR is known).
     pub fn network_ready(&self) -> bool {
         lock(&self.state).pod_cidr.is_some()

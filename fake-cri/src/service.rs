@@ -225,8 +225,14 @@ impl RuntimeService for Service {
         let verbose = r.into_inner().verbose;
         self.call("Status", "", async {
             let net = self.rt.network_ready();
+            let ready = self.rt.runtime_ready();
             let conditions = vec![
-                cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, reason: String::new(), message: String::new() },
+                cri::RuntimeCondition {
+                    r#type: "RuntimeReady".into(),
+                    status: ready.is_ok(),
+                    reason: if ready.is_ok() { String::new() } else { "RuntimeNotReady".into() },
+                    message: ready.err().unwrap_or_default(),
+                },
                 cri::RuntimeCondition {
                     r#type: "NetworkReady".into(),
                     status: net,

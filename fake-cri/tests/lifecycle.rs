@@ -23,6 +23,15 @@ async fn version_status_and_runtime_config() {
     w.set_cidr().await;
     let s = w.client.runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
     assert!(cond(&s, "NetworkReady"));
+    // RuntimeReady is derived, not canned: a runtime_not_ready fault turns it false with its
+    // message, and lifting the fault turns it true again.
+    std::fs::write(w.state_dir().join("faults.json"), r#"{"runtime_not_ready":"disk full"}"#).unwrap();
+    let s = w.client.runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
+    let rr = s.status.as_ref().unwrap().conditions.iter().find(|c| c.r#type == "RuntimeReady").unwrap().clone();
+    assert_eq!((rr.status, rr.reason.as_str(), rr.message.as_str()), (false, "RuntimeNotReady", "disk full"));
+    std::fs::write(w.state_dir().join("faults.json"), "{}").unwrap();
+    let s = w.client.runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
+    assert!(cond(&s, "RuntimeReady"));
     let rc = w.client.runtime.runtime_config(cri::RuntimeConfigRequest {}).await.unwrap().into_inner();
     assert_eq!(rc.linux.unwrap().cgroup_driver, cri::CgroupDriver::Cgroupfs as i32);
     let e = w.client.runtime.exec(cri::ExecRequest::default()).await.unwrap_err();
