@@ -140,7 +140,7 @@ impl NodeProxy {
             .arg(cp.kubeconfig())
             .args(["--hostname-override", node, "--proxy-mode", mode.as_str()])
             .args(extra_args.iter().cloned())
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", std::env::var("NODEKIT_PROXY_LOG").unwrap_or_else(|_| "info".into()));
         let process = host.spawn(spec)?;
         world.timeline().record(node, format!("node-proxy started ({})", mode.as_str()));
         Ok(NodeProxy { process })

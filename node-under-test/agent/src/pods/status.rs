@@ -66,7 +66,6 @@ fn container_status(
     cx: &StatusContext<'_>,
     init: bool,
     default_waiting: &str,
-    terminating: bool,
 ) -> ContainerStatus {
     let instances = obs.instances(&view.name);
     let latest = instances.last().copied();
@@ -106,7 +105,10 @@ fn container_status(
                     });
                     status.started = Some(probe.started);
                     let ready = probe.ready || faults::active(Fault::ReadyWhenRunning);
-                    status.ready = probe.started && ready && !terminating && !init;
+                    // Readiness keeps following the readiness probe while the pod terminates
+                    // (upstream; the endpointslice controller marks such an endpoint
+                    // serving and terminating).
+                    status.ready = probe.started && ready && !init;
                 }
                 RunState::Exited => {
                     status.state = Some(ContainerState { terminated: Some(terminated(l, cx)), ..Default::default() });
@@ -194,13 +196,13 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
         .pod
         .init_containers
         .iter()
-        .map(|c| container_status(c, obs, st, cx, true, "PodInitializing", terminating))
+        .map(|c| container_status(c, obs, st, cx, true, "PodInitializing"))
         .collect();
     let mut statuses: Vec<ContainerStatus> = obs
         .pod
         .containers
         .iter()
-        .map(|c| container_status(c, obs, st, cx, false, regular_default, terminating))
+        .map(|c| container_status(c, obs, st, cx, false, regular_default))
         .collect();
     statuses.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -235,7 +237,7 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
     let ready_cond = |kind: &str| {
         if phase == Phase::Succeeded {
             condition(kind, false, Some("PodCompleted".into()), None, prev, now)
-        } else if unready.is_empty() && !terminating {
+        } else if unready.is_empty() {
             condition(kind, true, None, None, prev, now)
         } else {
             condition(
