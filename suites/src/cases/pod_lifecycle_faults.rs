@@ -83,6 +83,14 @@ pub fn image_pull_failure(ctx: CaseCtx) -> BodyFuture {
         wait_event(&env, "pull", "Pulling", |m| m == format!("Pulling image \"{IMAGE}\"")).await?;
         set_faults(&env, json!({}))?;
         wait_running(&env, "pull").await?;
+        // Upstream's Pulled text, with the size the runtime reports for the image.
+        let (_, m) = wait_event(&env, "pull", "Pulled", |m| m.starts_with(&format!("Successfully pulled image \"{IMAGE}\" in "))).await?;
+        let size = m
+            .strip_suffix(" bytes.")
+            .and_then(|r| r.rsplit_once("including waiting). Image size: "))
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .with_context(|| format!("Pulled event without upstream's `(… including waiting). Image size: N bytes.`: {m:?}"))?;
+        ensure!(size > 0, "Pulled event reports an image size of 0: {m:?}");
         env.stop().await
     })
 }

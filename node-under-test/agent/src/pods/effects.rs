@@ -24,6 +24,11 @@ use crate::probes::resolve_port;
 /// kills that are not the pod's termination, and after a preStop hook.
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
+/// `d` truncated to whole milliseconds (upstream's `Truncate(time.Millisecond)` in messages).
+fn truncate_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
 /// How one container is stopped.
 #[derive(Clone, Copy, Debug)]
 struct Stop {
@@ -180,8 +185,12 @@ impl<R: Runtime> Effects<R> {
         let started = Instant::now();
         match self.runtime.pull_image(&image, sandbox_cfg.clone()).await {
             Ok(_) => {
-                let took = format_go_duration(started.elapsed());
-                let msg = format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting)");
+                let took = format_go_duration(truncate_ms(started.elapsed()));
+                let size = match self.runtime.image_status(&image).await {
+                    Ok(Some(i)) => i.size,
+                    _ => 0,
+                };
+                let msg = format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: {size} bytes.");
                 self.event(pod, Some(&c.name), false, "Pulled", &msg);
                 Ok(())
             }

@@ -127,7 +127,7 @@ pub fn probe_step(mut st: ProbeState, outcome: &ProbeOutcome) -> (ProbeState, Ve
             false
         }
         ProbeOutcome::Error(m) => {
-            acts.push(ProbeAction::Event { reason: "Unhealthy", message: format!("{title} probe errored: {m}") });
+            acts.push(ProbeAction::Event { reason: "Unhealthy", message: format!("{title} probe errored and resulted in unknown state: {m}") });
             acts.push(ProbeAction::Count("unknown"));
             return (st, acts);
         }
