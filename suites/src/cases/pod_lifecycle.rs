@@ -41,6 +41,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/always-running-status", C, Runtimes::All, always_running),
         case("pod-lifecycle/condition-order", C, Runtimes::All, conditions::condition_order),
         case("pod-lifecycle/condition-order-init", C, Runtimes::All, conditions::condition_order_init),
+        case("pod-lifecycle/readiness-gates", C, Runtimes::FakeOnly, conditions::readiness_gates),
         case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
         case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),

@@ -194,3 +194,48 @@ mod tests {
         assert!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &WITH_INIT).is_err());
     }
 }
+
+/// Sets condition `type_` of pod `name` to `status` through pods/status (as the controller that
+/// owns a readiness gate would).
+async fn set_gate(client: &kube::Client, name: &str, type_: &str, status: &str) -> anyhow::Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let patch = json!({"status": {"conditions": [{"type": type_, "status": status, "lastTransitionTime": jiff::Timestamp::now().to_string()}]}});
+    api.patch_status(name, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(&patch)).await?;
+    Ok(())
+}
+
+async fn wait_ready_condition(env: &NodeEnv, name: &str, want: (&str, Option<&str>, Option<&str>)) -> anyhow::Result<()> {
+    let what = format!("Ready condition {want:?}");
+    crate::kube_wait::pod(&env.client, "default", name, &what, START, |p| {
+        let c = conditions(p).iter().find(|c| c.type_ == "Ready")?;
+        (c.status == want.0 && c.reason.as_deref() == want.1 && c.message.as_deref() == want.2).then_some(())
+    })
+    .await
+}
+
+/// Upstream "should support pod readiness gates": with its containers ready, the pod stays
+/// Ready=False (ReadinessGatesNotReady, upstream's messages) while its gate's condition is
+/// missing or False, and becomes Ready once another controller sets it True. Catches an agent
+/// that ignores readinessGates, or overwrites the conditions other controllers own.
+pub fn readiness_gates(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let gate = "example.com/feature-1";
+        let p = pods::pod("gated", NODE, vec![container("c", &["pause"])], json!({"readinessGates": [{"conditionType": gate}]}))?;
+        pods::create(&env.client, &p).await?;
+        let missing = format!("corresponding condition of pod readiness gate \"{gate}\" does not exist.");
+        wait_ready_condition(&env, "gated", ("False", Some("ReadinessGatesNotReady"), Some(&missing))).await?;
+        let now = crate::kube_wait::pod(&env.client, "default", "gated", "status", START, |p| Some(p.clone())).await?;
+        let cr = conditions(&now).iter().find(|c| c.type_ == "ContainersReady").map(|c| c.status.clone());
+        ensure!(cr.as_deref() == Some("True"), "ContainersReady is {cr:?} while only the gate holds Ready");
+        set_gate(&env.client, "gated", gate, "False").await?;
+        let not_true = format!("the status of pod readiness gate \"{gate}\" is not \"True\", but False");
+        wait_ready_condition(&env, "gated", ("False", Some("ReadinessGatesNotReady"), Some(&not_true))).await?;
+        set_gate(&env.client, "gated", gate, "True").await?;
+        wait_ready_condition(&env, "gated", ("True", None, None)).await?;
+        // The gate's condition, owned by another controller, is still there.
+        let p = crate::kube_wait::pod(&env.client, "default", "gated", "status", START, |p| Some(p.clone())).await?;
+        ensure!(conditions(&p).iter().any(|c| c.type_ == gate && c.status == "True"), "the agent dropped condition {gate}: {:?}", conditions(&p));
+        env.stop().await
+    })
+}

@@ -142,6 +142,24 @@ fn condition(kind: &str, ok: bool, reason: Option<String>, message: Option<Strin
     }
 }
 
+/// Why the pod's readiness gates keep it from Ready (upstream's messages), judged against the
+/// conditions the API holds for the pod (other controllers set them); `None` when all are True.
+pub fn unready_gates(pod: &Pod) -> Option<String> {
+    let gates = pod.spec.as_ref()?.readiness_gates.as_ref()?;
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
+    let unready: Vec<String> = gates
+        .iter()
+        .filter_map(|g| match current.iter().find(|c| c.type_ == g.condition_type) {
+            None => Some(format!("corresponding condition of pod readiness gate {:?} does not exist.", g.condition_type)),
+            Some(c) if c.status != "True" => {
+                Some(format!("the status of pod readiness gate {:?} is not \"True\", but {}", g.condition_type, c.status))
+            }
+            Some(_) => None,
+        })
+        .collect();
+    (!unready.is_empty()).then(|| unready.join(", "))
+}
+
 /// The QoS class from the spec (upstream rules, simplified to cpu and memory).
 pub fn qos_class(pod: &Pod) -> &'static str {
     let containers: Vec<_> = pod
@@ -250,11 +268,18 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
             )
         }
     };
+    let containers_ready = ready_cond("ContainersReady");
+    let mut ready = ready_cond("Ready");
+    if containers_ready.status == "True"
+        && let Some(message) = unready_gates(pod)
+    {
+        ready = condition("Ready", false, Some("ReadinessGatesNotReady".into()), Some(message), prev, now);
+    }
     let conditions = vec![
         condition("PodReadyToStartContainers", sandbox_ready, None, None, prev, now),
         initialized,
-        ready_cond("Ready"),
-        ready_cond("ContainersReady"),
+        ready,
+        containers_ready,
         condition("PodScheduled", true, None, None, prev, now),
     ];
 

@@ -263,3 +263,21 @@ fn terminal_reason_and_message_are_cleared_when_absent() {
     assert!(server.get("reason").is_none() && server.get("message").is_none(), "{server}");
     assert_eq!(server["nominatedNodeName"], "other", "fields the agent does not own are left alone");
 }
+
+#[test]
+fn readiness_gates_hold_ready_with_upstream_messages() {
+    let mut p: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "g", "namespace": "default", "uid": "u"},
+        "spec": {"containers": [{"name": "c"}], "readinessGates": [{"conditionType": "example.com/a"}, {"conditionType": "example.com/b"}]},
+        "status": {"conditions": [{"type": "example.com/b", "status": "False"}]},
+    }))
+    .unwrap();
+    assert_eq!(
+        unready_gates(&p).as_deref(),
+        Some("corresponding condition of pod readiness gate \"example.com/a\" does not exist., the status of pod readiness gate \"example.com/b\" is not \"True\", but False")
+    );
+    p.status = serde_json::from_value(serde_json::json!({"conditions": [
+        {"type": "example.com/a", "status": "True"}, {"type": "example.com/b", "status": "True"}]}))
+    .unwrap();
+    assert_eq!(unready_gates(&p), None);
+}
