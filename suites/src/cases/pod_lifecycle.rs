@@ -23,6 +23,8 @@ use crate::pods::{self, container, container_status, init_status, restarts};
 mod conditions;
 #[path = "pod_lifecycle_faults.rs"]
 mod faults;
+#[path = "pod_lifecycle_security.rs"]
+mod security;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -42,6 +44,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/condition-order", C, Runtimes::All, conditions::condition_order),
         case("pod-lifecycle/condition-order-init", C, Runtimes::All, conditions::condition_order_init),
         case("pod-lifecycle/readiness-gates", C, Runtimes::FakeOnly, conditions::readiness_gates),
+        case("pod-lifecycle/security-context-reaches-the-runtime", C, Runtimes::All, security::security_context),
         case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
         case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),

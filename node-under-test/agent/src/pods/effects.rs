@@ -24,6 +24,9 @@ use crate::probes::resolve_port;
 /// kills that are not the pod's termination, and after a preStop hook.
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
+/// Reason of the Warning event that names pod spec fields the agent does not apply.
+pub const UNSUPPORTED_FIELD: &str = "UnsupportedField";
+
 /// `d` truncated to whole milliseconds (upstream's `Truncate(time.Millisecond)` in messages).
 fn truncate_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
@@ -158,6 +161,11 @@ impl<R: Runtime> Effects<R> {
         match self.runtime.run_pod_sandbox(cfg).await {
             Ok(id) => {
                 tracing::info!(pod = ?pod.metadata.name, sandbox = %id, "sandbox created");
+                let unhonoured = super::security::unhonoured(pod);
+                if attempt == 0 && !unhonoured.is_empty() {
+                    let msg = format!("this node does not apply {}", unhonoured.join(", "));
+                    self.event(pod, None, true, UNSUPPORTED_FIELD, &msg);
+                }
                 Outcome::SandboxCreated
             }
             Err(e) => Outcome::SandboxFailed { message: e.to_string() },

@@ -11,6 +11,7 @@ pub mod effects;
 pub mod kills;
 pub mod observe;
 pub mod pleg;
+pub mod security;
 pub mod runner;
 pub mod manager;
 pub mod volumes;

@@ -142,16 +142,6 @@ fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     labels
 }
 
-fn namespace_options(pod: &Pod) -> Option<api::NamespaceOption> {
-    let host_net = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
-    Some(api::NamespaceOption {
-        network: if host_net { api::NamespaceMode::Node as i32 } else { api::NamespaceMode::Pod as i32 },
-        pid: api::NamespaceMode::Container as i32,
-        ipc: api::NamespaceMode::Pod as i32,
-        ..Default::default()
-    })
-}
-
 fn protocol(p: Option<&str>) -> i32 {
     match p {
         Some("UDP") => api::Protocol::Udp as i32,
@@ -189,10 +179,8 @@ pub fn sandbox_config(pod: &Pod, ctx: &SpecContext, attempt: u32) -> api::PodSan
         annotations,
         linux: Some(api::LinuxPodSandboxConfig {
             cgroup_parent: pod_cgroup_parent(pod, &ctx.cgroup_root),
-            security_context: Some(api::LinuxSandboxSecurityContext {
-                namespace_options: namespace_options(pod),
-                ..Default::default()
-            }),
+            security_context: Some(super::security::sandbox_security(pod)),
+            sysctls: super::security::sysctls(pod),
             ..Default::default()
         }),
         windows: None,
@@ -510,10 +498,7 @@ pub fn container_config(
         tty: c.tty.unwrap_or(false),
         linux: Some(api::LinuxContainerConfig {
             resources: Some(linux_resources(c)),
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: namespace_options(pod),
-                ..Default::default()
-            }),
+            security_context: Some(super::security::container_security(pod, c)),
         }),
         ..Default::default()
     })

@@ -87,6 +87,22 @@ pub fn hostname_cmd() -> Result<i32> {
     Ok(0)
 }
 
+/// `id`: the process's effective uid and gid and its supplementary groups, as the kernel
+/// reports them in /proc/self/status: `uid=1234 gid=2345 groups=2345,3456`.
+pub fn id() -> Result<i32> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| Error::io("read /proc/self/status", e))?;
+    println!("{}", id_line(&status));
+    Ok(0)
+}
+
+/// The `id` line for a /proc/<pid>/status text (effective ids: the second column).
+pub fn id_line(status: &str) -> String {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or("").split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let uid = field("Uid:").get(1).cloned().unwrap_or_default();
+    let gid = field("Gid:").get(1).cloned().unwrap_or_default();
+    format!("uid={uid} gid={gid} groups={}", field("Groups:").join(","))
+}
+
 /// Writes `--stdout` / `--stderr` lines and an optional `--partial` text without newline.
 pub async fn print(inv: &Invocation) -> Result<i32> {
     if let Some(s) = inv.flag("stdout") {
@@ -104,4 +120,13 @@ pub async fn print(inv: &Invocation) -> Result<i32> {
         tokio::time::sleep(crate::args::parse_duration(d)?).await;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn id_line_reads_effective_ids() {
+        let status = "Name:\tworkload\nUid:\t0\t1234\t1234\t1234\nGid:\t0\t2345\t2345\t2345\nGroups:\t3456 4567 \n";
+        assert_eq!(super::id_line(status), "uid=1234 gid=2345 groups=3456,4567");
+    }
 }

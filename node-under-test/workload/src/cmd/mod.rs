@@ -23,6 +23,7 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   check-port PORT                         exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1
   touch PATH | rm PATH                    create / remove a file
   cat PATH | env | hostname               print a file / the environment / the hostname
+  id                                      print the effective uid, gid and supplementary groups
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]
                                           write lines (partial: no newline) and exit 0
   alloc-memory --mib N [--step-mib M] [--interval D] [--ready-port P]
@@ -48,6 +49,7 @@ const COMMANDS: &[&str] = &[
     "cat",
     "env",
     "hostname",
+    "id",
     "print",
     "alloc-memory",
     "fill-disk",
@@ -78,6 +80,7 @@ pub async fn dispatch(inv: Invocation) -> Result<i32> {
         "cat" => basic::cat(&inv),
         "env" => basic::env(),
         "hostname" => basic::hostname_cmd(),
+        "id" => basic::id(),
         "print" => basic::print(&inv).await,
         "alloc-memory" => resources::alloc_memory(&inv).await,
         "fill-disk" => resources::fill_disk(&inv).await,

@@ -193,7 +193,7 @@ async fn absent_image_is_pulled_then_created_and_started() {
     let (fx, rt, events, dir) = effects(FakeRuntime::default());
     let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
-    assert_eq!(rt.calls(), ["ImageStatus img:1", "PullImage img:1", "CreateContainer sb main", "StartContainer c-new"]);
+    assert_eq!(rt.calls(), ["ImageStatus img:1", "PullImage img:1", "ImageStatus img:1", "CreateContainer sb main", "StartContainer c-new"]);
     assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
     assert!(dir.path().join("pods/ns_p_u1/main").is_dir(), "container log dir created");
 }
@@ -274,7 +274,7 @@ async fn post_start_runs_after_the_start() {
     let p = with_post_start(pod("img:1", None), serde_json::json!({"exec": {"command": ["touch", "/tmp/ok"]}}));
     let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
     assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
-    assert_eq!(rt.calls()[3..], ["StartContainer c-new", "ExecSync c-new touch /tmp/ok"]);
+    assert_eq!(rt.calls()[4..], ["StartContainer c-new", "ExecSync c-new touch /tmp/ok"]);
     assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
 }
 
@@ -286,7 +286,7 @@ async fn failed_post_start_kills_the_container_with_pre_stop_and_grace() {
     let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
     // The container did start; it is killed and then restarts by its restart policy.
     assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
-    assert_eq!(rt.calls()[3..], ["StartContainer c-new", "ExecSync c-new false", "ExecSync c-new cleanup", "StopContainer c-new 30s"]);
+    assert_eq!(rt.calls()[4..], ["StartContainer c-new", "ExecSync c-new false", "ExecSync c-new cleanup", "StopContainer c-new 30s"]);
     let all = events.all();
     assert_eq!(all[4], ("FailedPostStartHook".to_string(), "PostStartHook failed".to_string()));
     assert_eq!(all[5], ("Killing".to_string(), "FailedPostStartHook".to_string()));
