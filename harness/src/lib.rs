@@ -20,6 +20,7 @@ pub mod oci;
 pub mod packets;
 pub mod path;
 pub mod process;
+pub mod reaper;
 pub mod sealed;
 pub mod timeline;
 pub mod wait;

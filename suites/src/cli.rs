@@ -151,6 +151,14 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
     if let Some(msg) = runner::sweep_cgroups() {
         eprintln!("nodekit: before the run: {msg}");
     }
+    // Sweeps this run's cgroups even if the run is killed.
+    let _reaper = match harness::reaper::spawn() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("nodekit: {e}; cgroups of worlds killed with this run are swept only by the next run");
+            None
+        }
+    };
     let total = runs.len();
     let tty = std::io::stderr().is_terminal();
     eprintln!("nodekit: {total} runs, {jobs} at a time, artifacts in {}", artifacts_root.display());

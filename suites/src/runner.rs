@@ -61,6 +61,9 @@ pub struct RunOptions {
 /// If this process was started to run one case, run it and return the exit code.
 /// Call it first thing in `main`, before any thread or runtime exists.
 pub fn child_entry() -> Option<ExitCode> {
+    if let Some(code) = harness::reaper::run_if_reaper() {
+        return Some(ExitCode::from(code as u8));
+    }
     let id = std::env::var(CASE_ENV).ok()?;
     let code = match run_child(&id) {
         Ok(()) => 0,

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 pub use cgroups::{
     CGROUP_PREFIX, SweepReport, cgroup_parent, cgroup_root, hierarchies as cgroup_hierarchies, node_cgroup_root,
-    sweep_stale_cgroups, sweep_stale_cgroups_within,
+    stale_cgroup_trees, sweep_stale_cgroups, sweep_stale_cgroups_within, world_trees,
 };
 pub use config::Layout;
 

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 pub use containerd::{
     CGROUP_PREFIX, Containerd, ContainerdOptions, Layout as ContainerdLayout, SweepReport, cgroup_hierarchies, cgroup_parent,
-    cgroup_root, node_cgroup_root, sweep_stale_cgroups, sweep_stale_cgroups_within,
+    cgroup_root, node_cgroup_root, stale_cgroup_trees, sweep_stale_cgroups, sweep_stale_cgroups_within, world_trees,
 };
 pub use control_plane::ControlPlane;
 pub use error::{Error, Result};

@@ -190,6 +190,29 @@ pub fn world_of(name: &str) -> Option<u64> {
     name.strip_prefix(CGROUP_PREFIX)?.split('-').next()?.parse().ok()
 }
 
+/// Every `nodekit-w…` tree in every hierarchy, with the pid-namespace inode of its world.
+pub fn world_trees() -> Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for h in hierarchies()? {
+        let Ok(entries) = std::fs::read_dir(&h) else { continue };
+        for e in entries.flatten() {
+            if let Some(w) = e.file_name().to_str().and_then(world_of)
+                && e.file_type().is_ok_and(|t| t.is_dir())
+            {
+                out.push((e.path(), w));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `nodekit-w…` trees of worlds whose pid namespace has no process left (what
+/// [`sweep_stale_cgroups`] would remove).
+pub fn stale_cgroup_trees() -> Result<Vec<PathBuf>> {
+    let live = live_pid_namespaces();
+    Ok(world_trees()?.into_iter().filter(|(_, w)| !live.contains(w)).map(|(p, _)| p).collect())
+}
+
 /// One pass: removes, in every hierarchy, the `nodekit-w…` trees of worlds whose pid
 /// namespace has no process left. Must run in the host's pid namespace (a runner, never a
 /// sealed world: inside one, every other world would look dead).
