@@ -196,12 +196,27 @@ impl Ctx<'_> {
     }
 }
 
+/// Forgets announcements that can no longer repeat, so a crash-looping pod's worker does not
+/// grow: back-offs of container instances the runtime no longer has, and image back-offs
+/// other than each container's current one.
+fn prune_announced(st: &mut PodState, obs: &Observation) {
+    let failures = &st.image_failures;
+    st.announced.retain(|a| match a.split_once('/') {
+        Some(("backoff", id)) => obs.containers.iter().any(|c| c.id == id),
+        Some(("pull", rest)) => rest
+            .rsplit_once('/')
+            .is_some_and(|(name, at)| failures.get(name).is_some_and(|(t, _)| t.as_nanosecond().to_string() == at)),
+        _ => true,
+    });
+}
+
 /// Advances the worker by one observation. Kills run in the background until an
 /// [`Outcome::Killed`] comes back: a container already being stopped is not killed again,
 /// unless with a shorter grace period (like upstream; then without its preStop hook again).
 pub fn step(st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
     let (mut st, acts) = advance(st, obs);
     st.killing.retain(|id, _| obs.containers.iter().any(|c| &c.id == id && is_live(c)));
+    prune_announced(&mut st, obs);
     let acts = acts
         .into_iter()
         .filter_map(|a| match a {

@@ -336,3 +336,18 @@ fn sandbox_changed_is_announced_once_per_kill() {
     let (_, acts) = step(st, &obs(11, p, dead, vec![running("a", "c1", 0, 1)]));
     assert!(acts.is_empty(), "{acts:?}");
 }
+
+/// A crash-looping container's worker does not keep one announcement per dead instance: only
+/// instances the runtime still has are remembered.
+#[test]
+fn announcements_stay_bounded_through_a_crash_loop() {
+    let p = pod(&[], &["a"], RestartPolicy::Always);
+    let mut st = PodState::new(params());
+    for i in 0..50u32 {
+        let t = i64::from(i) * 1000;
+        // Only the latest dead instance is still in the runtime (older ones were removed).
+        let (next, _) = step(st, &obs(t + 1, p.clone(), sandbox(), vec![exited("a", &format!("c{i}"), i, t, t + 1, 1)]));
+        st = next;
+    }
+    assert!(st.announced.len() <= 2, "{} announcements after 50 crashes: {:?}", st.announced.len(), st.announced);
+}
