@@ -44,6 +44,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/condition-order", C, Runtimes::All, conditions::condition_order),
         case("pod-lifecycle/condition-order-init", C, Runtimes::All, conditions::condition_order_init),
         case("pod-lifecycle/readiness-gates", C, Runtimes::FakeOnly, conditions::readiness_gates),
+        case("pod-lifecycle/native-sidecar", C, Runtimes::All, conditions::native_sidecar),
         case("pod-lifecycle/security-context-reaches-the-runtime", C, Runtimes::All, security::security_context),
         case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),

@@ -239,3 +239,46 @@ pub fn readiness_gates(ctx: CaseCtx) -> BodyFuture {
         env.stop().await
     })
 }
+
+/// Upstream's native sidecar (KEP-753, "Containers Lifecycle … restartable init containers"):
+/// init container `log` with `restartPolicy: Always` serves HTTP and its startup probe passes
+/// once it listens; regular init container `wait` succeeds only if it can reach it (so the
+/// sidecar must be started before it); the main container runs 3 s and exits 0 under
+/// restartPolicy Never. While the main container runs, the sidecar is running, started and
+/// ready and the pod Ready; then the pod Succeeded and the sidecar was stopped after the main
+/// container. Catches an agent that waits for a sidecar to exit, starts it after the init
+/// sequence, leaves it running, or counts it into the pod's phase.
+pub fn native_sidecar(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let mut log = container("log", &["netexec", "--http-port", "8080"]);
+        pods::merge(
+            &mut log,
+            json!({"restartPolicy": "Always", "startupProbe": pods::listening_probe(8080), "readinessProbe": pods::listening_probe(8080)}),
+        );
+        let wait = container("wait", &["check-port", "8080"]);
+        let main = container("main", &["exit", "--code", "0", "--after", "3s"]);
+        let p = pods::pod("sidecar", NODE, vec![main], json!({"restartPolicy": "Never", "initContainers": [log, wait]}))?;
+        pods::create(&env.client, &p).await?;
+        let init_status = |p: &Pod, c: &str| pods::init_status(p, c).cloned();
+        crate::kube_wait::pod(&env.client, "default", "sidecar", "Ready with the sidecar running, started and ready", START, |p| {
+            let s = init_status(p, "log")?;
+            let running = s.state.as_ref()?.running.is_some();
+            (running && s.started == Some(true) && s.ready && crate::kube_wait::pod_condition_status(p, "Ready").as_deref() == Some("True")).then_some(())
+        })
+        .await?;
+        let done = crate::kube_wait::pod(&env.client, "default", "sidecar", "Succeeded with the sidecar stopped", START, |p| {
+            let stopped = init_status(p, "log")?.state.as_ref()?.terminated.is_some();
+            (crate::kube_wait::phase(p) == "Succeeded" && stopped).then(|| p.clone())
+        })
+        .await?;
+        let term = |s: Option<k8s_openapi::api::core::v1::ContainerStatus>| s.and_then(|s| s.state?.terminated);
+        let w = term(init_status(&done, "wait")).context("wait not terminated")?;
+        ensure!(w.exit_code == 0, "init container `wait` could not reach the sidecar: exit {}", w.exit_code);
+        let m = term(pods::container_status(&done, "main").cloned()).context("main not terminated")?;
+        ensure!(m.exit_code == 0 && m.reason.as_deref() == Some("Completed"), "main terminated {m:?}");
+        let l = term(init_status(&done, "log")).context("sidecar not terminated")?;
+        ensure!(l.finished_at >= m.finished_at, "the sidecar stopped ({:?}) before the main container ({:?})", l.finished_at, m.finished_at);
+        env.stop().await
+    })
+}

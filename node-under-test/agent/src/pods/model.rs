@@ -41,6 +41,10 @@ pub struct ContainerView {
     /// Probe-level terminationGracePeriodSeconds of the liveness / startup probes.
     pub liveness_grace: Option<Duration>,
     pub startup_grace: Option<Duration>,
+    /// A native sidecar: an init container with `restartPolicy: Always`, started in order with
+    /// the init containers, kept running (restarted whatever the pod's policy) and stopped
+    /// after the regular containers.
+    pub sidecar: bool,
 }
 
 /// Deletion requested in the API (deletionTimestamp set), or the pod is gone from the API.
@@ -75,7 +79,7 @@ impl PodView {
     /// Pod `ns/p` (uid `u1`) with the named init containers and containers (image `workload`),
     /// a 30 s grace period and nothing in the API yet: the unit tests' starting point.
     pub fn example(init: &[&str], containers: &[&str], restart_policy: RestartPolicy) -> PodView {
-        let cv = |name: &&str| ContainerView { name: name.to_string(), image: "workload".into(), liveness_grace: None, startup_grace: None };
+        let cv = |name: &&str| ContainerView { name: name.to_string(), image: "workload".into(), liveness_grace: None, startup_grace: None, sidecar: false };
         PodView {
             uid: "u1".into(),
             name: "p".into(),

@@ -105,7 +105,12 @@ fn container_view(c: &k8s_openapi::api::core::v1::Container) -> ContainerView {
         image: c.image.clone().unwrap_or_default(),
         liveness_grace: grace(&c.liveness_probe),
         startup_grace: grace(&c.startup_probe),
+        sidecar: false,
     }
+}
+
+fn init_container_view(c: &k8s_openapi::api::core::v1::Container) -> ContainerView {
+    ContainerView { sidecar: c.restart_policy.as_deref() == Some("Always"), ..container_view(c) }
 }
 
 /// The worker's view of a pod; `gone` when the pod no longer exists in the API.
@@ -123,7 +128,7 @@ pub fn pod_view(pod: &Pod, gone: bool) -> PodView {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         name: pod.metadata.name.clone().unwrap_or_default(),
         namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-        init_containers: spec.init_containers.iter().flatten().map(container_view).collect(),
+        init_containers: spec.init_containers.iter().flatten().map(init_container_view).collect(),
         containers: spec.containers.iter().map(container_view).collect(),
         restart_policy: RestartPolicy::parse(spec.restart_policy.as_deref()),
         termination_grace: grace,

@@ -74,7 +74,8 @@ impl ProbeSet {
             if self.tokens.contains_key(id) {
                 continue;
             }
-            let Some(container) = spec.containers.iter().find(|s| s.name == c.name) else { continue };
+            let sidecars = spec.init_containers.iter().flatten().filter(|s| s.restart_policy.as_deref() == Some("Always"));
+            let Some(container) = spec.containers.iter().chain(sidecars).find(|s| s.name == c.name) else { continue };
             if container.liveness_probe.is_none() && container.readiness_probe.is_none() && container.startup_probe.is_none() {
                 continue;
             }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::model::{ContainerObs, ContainerView, Observation, RunState};
 use crate::faults::{self, Fault};
-use super::worker::{Phase, PodState, pod_phase};
+use super::worker::{Phase, PodState, pod_phase, sidecar_done};
 
 /// Inputs besides the observation and state.
 #[derive(Clone, Debug, Default)]
@@ -108,11 +108,11 @@ fn container_status(
                     // Readiness keeps following the readiness probe while the pod terminates
                     // (upstream; the endpointslice controller marks such an endpoint
                     // serving and terminating).
-                    status.ready = probe.started && ready && !init;
+                    status.ready = probe.started && ready && (!init || view.sidecar);
                 }
                 RunState::Exited => {
                     status.state = Some(ContainerState { terminated: Some(terminated(l, cx)), ..Default::default() });
-                    status.ready = init && l.exit_code == 0;
+                    status.ready = init && !view.sidecar && l.exit_code == 0;
                 }
                 RunState::Created | RunState::Unknown => status.state = Some(waiting("ContainerCreating", None)),
             }
@@ -203,12 +203,14 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
         let all_ok = obs.pod.containers.iter().all(|c| obs.latest(&c.name).is_some_and(|l| l.exit_code == 0));
         phase = if all_ok && !obs.pod.containers.is_empty() { Phase::Succeeded } else { Phase::Failed };
     }
-    let init_done = obs
-        .pod
-        .init_containers
-        .iter()
-        .all(|c| obs.latest(&c.name).is_some_and(|l| l.state == RunState::Exited && l.exit_code == 0))
-        || obs.pod.containers.iter().any(|c| obs.latest(&c.name).is_some());
+    let init_complete = |c: &ContainerView| {
+        if c.sidecar {
+            sidecar_done(obs, c)
+        } else {
+            obs.latest(&c.name).is_some_and(|l| l.state == RunState::Exited && l.exit_code == 0)
+        }
+    };
+    let init_done = obs.pod.init_containers.iter().all(init_complete) || obs.pod.containers.iter().any(|c| obs.latest(&c.name).is_some());
     let regular_default = if init_done { "ContainerCreating" } else { "PodInitializing" };
     let init_statuses: Vec<ContainerStatus> = obs
         .pod
@@ -225,18 +227,12 @@ pub fn compute_status(pod: &Pod, obs: &Observation, st: &PodState, cx: &StatusCo
     statuses.sort_by(|a, b| a.name.cmp(&b.name));
 
     let sandbox_ready = obs.sandbox.as_ref().is_some_and(|s| s.ready);
-    let incomplete: Vec<&str> = obs
-        .pod
-        .init_containers
-        .iter()
-        .filter(|c| !obs.latest(&c.name).is_some_and(|l| l.state == RunState::Exited && l.exit_code == 0))
-        .map(|c| c.name.as_str())
-        .collect();
-    let unready: Vec<&str> = obs
-        .pod
-        .containers
-        .iter()
-        .filter(|c| !statuses.iter().any(|s| s.name == c.name && s.ready))
+    let incomplete: Vec<&str> = obs.pod.init_containers.iter().filter(|c| !init_complete(c)).map(|c| c.name.as_str()).collect();
+    // Sidecars count for readiness like regular containers (upstream).
+    let sidecars = obs.pod.init_containers.iter().filter(|c| c.sidecar);
+    let unready: Vec<&str> = sidecars
+        .chain(obs.pod.containers.iter())
+        .filter(|c| !statuses.iter().chain(init_statuses.iter()).any(|s| s.name == c.name && s.ready))
         .map(|c| c.name.as_str())
         .collect();
     let list = |v: &[&str]| format!("[{}]", v.join(" "));

@@ -114,6 +114,17 @@ impl PodState {
     }
 }
 
+/// Whether a sidecar no longer holds up the init sequence: it runs and has started (its
+/// startup probe, if any, passed), or the regular containers were already started once (a
+/// sidecar that exits later is restarted without holding them back).
+pub fn sidecar_done(obs: &Observation, c: &ContainerView) -> bool {
+    match obs.latest(&c.name) {
+        Some(l) if l.state == RunState::Running => obs.probe(&l.id).started,
+        Some(_) => obs.pod.containers.iter().any(|m| obs.latest(&m.name).is_some()),
+        None => false,
+    }
+}
+
 fn is_live(c: &ContainerObs) -> bool {
     matches!(c.state, RunState::Running | RunState::Created | RunState::Unknown)
 }
@@ -129,6 +140,12 @@ pub fn pod_phase(obs: &Observation, st: &PodState) -> Phase {
     }
     let pod = &obs.pod;
     for c in &pod.init_containers {
+        if c.sidecar {
+            if sidecar_done(obs, c) {
+                continue;
+            }
+            return Phase::Pending;
+        }
         match obs.latest(&c.name) {
             Some(l) if l.state == RunState::Exited && l.exit_code == 0 => continue,
             Some(l) if l.state == RunState::Exited && pod.restart_policy == RestartPolicy::Never => {
@@ -182,8 +199,12 @@ impl Ctx<'_> {
         });
     }
 
+    /// Kills the pod's live containers; sidecars only once no regular container is left (as
+    /// upstream stops them after the main containers).
     fn kill_all(&mut self, grace: Duration) {
-        for c in self.obs.containers.iter().filter(|c| is_live(c)) {
+        let sidecar = |name: &str| self.obs.pod.init_containers.iter().any(|c| c.sidecar && c.name == name);
+        let main_live = self.obs.containers.iter().any(|c| is_live(c) && !sidecar(&c.name));
+        for c in self.obs.containers.iter().filter(|c| is_live(c) && !(main_live && sidecar(&c.name))) {
             self.acts.push(Action::KillContainer {
                 id: c.id.clone(),
                 name: c.name.clone(),
@@ -341,6 +362,18 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
     }
 
     for (i, c) in obs.pod.init_containers.iter().enumerate() {
+        if c.sidecar {
+            match obs.latest(&c.name) {
+                None => try_start(&mut st, &mut cx, c, true, i, None),
+                Some(l) if l.state == RunState::Running => probe_kill(&mut cx, c, l, true),
+                Some(l) if l.state == RunState::Exited => restart_or_back_off(&mut st, &mut cx, c, true, i, l),
+                Some(_) => {}
+            }
+            if sidecar_done(obs, c) {
+                continue;
+            }
+            return (st, cx.acts);
+        }
         match obs.latest(&c.name) {
             Some(l) if l.state == RunState::Exited && l.exit_code == 0 => continue,
             Some(l) if l.state == RunState::Exited => {
@@ -359,27 +392,7 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
     for (i, c) in obs.pod.containers.iter().enumerate() {
         match obs.latest(&c.name) {
             None => try_start(&mut st, &mut cx, c, false, i, None),
-            Some(l) if l.state == RunState::Running => {
-                let p = obs.probe(&l.id);
-                let failed = if p.startup_failed {
-                    Some(("startup", c.startup_grace))
-                } else if p.liveness_failed {
-                    Some(("liveness", c.liveness_grace))
-                } else {
-                    None
-                };
-                if let Some((kind, probe_grace)) = failed {
-                    let suffix = if policy == RestartPolicy::Never { "" } else { ", will be restarted" };
-                    cx.acts.push(Action::KillContainer {
-                        id: l.id.clone(),
-                        name: c.name.clone(),
-                        grace: probe_grace.unwrap_or(obs.pod.termination_grace),
-                        message: format!("Container {} failed {kind} probe{suffix}", c.name),
-                        pre_stop: true,
-                        minimum: true,
-                    });
-                }
-            }
+            Some(l) if l.state == RunState::Running => probe_kill(&mut cx, c, l, policy != RestartPolicy::Never),
             Some(l) if l.state == RunState::Exited && policy.restarts(l.exit_code) => {
                 restart_or_back_off(&mut st, &mut cx, c, false, i, l);
             }
@@ -387,6 +400,29 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
         }
     }
     (st, cx.acts)
+}
+
+/// Kills a running container whose startup or liveness probe failed.
+fn probe_kill(cx: &mut Ctx<'_>, c: &ContainerView, l: &ContainerObs, restarts: bool) {
+    let p = cx.obs.probe(&l.id);
+    let failed = if p.startup_failed {
+        Some(("startup", c.startup_grace))
+    } else if p.liveness_failed {
+        Some(("liveness", c.liveness_grace))
+    } else {
+        None
+    };
+    if let Some((kind, probe_grace)) = failed {
+        let suffix = if restarts { ", will be restarted" } else { "" };
+        cx.acts.push(Action::KillContainer {
+            id: l.id.clone(),
+            name: c.name.clone(),
+            grace: probe_grace.unwrap_or(cx.obs.pod.termination_grace),
+            message: format!("Container {} failed {kind} probe{suffix}", c.name),
+            pre_stop: true,
+            minimum: true,
+        });
+    }
 }
 
 fn restart_or_back_off(st: &mut PodState, cx: &mut Ctx<'_>, c: &ContainerView, init: bool, index: usize, last: &ContainerObs) {

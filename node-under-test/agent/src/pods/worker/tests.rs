@@ -351,3 +351,75 @@ fn announcements_stay_bounded_through_a_crash_loop() {
     }
     assert!(st.announced.len() <= 2, "{} announcements after 50 crashes: {:?}", st.announced.len(), st.announced);
 }
+
+/// A pod with sidecar `log` (init container 0) before regular init container `i` and main `a`.
+fn sidecar_pod(policy: RestartPolicy) -> PodView {
+    let mut p = pod(&["log", "i"], &["a"], policy);
+    p.init_containers[0].sidecar = true;
+    p
+}
+
+fn kills_of(acts: &[Action]) -> Vec<String> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::KillContainer { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Native sidecars (upstream KEP-753): the sidecar starts first and keeps running; the next
+/// init container starts only once it has started; the main container after that.
+#[test]
+fn sidecar_starts_first_and_keeps_running() {
+    let p = sidecar_pod(RestartPolicy::Never);
+    let (st, acts) = step(PodState::new(params()), &obs(0, p.clone(), sandbox(), vec![]));
+    assert_eq!(starts(&acts), vec![(true, 0, 0)]);
+    // Not yet started (startup probe pending): nothing else starts.
+    let mut o = obs(1, p.clone(), sandbox(), vec![running("log", "s1", 0, 1)]);
+    o.probes.insert("s1".into(), ProbeView { ready: false, started: false, liveness_failed: false, startup_failed: false });
+    let (st, acts) = step(st, &o);
+    assert!(starts(&acts).is_empty(), "{acts:?}");
+    assert_eq!(pod_phase(&o, &st), Phase::Pending);
+    let (st, acts) = step(st, &obs(2, p.clone(), sandbox(), vec![running("log", "s1", 0, 1)]));
+    assert_eq!(starts(&acts), vec![(true, 1, 0)]);
+    let o = obs(3, p.clone(), sandbox(), vec![running("log", "s1", 0, 1), exited("i", "i1", 0, 2, 3, 0)]);
+    let (st, acts) = step(st, &o);
+    assert_eq!(starts(&acts), vec![(false, 0, 0)]);
+    // The main container runs with the sidecar: the pod is Running.
+    let o = obs(4, p.clone(), sandbox(), vec![running("log", "s1", 0, 1), exited("i", "i1", 0, 2, 3, 0), running("a", "a1", 0, 4)]);
+    let (st, acts) = step(st, &o);
+    assert!(acts.is_empty() || starts(&acts).is_empty(), "{acts:?}");
+    assert_eq!(pod_phase(&o, &st), Phase::Running);
+}
+
+/// A sidecar that exits is restarted even under restartPolicy Never, without stopping the
+/// main container; when the main container completes, the pod Succeeded and only then is
+/// the sidecar stopped.
+#[test]
+fn sidecar_restarts_and_stops_after_the_main_container() {
+    let p = sidecar_pod(RestartPolicy::Never);
+    let base = vec![exited("i", "i1", 0, 2, 3, 0), running("a", "a1", 0, 4)];
+    let mut cs = base.clone();
+    cs.push(exited("log", "s1", 0, 1, 5, 1));
+    let (st, acts) = step(PodState::new(params()), &obs(5, p.clone(), sandbox(), cs));
+    assert_eq!(starts(&acts), vec![(true, 0, 1)], "the sidecar is restarted at once the first time");
+    assert!(kills_of(&acts).is_empty(), "{acts:?}");
+    let o = obs(9, p.clone(), sandbox(), vec![running("log", "s2", 1, 6), exited("i", "i1", 0, 2, 3, 0), exited("a", "a1", 0, 4, 9, 0)]);
+    let (st, acts) = step(st, &o);
+    assert_eq!(pod_phase(&o, &st), Phase::Succeeded);
+    assert_eq!(kills_of(&acts), ["log"], "the sidecar is stopped once the main container is done");
+}
+
+/// On deletion the main containers are stopped first, the sidecars after them.
+#[test]
+fn deletion_stops_sidecars_last() {
+    let mut p = sidecar_pod(RestartPolicy::Always);
+    p.deletion = Some(Deletion { grace: Duration::from_secs(5), gone: false });
+    let cs = vec![running("log", "s1", 0, 1), exited("i", "i1", 0, 2, 3, 0), running("a", "a1", 0, 4)];
+    let (st, acts) = step(PodState::new(params()), &obs(10, p.clone(), sandbox(), cs));
+    assert_eq!(kills_of(&acts), ["a"]);
+    let cs = vec![running("log", "s1", 0, 1), exited("i", "i1", 0, 2, 3, 0), exited("a", "a1", 0, 4, 11, 0)];
+    let (_, acts) = step(st, &obs(11, p, sandbox(), cs));
+    assert_eq!(kills_of(&acts), ["log"]);
+}
