@@ -130,6 +130,8 @@ pub struct Config {
     /// cgroup path (`/a/b`, relative to each hierarchy's root) under which per-container cgroups
     /// of sandboxes without a `cgroup_parent` go (None: `fake-cri-<state dir>-<hash>`).
     pub cgroup_parent: Option<String>,
+    /// Container events buffered per GetContainerEvents subscriber.
+    pub event_buffer: usize,
 }
 
 impl Config {
@@ -144,6 +146,7 @@ impl Config {
             pod_cidr: None,
             kill_on_shutdown: true,
             cgroup_parent: None,
+            event_buffer: 1024,
         }
     }
 }

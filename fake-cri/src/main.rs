@@ -35,6 +35,10 @@ struct Args {
     /// `cgroup_parent` (default: `fake-cri-<state dir>-<hash>`); shutdown removes what is below.
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Container events buffered for each GetContainerEvents subscriber; one that falls further
+    /// behind loses events and its stream ends with ResourceExhausted.
+    #[arg(long, default_value_t = 1024)]
+    event_buffer: usize,
     /// Run the latency benchmark against --socket (a running fake-cri) with this many runs.
     #[arg(long)]
     bench: Option<usize>,
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let workload = args.workload_bin.clone().unwrap_or_else(|| PathBuf::from("/workload"));
     let mut cfg = fake_cri::Config::new(&args.socket, &args.state_dir, &workload);
+    cfg.event_buffer = args.event_buffer.max(1);
     if let Some(c) = &args.catalog {
         cfg.catalog = fake_cri::Catalog::load(c)?;
     }

@@ -43,6 +43,8 @@ pub struct Runtime {
     pub(crate) created_bridge: AtomicBool,
     pub(crate) hostports_programmed: AtomicBool,
     pub(crate) events: broadcast::Sender<cri::ContainerEventResponse>,
+    /// Container events a slow GetContainerEvents subscriber missed (reported, never silent).
+    pub(crate) events_dropped: Arc<std::sync::atomic::AtomicU64>,
     faults: Mutex<FaultState>,
     pub(crate) cgroup_parent: Option<PathBuf>,
     /// Serialises cgroup creation and removal (one container's removal may prune a parent
@@ -76,7 +78,7 @@ impl Runtime {
         }
         let net = Net::new(&cfg.bridge)?;
         let calllog = CallLog::open(&sd.join("cri-calls.jsonl"))?;
-        let (events, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(cfg.event_buffer.max(1));
         if let Some(p) = &cfg.cgroup_parent {
             crate::cgroup::in_hierarchy(p)?;
         }
@@ -91,6 +93,7 @@ impl Runtime {
             created_bridge: AtomicBool::new(false),
             hostports_programmed: AtomicBool::new(false),
             events,
+            events_dropped: Arc::default(),
             faults: Mutex::new(FaultState { faults, file_mtime: None }),
             cgroup_parent,
             cgroup_lock: Mutex::new(()),

@@ -247,6 +247,7 @@ impl RuntimeService for Service {
                     "podCIDR": st.pod_cidr, "bridge": self.rt.cfg.bridge, "stateDir": self.rt.cfg.state_dir,
                     "sandboxes": st.sandboxes.len(), "containers": st.containers.len(),
                     "cgroupParent": self.rt.cgroup_parent, "faults": self.rt.faults(),
+                    "containerEventsDropped": self.rt.events_dropped.load(std::sync::atomic::Ordering::Relaxed),
                 });
                 info.insert("config".to_string(), v.to_string());
             }
@@ -270,9 +271,7 @@ impl RuntimeService for Service {
         let rx = self.rt.events.subscribe();
         let cancel = self.rt.cancel.clone();
         self.rt.calllog.record("GetContainerEvents", "", Duration::ZERO, tonic::Code::Ok);
-        let s = tokio_stream::wrappers::BroadcastStream::new(rx)
-            .take_until(async move { cancel.cancelled().await })
-            .filter_map(|e| async move { e.ok().map(Ok) });
+        let s = event_stream(rx, cancel, self.rt.events_dropped.clone());
         Ok(Response::new(Box::pin(s)))
     }
 
@@ -293,6 +292,37 @@ impl RuntimeService for Service {
 }
 
 use futures::StreamExt;
+
+/// The GetContainerEvents stream of one subscriber. A subscriber too slow for the buffer loses
+/// events: the loss is counted in `dropped`, logged, and ends its stream with ResourceExhausted
+/// (it must list and subscribe again) instead of going on with a silent gap.
+fn event_stream(
+    rx: tokio::sync::broadcast::Receiver<cri::ContainerEventResponse>,
+    cancel: tokio_util::sync::CancellationToken,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) -> EventStream {
+    let s = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .take_until(async move { cancel.cancelled().await })
+        .scan(false, move |ended, e| {
+            let item = if *ended {
+                None
+            } else {
+                match e {
+                    Ok(ev) => Some(Ok(ev)),
+                    Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                        *ended = true;
+                        dropped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(dropped = n, "a GetContainerEvents subscriber fell behind; its stream ends");
+                        Some(Err(Status::resource_exhausted(format!(
+                            "{n} container events were dropped because this subscriber fell behind; list the containers and subscribe again"
+                        ))))
+                    }
+                }
+            };
+            futures::future::ready(item)
+        });
+    Box::pin(s)
+}
 
 fn image_query(spec: &Option<cri::ImageSpec>) -> Result<String, Error> {
     let q = spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
@@ -396,5 +426,28 @@ impl ImageService for Service {
 
     async fn image_fs_info(&self, _r: Request<cri::ImageFsInfoRequest>) -> R<cri::ImageFsInfoResponse> {
         self.call("ImageFsInfo", "", async { Ok(self.rt.image_fs_info()) }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscriber that fell behind the buffer gets ResourceExhausted naming the loss (counted),
+    /// and nothing after it.
+    #[tokio::test]
+    async fn lagging_subscriber_is_told_not_left_with_a_gap() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut s = event_stream(rx, tokio_util::sync::CancellationToken::new(), dropped.clone());
+        for i in 0..5 {
+            tx.send(cri::ContainerEventResponse { container_id: format!("c{i}"), ..Default::default() }).unwrap();
+        }
+        let first = s.next().await.expect("an item");
+        let err = first.expect_err("the first item reports the loss");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().starts_with("3 container events were dropped"), "{err:?}");
+        assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert!(s.next().await.is_none(), "the stream ends after the loss");
     }
 }

@@ -179,3 +179,4 @@ async fn container_lifecycle_from_every_state() {
     }
     assert_eq!(seen, vec![0, 1, 2, 3]);
 }
+
