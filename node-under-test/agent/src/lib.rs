@@ -27,3 +27,4 @@ pub mod cli;
 pub mod server;
 pub mod static_pods;
 pub mod eviction;
+pub mod kubelet_api;

@@ -1,0 +1,5 @@
+//! The kubelet API (HTTPS, `address:port` of the configuration, upstream paths; see
+//! kubernetes pkg/kubelet/server/server.go).
+
+pub mod logs;
+pub mod query;
