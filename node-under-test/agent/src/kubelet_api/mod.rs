@@ -3,3 +3,6 @@
 
 pub mod logs;
 pub mod query;
+pub mod summary;
+pub mod prom;
+pub mod resource;
