@@ -127,7 +127,7 @@ fn start_agent(dir: &Path, kubeconfig: &Path, socket: &Path) -> Result<Agent> {
     let (tx, rx) = std::sync::mpsc::channel();
     let task = tokio::spawn(async move {
         node_agent::agent::run(settings, &kc, healthz, c, move |a| {
-            let _ = tx.send(a);
+            let _ = tx.send(a.healthz);
         })
         .await
     });

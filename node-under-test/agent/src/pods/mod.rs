@@ -12,4 +12,5 @@ pub mod kills;
 pub mod observe;
 pub mod runner;
 pub mod manager;
+pub mod registry;
 pub mod volumes;
