@@ -61,30 +61,72 @@ where
     }
 }
 
+/// Where the agent listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listening {
+    /// The plain healthz server (/healthz, /metrics).
+    pub healthz: SocketAddr,
+    /// The kubelet API (HTTPS), unless `enableServer` is false.
+    pub kubelet_api: Option<SocketAddr>,
+}
+
+/// Starts the kubelet API when `enableServer` is set; returns its bound address.
+async fn start_kubelet_api(
+    settings: &AgentSettings,
+    setup: Setup,
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+) -> Result<Option<SocketAddr>> {
+    if !settings.kubelet.enable_server {
+        tracing::info!("enableServer is false: the kubelet API is not served");
+        return Ok(None);
+    }
+    let (bound, serve) = crate::kubelet_api::bind(setup, cancel.clone()).await?;
+    tracing::info!(%bound, "serving the kubelet API (HTTPS)");
+    tasks.spawn(serve);
+    Ok(Some(bound))
+}
+
+type Setup = crate::kubelet_api::Setup<RemoteRuntime>;
+
 /// Runs the agent until `cancel` fires. `healthz` is where /healthz and /metrics are served;
-/// `on_listen` receives the bound address.
+/// `on_listen` receives the bound addresses.
 pub async fn run(
     settings: AgentSettings,
     kubeconfig: &Path,
     healthz: SocketAddr,
     cancel: CancellationToken,
-    on_listen: impl FnOnce(SocketAddr),
+    on_listen: impl FnOnce(Listening),
 ) -> Result<()> {
     crate::faults::announce();
     let client = client_from_kubeconfig(kubeconfig).await?;
     let cfg = settings.kubelet.clone();
     let api_timeout = cfg.nodekit.api_request_timeout.0;
     let runtime = Arc::new(RemoteRuntime::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?);
+    let stats = crate::eviction::stats::StatsClient::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?;
     let metrics = Metrics::default();
+    let pods = crate::pods::registry::PodRegistry::default();
+    let node_ip = settings.node_ip.or_else(host::detect_node_ip);
     let mut tasks = JoinSet::new();
     let n = &cfg.nodekit;
     let pleg = PlegHandle::new(n.pleg_relist_threshold.0);
     let health = Health::new(pleg.clone(), cfg.sync_frequency.0, n.sync_loop_health_minimum.0);
 
     let (bound, serve) = crate::server::bind(healthz, metrics.clone(), health.clone(), cancel.clone()).await?;
-    on_listen(bound);
     tracing::info!(%bound, "serving /healthz and /metrics");
     tasks.spawn(serve);
+    let setup = Setup {
+        cfg: cfg.clone(),
+        root_dir: settings.root_dir.clone(),
+        node_name: settings.node_name.clone(),
+        node_ip,
+        runtime: runtime.clone(),
+        stats: stats.clone(),
+        pods: pods.clone(),
+        metrics: metrics.clone(),
+    };
+    let kubelet_api = start_kubelet_api(&settings, setup, &mut tasks, &cancel).await?;
+    on_listen(Listening { healthz: bound, kubelet_api });
 
     let Some(version) = retry("runtime Version", &cancel, || async { Ok(runtime.version().await?) }).await else {
         return shutdown(tasks).await;
@@ -100,7 +142,6 @@ pub async fn run(
 
     let facts = host::read_host_facts(&settings.root_dir);
     let pressure = crate::eviction::PressureHandle::default();
-    let node_ip = settings.node_ip.or_else(host::detect_node_ip);
     let inputs = StatusInputs {
         facts: facts.clone(),
         cfg: cfg.clone(),
@@ -109,6 +150,7 @@ pub async fn run(
         runtime_version: version.clone(),
         pressure: pressure.clone(),
         pleg: pleg.clone(),
+        kubelet_port: i32::from(kubelet_api.map(|a| a.port()).unwrap_or(cfg.port)),
     };
     let template = register::NodeTemplate {
         name: settings.node_name.clone(),
@@ -181,21 +223,17 @@ pub async fn run(
         host_ip: node_ip.map(|i| i.to_string()),
         mirrors,
         pressure: pressure.clone(),
+        pods,
     });
-    match crate::eviction::stats::StatsClient::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0) {
-        Ok(stats) => {
-            let params = crate::eviction::manager::EvictionParams {
-                node_name: settings.node_name.clone(),
-                root_dir: settings.root_dir.clone(),
-                cfg: cfg.clone(),
-                thresholds: crate::eviction::thresholds::from_config(&cfg).map_err(Error::Other)?,
-                api_timeout,
-            };
-            let (rt, cl) = (runtime.clone(), client.clone());
-            tasks.spawn(crate::eviction::manager::run_eviction_manager(rt, stats, cl, pressure.clone(), params, cancel.clone()));
-        }
-        Err(e) => tracing::warn!(error = %e, "no eviction manager"),
-    }
+    let params = crate::eviction::manager::EvictionParams {
+        node_name: settings.node_name.clone(),
+        root_dir: settings.root_dir.clone(),
+        cfg: cfg.clone(),
+        thresholds: crate::eviction::thresholds::from_config(&cfg).map_err(Error::Other)?,
+        api_timeout,
+    };
+    let (rt, cl) = (runtime.clone(), client.clone());
+    tasks.spawn(crate::eviction::manager::run_eviction_manager(rt, stats, cl, pressure.clone(), params, cancel.clone()));
     tasks.spawn(run_pleg(runtime.clone(), pleg, n.runtime_relist_period.0, cancel.clone()));
     tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), statics, cancel.clone()));
     cancel.cancelled().await;

@@ -17,6 +17,8 @@ pub enum Error {
     Kubeconfig { path: String, message: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(transparent)]
+    KubeletApi(#[from] crate::kubelet_api::ServeError),
     #[error("{0}")]
     Other(String),
 }

@@ -10,7 +10,8 @@
 //! Layout: [`node`] (registration, status, lease), [`pods`] (the pure worker state machine in
 //! [`pods::worker`], its effects, status rendering, events, the pod manager), [`probes`] (the pure
 //! probe state machine and the exec/http/tcp/grpc checkers), [`cri`] (the narrow [`cri::Runtime`]
-//! trait and its tonic client), [`server`] (/healthz, /metrics), [`agent`] (wiring).
+//! trait and its tonic client), [`server`] (/healthz, /metrics), [`kubelet_api`] (the kubelet
+//! API over HTTPS on 10250), [`agent`] (wiring).
 
 pub mod config;
 pub mod quantity;
@@ -29,3 +30,4 @@ pub mod static_pods;
 pub mod eviction;
 pub mod faults;
 pub mod health;
+pub mod kubelet_api;

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Taint;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde::de::IgnoredAny;
 
+use super::server::{AUTHORIZATION_MODES, KubeletAuthentication, KubeletAuthorization};
 use super::{ConfigError, GoDuration, Result, default_eviction_hard};
 
 const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
@@ -14,8 +15,7 @@ const KIND: &str = "KubeletConfiguration";
 
 /// Upstream KubeletConfiguration fields that are accepted and ignored (not implemented here).
 pub const IGNORED_FIELDS: &[&str] = &[
-    "address", "port", "readOnlyPort", "enableServer", "authentication", "authorization",
-    "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "tlsMinVersion", "rotateCertificates",
+    "readOnlyPort", "tlsCipherSuites", "tlsMinVersion", "rotateCertificates",
     "serverTLSBootstrap", "cgroupsPerQOS", "cgroupDriver", "enforceNodeAllocatable",
     "featureGates", "logging", "failSwapOn", "memorySwap", "podPidsLimit", "hairpinMode",
     "enableDebuggingHandlers", "streamingConnectionIdleTimeout", "imageGCHighThresholdPercent",
@@ -32,11 +32,28 @@ pub const IGNORED_FIELDS: &[&str] = &[
 ];
 
 /// kubelet.config.k8s.io/v1beta1 KubeletConfiguration, the implemented subset, upstream defaults.
-#[derive(Clone, Debug, Deserialize)]
+/// Serializes (for /configz) with upstream field names, without apiVersion/kind, the ignored
+/// fields and the `nodekit:` block.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct KubeletConfiguration {
+    #[serde(skip_serializing)]
     pub api_version: Option<String>,
+    #[serde(skip_serializing)]
     pub kind: Option<String>,
+    /// Serve the kubelet API (upstream default true).
+    pub enable_server: bool,
+    /// IP address the kubelet API listens on (upstream default 0.0.0.0).
+    pub address: String,
+    /// Port of the kubelet API (upstream default 10250; 0 picks a free port).
+    pub port: u16,
+    /// Serving certificate (PEM); unset: a self-signed one is made at start.
+    #[serde(rename = "tlsCertFile")]
+    pub tls_cert_file: Option<String>,
+    #[serde(rename = "tlsPrivateKeyFile")]
+    pub tls_private_key_file: Option<String>,
+    pub authentication: KubeletAuthentication,
+    pub authorization: KubeletAuthorization,
     /// Directory of static pod manifests (accepted; static pods are not implemented yet).
     pub static_pod_path: Option<String>,
     pub sync_frequency: GoDuration,
@@ -73,85 +90,119 @@ pub struct KubeletConfiguration {
     pub system_reserved: BTreeMap<String, String>,
     pub kube_reserved: BTreeMap<String, String>,
     /// The non-upstream extension block.
+    #[serde(skip_serializing)]
     pub nodekit: Extensions,
 
     // Accepted and ignored upstream fields (see IGNORED_FIELDS).
-    address: Option<IgnoredAny>,
-    port: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     read_only_port: Option<IgnoredAny>,
-    enable_server: Option<IgnoredAny>,
-    authentication: Option<IgnoredAny>,
-    authorization: Option<IgnoredAny>,
-    tls_cert_file: Option<IgnoredAny>,
-    tls_private_key_file: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     tls_cipher_suites: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     tls_min_version: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     rotate_certificates: Option<IgnoredAny>,
-    #[serde(rename = "serverTLSBootstrap")]
+    #[serde(rename = "serverTLSBootstrap", skip_serializing)]
     server_tls_bootstrap: Option<IgnoredAny>,
-    #[serde(rename = "cgroupsPerQOS")]
+    #[serde(rename = "cgroupsPerQOS", skip_serializing)]
     cgroups_per_qos: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     cgroup_driver: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     enforce_node_allocatable: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     feature_gates: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     logging: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     fail_swap_on: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     memory_swap: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     pod_pids_limit: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     hairpin_mode: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     enable_debugging_handlers: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     streaming_connection_idle_timeout: Option<IgnoredAny>,
-    #[serde(rename = "imageGCHighThresholdPercent")]
+    #[serde(rename = "imageGCHighThresholdPercent", skip_serializing)]
     image_gc_high_threshold_percent: Option<IgnoredAny>,
-    #[serde(rename = "imageGCLowThresholdPercent")]
+    #[serde(rename = "imageGCLowThresholdPercent", skip_serializing)]
     image_gc_low_threshold_percent: Option<IgnoredAny>,
-    #[serde(rename = "imageMinimumGCAge")]
+    #[serde(rename = "imageMinimumGCAge", skip_serializing)]
     image_minimum_gc_age: Option<IgnoredAny>,
-    #[serde(rename = "imageMaximumGCAge")]
+    #[serde(rename = "imageMaximumGCAge", skip_serializing)]
     image_maximum_gc_age: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     volume_stats_agg_period: Option<IgnoredAny>,
-    #[serde(rename = "kubeAPIQPS")]
+    #[serde(rename = "kubeAPIQPS", skip_serializing)]
     kube_api_qps: Option<IgnoredAny>,
-    #[serde(rename = "kubeAPIBurst")]
+    #[serde(rename = "kubeAPIBurst", skip_serializing)]
     kube_api_burst: Option<IgnoredAny>,
-    #[serde(rename = "eventRecordQPS")]
+    #[serde(rename = "eventRecordQPS", skip_serializing)]
     event_record_qps: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     event_burst: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     max_open_files: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     cpu_manager_policy: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     memory_manager_policy: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     topology_manager_policy: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     protect_kernel_defaults: Option<IgnoredAny>,
-    #[serde(rename = "makeIPTablesUtilChains")]
+    #[serde(rename = "makeIPTablesUtilChains", skip_serializing)]
     make_iptables_util_chains: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     pods_per_core: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     oom_score_adj: Option<IgnoredAny>,
-    #[serde(rename = "staticPodURL")]
+    #[serde(rename = "staticPodURL", skip_serializing)]
     static_pod_url: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     http_check_frequency: Option<IgnoredAny>,
-    #[serde(rename = "providerID")]
+    #[serde(rename = "providerID", skip_serializing)]
     provider_id: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     image_service_endpoint: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     container_log_max_size: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     container_log_max_files: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     container_log_max_workers: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     container_log_monitor_interval: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     shutdown_grace_period: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     shutdown_grace_period_critical_pods: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     volume_plugin_dir: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     serialize_image_pulls: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     max_parallel_image_pulls: Option<IgnoredAny>,
-    #[serde(rename = "registryPullQPS")]
+    #[serde(rename = "registryPullQPS", skip_serializing)]
     registry_pull_qps: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     registry_burst: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     local_storage_capacity_isolation: Option<IgnoredAny>,
-    #[serde(rename = "cpuCFSQuota")]
+    #[serde(rename = "cpuCFSQuota", skip_serializing)]
     cpu_cfs_quota: Option<IgnoredAny>,
-    #[serde(rename = "cpuCFSQuotaPeriod")]
+    #[serde(rename = "cpuCFSQuotaPeriod", skip_serializing)]
     cpu_cfs_quota_period: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     system_reserved_cgroup: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     kube_reserved_cgroup: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     kubelet_cgroups: Option<IgnoredAny>,
+    #[serde(skip_serializing)]
     system_cgroups: Option<IgnoredAny>,
 }
 
@@ -232,6 +283,13 @@ impl Default for KubeletConfiguration {
         KubeletConfiguration {
             api_version: None,
             kind: None,
+            enable_server: true,
+            address: "0.0.0.0".to_string(),
+            port: 10250,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            authentication: KubeletAuthentication::default(),
+            authorization: KubeletAuthorization::default(),
             static_pod_path: None,
             sync_frequency: secs(60),
             file_check_frequency: secs(20),
@@ -260,14 +318,7 @@ impl Default for KubeletConfiguration {
             system_reserved: BTreeMap::new(),
             kube_reserved: BTreeMap::new(),
             nodekit: Extensions::default(),
-            address: None,
-            port: None,
             read_only_port: None,
-            enable_server: None,
-            authentication: None,
-            authorization: None,
-            tls_cert_file: None,
-            tls_private_key_file: None,
             tls_cipher_suites: None,
             tls_min_version: None,
             rotate_certificates: None,
@@ -382,6 +433,15 @@ impl KubeletConfiguration {
         }
         if let Err(m) = crate::eviction::thresholds::from_config(self) {
             return invalid(m);
+        }
+        if self.address.parse::<std::net::IpAddr>().is_err() {
+            return invalid(format!("address {:?} is not an IP address", self.address));
+        }
+        if !AUTHORIZATION_MODES.contains(&self.authorization.mode.as_str()) {
+            return invalid(format!("authorization.mode {:?} must be one of {AUTHORIZATION_MODES:?}", self.authorization.mode));
+        }
+        if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
+            return invalid("tlsCertFile and tlsPrivateKeyFile must be set together".into());
         }
         if n.eviction_monitoring_period.0.is_zero() {
             return invalid("nodekit.evictionMonitoringPeriod must be > 0".into());

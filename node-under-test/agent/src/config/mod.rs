@@ -6,6 +6,7 @@
 
 mod duration;
 mod kubelet;
+mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use std::time::Duration;
 
 pub use duration::{GoDuration, ParseDurationError, format_go_duration, parse_go_duration};
 pub use kubelet::{Extensions, IGNORED_FIELDS, KubeletConfiguration, NodeSize};
+pub use server::{
+    AUTHORIZATION_MODES, KubeletAnonymousAuthentication, KubeletAuthentication, KubeletAuthorization,
+    KubeletWebhookAuthentication, KubeletWebhookAuthorization, KubeletX509Authentication,
+};
 
 /// Errors while loading or validating the configuration.
 #[derive(Debug, thiserror::Error)]

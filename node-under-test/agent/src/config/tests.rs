@@ -93,3 +93,61 @@ fn renew_interval_is_fraction_of_duration() {
     };
     assert_eq!(s.lease_renew_interval(), Duration::from_secs(10));
 }
+
+#[test]
+fn kubelet_api_server_defaults_match_upstream() {
+    let c = parse("").unwrap();
+    assert!(c.enable_server);
+    assert_eq!((c.address.as_str(), c.port), ("0.0.0.0", 10250));
+    assert_eq!((c.tls_cert_file.as_deref(), c.tls_private_key_file.as_deref()), (None, None));
+    assert!(!c.authentication.anonymous.enabled);
+    assert!(c.authentication.webhook.enabled);
+    assert_eq!(c.authentication.webhook.cache_ttl.0, Duration::from_secs(120));
+    assert_eq!(c.authentication.x509.client_ca_file, None);
+    assert_eq!(c.authorization.mode, "Webhook");
+    assert_eq!(c.authorization.webhook.cache_authorized_ttl.0, Duration::from_secs(300));
+    assert_eq!(c.authorization.webhook.cache_unauthorized_ttl.0, Duration::from_secs(30));
+}
+
+#[test]
+fn kubelet_api_server_fields_parse() {
+    let c = parse(
+        "address: 127.0.0.1\nport: 0\ntlsCertFile: /c.pem\ntlsPrivateKeyFile: /k.pem\n\
+         authentication:\n  x509:\n    clientCAFile: /ca.pem\n  anonymous:\n    enabled: true\n\
+         authorization:\n  mode: AlwaysAllow\n",
+    )
+    .unwrap();
+    assert_eq!((c.address.as_str(), c.port), ("127.0.0.1", 0));
+    assert_eq!(c.tls_cert_file.as_deref(), Some("/c.pem"));
+    assert_eq!(c.authentication.x509.client_ca_file.as_deref(), Some("/ca.pem"));
+    assert!(c.authentication.anonymous.enabled);
+    assert!(c.authentication.webhook.enabled, "an unset block keeps its defaults");
+    assert_eq!(c.authorization.mode, "AlwaysAllow");
+}
+
+#[test]
+fn kubelet_api_server_fields_are_validated() {
+    let err = parse("authorization:\n  mode: RBAC\n").unwrap_err().to_string();
+    assert!(err.contains("authorization.mode \"RBAC\""), "{err}");
+    let err = parse("address: localhost\n").unwrap_err().to_string();
+    assert!(err.contains("address \"localhost\" is not an IP address"), "{err}");
+    let err = parse("tlsCertFile: /c.pem\n").unwrap_err().to_string();
+    assert!(err.contains("tlsCertFile and tlsPrivateKeyFile"), "{err}");
+    let err = parse("authentication:\n  x509:\n    clientCaFile: /ca.pem\n").unwrap_err().to_string();
+    assert!(err.contains("unknown field `clientCaFile`"), "{err}");
+}
+
+#[test]
+fn serializes_with_upstream_names_without_extensions() {
+    let c = parse("port: 10250\nauthentication:\n  x509:\n    clientCAFile: /ca.pem\n").unwrap();
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["port"], 10250);
+    assert_eq!(v["syncFrequency"], "1m0s");
+    assert_eq!(v["authentication"]["x509"]["clientCAFile"], "/ca.pem");
+    assert_eq!(v["authentication"]["webhook"]["cacheTTL"], "2m0s");
+    assert_eq!(v["authorization"]["webhook"]["cacheAuthorizedTTL"], "5m0s");
+    assert_eq!(v["evictionHard"]["memory.available"], "100Mi");
+    for absent in ["nodekit", "apiVersion", "kind", "readOnlyPort", "api_version"] {
+        assert!(v.get(absent).is_none(), "{absent} serialized: {v}");
+    }
+}

@@ -38,24 +38,29 @@ impl StatsClient {
     }
 
     /// Usage per pod UID from the runtime.
+    pub async fn pod_usage(&self) -> Result<HashMap<String, (PodUsage, String, String)>, CriError> {
+        Ok(from_sandbox_stats(&self.sandbox_stats().await?))
+    }
+
+    /// Every sandbox's stats from the runtime.
     ///
     /// containerd fails the whole ListPodSandboxStats when one sandbox's metrics cannot be
     /// read (e.g. a sandbox being torn down). Then every ready sandbox is asked on its own and
     /// the ones that fail are left out of this pass.
-    pub async fn pod_usage(&self) -> Result<HashMap<String, (PodUsage, String, String)>, CriError> {
+    pub async fn sandbox_stats(&self) -> Result<Vec<api::PodSandboxStats>, CriError> {
         let mut c = self.rt.clone();
         let req = api::ListPodSandboxStatsRequest { filter: None };
         match tokio::time::timeout(self.timeout, c.list_pod_sandbox_stats(req)).await {
-            Ok(Ok(r)) => Ok(from_sandbox_stats(&r.into_inner().stats)),
+            Ok(Ok(r)) => Ok(r.into_inner().stats),
             Ok(Err(s)) => {
                 tracing::debug!(error = %s.message(), "ListPodSandboxStats failed; asking sandbox by sandbox");
-                self.pod_usage_one_by_one().await
+                self.sandbox_stats_one_by_one().await
             }
             Err(_) => Err(CriError::Timeout { op: "ListPodSandboxStats", after: self.timeout }),
         }
     }
 
-    async fn pod_usage_one_by_one(&self) -> Result<HashMap<String, (PodUsage, String, String)>, CriError> {
+    async fn sandbox_stats_one_by_one(&self) -> Result<Vec<api::PodSandboxStats>, CriError> {
         let mut c = self.rt.clone();
         let filter = api::PodSandboxFilter {
             state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
@@ -76,7 +81,7 @@ impl StatsClient {
                 stats.push(s);
             }
         }
-        Ok(from_sandbox_stats(&stats))
+        Ok(stats)
     }
 }
 

@@ -28,6 +28,15 @@ pub struct StatusInputs {
     pub pressure: crate::eviction::PressureHandle,
     /// The relist's health (an unhealthy PLEG makes the node NotReady).
     pub pleg: crate::pods::pleg::PlegHandle,
+    /// The kubelet API's port (status.daemonEndpoints.kubeletEndpoint.Port).
+    pub kubelet_port: i32,
+}
+
+/// `status.daemonEndpoints` with the kubelet API's port.
+pub fn daemon_endpoints(kubelet_port: i32) -> k8s_openapi::api::core::v1::NodeDaemonEndpoints {
+    k8s_openapi::api::core::v1::NodeDaemonEndpoints {
+        kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint { port: kubelet_port }),
+    }
 }
 
 /// Computes the full status now (runtime health read from CRI Status).
@@ -43,9 +52,7 @@ pub async fn current_status<R: Runtime>(runtime: &R, inputs: &StatusInputs, prev
         conditions: Some(crate::eviction::with_pressure(status::node_conditions(prev, &readiness, &now), &inputs.pressure, prev, &now)),
         addresses: Some(status::node_addresses(inputs.node_ip, &inputs.node_name)),
         node_info: Some(status::node_info(&inputs.facts, &inputs.runtime_version, &inputs.cfg.nodekit.kubelet_version)),
-        daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {
-            kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint { port: 10250 }),
-        }),
+        daemon_endpoints: Some(daemon_endpoints(inputs.kubelet_port)),
         ..Default::default()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{DaemonEndpoint, Node, NodeDaemonEndpoints, NodeSpec, NodeStatus};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::error::{Result, api};
@@ -47,10 +47,7 @@ pub fn build_node(t: &NodeTemplate, status: NodeStatus) -> Node {
         taints: (!t.taints.is_empty()).then(|| t.taints.clone()),
         ..Default::default()
     });
-    node.status = Some(NodeStatus {
-        daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }) }),
-        ..status
-    });
+    node.status = Some(status);
     node
 }
 
@@ -86,7 +83,10 @@ mod tests {
             pod_cidr: Some("10.244.1.0/24".into()),
             taints: vec![],
         };
-        let n = build_node(&t, NodeStatus::default());
+        let status = NodeStatus { daemon_endpoints: Some(crate::node::daemon_endpoints(41234)), ..Default::default() };
+        let n = build_node(&t, status);
+        let port = n.status.as_ref().and_then(|s| s.daemon_endpoints.as_ref()?.kubelet_endpoint.as_ref()).map(|e| e.port);
+        assert_eq!(port, Some(41234), "the bound kubelet API port is reported");
         let labels = n.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/hostname"], "node-a");
         assert_eq!(labels["kubernetes.io/os"], "linux");

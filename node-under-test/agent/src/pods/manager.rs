@@ -24,6 +24,10 @@ struct Workers<R> {
 
 impl<R: Runtime> Workers<R> {
     fn update(&mut self, uid: &str, pod: Option<Pod>) {
+        match &pod {
+            Some(p) => self.deps.pods.set(uid, p.clone()),
+            None => self.deps.pods.remove(uid),
+        }
         if let Some(tx) = self.senders.get(uid) {
             let _ = tx.send(pod);
             return;
@@ -41,6 +45,7 @@ impl<R: Runtime> Workers<R> {
     }
 
     fn finished(&mut self, uid: &str) {
+        self.deps.pods.remove(uid);
         if self.senders.remove(uid).is_some() {
             self.deps.metrics.pod_workers.add(-1);
         }

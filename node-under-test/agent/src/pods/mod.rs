@@ -14,4 +14,5 @@ pub mod pleg;
 pub mod security;
 pub mod runner;
 pub mod manager;
+pub mod registry;
 pub mod volumes;

@@ -44,6 +44,8 @@ pub struct WorkerDeps<R> {
     pub mirrors: crate::static_pods::mirror::MirrorRegistry,
     /// Node pressure, for admitting new pods.
     pub pressure: crate::eviction::PressureHandle,
+    /// The pods being run, for the kubelet API.
+    pub pods: super::registry::PodRegistry,
 }
 
 struct ProbeSet {
@@ -129,6 +131,7 @@ pub async fn run_pod_worker<R: Runtime>(
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut written: Option<PodStatus> = None;
     let mut prev_status: Option<PodStatus> = None;
+    let first_seen = Instant::now();
     let mut deleted_in_api = false;
     let (terminating, _) = watch::channel(false);
     let mut probes = ProbeSet { tasks: tokio::task::JoinSet::new(), tokens: HashMap::new(), board: ProbeBoard::default(), terminating };
@@ -197,6 +200,9 @@ pub async fn run_pod_worker<R: Runtime>(
             read_messages(&deps.spec_ctx, &pod, &obs, &mut messages);
             let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: messages.clone() };
             let status = compute_status(&pod, &obs, &st, &cx, prev_status.as_ref());
+            if started_running(prev_status.as_ref(), &status) {
+                deps.metrics.pod_start_duration.observe(first_seen.elapsed());
+            }
             if written.as_ref() != Some(&status) {
                 match write_status(&deps, &pod, &status).await {
                     Ok(()) => written = Some(status.clone()),
@@ -244,6 +250,12 @@ pub async fn run_pod_worker<R: Runtime>(
     probes.shutdown().await;
 }
 
+/// True when this status is the pod's first Running one (a pod adopted already running is not).
+fn started_running(prev: Option<&PodStatus>, status: &PodStatus) -> bool {
+    let running = |s: Option<&PodStatus>| s.and_then(|s| s.phase.as_deref()) == Some("Running");
+    running(Some(status)) && !running(prev)
+}
+
 /// Reads the termination messages of newly exited containers (once per container).
 fn read_messages(ctx: &SpecContext, pod: &Pod, obs: &Observation, cache: &mut HashMap<String, String>) {
     let Some(spec) = pod.spec.as_ref() else { return };
@@ -287,5 +299,19 @@ async fn delete_in_api<R>(deps: &WorkerDeps<R>, pod: &Pod) -> crate::Result<()> 
         Ok(_) => Ok(()),
         Err(e) if matches!(e.api_code(), Some(404) | Some(409)) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_start_is_the_first_running_status() {
+        let phase = |p: &str| PodStatus { phase: Some(p.into()), ..Default::default() };
+        assert!(started_running(None, &phase("Running")));
+        assert!(started_running(Some(&phase("Pending")), &phase("Running")));
+        assert!(!started_running(Some(&phase("Running")), &phase("Running")));
+        assert!(!started_running(Some(&phase("Pending")), &phase("Pending")));
     }
 }

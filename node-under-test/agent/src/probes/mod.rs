@@ -208,7 +208,14 @@ pub async fn probe_loop<R: Runtime>(
                         let c = ContainerRef::Container(t.container.name.clone());
                         t.recorder.record(&t.pod, &c, true, reason, &message);
                     }
-                    ProbeAction::Count(r) => t.metrics.probe_result(kind.metric(), r),
+                    ProbeAction::Count(result) => t.metrics.probe_result(crate::metrics::ProbeLabels {
+                        probe_type: kind.title(),
+                        result,
+                        container: t.container.name.clone(),
+                        pod: t.pod.name.clone(),
+                        namespace: t.pod.namespace.clone(),
+                        pod_uid: t.pod.uid.clone(),
+                    }),
                 }
             }
         }

@@ -19,13 +19,6 @@ impl ProbeKind {
             ProbeKind::Startup => "Startup",
         }
     }
-    pub fn metric(self) -> &'static str {
-        match self {
-            ProbeKind::Liveness => "liveness",
-            ProbeKind::Readiness => "readiness",
-            ProbeKind::Startup => "startup",
-        }
-    }
 }
 
 /// Thresholds and timing of one probe (upstream defaults applied).
