@@ -138,9 +138,26 @@ fn spawn_world(spec: &LiveSpec) -> anyhow::Result<(WorldChild, tokio::sync::mpsc
     Ok((WorldChild { child, stdin, exited }, rx))
 }
 
+/// SIGINT and SIGTERM, either of which asks for the teardown.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
 async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: PathBuf) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = Signals::new()?;
     let (mut world, mut lines) = spawn_world(&spec)?;
     let pid = world.child.id();
     let janitor = janitor::spawn(pid, &kubeconfig)?;
@@ -154,19 +171,18 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
                     Some(_) => continue,
                     None => return Err(anyhow::anyhow!("the world ended before it was ready (see the messages above)")),
                 },
-                _ = sigint.recv() => return Ok(false),
-                _ = sigterm.recv() => return Ok(false),
+                _ = signals.recv() => return Ok(false),
             }
         }
     })
     .await
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the world was not ready within {START_TIMEOUT:?}")));
     let outcome = match started {
-        Ok(true) => serve(&spec, listener, &root, &kubeconfig, pid, &mut sigint, &mut sigterm, &mut world).await,
+        Ok(true) => serve(&spec, listener, &root, &kubeconfig, &mut signals, &world).await,
         Ok(false) => Ok(()),
         Err(e) => Err(e),
     };
-    teardown(&mut world, &mut sigint, &mut sigterm).await;
+    teardown(&mut world, &mut signals).await;
     let _ = std::fs::remove_file(&kubeconfig);
     if let Some(msg) = crate::runner::sweep_cgroups() {
         eprintln!("nodekit up: {msg}");
@@ -175,17 +191,17 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes the user's kubeconfig, forwards the loopback port into the world, prints `ready:`
+/// and returns on a signal (or an error when the world ends by itself).
 async fn serve(
     spec: &LiveSpec,
     listener: std::net::TcpListener,
     root: &Path,
     kubeconfig: &Path,
-    pid: u32,
-    sigint: &mut tokio::signal::unix::Signal,
-    sigterm: &mut tokio::signal::unix::Signal,
-    world: &mut WorldChild,
+    signals: &mut Signals,
+    world: &WorldChild,
 ) -> anyhow::Result<()> {
+    let pid = world.child.id();
     let admin = std::fs::read_to_string(root.join(ADMIN_KUBECONFIG))?;
     janitor::write_kubeconfig(kubeconfig, &admin)?;
     let listener = TcpListener::from_std(listener)?;
@@ -209,8 +225,7 @@ async fn serve(
     let _ = std::io::stdout().flush();
     let mut exited = world.exited.clone();
     let result = tokio::select! {
-        _ = sigint.recv() => Ok(()),
-        _ = sigterm.recv() => Ok(()),
+        _ = signals.recv() => Ok(()),
         _ = exited.wait_for(|e| *e) => Err(anyhow::anyhow!("the world ended unexpectedly (see the messages above)")),
     };
     forwarder.abort();
@@ -220,14 +235,13 @@ async fn serve(
 
 /// Asks the world to stop (closes its stdin), then kills it after [`STOP_TIMEOUT`] or on a
 /// second signal, and reaps it.
-async fn teardown(world: &mut WorldChild, sigint: &mut tokio::signal::unix::Signal, sigterm: &mut tokio::signal::unix::Signal) {
+async fn teardown(world: &mut WorldChild, signals: &mut Signals) {
     eprintln!("nodekit up: stopping the world");
     drop(world.stdin.take());
     let mut exited = world.exited.clone();
     let graceful = tokio::select! {
         r = tokio::time::timeout(STOP_TIMEOUT, exited.wait_for(|e| *e)) => r.is_ok(),
-        _ = sigint.recv() => false,
-        _ = sigterm.recv() => false,
+        _ = signals.recv() => false,
     };
     if !graceful {
         eprintln!("nodekit up: killing the world");
