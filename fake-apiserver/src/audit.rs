@@ -19,6 +19,17 @@ pub struct AuditEntry {
     pub user_agent: String,
     pub code: u16,
     pub latency_ms: f64,
+    /// The authenticated user (HTTPS only; absent on plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserInfo>,
+}
+
+/// Who made a request, as upstream's `authentication.k8s.io/v1` UserInfo.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// In-memory audit log with an optional file sink.

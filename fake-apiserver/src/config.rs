@@ -30,6 +30,21 @@ pub struct Config {
     pub endpointslices: bool,
     /// Version reported on /version (e.g. "v1.34.2").
     pub version: String,
+    /// Serve HTTPS with these files (plain HTTP when `None`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTPS serving: upstream's `--tls-cert-file`, `--tls-private-key-file` and `--client-ca-file`.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The serving certificate (PEM; chain after the leaf allowed).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA bundle (PEM) that client certificates are verified against. A client that presents
+    /// a certificate this CA did not sign is refused at the handshake; a client without one is
+    /// served as `system:anonymous`.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -47,6 +62,7 @@ impl Default for Config {
             node_monitor_period: Duration::from_secs(5),
             endpointslices: true,
             version: "v1.34.2".into(),
+            tls: None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub enum Error {
     Write { path: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

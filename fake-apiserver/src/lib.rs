@@ -10,6 +10,9 @@
 //!   `DELETE /nodekit/faults` (all), `DELETE /nodekit/faults/{id}`
 //! - `GET /nodekit/partition`, `POST /nodekit/partition` with `{"enabled": bool}` or `?enabled=bool`
 //! - `GET /nodekit/healthz`
+//!
+//! With [`Config::tls`] set the server speaks HTTPS only and records the user a verified client
+//! certificate names (`CN` = user, `O` = groups) in each audit entry.
 
 pub mod alloc;
 pub mod api;
@@ -33,11 +36,12 @@ pub mod selectors;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod validation;
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, UserInfo};
 pub use bench::{BenchOpts, BenchReport};
-pub use config::Config;
+pub use config::{Config, TlsConfig};
 pub use error::{ApiError, Error, Result};
 pub use faults::FaultRule;
 pub use server::{Handle, Server, kubeconfig_yaml};

@@ -33,6 +33,15 @@ struct Args {
     /// Disable the endpointslice controller.
     #[arg(long)]
     no_endpointslices: bool,
+    /// Serve HTTPS with this certificate (PEM); needs --tls-private-key-file.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Verify client certificates against this CA bundle (PEM); needs --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    client_ca_file: Option<PathBuf>,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -61,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         watch_history: a.watch_history,
         node_lifecycle: !a.no_node_lifecycle,
         endpointslices: !a.no_endpointslices,
+        tls: match (a.tls_cert_file, a.tls_private_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(fake_apiserver::TlsConfig { cert_file, key_file, client_ca_file: a.client_ca_file }),
+            _ => None,
+        },
         ..Config::default()
     };
     let handle = Server::start(config).await?;

@@ -9,10 +9,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
-use crate::audit::{AuditEntry, AuditLog};
+use crate::audit::{AuditEntry, AuditLog, UserInfo};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::faults::{FaultRule, Faults};
@@ -65,10 +66,11 @@ impl Server {
             .ok_or_else(|| Error::Config(format!("invalid service CIDR {:?}", config.service_cidr)))?;
         let audit = AuditLog::new(config.audit_file.as_ref(), config.audit_limit)
             .map_err(|source| Error::Write { path: format!("{:?}", config.audit_file), source })?;
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr });
         bootstrap(&state);
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(state.clone(), listener));
+        tasks.spawn(accept_loop(state.clone(), listener, tls));
         if state.config.node_lifecycle {
             tasks.spawn(crate::controllers::node_lifecycle::run(state.clone()));
         }
@@ -90,7 +92,7 @@ fn bootstrap(state: &State) {
     let _ = state.api.create(resources::SERVICES, "default", svc);
 }
 
-async fn accept_loop(state: Arc<State>, listener: TcpListener) {
+async fn accept_loop(state: Arc<State>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
@@ -100,16 +102,54 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener) {
         };
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
-        let st = state.clone();
-        let svc = hyper::service::service_fn(move |req| crate::http::handle(st.clone(), req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-        let conn = graceful.watch(conn);
+        let (st, builder, watcher) = (state.clone(), builder.clone(), graceful.watcher());
+        let Some(tls) = tls.clone() else {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service(st, None)).into_owned();
+            tokio::spawn(watcher.watch(conn));
+            continue;
+        };
+        // The handshake runs in the connection's own task so a slow client cannot stall accepts.
         tokio::spawn(async move {
-            let _ = conn.await;
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream));
+            let stream = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake refused: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                _ = st.cancel.cancelled() => return,
+            };
+            let user = crate::tls::user_of(stream.get_ref().1.peer_certificates());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service(st, Some(user))).into_owned();
+            let _ = watcher.watch(conn).await;
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request service of one connection; `user` is the connection's authenticated user.
+fn service(
+    state: Arc<State>,
+    user: Option<UserInfo>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::http::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = std::result::Result<http::Response<crate::http::Body>, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        if let Some(u) = &user {
+            req.extensions_mut().insert(u.clone());
+        }
+        crate::http::handle(state.clone(), req)
+    })
 }
 
 fn client_host(addr: SocketAddr) -> String {
@@ -121,11 +161,13 @@ impl Handle {
     pub fn addr(&self) -> SocketAddr {
         self.state.addr
     }
-    /// Base URL, e.g. "http://127.0.0.1:6443".
+    /// Base URL, e.g. "http://127.0.0.1:6443" (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", client_host(self.state.addr))
+        let scheme = if self.state.config.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", client_host(self.state.addr))
     }
-    /// A kubeconfig pointing at this server (context "nodekit").
+    /// A kubeconfig pointing at this server (context "nodekit"), without credentials or CA
+    /// (for a TLS server, write one with the CA and a client certificate instead).
     pub fn kubeconfig_yaml(&self) -> String {
         kubeconfig_yaml(&self.url())
     }

@@ -79,6 +79,15 @@ pub enum Error {
     /// A child process (sealed child, component) failed.
     #[error("{0}")]
     Child(String),
+    /// A certificate or key of the world PKI could not be made.
+    #[error("making {what}: {source}")]
+    Certificate {
+        /// What was being made.
+        what: String,
+        /// The generator's error.
+        #[source]
+        source: rcgen::Error,
+    },
 }
 
 impl Error {

@@ -19,6 +19,7 @@ pub mod ns;
 pub mod oci;
 pub mod packets;
 pub mod path;
+pub mod pki;
 pub mod process;
 pub mod reaper;
 pub mod sealed;

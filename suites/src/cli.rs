@@ -1,4 +1,4 @@
-//! The `nodekit` command line: `conformance`, `list` and `bench`.
+//! The `nodekit` command line: `conformance`, `list`, `up` and `bench`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,6 +27,9 @@ enum Command {
     Conformance(ConformanceArgs),
     /// List the runs a selection expands to, with skip reasons.
     List(SelectArgs),
+    /// Start a live world (control plane over HTTPS and N nodes) and keep it up for kubectl
+    /// until SIGINT/SIGTERM.
+    Up(crate::live::UpArgs),
     /// Measure the kit and print figures next to a floor measured in the same run.
     Bench {
         #[arg(value_enum)]
@@ -123,6 +126,7 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Up(args) => crate::live::up(args),
         Command::Bench { what, runs } => bench(what, runs),
     }
 }

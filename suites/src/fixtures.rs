@@ -72,7 +72,8 @@ pub fn agent_options(extra: &str) -> anyhow::Result<harness::backend::AgentOptio
     Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new() })
 }
 
-fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
+/// Merges `over` into `base`: maps key by key, any other value replaces, null keeps the base.
+pub fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
     match (base, over) {
         (_, serde_json::Value::Null) => {}
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {

@@ -4,6 +4,7 @@
 //! - [`plan`]: a selection expands into runs (case × runtime target), each maybe skipped with a reason.
 //! - [`runner`]: one run = one child process that seals itself, builds its world and runs the body.
 //! - [`report`]: progress lines, the summary table and JUnit XML.
+//! - [`live`]: `nodekit up`, a live world driven with real kubectl.
 //! - [`entry`]: the libtest-compatible entry point used by `cargo nextest run`.
 //!
 //! Case bodies are test code and return `anyhow::Result`.
@@ -19,6 +20,7 @@ pub mod entry;
 pub mod fixtures;
 pub mod flags;
 pub mod kube_wait;
+pub mod live;
 pub mod plan;
 pub mod pods;
 pub mod quantity;

@@ -6,6 +6,12 @@ fn main() -> ExitCode {
     if let Some(code) = suites::runner::child_entry() {
         return code;
     }
+    if let Some(code) = suites::live::world::child_entry() {
+        return code;
+    }
+    if let Some(code) = suites::live::janitor::child_entry() {
+        return code;
+    }
     harness::bench::hook();
     suites::cli::main()
 }

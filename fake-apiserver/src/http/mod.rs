@@ -15,7 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, UserInfo};
 use crate::error::ApiError;
 use crate::faults::RequestInfo;
 use crate::resources::{self, ResourceId};
@@ -170,6 +170,7 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
 /// Handle one request end to end.
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
+    let user = req.extensions().get::<UserInfo>().cloned();
     let path = req.uri().path().to_string();
     if path.starts_with("/nodekit/") || path == "/nodekit" {
         return Ok(admin::handle(&state, req).await);
@@ -227,6 +228,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
         user_agent,
         code: resp.status().as_u16(),
         latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+        user,
     });
     Ok(resp)
 }

@@ -6,7 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Error, Result};
+use crate::pki::{Credential, Pki};
 use crate::world::World;
+
+/// A kube-rs configuration from a kubeconfig document (30 s reads, 5 s connects).
+async fn client_config(yaml: &str) -> Result<kube::Config> {
+    let kc = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Component(format!("admin kubeconfig: {e}")))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::Component(format!("admin kubeconfig: {e}")))?;
+    config.read_timeout = Some(Duration::from_secs(30));
+    config.connect_timeout = Some(Duration::from_secs(5));
+    Ok(config)
+}
 
 /// API server port on `cp`.
 pub const API_PORT: u16 = 6443;
@@ -16,6 +28,14 @@ pub struct ControlPlane {
     handle: fake_apiserver::Handle,
     kubeconfig: PathBuf,
     url: String,
+    secure: Option<Secure>,
+}
+
+/// What an HTTPS control plane keeps: the world PKI and the admin's client configuration.
+struct Secure {
+    pki: Pki,
+    admin: Credential,
+    client_config: kube::Config,
 }
 
 impl ControlPlane {
@@ -35,7 +55,68 @@ impl ControlPlane {
         std::fs::write(&kubeconfig, fake_apiserver::kubeconfig_yaml(&url))
             .map_err(|e| Error::io(format!("writing {}", kubeconfig.display()), e))?;
         world.timeline().record("cp", format!("fake-apiserver serving on {url}"));
-        Ok(ControlPlane { handle, kubeconfig, url })
+        Ok(ControlPlane { handle, kubeconfig, url, secure: None })
+    }
+
+    /// Like [`ControlPlane::start`], over HTTPS: makes the world PKI in the world's scratch
+    /// directory (`pki/`), serves with a certificate for `cp`'s address, 127.0.0.1 and the
+    /// upstream `kubernetes.default.svc` names, and verifies client certificates against the
+    /// world CA. [`ControlPlane::kubeconfig`] is then the admin's (`system:masters`).
+    pub async fn start_secure(world: &World, mut config: fake_apiserver::Config) -> Result<ControlPlane> {
+        let cp = world.host("cp")?;
+        let pki = Pki::create(&super::scratch_dir("pki")?)?;
+        let serving = pki.api_server(cp.ip().into(), &[])?;
+        config.tls = Some(fake_apiserver::TlsConfig {
+            cert_file: serving.cert.clone(),
+            key_file: serving.key.clone(),
+            client_ca_file: Some(pki.ca_cert().to_path_buf()),
+        });
+        let addr = SocketAddr::from((cp.ip(), API_PORT));
+        let listener = cp.tcp_listener(addr)?;
+        config.listen = addr.to_string();
+        if config.audit_file.is_none() {
+            config.audit_file = Some(world.artifacts().path("api-audit.jsonl"));
+        }
+        let handle = fake_apiserver::Server::serve(listener, config).await?;
+        let url = format!("https://{addr}");
+        let admin = pki.admin()?;
+        let kubeconfig = pki.dir().join("admin.kubeconfig");
+        pki.write_kubeconfig(&kubeconfig, &url, &admin)?;
+        let client_config = client_config(&pki.kubeconfig(&url, &admin)).await?;
+        world.timeline().record("cp", format!("fake-apiserver serving on {url} (client CA: the world CA)"));
+        Ok(ControlPlane { handle, kubeconfig, url, secure: Some(Secure { pki, admin, client_config }) })
+    }
+
+    /// The world PKI, when serving HTTPS.
+    pub fn pki(&self) -> Option<&Pki> {
+        self.secure.as_ref().map(|s| &s.pki)
+    }
+
+    /// A kubeconfig YAML for the admin with another server address (e.g. a forwarder's
+    /// `https://127.0.0.1:PORT`); `None` on plain HTTP.
+    pub fn admin_kubeconfig(&self, server: &str) -> Option<String> {
+        self.secure.as_ref().map(|s| s.pki.kubeconfig(server, &s.admin))
+    }
+
+    /// The kubeconfig node `node`'s agent uses: its own client certificate
+    /// (`system:node:<node>`) over HTTPS, the shared one on plain HTTP.
+    pub fn node_kubeconfig(&self, node: &str) -> Result<PathBuf> {
+        self.component_kubeconfig(&format!("node-{node}"), |pki| pki.node_client(node))
+    }
+
+    /// The kubeconfig proxies use: `system:kube-proxy` over HTTPS, the shared one on plain HTTP.
+    pub fn proxy_kubeconfig(&self) -> Result<PathBuf> {
+        self.component_kubeconfig("kube-proxy", Pki::proxy)
+    }
+
+    fn component_kubeconfig(&self, name: &str, issue: impl FnOnce(&Pki) -> crate::Result<Credential>) -> Result<PathBuf> {
+        let Some(s) = &self.secure else { return Ok(self.kubeconfig.clone()) };
+        let path = s.pki.dir().join(format!("{name}.kubeconfig"));
+        if !path.is_file() {
+            let cred = issue(&s.pki)?;
+            s.pki.write_kubeconfig(&path, &self.url, &cred)?;
+        }
+        Ok(path)
     }
 
     /// Default configuration with compressed node-lifecycle timings for cases.
@@ -52,18 +133,23 @@ impl ControlPlane {
         &self.handle
     }
 
-    /// `http://10.77.0.2:6443`.
+    /// `http://10.77.0.2:6443` (`https://` from [`ControlPlane::start_secure`]).
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The kubeconfig file components use.
+    /// The kubeconfig file of the case: on plain HTTP also the one components use; over HTTPS
+    /// the admin's (components get theirs from [`ControlPlane::node_kubeconfig`] and
+    /// [`ControlPlane::proxy_kubeconfig`]).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
 
     /// A kube-rs client for the case (the world root reaches `cp` over lan0).
     pub fn client(&self) -> Result<kube::Client> {
+        if let Some(s) = &self.secure {
+            return Ok(kube::Client::try_from(s.client_config.clone())?);
+        }
         let uri: http::Uri = self
             .url
             .parse()

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use super::{ControlPlane, Error, Result, Runtime, scratch_dir};
+use crate::pki::Pki;
 use crate::process::{Process, ProcessSpec};
 use crate::world::World;
 
@@ -30,6 +33,30 @@ impl AgentOptions {
     }
 }
 
+/// `config_yaml` (a KubeletConfiguration) with node `node`'s kubelet serving certificate from
+/// `pki` as `tlsCertFile` / `tlsPrivateKeyFile` and the world CA as
+/// `authentication.x509.clientCAFile`, where the document does not set them already.
+/// Returned as JSON (which is YAML too).
+fn with_serving_cert(config_yaml: &str, pki: &Pki, node: &str, ip: std::net::Ipv4Addr) -> Result<String> {
+    let mut doc: Value = serde_saphyr::from_str(config_yaml)
+        .map_err(|e| Error::Component(format!("the KubeletConfiguration of {node} is not YAML: {e}")))?;
+    let Value::Object(map) = &mut doc else {
+        return Err(Error::Component(format!("the KubeletConfiguration of {node} is not a mapping")));
+    };
+    let serving = pki.kubelet_serving(node, ip)?;
+    let path = |p: &Path| Value::String(p.to_string_lossy().into_owned());
+    map.entry("tlsCertFile").or_insert_with(|| path(&serving.cert));
+    map.entry("tlsPrivateKeyFile").or_insert_with(|| path(&serving.key));
+    let authn = map.entry("authentication").or_insert_with(|| json!({}));
+    if let Value::Object(authn) = authn {
+        let x509 = authn.entry("x509").or_insert_with(|| json!({}));
+        if let Value::Object(x509) = x509 {
+            x509.entry("clientCAFile").or_insert_with(|| path(pki.ca_cert()));
+        }
+    }
+    serde_json::to_string_pretty(&doc).map_err(|e| Error::Component(format!("serializing the KubeletConfiguration: {e}")))
+}
+
 /// A running reference agent.
 pub struct NodeAgent {
     node: String,
@@ -51,13 +78,17 @@ impl NodeAgent {
         let dir = scratch_dir(&format!("agent-{node}"))?;
         let root_dir = dir.join("root");
         let config_path = world.artifacts().path(&format!("kubelet-config-{node}.yaml"));
-        std::fs::write(&config_path, &opts.config_yaml)
+        let config_yaml = match cp.pki() {
+            Some(pki) => with_serving_cert(&opts.config_yaml, pki, node, host.ip())?,
+            None => opts.config_yaml.clone(),
+        };
+        std::fs::write(&config_path, &config_yaml)
             .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
         let mut spec = ProcessSpec::new(crate::bins::locate("node-agent")?, &format!("node-agent-{node}"))
             .arg("--config")
             .arg(&config_path)
             .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
+            .arg(cp.node_kubeconfig(node)?)
             .args(["--node-name", node])
             .arg("--container-runtime-endpoint")
             .arg(runtime.endpoint())
@@ -137,7 +168,7 @@ impl NodeProxy {
         let host = world.host(node)?;
         let spec = ProcessSpec::new(crate::bins::locate("node-proxy")?, &format!("node-proxy-{node}"))
             .arg("--kubeconfig")
-            .arg(cp.kubeconfig())
+            .arg(cp.proxy_kubeconfig()?)
             .args(["--hostname-override", node, "--proxy-mode", mode.as_str()])
             .args(extra_args.iter().cloned())
             .env("RUST_LOG", std::env::var("NODEKIT_PROXY_LOG").unwrap_or_else(|_| "info".into()));

@@ -175,6 +175,22 @@ impl Plan {
         p.hosts.insert(2, HostPlan::node("node-b", ip(12), Cidr::new(Ipv4Addr::new(10, 244, 2, 0), 24)));
         p
     }
+    /// The most nodes [`Plan::nodes`] plans (node-a … node-z).
+    pub const MAX_NODES: usize = 26;
+
+    /// cp, `n` nodes (node-a, node-b, … at 10.77.0.11, .12, … with pod CIDRs 10.244.1.0/24,
+    /// 10.244.2.0/24, …) and client; `n` is 1 to [`Plan::MAX_NODES`].
+    pub fn nodes(n: usize) -> Result<Plan> {
+        if n == 0 || n > Self::MAX_NODES {
+            return Err(Error::invalid("node count", format!("{n} is not between 1 and {}", Self::MAX_NODES)));
+        }
+        let mut p = Plan::empty().host(HostPlan::control_plane("cp", ip(2)));
+        for i in 0..n as u8 {
+            let name = format!("node-{}", (b'a' + i) as char);
+            p = p.host(HostPlan::node(&name, ip(11 + i), Cidr::new(Ipv4Addr::new(10, 244, 1 + i, 0), 24)));
+        }
+        Ok(p.host(HostPlan::client("client", ip(100))))
+    }
     /// Adds a host.
     pub fn host(mut self, h: HostPlan) -> Plan {
         self.hosts.push(h);
@@ -218,5 +234,24 @@ impl Plan {
             return Err(Error::invalid("service_router", format!("{r:?} is not a node of the plan")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_node_plans() {
+        let p = Plan::nodes(3).unwrap();
+        p.validate().unwrap();
+        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["cp", "node-a", "node-b", "node-c", "client"]);
+        let c = p.hosts.iter().find(|h| h.name == "node-c").unwrap();
+        assert_eq!(c.ip, Ipv4Addr::new(10, 77, 0, 13));
+        assert_eq!(c.pod_cidr.unwrap().to_string(), "10.244.3.0/24");
+        assert_eq!(Plan::nodes(2).unwrap().hosts.len(), Plan::two_nodes().hosts.len());
+        Plan::nodes(Plan::MAX_NODES).unwrap().validate().unwrap();
+        assert!(Plan::nodes(0).is_err() && Plan::nodes(27).is_err());
     }
 }

@@ -1,0 +1,251 @@
+//! `nodekit up`: a live world that a person drives with real kubectl.
+//!
+//! Processes (host side outside in):
+//! - the **host side** (the `nodekit up` process, in the host's namespaces) checks the command
+//!   line, binds a free port on 127.0.0.1, starts the world and a janitor, forwards every
+//!   connection on that port into the world, writes the admin kubeconfig and prints `ready:`;
+//!   on SIGINT/SIGTERM it closes the world's stdin (graceful teardown), kills the world if that
+//!   takes too long or a second signal comes, sweeps, removes the kubeconfig and exits 0;
+//! - the **world** ([`world`]) is a sealed child, exactly like a case process; its scratch
+//!   tmpfs holds the PKI, the logs and the unix socket the host side connects to through
+//!   `/proc/<pid>/root` (the only path between host and world; no address of the world is
+//!   reachable from the host);
+//! - the **janitor** ([`janitor`]) waits for the host side to end however it ends (SIGKILL
+//!   included), then for the world's pid namespace to empty, sweeps the world's cgroup
+//!   directories and removes the kubeconfig it left.
+
+pub mod janitor;
+pub mod spec;
+pub mod world;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use spec::{LiveProxyMode, LiveRuntime, LiveSpec, UsageError};
+
+/// Environment variable carrying the [`LiveSpec`] (JSON) to the world process.
+pub const LIVE_ENV: &str = "NODEKIT_LIVE_WORLD";
+/// The world's state directory under its scratch tmpfs (`/run/nodekit/live`).
+pub const STATE_DIR: &str = "live";
+/// The unix socket forwarding to the API server, in the state directory.
+pub const API_SOCKET: &str = "api.sock";
+/// The admin kubeconfig (server `https://127.0.0.1:PORT`), in the state directory.
+pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+/// What the world prints on stdout once every node is Ready.
+pub const READY_MARKER: &str = "nodekit-live-world-ready";
+/// First line of every kubeconfig `nodekit up` writes, followed by its pid.
+pub const KUBECONFIG_MARKER: &str = "# written by nodekit up, pid ";
+
+/// How long the world has to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long the graceful teardown may take before the world is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `nodekit up` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Worker nodes (node-a, node-b, … at 10.77.0.11, .12, …).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// The runtime of every node.
+    #[arg(long, value_enum, default_value = "fake-cri")]
+    pub runtime: LiveRuntime,
+    /// The proxy's rule backend (default: the --proxy-config file's mode, else nftables).
+    #[arg(long, value_enum)]
+    pub proxy_mode: Option<LiveProxyMode>,
+    /// Where to write the admin kubeconfig (removed again on exit).
+    #[arg(long, value_name = "PATH", default_value = "nodekit.kubeconfig")]
+    pub kubeconfig: PathBuf,
+    /// A KubeletConfiguration file merged over the world's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub kubelet_config: Option<PathBuf>,
+    /// A KubeProxyConfiguration file merged over the world's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_config: Option<PathBuf>,
+}
+
+/// Checks everything that can be checked before a world starts.
+fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
+    let max = harness::world::Plan::MAX_NODES;
+    if args.nodes == 0 || args.nodes > max {
+        return Err(UsageError(format!("--nodes {}: give a number from 1 to {max}", args.nodes)));
+    }
+    let agent_config = spec::agent_config(args.kubelet_config.as_ref())?;
+    let (proxy_config, proxy_mode) = spec::proxy_config(args.proxy_config.as_ref(), args.proxy_mode)?;
+    let kubeconfig = janitor::check_kubeconfig_path(&args.kubeconfig)?;
+    let spec = LiveSpec { nodes: args.nodes, runtime: args.runtime, proxy_mode, port: 0, agent_config, proxy_config };
+    Ok((spec, kubeconfig))
+}
+
+/// Entry of `nodekit up`.
+pub fn up(args: UpArgs) -> ExitCode {
+    let (mut spec, kubeconfig) = match prepare(&args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("nodekit up: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = (|| -> anyhow::Result<()> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        spec.port = listener.local_addr()?.port();
+        if let Some(msg) = crate::runner::sweep_cgroups() {
+            eprintln!("nodekit up: before the start: {msg}");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        rt.block_on(host_side(spec, listener, kubeconfig))
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nodekit up: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The world process and the pipe whose closing asks it to stop.
+struct WorldChild {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    exited: tokio::sync::watch::Receiver<bool>,
+}
+
+fn spawn_world(spec: &LiveSpec) -> anyhow::Result<(WorldChild, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env(LIVE_ENV, serde_json::to_string(spec)?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0); // a terminal's ^C reaches only the host side, which tears down in order
+    let mut child = harness::sealed::spawn_sealed(cmd)?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout pipe"))?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (exit_tx, exited) = tokio::sync::watch::channel(false);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+        let _ = exit_tx.send(true);
+    });
+    Ok((WorldChild { child, stdin, exited }, rx))
+}
+
+/// SIGINT and SIGTERM, either of which asks for the teardown.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: PathBuf) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
+    let (mut world, mut lines) = spawn_world(&spec)?;
+    let pid = world.child.id();
+    let janitor = janitor::spawn(pid, &kubeconfig)?;
+    let root = PathBuf::from(format!("/proc/{pid}/root/run/nodekit/{STATE_DIR}"));
+    eprintln!("nodekit up: starting {} node(s) on {:?}; logs in {}", spec.nodes, spec.runtime, root.join("logs").display());
+    let started = tokio::time::timeout(START_TIMEOUT, async {
+        loop {
+            tokio::select! {
+                line = lines.recv() => match line {
+                    Some(l) if l == READY_MARKER => return Ok(true),
+                    Some(_) => continue,
+                    None => return Err(anyhow::anyhow!("the world ended before it was ready (see the messages above)")),
+                },
+                _ = signals.recv() => return Ok(false),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the world was not ready within {START_TIMEOUT:?}")));
+    let outcome = match started {
+        Ok(true) => serve(&spec, listener, &root, &kubeconfig, &mut signals, &world).await,
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    teardown(&mut world, &mut signals).await;
+    let _ = std::fs::remove_file(&kubeconfig);
+    if let Some(msg) = crate::runner::sweep_cgroups() {
+        eprintln!("nodekit up: {msg}");
+    }
+    janitor.finish();
+    outcome
+}
+
+/// Writes the user's kubeconfig, forwards the loopback port into the world, prints `ready:`
+/// and returns on a signal (or an error when the world ends by itself).
+async fn serve(
+    spec: &LiveSpec,
+    listener: std::net::TcpListener,
+    root: &Path,
+    kubeconfig: &Path,
+    signals: &mut Signals,
+    world: &WorldChild,
+) -> anyhow::Result<()> {
+    let pid = world.child.id();
+    let admin = std::fs::read_to_string(root.join(ADMIN_KUBECONFIG))?;
+    janitor::write_kubeconfig(kubeconfig, &admin)?;
+    let listener = TcpListener::from_std(listener)?;
+    let socket = root.join(API_SOCKET);
+    let forwarder = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let _ = conn.set_nodelay(true);
+                if let Ok(mut world) = UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut world).await;
+                }
+            });
+        }
+    });
+    let path = kubeconfig.display();
+    println!(
+        "ready: {} node(s) Ready; API server https://127.0.0.1:{} (world pid {pid}); kubeconfig {path}; run: export KUBECONFIG={path}",
+        spec.nodes, spec.port
+    );
+    let _ = std::io::stdout().flush();
+    let mut exited = world.exited.clone();
+    let result = tokio::select! {
+        _ = signals.recv() => Ok(()),
+        _ = exited.wait_for(|e| *e) => Err(anyhow::anyhow!("the world ended unexpectedly (see the messages above)")),
+    };
+    forwarder.abort();
+    let _ = forwarder.await; // the listener is closed once the task is gone
+    result
+}
+
+/// Asks the world to stop (closes its stdin), then kills it after [`STOP_TIMEOUT`] or on a
+/// second signal, and reaps it.
+async fn teardown(world: &mut WorldChild, signals: &mut Signals) {
+    eprintln!("nodekit up: stopping the world");
+    drop(world.stdin.take());
+    let mut exited = world.exited.clone();
+    let graceful = tokio::select! {
+        r = tokio::time::timeout(STOP_TIMEOUT, exited.wait_for(|e| *e)) => r.is_ok(),
+        _ = signals.recv() => false,
+    };
+    if !graceful {
+        eprintln!("nodekit up: killing the world");
+        let _ = world.child.kill();
+    }
+    let _ = world.child.wait();
+}
