@@ -162,7 +162,7 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
     let pid = world.child.id();
     let janitor = janitor::spawn(pid, &kubeconfig)?;
     let root = PathBuf::from(format!("/proc/{pid}/root/run/nodekit/{STATE_DIR}"));
-    eprintln!("nodekit up: starting {} node(s) on {:?}; logs in {}", spec.nodes, spec.runtime, root.join("logs").display());
+    eprintln!("nodekit up: starting {} node(s) on {}; logs in {}", spec.nodes, spec.runtime, root.join("logs").display());
     let started = tokio::time::timeout(START_TIMEOUT, async {
         loop {
             tokio::select! {

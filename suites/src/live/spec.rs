@@ -43,6 +43,15 @@ pub enum LiveRuntime {
     Containerd,
 }
 
+impl std::fmt::Display for LiveRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LiveRuntime::FakeCri => "fake-cri",
+            LiveRuntime::Containerd => "containerd",
+        })
+    }
+}
+
 /// The proxy's rule backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
