@@ -28,6 +28,8 @@ pub struct Config {
     pub node_monitor_period: Duration,
     /// Run the endpointslice controller.
     pub endpointslices: bool,
+    /// Events are removed this long after their last write (upstream `--event-ttl`, 1h).
+    pub event_ttl: Duration,
     /// Version reported on /version (e.g. "v1.34.2").
     pub version: String,
     /// Serve HTTPS with these files (plain HTTP when `None`).
@@ -61,6 +63,7 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
             endpointslices: true,
+            event_ttl: Duration::from_secs(3600),
             version: "v1.34.2".into(),
             tls: None,
         }

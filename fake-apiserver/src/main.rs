@@ -24,6 +24,9 @@ struct Args {
     /// Node monitor grace period in seconds.
     #[arg(long, default_value_t = 40.0)]
     node_monitor_grace_period: f64,
+    /// Events are removed this many seconds after their last write (upstream --event-ttl).
+    #[arg(long, default_value_t = 3600.0)]
+    event_ttl: f64,
     /// Watch history length per resource.
     #[arg(long, default_value_t = 10_000)]
     watch_history: usize,
@@ -70,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         watch_history: a.watch_history,
         node_lifecycle: !a.no_node_lifecycle,
         endpointslices: !a.no_endpointslices,
+        event_ttl: Duration::from_secs_f64(a.event_ttl.max(0.001)),
         tls: match (a.tls_cert_file, a.tls_private_key_file) {
             (Some(cert_file), Some(key_file)) => Some(fake_apiserver::TlsConfig { cert_file, key_file, client_ca_file: a.client_ca_file }),
             _ => None,

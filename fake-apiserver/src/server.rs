@@ -71,6 +71,7 @@ impl Server {
         bootstrap(&state);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, tls));
+        tasks.spawn(crate::controllers::event_ttl::run(state.clone()));
         if state.config.node_lifecycle {
             tasks.spawn(crate::controllers::node_lifecycle::run(state.clone()));
         }

@@ -282,3 +282,40 @@ async fn node_lifecycle_survives_malformed_nodes_and_can_be_disabled() -> anyhow
     h.shutdown().await;
     Ok(())
 }
+
+/// Events expire `event_ttl` after their last write (upstream `--event-ttl`): an untouched
+/// Event goes, one that keeps being updated (a repeat raising `count`) stays until it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_their_last_write() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Event;
+    let ttl = Duration::from_millis(600);
+    let h = common::start_with(|c| c.event_ttl = ttl).await;
+    let events: Api<Event> = Api::namespaced(common::kube_client(&h), "default");
+    let ev = |name: &str| -> Event {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Test", "message": "m", "count": 1}))
+        .unwrap()
+    };
+    events.create(&PostParams::default(), &ev("quiet")).await?;
+    events.create(&PostParams::default(), &ev("busy")).await?;
+    let start = std::time::Instant::now();
+    // Keep "busy" written for twice the TTL; "quiet" must be gone meanwhile.
+    let mut count = 1;
+    let mut last_write = start;
+    while start.elapsed() < ttl * 2 {
+        count += 1;
+        events.patch("busy", &PatchParams::default(), &Patch::Merge(&json!({"count": count}))).await?;
+        last_write = std::time::Instant::now();
+        tokio::time::sleep(ttl / 6).await;
+    }
+    assert!(events.get_opt("quiet").await?.is_none(), "an Event untouched for twice the TTL is still there");
+    assert!(events.get_opt("busy").await?.is_some(), "an Event written every TTL/6 expired");
+    while events.get_opt("busy").await?.is_some() {
+        assert!(last_write.elapsed() < ttl * 3, "the busy Event did not expire after its writes stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gone = last_write.elapsed();
+    assert!(gone + Duration::from_millis(20) >= ttl, "the busy Event expired {gone:?} after its last write (TTL {ttl:?})");
+    h.shutdown().await;
+    Ok(())
+}

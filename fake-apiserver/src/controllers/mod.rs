@@ -1,4 +1,5 @@
 //! Control-plane controllers run by the server.
 
 pub mod endpointslices;
+pub mod event_ttl;
 pub mod node_lifecycle;

@@ -20,6 +20,11 @@ fn main() -> std::process::ExitCode {
     } else {
         logs.init();
     }
+    // Fields the file sets that this agent accepts but does not apply are named, never silent.
+    let ignored = std::fs::read_to_string(&flags.config).map(|t| node_agent::config::ignored_fields_in(&t)).unwrap_or_default();
+    if !ignored.is_empty() {
+        tracing::warn!(fields = ?ignored, "KubeletConfiguration fields accepted but not applied by this agent");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

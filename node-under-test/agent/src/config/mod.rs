@@ -53,6 +53,13 @@ fn shorten(message: &str) -> String {
     out
 }
 
+/// The fields of a configuration text that upstream defines and this agent accepts without
+/// applying ([`IGNORED_FIELDS`]), sorted, so the agent can name them at start.
+pub fn ignored_fields_in(text: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(map)) = serde_saphyr::from_str::<serde_json::Value>(text) else { return Vec::new() };
+    map.keys().filter(|k| IGNORED_FIELDS.contains(&k.as_str())).cloned().collect()
+}
+
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load_config(path: &Path) -> Result<KubeletConfiguration> {
     let text = std::fs::read_to_string(path)

@@ -151,3 +151,12 @@ fn serializes_with_upstream_names_without_extensions() {
         assert!(v.get(absent).is_none(), "{absent} serialized: {v}");
     }
 }
+
+#[test]
+fn ignored_fields_are_named() {
+    let text = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nmaxPods: 20\nfeatureGates:\n  X: true\n";
+    let mut got = super::ignored_fields_in(text);
+    got.sort();
+    assert_eq!(got, ["cgroupDriver", "featureGates"]);
+    assert!(super::ignored_fields_in("maxPods: 20\n").is_empty());
+}
