@@ -52,6 +52,8 @@ enum BenchKind {
     Proxy,
     /// Pod startup latency through the agent (30 at once) vs raw CRI calls; agent memory.
     Pods,
+    /// `nodekit up` to every node Ready for 1 and 3 nodes per runtime vs a bare world build.
+    Up,
 }
 
 #[derive(Debug, clap::Args)]
@@ -241,6 +243,7 @@ fn bench(what: BenchKind, runs: usize) -> ExitCode {
         BenchKind::Runtime => bench_in_world("bench/runtime"),
         BenchKind::Pods => bench_in_world("bench/pods"),
         BenchKind::World => world_bench(runs),
+        BenchKind::Up => crate::live::bench::run(runs),
     };
     match result {
         Ok(text) => {

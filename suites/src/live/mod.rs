@@ -14,6 +14,7 @@
 //!   included), then for the world's pid namespace to empty, sweeps the world's cgroup
 //!   directories and removes the kubeconfig it left.
 
+pub mod bench;
 pub mod janitor;
 pub mod spec;
 pub mod world;
