@@ -230,8 +230,15 @@ fn backoff(ctx: CaseCtx) -> BodyFuture {
             ensure!(*g >= e * 0.9, "a restart came after {g:.2}s, sooner than the {e}s back-off: gaps {gaps:?}");
             ensure!(*g <= e + 1.5, "a restart came after {g:.2}s, much later than the {e}s back-off: gaps {gaps:?}");
         }
+        // Upstream records one BackOff Event series per container whose count climbs with every
+        // back-off (the event recorder correlates the repeats), not one Event per back-off.
         let events = pods::events_for(&env.client, "crash").await?;
-        ensure!(events.iter().any(|e| e.reason.as_deref() == Some("BackOff")), "no BackOff event");
+        let backoffs: Vec<_> = events.iter().filter(|e| e.reason.as_deref() == Some("BackOff")).collect();
+        ensure!(backoffs.len() == 1, "{} BackOff Events for one container, expected one series: {backoffs:?}", backoffs.len());
+        let b = backoffs[0];
+        let m = b.message.as_deref().unwrap_or("");
+        ensure!(b.type_.as_deref() == Some("Warning") && m.starts_with("Back-off restarting failed container c in pod crash_default("), "BackOff event {b:?}");
+        ensure!(b.count.unwrap_or(0) >= 4, "the BackOff series counts {:?} after {} restarts", b.count, counts.last().unwrap_or(&0));
         env.stop().await
     })
 }
