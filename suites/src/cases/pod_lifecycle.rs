@@ -416,9 +416,17 @@ fn merge_probe(mut action: serde_json::Value) -> serde_json::Value {
 fn deletion_prompt(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
-        let p = pods::pod("quick", NODE, vec![container("c", &["pause"])], json!({"terminationGracePeriodSeconds": 30}))?;
+        // Ready only once netexec listens, which it does after installing its SIGTERM handler: a
+        // container's first process ignores SIGTERM until it has one (it is its pid namespace's
+        // init), so deleting it the moment it runs would wait out the whole 30 s.
+        let mut c = container("c", &["netexec", "--http-port", "8080"]);
+        pods::merge(&mut c, json!({"readinessProbe": pods::listening_probe(8080)}));
+        let p = pods::pod("quick", NODE, vec![c], json!({"terminationGracePeriodSeconds": 30}))?;
         pods::create(&env.client, &p).await?;
-        kube_wait::pod(&env.client, "default", "quick", "Running", START, |p| (phase(p) == "Running").then_some(())).await?;
+        kube_wait::pod(&env.client, "default", "quick", "Ready", START, |p| {
+            (pod_condition_status(p, "Ready").as_deref() == Some("True")).then_some(())
+        })
+        .await?;
         let t = Instant::now();
         pods::delete(&env.client, "quick", None).await?;
         // The container exits at once on SIGTERM, so deletion completes long before 30 s.
