@@ -38,18 +38,24 @@ struct Secure {
     client_config: kube::Config,
 }
 
+/// Serves `config` on `cp:6443` (its `listen` is set to that), with the audit log in the
+/// artifacts unless the config names one; returns the handle and the address.
+async fn serve_on_cp(world: &World, config: &mut fake_apiserver::Config) -> Result<(fake_apiserver::Handle, SocketAddr)> {
+    let cp = world.host("cp")?;
+    let addr = SocketAddr::from((cp.ip(), API_PORT));
+    let listener = cp.tcp_listener(addr)?;
+    config.listen = addr.to_string();
+    if config.audit_file.is_none() {
+        config.audit_file = Some(world.artifacts().path("api-audit.jsonl"));
+    }
+    Ok((fake_apiserver::Server::serve(listener, config.clone()).await?, addr))
+}
+
 impl ControlPlane {
     /// Starts the API server on `cp:6443` with `config` (its `listen` is ignored), writes the
     /// kubeconfig to the artifacts directory and points the audit log there.
     pub async fn start(world: &World, mut config: fake_apiserver::Config) -> Result<ControlPlane> {
-        let cp = world.host("cp")?;
-        let addr = SocketAddr::from((cp.ip(), API_PORT));
-        let listener = cp.tcp_listener(addr)?;
-        config.listen = addr.to_string();
-        if config.audit_file.is_none() {
-            config.audit_file = Some(world.artifacts().path("api-audit.jsonl"));
-        }
-        let handle = fake_apiserver::Server::serve(listener, config).await?;
+        let (handle, addr) = serve_on_cp(world, &mut config).await?;
         let url = format!("http://{addr}");
         let kubeconfig = world.artifacts().path("kubeconfig");
         std::fs::write(&kubeconfig, fake_apiserver::kubeconfig_yaml(&url))
@@ -71,13 +77,7 @@ impl ControlPlane {
             key_file: serving.key.clone(),
             client_ca_file: Some(pki.ca_cert().to_path_buf()),
         });
-        let addr = SocketAddr::from((cp.ip(), API_PORT));
-        let listener = cp.tcp_listener(addr)?;
-        config.listen = addr.to_string();
-        if config.audit_file.is_none() {
-            config.audit_file = Some(world.artifacts().path("api-audit.jsonl"));
-        }
-        let handle = fake_apiserver::Server::serve(listener, config).await?;
+        let (handle, addr) = serve_on_cp(world, &mut config).await?;
         let url = format!("https://{addr}");
         let admin = pki.admin()?;
         let kubeconfig = pki.dir().join("admin.kubeconfig");
