@@ -590,32 +590,14 @@ impl Api {
         let _ = self.store.mutate(resources::NAMESPACES, "", ns, |cur| Ok(if cur.is_some() { Change::Delete } else { Change::Keep }));
     }
 
-    /// Bind a pod to a node (pods/binding).
-    pub fn bind(&self, ns: &str, name: &str, mut binding: Value) -> ApiResult<Value> {
-        check_binding_type(&mut binding)?;
-        let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
-        if node.is_empty() {
-            return Err(ApiError::invalid("", "Binding", name, vec![crate::error::Cause::required("target.name")]));
-        }
+    /// Bind a pod to a node (pods/binding), with upstream's checks: see
+    /// [`crate::controllers::scheduler::binding`].
+    pub fn bind(&self, ns: &str, name: &str, binding: Value) -> ApiResult<Value> {
+        use crate::controllers::scheduler::binding;
+        let node = binding::validate(ns, name, &binding)?;
         self.store.mutate(resources::PODS, ns, name, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found("", "pods", name))?;
-            if let Some(existing) = cur.value.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                return Err(ApiError::conflict("", "pods", name, &format!("pod {name} is already assigned to node {existing:?}")));
-            }
-            if cur.value.pointer("/metadata/deletionTimestamp").is_some() {
-                return Err(ApiError::conflict("", "pods", name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
-            }
-            let mut new = cur.value.clone();
-            set_in(&mut new, &["spec", "nodeName"], json!(node));
-            let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
-            match new.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
-                Some(list) => {
-                    list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-                    list.insert(0, cond);
-                }
-                None => set_in(&mut new, &["status", "conditions"], json!([cond])),
-            }
-            Ok(Change::Put(new))
+            Ok(Change::Put(binding::assign(&cur.value, &binding, &node)?))
         })?;
         Ok(success_status(201, None))
     }
@@ -628,15 +610,5 @@ impl Api {
         let opts = DeleteOpts::from_body(eviction.get("deleteOptions"))?;
         self.delete(resources::PODS, ns, name, &opts)?;
         Ok(success_status(201, None))
-    }
-}
-
-fn check_binding_type(b: &mut Value) -> ApiResult<()> {
-    if !b.is_object() {
-        return Err(ApiError::bad_request("Binding must be an object"));
-    }
-    match b.get("kind").and_then(Value::as_str) {
-        None | Some("Binding") => Ok(()),
-        Some(k) => Err(ApiError::bad_request(format!("expected kind Binding, got {k}"))),
     }
 }

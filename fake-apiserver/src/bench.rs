@@ -107,7 +107,7 @@ fn pod_body(i: usize) -> Vec<u8> {
 }
 
 async fn measure_start() -> Result<(Handle, Duration)> {
-    let config = Config { listen: "127.0.0.1:0".into(), watch_history: 50_000, node_lifecycle: false, ..Config::default() };
+    let config = Config { listen: "127.0.0.1:0".into(), watch_history: 50_000, node_lifecycle: false, scheduler: false, ..Config::default() };
     let t0 = Instant::now();
     let handle = Server::start(config).await?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();

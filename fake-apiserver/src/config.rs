@@ -28,12 +28,36 @@ pub struct Config {
     pub node_monitor_period: Duration,
     /// Run the endpointslice controller.
     pub endpointslices: bool,
+    /// Run the scheduler (binds pending pods of the default scheduler to nodes).
+    pub scheduler: bool,
+    /// The scheduler's backoff timings (1 s initial, 10 s max, 5 min unschedulable).
+    pub scheduler_timing: crate::controllers::scheduler::Timing,
     /// Events are removed this long after their last write (upstream `--event-ttl`, 1h).
     pub event_ttl: Duration,
     /// Version reported on /version (e.g. "v1.34.2").
     pub version: String,
     /// Serve HTTPS with these files (plain HTTP when `None`).
     pub tls: Option<TlsConfig>,
+    /// How this server reaches kubelets (`pods/log`, `pods/exec`, `nodes/proxy`, …): without
+    /// it, no client certificate is presented and kubelet certificates are not verified.
+    pub kubelet_client: Option<KubeletClientConfig>,
+    /// Serve `metrics.k8s.io/v1beta1` (NodeMetrics, PodMetrics) as metrics-server would,
+    /// scraping every node's kubelet `/metrics/resource` each `metric_resolution`. Off by
+    /// default: the scrape dials each Node's InternalIP, which a test's Node may have made up.
+    pub metrics_server: bool,
+    /// metrics-server's `--metric-resolution`: the scrape period, which is also the shortest
+    /// `window` (15 s as metrics-server is deployed; its binary's default is 60 s).
+    pub metric_resolution: Duration,
+}
+
+/// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
+/// `--kubelet-certificate-authority`.
+#[derive(Debug, Clone)]
+pub struct KubeletClientConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Verify kubelet serving certificates against this CA (not verified when `None`).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// HTTPS serving: upstream's `--tls-cert-file`, `--tls-private-key-file` and `--client-ca-file`.
@@ -63,9 +87,14 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
             endpointslices: true,
+            scheduler: true,
+            scheduler_timing: crate::controllers::scheduler::Timing::default(),
             event_ttl: Duration::from_secs(3600),
             version: "v1.34.2".into(),
             tls: None,
+            kubelet_client: None,
+            metrics_server: false,
+            metric_resolution: Duration::from_secs(15),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::http::metrics::api::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
 use crate::resources::{self, TABLE, VERBS};
 
 /// The /version document.
@@ -40,13 +41,24 @@ fn group_doc(g: &str, v: &str) -> Value {
     json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::groups().iter().map(|(g, v)| group_doc(g, v)).collect();
+/// The served groups, with `metrics.k8s.io/v1beta1` when `metrics` (metrics-server's APIService).
+fn served_groups(metrics: bool) -> Vec<(&'static str, &'static str)> {
+    let mut groups = resources::groups();
+    if metrics {
+        groups.push((METRICS_GROUP, METRICS_VERSION));
+    }
+    groups
+}
+
+/// The APIGroupList of /apis (`metrics`: include `metrics.k8s.io`).
+pub fn group_list(metrics: bool) -> Value {
+    let groups: Vec<Value> = served_groups(metrics).iter().map(|(g, v)| group_doc(g, v)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(g: &str) -> Option<Value> {
-    let (g, v) = resources::groups().into_iter().find(|(gg, _)| *gg == g)?;
+/// The APIGroup of /apis/<g> (`metrics`: `metrics.k8s.io` is served).
+pub fn group(g: &str, metrics: bool) -> Option<Value> {
+    let (g, v) = served_groups(metrics).into_iter().find(|(gg, _)| *gg == g)?;
     let mut d = group_doc(g, v);
     d["kind"] = json!("APIGroup");
     d["apiVersion"] = json!("v1");
@@ -94,4 +106,18 @@ pub fn resource_list(group: &str, version: &str) -> Value {
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out})
+}
+
+/// metrics-server's APIResourceList of `metrics.k8s.io/v1beta1`: `nodes` (NodeMetrics) and
+/// namespaced `pods` (PodMetrics), `get` and `list` only, no singular names.
+pub fn metrics_resource_list() -> Value {
+    let res = |name: &str, namespaced: bool, kind: &str| {
+        json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["get", "list"]})
+    };
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": format!("{METRICS_GROUP}/{METRICS_VERSION}"),
+        "resources": [res("nodes", false, "NodeMetrics"), res("pods", true, "PodMetrics")],
+    })
 }

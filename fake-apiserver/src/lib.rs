@@ -28,6 +28,7 @@ pub mod events;
 pub mod faults;
 pub mod fields;
 pub mod http;
+pub mod kubelet_client;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -41,7 +42,7 @@ pub mod validation;
 
 pub use audit::{AuditEntry, UserInfo};
 pub use bench::{BenchOpts, BenchReport};
-pub use config::{Config, TlsConfig};
+pub use config::{Config, KubeletClientConfig, TlsConfig};
 pub use error::{ApiError, Error, Result};
 pub use faults::FaultRule;
 pub use server::{Handle, Server, kubeconfig_yaml};

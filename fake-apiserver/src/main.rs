@@ -36,6 +36,9 @@ struct Args {
     /// Disable the endpointslice controller.
     #[arg(long)]
     no_endpointslices: bool,
+    /// Disable the scheduler (pods without spec.nodeName then stay Pending).
+    #[arg(long)]
+    no_scheduler: bool,
     /// Serve HTTPS with this certificate (PEM); needs --tls-private-key-file.
     #[arg(long, requires = "tls_private_key_file")]
     tls_cert_file: Option<PathBuf>,
@@ -45,6 +48,21 @@ struct Args {
     /// Verify client certificates against this CA bundle (PEM); needs --tls-cert-file.
     #[arg(long, requires = "tls_cert_file")]
     client_ca_file: Option<PathBuf>,
+    /// Present this client certificate (PEM) to kubelets; needs --kubelet-client-key.
+    #[arg(long, requires = "kubelet_client_key")]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// The kubelet client certificate's private key (PEM).
+    #[arg(long, requires = "kubelet_client_certificate")]
+    kubelet_client_key: Option<PathBuf>,
+    /// Verify kubelet serving certificates against this CA bundle (not verified without it).
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
+    /// Serve metrics.k8s.io (kubectl top) by scraping every node's kubelet /metrics/resource.
+    #[arg(long)]
+    metrics_server: bool,
+    /// Seconds between two scrapes of the kubelets (metrics-server's --metric-resolution).
+    #[arg(long, default_value_t = 15.0)]
+    metric_resolution: f64,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -73,11 +91,19 @@ async fn main() -> anyhow::Result<()> {
         watch_history: a.watch_history,
         node_lifecycle: !a.no_node_lifecycle,
         endpointslices: !a.no_endpointslices,
+        scheduler: !a.no_scheduler,
         event_ttl: Duration::from_secs_f64(a.event_ttl.max(0.001)),
         tls: match (a.tls_cert_file, a.tls_private_key_file) {
             (Some(cert_file), Some(key_file)) => Some(fake_apiserver::TlsConfig { cert_file, key_file, client_ca_file: a.client_ca_file }),
             _ => None,
         },
+        kubelet_client: match (a.kubelet_client_certificate, a.kubelet_client_key, a.kubelet_certificate_authority) {
+            (Some(cert_file), Some(key_file), ca_file) => Some(fake_apiserver::KubeletClientConfig { cert_file, key_file, ca_file }),
+            (None, None, Some(_)) => anyhow::bail!("--kubelet-certificate-authority needs --kubelet-client-certificate and --kubelet-client-key"),
+            _ => None,
+        },
+        metrics_server: a.metrics_server,
+        metric_resolution: Duration::from_secs_f64(a.metric_resolution.max(0.01)),
         ..Config::default()
     };
     let handle = Server::start(config).await?;

@@ -29,6 +29,10 @@ pub struct State {
     pub faults: Faults,
     pub cancel: CancellationToken,
     pub addr: SocketAddr,
+    /// Dials kubelets for the connect subresources, `nodes/proxy` and the metrics scrape.
+    pub kubelet: crate::kubelet_client::KubeletDialer,
+    /// The resource metrics scraped from kubelets (`metrics.k8s.io`).
+    pub metrics: parking_lot::Mutex<crate::http::metrics::Storage>,
 }
 
 /// Entry points to start a server.
@@ -67,7 +71,9 @@ impl Server {
         let audit = AuditLog::new(config.audit_file.as_ref(), config.audit_limit)
             .map_err(|source| Error::Write { path: format!("{:?}", config.audit_file), source })?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr });
+        let kubelet = crate::kubelet_client::KubeletDialer::new(config.kubelet_client.as_ref())?;
+        let metrics = parking_lot::Mutex::new(crate::http::metrics::Storage::new(config.metric_resolution));
+        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr, kubelet, metrics });
         bootstrap(&state);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, tls));
@@ -77,6 +83,12 @@ impl Server {
         }
         if state.config.endpointslices {
             tasks.spawn(crate::controllers::endpointslices::run(state.clone()));
+        }
+        if state.config.scheduler {
+            tasks.spawn(crate::controllers::scheduler::run(state.clone(), state.config.scheduler_timing));
+        }
+        if state.config.metrics_server {
+            tasks.spawn(crate::http::metrics::scraper::run(state.clone()));
         }
         Ok(Handle { state, tasks, started: t0.elapsed() })
     }

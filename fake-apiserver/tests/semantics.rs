@@ -181,12 +181,17 @@ async fn binding_eviction_generate_name_and_namespaces() {
     assert_eq!(code, 201);
     let name = p["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
-    let (code, s) = call(&c, "POST", &format!("{pods}/{name}/binding"), r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"x"},"target":{"kind":"Node","name":"node-a"}}"#).await;
+    // The Binding must carry the pod's name (upstream: "name in URL does not match name in Binding object").
+    let (code, _) = call(&c, "POST", &format!("{pods}/{name}/binding"), r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"x"},"target":{"kind":"Node","name":"node-a"}}"#).await;
+    assert_eq!(code, 400);
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": "node-a"}}).to_string();
+    let (code, s) = call(&c, "POST", &format!("{pods}/{name}/binding"), &binding).await;
     assert_eq!((code, s["status"].as_str()), (201, Some("Success")));
     let p = h.store().get(resources::PODS, "default", &name).unwrap();
     assert_eq!(p.value["spec"]["nodeName"], "node-a");
     assert_eq!(p.value["status"]["conditions"][0]["type"], "PodScheduled");
-    let (code, _) = call(&c, "POST", &format!("{pods}/{name}/binding"), r#"{"target":{"name":"node-b"}}"#).await;
+    let again = json!({"metadata": {"name": name}, "target": {"name": "node-b"}}).to_string();
+    let (code, _) = call(&c, "POST", &format!("{pods}/{name}/binding"), &again).await;
     assert_eq!(code, 409);
     // Eviction of a bound pod is graceful with the eviction's grace period.
     let (code, _) = call(&c, "POST", &format!("{pods}/{name}/eviction"), r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"x"},"deleteOptions":{"gracePeriodSeconds":5}}"#).await;

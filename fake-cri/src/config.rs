@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 pub const WORKLOAD_IMAGE: &str = "nodekit.local/workload:1.0";
 /// Reference of the default pause image.
 pub const PAUSE_IMAGE: &str = "nodekit.local/pause:3.10";
+/// Repository of upstream's e2e test image agnhost.
+pub const AGNHOST_REPOSITORY: &str = "registry.k8s.io/e2e-test-images/agnhost";
+/// The agnhost tags the default catalog offers, each its own image (own id, as upstream's
+/// tags are different images): 2.56 is what the e2e framework of Kubernetes 1.34 uses
+/// (`test/utils/image/manifest.go`, bumped from 2.54 by kubernetes#132117), 2.52 to 2.55 are
+/// what e2e tests of 1.31 to 1.33 and other copies name. Other tags do not resolve, as a
+/// registry lacking them would not: a PullImage of one fails and says how to add it.
+pub const AGNHOST_TAGS: &[&str] = &["2.52", "2.53", "2.54", "2.55", "2.56"];
+/// The agnhost reference upstream's e2e framework uses for Kubernetes 1.34.
+pub const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.56";
+/// Upstream's pause images (`registry.k8s.io/pause`, Entrypoint `/pause`), for pod specs that
+/// name them as containers.
+pub const REGISTRY_PAUSE_IMAGES: &[&str] = &["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.1"];
 
 /// One image of the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,8 +62,9 @@ fn yes() -> bool {
     true
 }
 
-/// Paths inside an image that stand for the image binary (multi-call names).
-pub const IMAGE_BINARY_PATHS: &[&str] = &["/workload", "/pause"];
+/// Paths inside an image that stand for the image binary (multi-call names; `/agnhost` and
+/// `/agnhost-2` make it upstream's agnhost).
+pub const IMAGE_BINARY_PATHS: &[&str] = &["/workload", "/pause", "/agnhost", "/agnhost-2"];
 
 /// The image catalog.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -59,28 +73,55 @@ pub struct Catalog {
     pub images: Vec<ImageEntry>,
 }
 
+/// An image entry backed by `binary`, preloaded, with a `PATH` environment unless `env` is given.
+fn entry(binary: &Path, reference: &str, entrypoint: &[&str], cmd: &[&str], env: Option<Vec<String>>) -> ImageEntry {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    ImageEntry {
+        reference: reference.into(),
+        binary: binary.to_path_buf(),
+        entrypoint: strings(entrypoint),
+        cmd: strings(cmd),
+        env: env.unwrap_or_else(|| vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+        working_dir: "/".into(),
+        size: 0,
+        pull_delay_ms: 0,
+        pull_error: None,
+        preloaded: true,
+    }
+}
+
+/// Every `registry.k8s.io/e2e-test-images/agnhost:<tag>` of [`AGNHOST_TAGS`].
+pub fn agnhost_references() -> Vec<String> {
+    AGNHOST_TAGS.iter().map(|t| format!("{AGNHOST_REPOSITORY}:{t}")).collect()
+}
+
+/// Stand-ins for upstream images, backed by `workload_bin`: agnhost (Entrypoint `/agnhost`,
+/// Cmd `pause`, as upstream's Dockerfile) for each of [`AGNHOST_TAGS`], and the pause images
+/// of [`REGISTRY_PAUSE_IMAGES`] (Entrypoint `/pause`, no Env, as upstream's). The harness builds
+/// containerd's images from the same list.
+pub fn upstream_images(workload_bin: &Path) -> Vec<ImageEntry> {
+    let mut out: Vec<ImageEntry> =
+        agnhost_references().iter().map(|r| entry(workload_bin, r, &["/agnhost"], &["pause"], None)).collect();
+    out.extend(REGISTRY_PAUSE_IMAGES.iter().map(|r| entry(workload_bin, r, &["/pause"], &[], Some(vec![]))));
+    out
+}
+
 impl Catalog {
     /// The default catalog: the workload image (`/workload`, Cmd `pause`) and the pause image
-    /// (`/workload pause`), both backed by `workload_bin`, both preloaded.
+    /// (`/workload pause`), then the [`upstream_images`]; all backed by `workload_bin`, all
+    /// preloaded.
     pub fn default_for(workload_bin: &Path) -> Self {
-        let entry = |reference: &str, entrypoint: Vec<String>, cmd: Vec<String>| ImageEntry {
-            reference: reference.into(),
-            binary: workload_bin.to_path_buf(),
-            entrypoint,
-            cmd,
-            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
-            working_dir: "/".into(),
-            size: 0,
-            pull_delay_ms: 0,
-            pull_error: None,
-            preloaded: true,
-        };
-        Catalog {
-            images: vec![
-                entry(WORKLOAD_IMAGE, vec!["/workload".into()], vec!["pause".into()]),
-                entry(PAUSE_IMAGE, vec!["/workload".into(), "pause".into()], vec![]),
-            ],
-        }
+        let mut images = vec![
+            entry(workload_bin, WORKLOAD_IMAGE, &["/workload"], &["pause"], None),
+            entry(workload_bin, PAUSE_IMAGE, &["/workload", "pause"], &[], None),
+        ];
+        images.extend(upstream_images(workload_bin));
+        Catalog { images }
+    }
+
+    /// The references of the catalog, in order.
+    pub fn references(&self) -> Vec<&str> {
+        self.images.iter().map(|e| e.reference.as_str()).collect()
     }
 
     /// Reads a catalog JSON file (`{"images": [ImageEntry…]}`).
@@ -132,6 +173,9 @@ pub struct Config {
     pub cgroup_parent: Option<String>,
     /// Container events buffered per GetContainerEvents subscriber.
     pub event_buffer: usize,
+    /// Where the streaming server (Exec, Attach, PortForward URLs) listens; containerd's
+    /// default is 127.0.0.1 with a free port.
+    pub stream_address: String,
 }
 
 impl Config {
@@ -147,6 +191,7 @@ impl Config {
             kill_on_shutdown: true,
             cgroup_parent: None,
             event_buffer: 1024,
+            stream_address: "127.0.0.1:0".into(),
         }
     }
 }
@@ -166,5 +211,20 @@ mod tests {
         let f: Faults = serde_json::from_str(r#"{"rpc_latency_ms":5,"pull_error":{"a:1":"boom"}}"#).unwrap();
         assert_eq!(f.rpc_latency_ms, 5);
         assert!(serde_json::from_str::<Faults>(r#"{"nope":1}"#).is_err());
+    }
+
+    #[test]
+    fn default_catalog_keeps_its_first_images_and_adds_upstream_ones() {
+        let c = Catalog::default_for(Path::new("/bin/w"));
+        let (w, p) = (&c.images[0], &c.images[1]);
+        assert_eq!((w.reference.as_str(), w.entrypoint.clone(), w.cmd.clone()), (WORKLOAD_IMAGE, vec!["/workload".to_string()], vec!["pause".to_string()]));
+        assert_eq!((p.reference.as_str(), p.entrypoint.clone(), p.cmd.clone()), (PAUSE_IMAGE, vec!["/workload".to_string(), "pause".into()], vec![]));
+        let refs = c.references();
+        assert!(refs.contains(&AGNHOST_IMAGE) && refs.contains(&"registry.k8s.io/e2e-test-images/agnhost:2.53"));
+        assert!(refs.contains(&"registry.k8s.io/pause:3.10"));
+        let agnhost = c.images.iter().find(|e| e.reference == AGNHOST_IMAGE).unwrap();
+        assert_eq!((agnhost.entrypoint.clone(), agnhost.cmd.clone()), (vec!["/agnhost".to_string()], vec!["pause".to_string()]));
+        assert!(c.images.iter().all(|e| e.preloaded && e.binary == Path::new("/bin/w")));
+        assert!(IMAGE_BINARY_PATHS.contains(&"/agnhost") && IMAGE_BINARY_PATHS.contains(&"/agnhost-2"));
     }
 }

@@ -24,6 +24,12 @@ pub enum Error {
     /// A deadline passed.
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// A bounded resource is used up.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A part of the runtime is not running.
+    #[error("{0}")]
+    Unavailable(String),
     /// An injected or runtime failure.
     #[error("{0}")]
     Unknown(String),
@@ -94,6 +100,8 @@ impl Error {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
             _ => Code::Unknown,
         }
     }

@@ -20,8 +20,9 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
 }
 
 impl Runtime {
-    /// ExecSync: runs `cmd` in the container; `timeout` seconds (0: none).
-    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+    /// Starts `cmd` in running container `id` (its namespaces, cgroup, user and environment)
+    /// in its own process group, with the given stdio.
+    pub(crate) fn spawn_exec(&self, id: &str, cmd: &[String], stdin: std::process::Stdio) -> Result<tokio::process::Child> {
         let Some(argv0) = cmd.first().cloned() else {
             return Err(Error::InvalidArgument("exec command must not be empty".into()));
         };
@@ -45,16 +46,22 @@ impl Runtime {
             .args(cmd.iter().skip(1))
             .env_clear()
             .envs(c.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
-            .stdin(std::process::Stdio::null())
+            .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         prepare(command.as_std_mut(), &enter);
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| Error::Unknown(format!("failed to exec in container: failed to start exec {argv0:?}: {e}")))?;
         drop(enter);
         drop(pinned);
+        Ok(child)
+    }
+
+    /// ExecSync: runs `cmd` in the container; `timeout` seconds (0: none).
+    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32)> {
+        let mut child = self.spawn_exec(id, &cmd, std::process::Stdio::null())?;
         let pgid = child.id().map(|p| p as i32);
         let out = tokio::spawn(read_capped(child.stdout.take()));
         let err = tokio::spawn(read_capped(child.stderr.take()));
@@ -87,8 +94,12 @@ impl Runtime {
         };
         let stdout = out.await.unwrap_or_default();
         let stderr = err.await.unwrap_or_default();
-        use std::os::unix::process::ExitStatusExt;
-        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(9));
-        Ok((stdout, stderr, code))
+        Ok((stdout, stderr, exit_code(status)))
     }
+}
+
+/// The exit code of a finished process: 128 + the signal for a killed one, as runtimes report.
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(9))
 }

@@ -1,5 +1,6 @@
-//! The image side: references, ids and digests derived from the catalog, presence tracking.
-use crate::config::ImageEntry;
+//! The image side: references, ids and digests derived from the catalog, presence tracking,
+//! and the PullImage error for images no catalog holds.
+use crate::config::{Catalog, ImageEntry};
 use k8s_cri::v1 as cri;
 use sha2::{Digest, Sha256};
 
@@ -95,6 +96,20 @@ pub fn to_cri(e: &ImageEntry) -> cri::Image {
     }
 }
 
+/// PullImage's error text for `query` when no catalog entry has it: containerd's wording
+/// (kubelet shows it with ErrImagePull), then the images fake-cri has and how to add one.
+pub fn not_in_catalog(query: &str, catalog: &Catalog) -> String {
+    let r = normalize(query);
+    let have = catalog.references().join(", ");
+    format!(
+        "failed to pull and unpack image {r:?}: failed to resolve reference {r:?}: {r}: not found \
+         (fake-cri pulls nothing: it has only the images of its catalog: {have}; to add one, start \
+         fake-cri with --catalog FILE, a JSON {{\"images\": [...]}} that replaces the default catalog, \
+         so list the images above too, each like {{\"reference\": {r:?}, \"binary\": \"/path/to/workload\", \
+         \"entrypoint\": [\"/workload\"], \"cmd\": [\"pause\"]}})"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +133,39 @@ mod tests {
         assert!(matches(w, &repo_digest(w)));
         assert!(!matches(w, "nodekit.local/pause:3.10"));
         assert!(repo_digest(w).starts_with("nodekit.local/workload@sha256:"));
+    }
+
+    #[test]
+    fn agnhost_resolves_with_upstreams_entrypoint_and_cmd() {
+        let c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        for reference in ["registry.k8s.io/e2e-test-images/agnhost:2.53", crate::config::AGNHOST_IMAGE] {
+            let e = c.images.iter().find(|e| matches(e, reference)).expect(reference);
+            assert_eq!(e.reference, reference);
+            assert_eq!(e.entrypoint, vec!["/agnhost".to_string()]);
+            assert_eq!(e.cmd, vec!["pause".to_string()]);
+            assert!(repo_digest(e).starts_with("registry.k8s.io/e2e-test-images/agnhost@sha256:"));
+        }
+        assert!(!c.images.iter().any(|e| matches(e, "registry.k8s.io/e2e-test-images/agnhost:9.99")));
+        // Every reference is its own image (pod status imageID tells them apart), the existing
+        // ones unchanged by the additions.
+        let ids: std::collections::BTreeSet<String> = c.images.iter().map(image_id).collect();
+        assert_eq!(ids.len(), c.images.len());
+        let digests: std::collections::BTreeSet<String> = c.images.iter().map(repo_digest).collect();
+        assert_eq!(digests.len(), c.images.len());
+        let pause = c.images.iter().find(|e| e.reference == "registry.k8s.io/pause:3.10").unwrap();
+        assert_eq!((pause.entrypoint.clone(), pause.cmd.clone()), (vec!["/pause".to_string()], vec![]));
+    }
+
+    #[test]
+    fn unknown_images_are_named_with_the_catalog() {
+        let c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        let msg = not_in_catalog("busybox", &c);
+        assert!(msg.starts_with(
+            "failed to pull and unpack image \"docker.io/library/busybox:latest\": failed to resolve reference \"docker.io/library/busybox:latest\": docker.io/library/busybox:latest: not found"
+        ), "{msg}");
+        for r in c.references() {
+            assert!(msg.contains(r), "{r} missing from {msg}");
+        }
+        assert!(msg.contains("--catalog FILE"), "{msg}");
     }
 }

@@ -25,10 +25,15 @@
 //! Catalog (`--catalog`): `{"images": [{"reference": "nodekit.local/workload:1.0", "binary":
 //! "/path/to/workload", "entrypoint": ["/workload"], "cmd": ["pause"], "env": ["K=V"],
 //! "working_dir": "/", "size": 0, "pull_delay_ms": 0, "pull_error": null, "preloaded": true}]}`.
-//! `argv[0]` `/workload`, `/pause`, `workload` or `pause` runs `binary` (with that `argv[0]`, so the
-//! multi-call binary picks its subcommand); any other `argv[0]` runs that host program.
-//! The default catalog holds `nodekit.local/workload:1.0` (Cmd `pause`) and
-//! `nodekit.local/pause:3.10` (`/workload pause`), both backed by `--workload-bin`.
+//! `argv[0]` `/workload`, `/pause`, `/agnhost`, `/agnhost-2`, `workload` or `pause` runs `binary`
+//! (with that `argv[0]`, so the multi-call binary picks its subcommand, or becomes agnhost); any
+//! other `argv[0]` runs that host program.
+//! The default catalog holds `nodekit.local/workload:1.0` (Cmd `pause`),
+//! `nodekit.local/pause:3.10` (`/workload pause`), stand-ins for upstream's
+//! `registry.k8s.io/e2e-test-images/agnhost:{2.52…2.56}` (`/agnhost`, Cmd `pause`) and
+//! `registry.k8s.io/pause:{3.10,3.10.1}` (`/pause`), all backed by `--workload-bin`. A `--catalog`
+//! file replaces it; PullImage of a reference no entry has fails (gRPC Unknown, containerd's
+//! `failed to pull and unpack image …: not found` text) naming the catalog's images.
 //!
 //! Faults ([`Faults`], from `--faults`, the handle, or `<state-dir>/faults.json`, re-read when it
 //! changes): `{"rpc_latency_ms": 0, "runtime_not_ready": msg, "pull_delay_ms": {ref: ms}, "pull_error": {ref: msg},
@@ -68,6 +73,7 @@ pub mod service;
 pub mod spawn;
 pub mod stats;
 pub mod store;
+pub mod streams;
 
 pub use config::{Catalog, Config, Faults, ImageEntry, PAUSE_IMAGE, WORKLOAD_IMAGE};
 pub use error::{Error, Result};

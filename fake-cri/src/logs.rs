@@ -10,11 +10,24 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Longest line written as one entry; longer lines are split into P entries.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// An open CRI log file.
+/// An open CRI log file, and a tap on the output as it is read (what `attach` streams).
 pub struct LogSink {
     path: PathBuf,
     file: Mutex<Option<std::fs::File>>,
+    tap: tokio::sync::broadcast::Sender<Output>,
 }
+
+/// A chunk of a container's output as read from its pipe.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// "stdout" or "stderr".
+    pub stream: &'static str,
+    pub data: bytes::Bytes,
+}
+
+/// Chunks buffered per attached client; a client that falls further behind misses output
+/// (it is told so in the runtime's log).
+const TAP_BUFFER: usize = 1024;
 
 fn open_append(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent() {
@@ -31,7 +44,13 @@ impl LogSink {
     /// Opens (creates) the log file for appending.
     pub fn open(path: &Path) -> Result<Arc<Self>> {
         let f = open_append(path)?;
-        Ok(Arc::new(LogSink { path: path.to_path_buf(), file: Mutex::new(Some(f)) }))
+        let (tap, _) = tokio::sync::broadcast::channel(TAP_BUFFER);
+        Ok(Arc::new(LogSink { path: path.to_path_buf(), file: Mutex::new(Some(f)), tap }))
+    }
+
+    /// The output read from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Output> {
+        self.tap.subscribe()
     }
 
     /// Closes the file and opens the path again (after the kubelet renamed it).
@@ -105,6 +124,9 @@ pub async fn copy_stream<R: AsyncRead + Unpin>(mut r: R, stream: &'static str, s
     loop {
         let n = r.read(&mut chunk).await.unwrap_or(0);
         let eof = n == 0;
+        if let Some(s) = sink.as_ref().filter(|s| n > 0 && s.tap.receiver_count() > 0) {
+            let _ = s.tap.send(Output { stream, data: bytes::Bytes::copy_from_slice(&chunk[..n]) });
+        }
         buf.extend_from_slice(&chunk[..n]);
         for (partial, line) in split_entries(&mut buf, eof) {
             if let Some(s) = &sink {

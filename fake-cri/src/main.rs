@@ -39,6 +39,10 @@ struct Args {
     /// behind loses events and its stream ends with ResourceExhausted.
     #[arg(long, default_value_t = 1024)]
     event_buffer: usize,
+    /// Where the streaming server for Exec, Attach and PortForward listens (containerd's
+    /// `stream_server_address` and `stream_server_port`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    stream_address: String,
     /// Run the latency benchmark against --socket (a running fake-cri) with this many runs.
     #[arg(long)]
     bench: Option<usize>,
@@ -59,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let workload = args.workload_bin.clone().unwrap_or_else(|| PathBuf::from("/workload"));
     let mut cfg = fake_cri::Config::new(&args.socket, &args.state_dir, &workload);
     cfg.event_buffer = args.event_buffer.max(1);
+    cfg.stream_address = args.stream_address.clone();
     if let Some(c) = &args.catalog {
         cfg.catalog = fake_cri::Catalog::load(c)?;
     }

@@ -36,8 +36,9 @@ impl FakeCri {
         }
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket).map_err(Error::io(format!("bind {}", socket.display())))?;
-        let svc = Service { rt: rt.clone() };
         let stop_serving = tokio_util::sync::CancellationToken::new();
+        let streams = start_streaming(&rt, &stop_serving).await;
+        let svc = Service { rt: rt.clone(), streams };
         let stop = stop_serving.clone();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -49,6 +50,26 @@ impl FakeCri {
         );
         Ok(Handle { rt, server, stop_serving, socket })
     }
+}
+
+/// Binds the streaming server on `stream_address` and serves it until `stop`. When it cannot
+/// bind (a network namespace whose loopback is down has no 127.0.0.1), the runtime still
+/// serves CRI and every streaming call answers why there is no streaming server.
+async fn start_streaming(rt: &Arc<Runtime>, stop: &tokio_util::sync::CancellationToken) -> crate::service::Streams {
+    let addr = rt.cfg.stream_address.clone();
+    let listener = match tokio::net::TcpListener::bind(&addr).await.and_then(|l| l.local_addr().map(|a| (l, a))) {
+        Ok(l) => l,
+        Err(e) => {
+            let why = format!("the streaming server could not listen on {addr}: {e}");
+            tracing::warn!("{why}; Exec, Attach and PortForward will fail");
+            return Err(why);
+        }
+    };
+    let (listener, bound) = listener;
+    let server = streaming::Server::new(Arc::new(crate::streams::Streams(rt.clone())), format!("http://{bound}"));
+    rt.tasks.spawn(server.clone().serve(listener, stop.clone()));
+    tracing::info!(%bound, "streaming server listening");
+    Ok(server)
 }
 
 impl Handle {

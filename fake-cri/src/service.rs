@@ -21,7 +21,12 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Service {
     /// The runtime.
     pub rt: Arc<Runtime>,
+    /// The streaming server behind Exec, Attach and PortForward (or why there is none).
+    pub streams: Streams,
 }
+
+/// The streaming server, or why it is not running.
+pub type Streams = std::result::Result<Arc<streaming::Server<crate::streams::Streams>>, String>;
 
 type R<T> = Result<Response<T>, Status>;
 
@@ -177,16 +182,34 @@ impl RuntimeService for Service {
         .await
     }
 
-    async fn exec(&self, _r: Request<cri::ExecRequest>) -> R<cri::ExecResponse> {
-        self.unimplemented("Exec")
+    async fn exec(&self, r: Request<cri::ExecRequest>) -> R<cri::ExecResponse> {
+        let q = r.into_inner();
+        self.call("Exec", &q.container_id, async {
+            self.rt.exec_target(&q.container_id)?;
+            let url = self.streaming()?.get_exec(&q.container_id, q.cmd, q.tty, q.stdin, q.stdout, q.stderr).map_err(stream_error)?;
+            Ok(cri::ExecResponse { url })
+        })
+        .await
     }
 
-    async fn attach(&self, _r: Request<cri::AttachRequest>) -> R<cri::AttachResponse> {
-        self.unimplemented("Attach")
+    async fn attach(&self, r: Request<cri::AttachRequest>) -> R<cri::AttachResponse> {
+        let q = r.into_inner();
+        self.call("Attach", &q.container_id, async {
+            self.rt.exec_target(&q.container_id)?;
+            let url = self.streaming()?.get_attach(&q.container_id, q.tty, q.stdin, q.stdout, q.stderr).map_err(stream_error)?;
+            Ok(cri::AttachResponse { url })
+        })
+        .await
     }
 
-    async fn port_forward(&self, _r: Request<cri::PortForwardRequest>) -> R<cri::PortForwardResponse> {
-        self.unimplemented("PortForward")
+    async fn port_forward(&self, r: Request<cri::PortForwardRequest>) -> R<cri::PortForwardResponse> {
+        let q = r.into_inner();
+        self.call("PortForward", &q.pod_sandbox_id, async {
+            crate::runtime::lock(&self.rt.state).sandbox_id(&q.pod_sandbox_id)?;
+            let url = self.streaming()?.get_port_forward(&q.pod_sandbox_id).map_err(stream_error)?;
+            Ok(cri::PortForwardResponse { url })
+        })
+        .await
     }
 
     async fn container_stats(&self, r: Request<cri::ContainerStatsRequest>) -> R<cri::ContainerStatsResponse> {
@@ -383,14 +406,7 @@ impl ImageService for Service {
                 .iter()
                 .find(|e| crate::images::matches(e, &q))
                 .cloned()
-                .ok_or_else(|| {
-                    Error::Unknown(format!(
-                        "failed to pull and unpack image {:?}: failed to resolve reference {:?}: {:?}: not found",
-                        crate::images::normalize(&q),
-                        crate::images::normalize(&q),
-                        crate::images::normalize(&q)
-                    ))
-                })?;
+                .ok_or_else(|| Error::Unknown(crate::images::not_in_catalog(&q, &self.rt.cfg.catalog)))?;
             let faults = self.rt.faults();
             let delay = entry.pull_delay_ms + faults.pull_delay_ms.get(&entry.reference).copied().unwrap_or(0);
             if delay > 0 {
@@ -449,5 +465,21 @@ mod tests {
         assert!(err.message().starts_with("3 container events were dropped"), "{err:?}");
         assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert!(s.next().await.is_none(), "the stream ends after the loss");
+    }
+}
+
+impl Service {
+    /// The streaming server, or Unavailable saying why it is not running.
+    fn streaming(&self) -> Result<&Arc<streaming::Server<crate::streams::Streams>>, Error> {
+        self.streams.as_ref().map_err(|why| Error::Unavailable(why.clone()))
+    }
+}
+
+/// A refused streaming request, with the gRPC code the streaming server gives it.
+fn stream_error(e: streaming::RequestError) -> Error {
+    match e.code() {
+        streaming::RequestErrorCode::InvalidArgument => Error::InvalidArgument(e.to_string()),
+        streaming::RequestErrorCode::ResourceExhausted => Error::ResourceExhausted(e.to_string()),
+        streaming::RequestErrorCode::Internal => Error::Unknown(e.to_string()),
     }
 }

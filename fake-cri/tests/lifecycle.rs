@@ -35,13 +35,15 @@ async fn version_status_and_runtime_config() {
     let rc = w.client.runtime.runtime_config(cri::RuntimeConfigRequest {}).await.unwrap().into_inner();
     assert_eq!(rc.linux.unwrap().cgroup_driver, cri::CgroupDriver::Cgroupfs as i32);
     let e = w.client.runtime.exec(cri::ExecRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "exec in a container that does not exist: {e:?}");
+    let e = w.client.runtime.checkpoint_container(cri::CheckpointContainerRequest::default()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
     let gw = w.node_cmd(&["ip", "-4", "-o", "addr", "show", "cbr0"]);
     assert!(String::from_utf8_lossy(&gw.stdout).contains("10.244.1.1/24"), "{gw:?}");
     // The call log records every call.
     let log = std::fs::read_to_string(w.state_dir().join("cri-calls.jsonl")).unwrap();
     let methods: Vec<String> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["method"].as_str().unwrap().to_string()).collect();
-    for m in ["Version", "Status", "RunPodSandbox", "UpdateRuntimeConfig", "RuntimeConfig", "Exec"] {
+    for m in ["Version", "Status", "RunPodSandbox", "UpdateRuntimeConfig", "RuntimeConfig", "Exec", "CheckpointContainer"] {
         assert!(methods.iter().any(|x| x == m), "{m} missing from {methods:?}");
     }
     assert!(log.contains("\"code\":\"Unimplemented\""));

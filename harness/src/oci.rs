@@ -1,12 +1,19 @@
 //! OCI image-layout tarballs built from a static binary (workload and pause images).
 //!
-//! The tarball holds `oci-layout`, `index.json` (one manifest, annotated with both
+//! The tarball holds `oci-layout`, `index.json` (one manifest per image, each annotated with both
 //! `org.opencontainers.image.ref.name` and containerd's `io.containerd.image.name`), and
-//! `blobs/sha256/…`: the manifest, the image config (Entrypoint, Cmd, Env, WorkingDir) and one
-//! uncompressed layer with the binary at `/workload`, multi-call links (`/pause` → `/workload`),
-//! `/etc/passwd`, `/etc/group`, `/etc/hostname`, `/tmp` (1777) and empty mount points.
-//! Every timestamp and owner is fixed, so the same binary always gives the same digests.
-//! `ctr -n k8s.io images import FILE` accepts the result.
+//! `blobs/sha256/…` (each blob once): per image the manifest, the image config (Entrypoint, Cmd,
+//! Env, WorkingDir, Labels) and one uncompressed layer with the binary at `/workload`,
+//! multi-call links (`/pause` → `/workload`, or `/agnhost`, `/bin/cat` …), `/etc/passwd`,
+//! `/etc/group`, `/etc/hostname`, `/tmp` (1777) and empty mount points. Images with the same
+//! binary and links share their layer. Every timestamp and owner is fixed, so the same binary
+//! always gives the same digests. `ctr -n k8s.io images import FILE` accepts the result.
+//!
+//! Besides the kit's own images, [`ImageSpec::upstream_all`] gives stand-ins for upstream images
+//! (`registry.k8s.io/e2e-test-images/agnhost:<tag>`, `registry.k8s.io/pause:<tag>`) built from
+//! fake-cri's default catalog, so both runtimes offer the same references with the same
+//! Entrypoint and Cmd; a label naming the reference gives each its own config digest (image id),
+//! as upstream's tags are different images.
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -68,9 +75,18 @@ pub struct ImageSpec {
     pub working_dir: String,
     /// The (static) binary copied to [`BINARY_IN_IMAGE`].
     pub binary_path: PathBuf,
-    /// Absolute paths in the image made symlinks to [`BINARY_IN_IMAGE`] (multi-call names).
+    /// Absolute paths in the image made symlinks to [`BINARY_IN_IMAGE`] (multi-call names;
+    /// parent directories are created).
     pub links: Vec<String>,
+    /// Image config Labels (none: no `Labels` key).
+    pub labels: Vec<(String, String)>,
 }
+
+/// Links of the agnhost stand-ins: upstream's two names of the binary and the tools
+/// `kubectl exec` runs there without a shell (`hostname`, `cat`).
+pub const AGNHOST_LINKS: &[&str] = &["/agnhost", "/agnhost-2", "/bin/cat", "/bin/hostname"];
+/// Config label of the upstream stand-ins holding their reference.
+pub const REFERENCE_LABEL: &str = "io.nodekit.image.reference";
 
 /// Reference of the workload image.
 pub const WORKLOAD_REF: &str = "nodekit.local/workload:1.0";
@@ -87,7 +103,32 @@ impl ImageSpec {
             working_dir: "/".into(),
             binary_path: binary.to_path_buf(),
             links: vec!["/pause".into()],
+            labels: Vec::new(),
         }
+    }
+
+    /// The stand-in for an upstream image of fake-cri's catalog: the entry's Entrypoint, Cmd,
+    /// Env and WorkingDir; links [`AGNHOST_LINKS`] for agnhost (Entrypoint `/agnhost`), else
+    /// `/pause`; the reference as [`REFERENCE_LABEL`].
+    pub fn upstream(entry: &fake_cri::ImageEntry, binary: &Path) -> Self {
+        let agnhost = entry.entrypoint.first().is_some_and(|e| e == "/agnhost");
+        let links = if agnhost { AGNHOST_LINKS.iter().map(|l| l.to_string()).collect() } else { vec!["/pause".into()] };
+        ImageSpec {
+            reference: entry.reference.clone(),
+            entrypoint: entry.entrypoint.clone(),
+            cmd: entry.cmd.clone(),
+            env: entry.env.clone(),
+            working_dir: entry.working_dir.clone(),
+            binary_path: binary.to_path_buf(),
+            links,
+            labels: vec![(REFERENCE_LABEL.into(), entry.reference.clone())],
+        }
+    }
+
+    /// Stand-ins for every upstream image of fake-cri's default catalog
+    /// ([`fake_cri::config::upstream_images`]).
+    pub fn upstream_all(binary: &Path) -> Vec<Self> {
+        fake_cri::config::upstream_images(binary).iter().map(|e| Self::upstream(e, binary)).collect()
     }
 
     /// `nodekit.local/workload:1.0`: Entrypoint `/workload`, Cmd `pause`.
@@ -169,13 +210,23 @@ pub fn build_layer(spec: &ImageSpec) -> Result<Vec<u8>> {
     let mut links = spec.links.clone();
     links.sort();
     links.dedup();
+    let mut dirs_made: Vec<String> = Vec::new();
     for link in &links {
         let rel = link.trim_start_matches('/');
-        if rel.is_empty() || rel.contains("..") || rel == BINARY_IN_IMAGE.trim_start_matches('/') {
+        if rel.is_empty() || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") || rel == BINARY_IN_IMAGE.trim_start_matches('/') {
             return Err(Error::Invalid(format!("bad link path {link:?}")));
         }
-        if rel.contains('/') {
-            return Err(Error::Invalid(format!("link {link:?} must be at the image root")));
+        // Parent directories of nested links (`bin/` for `/bin/cat`), once each.
+        let parts: Vec<&str> = rel.split('/').collect();
+        for depth in 1..parts.len() {
+            let dir = format!("{}/", parts[..depth].join("/"));
+            if ["etc/", "tmp/", "proc/", "sys/", "dev/"].contains(&dir.as_str()) {
+                return Err(Error::Invalid(format!("link {link:?} must not be below /{dir}")));
+            }
+            if !dirs_made.contains(&dir) {
+                add_dir(&mut b, &dir, 0o755)?;
+                dirs_made.push(dir);
+            }
         }
         add_symlink(&mut b, rel, BINARY_IN_IMAGE)?;
     }
@@ -188,10 +239,16 @@ fn descriptor(media: &str, bytes: &[u8]) -> serde_json::Value {
 
 /// Builds the three blobs: (manifest, config, layer).
 pub fn build_blobs(spec: &ImageSpec) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let layer = build_layer(spec)?;
+    let (manifest, config) = build_manifest_and_config(spec, &layer)?;
+    Ok((manifest, config, layer))
+}
+
+/// The manifest and config of `spec` over an already built `layer`.
+fn build_manifest_and_config(spec: &ImageSpec, layer: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     if spec.reference.is_empty() || spec.reference.contains(char::is_whitespace) {
         return Err(Error::Invalid(format!("bad reference {:?}", spec.reference)));
     }
-    let layer = build_layer(spec)?;
     let mut cfg = serde_json::json!({
         "Env": spec.env,
         "Entrypoint": spec.entrypoint,
@@ -202,12 +259,17 @@ pub fn build_blobs(spec: &ImageSpec) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     if !spec.working_dir.is_empty() {
         cfg["WorkingDir"] = serde_json::json!(spec.working_dir);
     }
+    if !spec.labels.is_empty() {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            spec.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        cfg["Labels"] = serde_json::Value::Object(labels);
+    }
     let config = serde_json::json!({
         "created": FIXED_CREATED,
         "architecture": "amd64",
         "os": "linux",
         "config": cfg,
-        "rootfs": { "type": "layers", "diff_ids": [sha256_digest(&layer)] },
+        "rootfs": { "type": "layers", "diff_ids": [sha256_digest(layer)] },
         "history": [{ "created": FIXED_CREATED, "created_by": "nodekit harness oci builder" }],
     });
     let config = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -215,48 +277,89 @@ pub fn build_blobs(spec: &ImageSpec) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": descriptor(MEDIA_CONFIG, &config),
-        "layers": [descriptor(MEDIA_LAYER, &layer)],
+        "layers": [descriptor(MEDIA_LAYER, layer)],
     });
     let manifest = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok((manifest, config, layer))
+    Ok((manifest, config))
 }
 
 /// Writes the OCI image-layout tarball for `spec` to `out` and returns its digests.
 pub fn write_image_tar(spec: &ImageSpec, out: &Path) -> Result<ImageInfo> {
-    let (manifest, config, layer) = build_blobs(spec)?;
-    let mut desc = descriptor(MEDIA_MANIFEST, &manifest);
-    desc["annotations"] = serde_json::json!({
-        "io.containerd.image.name": spec.reference,
-        "org.opencontainers.image.ref.name": spec.reference,
-    });
-    desc["platform"] = serde_json::json!({ "architecture": "amd64", "os": "linux" });
-    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [desc] });
+    let mut infos = write_images_tar(std::slice::from_ref(spec), out)?;
+    infos.pop().ok_or_else(|| Error::Invalid("no image written".into()))
+}
+
+/// Writes one OCI image-layout tarball holding every spec (one index entry each, shared blobs
+/// once) to `out` and returns their digests, in order.
+pub fn write_images_tar(specs: &[ImageSpec], out: &Path) -> Result<Vec<ImageInfo>> {
+    if specs.is_empty() {
+        return Err(Error::Invalid("no image to write".into()));
+    }
+    // Layers built so far, by (binary, sorted links).
+    type LayerKey = (PathBuf, Vec<String>);
+    let mut layers: Vec<(LayerKey, Vec<u8>)> = Vec::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let mut descs = Vec::new();
+    let mut infos = Vec::new();
+    for spec in specs {
+        let mut links = spec.links.clone();
+        links.sort();
+        links.dedup();
+        let key = (spec.binary_path.clone(), links);
+        let layer = match layers.iter().find(|(k, _)| *k == key) {
+            Some((_, l)) => l.clone(),
+            None => {
+                let l = build_layer(spec)?;
+                layers.push((key, l.clone()));
+                l
+            }
+        };
+        let (manifest, config) = build_manifest_and_config(spec, &layer)?;
+        let mut desc = descriptor(MEDIA_MANIFEST, &manifest);
+        desc["annotations"] = serde_json::json!({
+            "io.containerd.image.name": spec.reference,
+            "org.opencontainers.image.ref.name": spec.reference,
+        });
+        desc["platform"] = serde_json::json!({ "architecture": "amd64", "os": "linux" });
+        descs.push(desc);
+        infos.push(ImageInfo {
+            reference: spec.reference.clone(),
+            digest: sha256_digest(&manifest),
+            config_digest: sha256_digest(&config),
+            layer_digest: sha256_digest(&layer),
+            size: (manifest.len() + config.len() + layer.len()) as u64,
+            tar_size: 0,
+        });
+        blobs.extend([manifest, config, layer]);
+    }
+    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": descs });
     let index = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
+    let tar_size = write_layout(out, &index, blobs)?;
+    for i in &mut infos {
+        i.tar_size = tar_size;
+    }
+    Ok(infos)
+}
+
+/// Writes `oci-layout`, `index.json` and the blobs (sorted by digest, each once); the file size.
+fn write_layout(out: &Path, index: &[u8], mut blobs: Vec<Vec<u8>>) -> Result<u64> {
     let file = std::fs::File::create(out).map_err(io(format!("create {}", out.display())))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(file));
     add_file(&mut b, "oci-layout", 0o644, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    add_file(&mut b, "index.json", 0o644, &index)?;
+    add_file(&mut b, "index.json", 0o644, index)?;
     add_dir(&mut b, "blobs/", 0o755)?;
     add_dir(&mut b, "blobs/sha256/", 0o755)?;
-    let mut blobs = [&manifest, &config, &layer];
-    blobs.sort_by_key(|b| sha256_digest(b));
-    for blob in blobs {
-        let d = sha256_digest(blob);
+    let mut named: Vec<(String, Vec<u8>)> = blobs.drain(..).map(|blob| (sha256_digest(&blob), blob)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.dedup_by(|a, b| a.0 == b.0);
+    for (d, blob) in &named {
         let name = format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
         add_file(&mut b, &name, 0o644, blob)?;
     }
     let mut w = b.into_inner().map_err(io("finish image tar"))?;
     w.flush().map_err(io(format!("write {}", out.display())))?;
     drop(w);
-    let tar_size = std::fs::metadata(out).map_err(io(format!("stat {}", out.display())))?.len();
-    Ok(ImageInfo {
-        reference: spec.reference.clone(),
-        digest: sha256_digest(&manifest),
-        config_digest: sha256_digest(&config),
-        layer_digest: sha256_digest(&layer),
-        size: (manifest.len() + config.len() + layer.len()) as u64,
-        tar_size,
-    })
+    Ok(std::fs::metadata(out).map_err(io(format!("stat {}", out.display())))?.len())
 }
 
 #[cfg(test)]
@@ -360,12 +463,54 @@ mod tests {
     }
 
     #[test]
+    fn upstream_stand_ins_share_a_tarball_and_a_layer_but_not_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_binary(dir.path());
+        let specs: Vec<ImageSpec> =
+            ImageSpec::upstream_all(&bin).into_iter().filter(|s| s.reference.contains("/agnhost:")).collect();
+        assert!(specs.iter().any(|s| s.reference == fake_cri::config::AGNHOST_IMAGE));
+        let out = dir.path().join("agnhost.tar");
+        let infos = write_images_tar(&specs, &out).unwrap();
+        assert_eq!(infos.len(), specs.len());
+        let files = entries(&std::fs::read(&out).unwrap());
+        let index: serde_json::Value = serde_json::from_slice(&files["index.json"].1).unwrap();
+        let names: Vec<&str> =
+            index["manifests"].as_array().unwrap().iter().map(|m| m["annotations"]["io.containerd.image.name"].as_str().unwrap()).collect();
+        assert_eq!(names, specs.iter().map(|s| s.reference.as_str()).collect::<Vec<_>>());
+        // One layer for all, one config (image id) and manifest per reference.
+        assert!(infos.iter().all(|i| i.layer_digest == infos[0].layer_digest));
+        let configs: std::collections::BTreeSet<&str> = infos.iter().map(|i| i.config_digest.as_str()).collect();
+        assert_eq!(configs.len(), infos.len());
+        let blob = |d: &str| files[&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))].1.clone();
+        let config: serde_json::Value = serde_json::from_slice(&blob(&infos[0].config_digest)).unwrap();
+        assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/agnhost"]));
+        assert_eq!(config["config"]["Cmd"], serde_json::json!(["pause"]));
+        assert_eq!(config["config"]["Labels"][REFERENCE_LABEL], specs[0].reference.as_str());
+        let layer = entries(&blob(&infos[0].layer_digest));
+        for link in AGNHOST_LINKS {
+            assert_eq!(layer[link.trim_start_matches('/')].2.as_deref(), Some(BINARY_IN_IMAGE), "{link}");
+        }
+        assert_eq!(layer["bin/"].0, tar::EntryType::Directory);
+        // The kit's own images are what they were: no labels, and one image per tarball is
+        // the same file either way.
+        let a = write_image_tar(&ImageSpec::workload(&bin), &dir.path().join("a.tar")).unwrap();
+        let b = write_images_tar(&[ImageSpec::workload(&bin)], &dir.path().join("b.tar")).unwrap();
+        assert_eq!(vec![a], b);
+        assert_eq!(std::fs::read(dir.path().join("a.tar")).unwrap(), std::fs::read(dir.path().join("b.tar")).unwrap());
+        let pause = ImageSpec::upstream_all(&bin).into_iter().find(|s| s.reference == "registry.k8s.io/pause:3.10").unwrap();
+        assert_eq!((pause.entrypoint.clone(), pause.links.clone()), (vec!["/pause".to_string()], vec!["/pause".to_string()]));
+    }
+
+    #[test]
     fn bad_specs_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let bin = fake_binary(dir.path());
         let mut s = ImageSpec::pause(&bin);
         s.links = vec!["/a/../b".into()];
         assert!(matches!(write_image_tar(&s, &dir.path().join("x.tar")), Err(Error::Invalid(_))));
+        s.links = vec!["/etc/x".into()];
+        assert!(matches!(write_image_tar(&s, &dir.path().join("x.tar")), Err(Error::Invalid(_))));
+        assert!(matches!(write_images_tar(&[], &dir.path().join("x.tar")), Err(Error::Invalid(_))));
         let mut s = ImageSpec::pause(&dir.path().join("missing"));
         s.reference = "x:1".into();
         assert!(matches!(write_image_tar(&s, &dir.path().join("x.tar")), Err(Error::Io { .. })));

@@ -153,6 +153,12 @@ impl Pki {
         self.client("admin", ADMIN_USER, &[MASTERS_GROUP])
     }
 
+    /// The API server's client certificate towards kubelets (kubeadm's
+    /// `apiserver-kubelet-client`: `kube-apiserver-kubelet-client` in `system:masters`).
+    pub fn apiserver_kubelet_client(&self) -> Result<Credential> {
+        self.client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", &[MASTERS_GROUP])
+    }
+
     /// The proxy's client certificate (`system:kube-proxy`).
     pub fn proxy(&self) -> Result<Credential> {
         self.client("kube-proxy", PROXY_USER, &[])

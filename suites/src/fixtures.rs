@@ -107,6 +107,17 @@ impl NodeEnv {
         Ok(NodeEnv { cp, runtime, agent, client })
     }
 
+    /// Like [`NodeEnv::start`] over HTTPS with the world PKI: the API server verifies client
+    /// certificates and reaches the kubelet with its own; the agent serves its kubelet API with
+    /// a certificate of the world CA and accepts only clients of that CA.
+    pub async fn start_secure(ctx: &CaseCtx, extra: &str) -> anyhow::Result<NodeEnv> {
+        let cp = harness::backend::ControlPlane::start_secure(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let runtime = start_runtime(ctx, NODE).await?;
+        let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &agent_options(extra)?).await?;
+        let client = cp.client()?;
+        Ok(NodeEnv { cp, runtime, agent, client })
+    }
+
     /// Starts with an explicit API server config and a whole agent configuration document.
     pub async fn start_with(
         ctx: &CaseCtx,

@@ -41,10 +41,12 @@ pub async fn dispatch(
         Route::Health => Ok(Response::new(super::full("ok"))),
         Route::Api => Ok(value_response(200, &discovery::api_versions(&state.addr.to_string()))),
         Route::ApiV1 => Ok(value_response(200, &discovery::resource_list("", "v1"))),
-        Route::Apis => Ok(value_response(200, &discovery::group_list())),
-        Route::ApiGroup(g) => discovery::group(g).map(|v| value_response(200, &v)).ok_or_else(ApiError::not_found_path),
+        Route::Apis => Ok(value_response(200, &discovery::group_list(state.config.metrics_server))),
+        Route::ApiGroup(g) => discovery::group(g, state.config.metrics_server).map(|v| value_response(200, &v)).ok_or_else(ApiError::not_found_path),
         Route::ApiGroupVersion(g, v) => {
-            if crate::resources::groups().iter().any(|(gg, vv)| gg == g && vv == v) {
+            if state.config.metrics_server && g == super::metrics::api::GROUP && v == super::metrics::api::VERSION {
+                Ok(value_response(200, &discovery::metrics_resource_list()))
+            } else if crate::resources::groups().iter().any(|(gg, vv)| gg == g && vv == v) {
                 Ok(value_response(200, &discovery::resource_list(g, v)))
             } else {
                 Err(ApiError::not_found_path())
@@ -61,6 +63,11 @@ pub async fn dispatch(
             }
         }
         Route::NotFound => Err(ApiError::not_found_path()),
+        Route::Connect(c) => super::connect::handle(state, req, c).await,
+        Route::Metrics(m) => {
+            let table = wants_table(&req).then(|| include_object(q));
+            super::metrics::handle(state, m, verb, q, table)
+        }
         Route::Resource(r) => resource(state, req, r, verb, q, close_watch_after).await,
     };
     result.unwrap_or_else(|e| error_response(&e))

@@ -1,8 +1,11 @@
 //! HTTP front: connection serving, request pipeline (partition, faults, body limits, audit) and routing.
 
 pub mod admin;
+pub mod connect;
+pub mod translate;
 pub mod events_v1;
 pub mod handlers;
+pub mod metrics;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -54,6 +57,10 @@ pub enum Route {
     Health,
     OpenApi,
     Resource(ResourceRoute),
+    /// A subresource served by a kubelet.
+    Connect(connect::Connect),
+    /// A `metrics.k8s.io/v1beta1` resource.
+    Metrics(metrics::MetricsRoute),
     NotFound,
 }
 
@@ -115,10 +122,14 @@ pub fn route(path: &str) -> Route {
         ["openapi", ..] => Route::OpenApi,
         ["api"] => Route::Api,
         ["api", "v1"] => Route::ApiV1,
-        ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
+        ["api", "v1", rest @ ..] => match connect::route(rest, path) {
+            Some(c) => Route::Connect(c),
+            None => resource_route("", "v1", rest),
+        },
         ["apis"] => Route::Apis,
         ["apis", g] => Route::ApiGroup(g.to_string()),
         ["apis", g, v] => Route::ApiGroupVersion(g.to_string(), v.to_string()),
+        ["apis", metrics::api::GROUP, metrics::api::VERSION, rest @ ..] => metrics::api::route(rest).map_or(Route::NotFound, Route::Metrics),
         ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
         _ => Route::NotFound,
     }
@@ -134,6 +145,13 @@ pub fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
 
 /// The Kubernetes verb of a request.
 pub fn verb_of(method: &Method, route: &Route, q: &HashMap<String, String>) -> &'static str {
+    if let Route::Connect(_) = route {
+        // Upstream's connect verbs: `create` for POST, `get` otherwise.
+        return if *method == Method::POST { "create" } else { "get" };
+    }
+    if let Route::Metrics(m) = route {
+        return metrics::verb(method, m, is_true(q, "watch"));
+    }
     let Route::Resource(r) = route else {
         return match *method {
             Method::GET => "get",
@@ -192,6 +210,8 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
     let verb = verb_of(&method, &route, &q);
     let (resource, subresource) = match &route {
         Route::Resource(r) => (r.res.desc().plural, r.sub.clone().unwrap_or_default()),
+        Route::Connect(c) => (c.resource().0, c.resource().1.to_string()),
+        Route::Metrics(m) => (m.resource(), String::new()),
         _ => ("", String::new()),
     };
     let effect = state.faults.evaluate(&RequestInfo { verb, path: &path, resource, subresource: &subresource });

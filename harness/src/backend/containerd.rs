@@ -5,9 +5,10 @@
 //! Start: containerd runs in the node host's network namespace and a private mount namespace
 //! (`pre_exec` setns + unshare, never `ip netns exec`), configured by [`config`] with every
 //! path under `scratch_dir("containerd-<node>")`. Once its socket answers, the workload and
-//! pause images (built by [`crate::oci`]) are imported with `ctr -n k8s.io images import`,
-//! and `start` returns when CRI `Status` reports the runtime and network ready and both images
-//! are visible through CRI `ImageStatus`.
+//! pause images and the stand-ins for upstream's agnhost and pause images (built by
+//! [`crate::oci`], the same references fake-cri's default catalog has) are imported with
+//! `ctr -n k8s.io images import`, and `start` returns when CRI `Status` reports the runtime and
+//! network ready and every image is visible through CRI `ImageStatus`.
 //!
 //! Stop: SIGTERM then SIGKILL for containerd, SIGKILL for its shims, `runc delete --force` for
 //! every container in its runc root (kills what still runs and removes runc's cgroups), then
@@ -31,7 +32,7 @@ pub use cgroups::{
 pub use config::Layout;
 
 use super::{Error, PAUSE_IMAGE, Result, WORKLOAD_IMAGE, scratch_dir, workload_binary};
-use crate::oci::{ImageSpec, write_image_tar};
+use crate::oci::{ImageSpec, write_images_tar};
 use crate::process::{Process, ProcessSpec};
 use crate::timeline::Timeline;
 use crate::world::{Cidr, World};
@@ -45,7 +46,8 @@ pub struct ContainerdOptions {
     pub bridge: String,
     /// containerd's log level (`info`, `debug`, …).
     pub log_level: String,
-    /// Import the workload and pause images (the pause image is the sandbox image).
+    /// Import the workload and pause images (the pause image is the sandbox image) and the
+    /// upstream stand-ins (agnhost, registry.k8s.io/pause).
     pub import_images: bool,
     /// How long containerd may take to answer and report ready.
     pub start_timeout: Duration,
@@ -174,9 +176,10 @@ impl Containerd {
             }
             world.timeline().record(node, format!("containerd images imported after {:?}", started.elapsed()));
         }
-        let images: &[&str] = if opts.import_images { &[PAUSE_IMAGE, WORKLOAD_IMAGE] } else { &[] };
+        let images = if opts.import_images { imported_references() } else { Vec::new() };
+        let images: Vec<&str> = images.iter().map(String::as_str).collect();
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        if let Err(e) = cri::wait_ready(&containerd.layout.socket, images, left).await {
+        if let Err(e) = cri::wait_ready(&containerd.layout.socket, &images, left).await {
             let _ = containerd.process.kill().await;
             return Err(Error::Component(format!("containerd on {node} is not ready: {e}\n{}", log_tail(&log))));
         }
@@ -305,15 +308,34 @@ impl Containerd {
     }
 }
 
-/// Environment variable: a directory holding prebuilt `pause.tar` and `workload.tar`.
+/// Environment variable: a directory holding prebuilt `pause.tar`, `workload.tar` and
+/// `agnhost.tar` (see [`image_sets`]).
 pub const IMAGE_DIR_ENV: &str = "NODEKIT_IMAGE_DIR";
 
-/// The pause and workload image tarballs: from [`IMAGE_DIR_ENV`] when set, else from a cache
+/// The image tarballs and what each holds: `pause.tar` the sandbox image and the
+/// `registry.k8s.io/pause` stand-ins (one shared layer), `workload.tar` the workload image,
+/// `agnhost.tar` every agnhost stand-in (one shared layer).
+pub fn image_sets(bin: &Path) -> Vec<(&'static str, Vec<ImageSpec>)> {
+    let (agnhost, pause): (Vec<ImageSpec>, Vec<ImageSpec>) =
+        ImageSpec::upstream_all(bin).into_iter().partition(|s| s.reference.starts_with(fake_cri::config::AGNHOST_REPOSITORY));
+    let mut pauses = vec![ImageSpec::pause(bin)];
+    pauses.extend(pause);
+    vec![("pause.tar", pauses), ("workload.tar", vec![ImageSpec::workload(bin)]), ("agnhost.tar", agnhost)]
+}
+
+/// Every reference the tarballs hold.
+pub fn imported_references() -> Vec<String> {
+    let mut refs = vec![PAUSE_IMAGE.to_string(), WORKLOAD_IMAGE.to_string()];
+    refs.extend(fake_cri::config::upstream_images(Path::new("/workload")).into_iter().map(|e| e.reference));
+    refs
+}
+
+/// The image tarballs: from [`IMAGE_DIR_ENV`] when set, else from a cache
 /// next to the workload binary (`nodekit-images/<key>/`, keyed by the workload binary and the
 /// running executable, so a rebuild of either builds them again), else built into `scratch`.
 /// Building them costs seconds in unoptimised builds (hashing a few MiB several times).
 fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
-    const FILES: [&str; 2] = ["pause.tar", "workload.tar"];
+    const FILES: [&str; 3] = ["pause.tar", "workload.tar", "agnhost.tar"];
     if let Some(dir) = std::env::var_os(IMAGE_DIR_ENV).map(PathBuf::from) {
         let tars: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
         if tars.iter().all(|t| t.is_file()) {
@@ -364,14 +386,14 @@ fn prune_cache(keep: &Path) {
     }
 }
 
-/// Builds the pause and workload image tarballs into `dir` (each written to a temporary name
+/// Builds the image tarballs of [`image_sets`] into `dir` (each written to a temporary name
 /// and renamed, so concurrent builders never expose a partial file).
 fn build_images(bin: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for (spec, file) in [(ImageSpec::pause(bin), "pause.tar"), (ImageSpec::workload(bin), "workload.tar")] {
+    for (file, specs) in image_sets(bin) {
         let path = dir.join(file);
         let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
-        write_image_tar(&spec, &tmp).map_err(|e| Error::Component(format!("building {}: {e}", spec.reference)))?;
+        write_images_tar(&specs, &tmp).map_err(|e| Error::Component(format!("building {file}: {e}")))?;
         std::fs::rename(&tmp, &path).map_err(io_err(format!("renaming {}", tmp.display())))?;
         out.push(path);
     }

@@ -66,8 +66,9 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::start`], over HTTPS: makes the world PKI in the world's scratch
     /// directory (`pki/`), serves with a certificate for `cp`'s address, 127.0.0.1 and the
-    /// upstream `kubernetes.default.svc` names, and verifies client certificates against the
-    /// world CA. [`ControlPlane::kubeconfig`] is then the admin's (`system:masters`).
+    /// upstream `kubernetes.default.svc` names, verifies client certificates against the
+    /// world CA, reaches kubelets with `kube-apiserver-kubelet-client` (verifying their serving
+    /// certificates against the world CA) and serves `metrics.k8s.io` from their resource metrics. [`ControlPlane::kubeconfig`] is then the admin's (`system:masters`).
     pub async fn start_secure(world: &World, mut config: fake_apiserver::Config) -> Result<ControlPlane> {
         let cp = world.host("cp")?;
         let pki = Pki::create(&super::scratch_dir("pki")?)?;
@@ -76,6 +77,15 @@ impl ControlPlane {
             cert_file: serving.cert.clone(),
             key_file: serving.key.clone(),
             client_ca_file: Some(pki.ca_cert().to_path_buf()),
+        });
+        // With client certificates towards kubelets, metrics.k8s.io can scrape them (upstream
+        // clusters run metrics-server for `kubectl top`).
+        config.metrics_server = true;
+        let kubelet_client = pki.apiserver_kubelet_client()?;
+        config.kubelet_client = Some(fake_apiserver::KubeletClientConfig {
+            cert_file: kubelet_client.cert.clone(),
+            key_file: kubelet_client.key.clone(),
+            ca_file: Some(pki.ca_cert().to_path_buf()),
         });
         let (handle, addr) = serve_on_cp(world, &mut config).await?;
         let url = format!("https://{addr}");
@@ -119,11 +129,13 @@ impl ControlPlane {
         Ok(path)
     }
 
-    /// Default configuration with compressed node-lifecycle timings for cases.
+    /// Default configuration with compressed node-lifecycle timings for cases (and a 1 s metrics
+    /// resolution where metrics are served).
     pub fn compressed_config(node_grace: Duration) -> fake_apiserver::Config {
         fake_apiserver::Config {
             node_monitor_grace_period: node_grace,
             node_monitor_period: Duration::from_millis(200),
+            metric_resolution: Duration::from_secs(1),
             ..fake_apiserver::Config::default()
         }
     }

@@ -26,10 +26,15 @@ pub enum Fault {
     EvictionPodGrace,
     /// Static pods: no mirror pods in the API.
     NoMirrorPods,
+    /// Kubelet API: callers without a client certificate are served.
+    KubeletAnonymous,
+    /// Kubelet API: a port-forward reaches the runtime without its ports (neither in the CRI
+    /// request nor in the query).
+    PortForwardNoPorts,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 9] = [
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -37,6 +42,8 @@ impl Fault {
         Fault::NoMinimumGrace,
         Fault::EvictionPodGrace,
         Fault::NoMirrorPods,
+        Fault::KubeletAnonymous,
+        Fault::PortForwardNoPorts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Fault {
             Fault::NoMinimumGrace => "no-minimum-grace",
             Fault::EvictionPodGrace => "eviction-pod-grace",
             Fault::NoMirrorPods => "no-mirror-pods",
+            Fault::KubeletAnonymous => "kubelet-anonymous",
+            Fault::PortForwardNoPorts => "port-forward-no-ports",
         }
     }
 }

@@ -288,7 +288,13 @@ async fn the_rest(k: &Kubelet, ca: &Path) -> Result<()> {
     let (status, body) = k.call(true, "POST", "/run/default/logger/main?cmd=/workload+hostname").await?;
     ensure!(status == 200 && body.trim() == "logger", "/run: {status} {body:?}");
     let (status, body) = k.get("/exec/default/logger/main?command=ls").await?;
-    ensure!(status == 501, "/exec: {status} {body}");
+    ensure!(status == 400 && body == "you must specify at least 1 of stdin, stdout, stderr", "/exec without streams: {status} {body}");
+    let (status, body) = k.get("/exec/default/nope/main?command=ls&output=1").await?;
+    ensure!(status == 404 && body == "pod does not exist", "/exec of an unknown pod: {status} {body}");
+    let (status, body) = k.get("/exec/default/logger/nope?command=ls&output=1").await?;
+    ensure!(status == 404 && body == "container not found (\"nope\")", "/exec of an unknown container: {status} {body}");
+    let (status, body) = k.get("/portForward/default/nope").await?;
+    ensure!(status == 404 && body == "pod does not exist", "/portForward of an unknown pod: {status} {body}");
     Ok(())
 }
 

@@ -22,7 +22,12 @@
 //! Durations are written like `500ms`, `2s`, `1m`, `1h` or a bare number of seconds.
 //!
 //! Subcommands: see [`cmd::USAGE`].
+//!
+//! agnhost: invoked as `/agnhost` or `/agnhost-2` (argv0 basename), or as `workload agnhost …`,
+//! the binary is a stand-in for upstream's e2e test image `agnhost` instead (subcommands,
+//! flags, texts and signal behaviour of upstream's; see [`agnhost`]).
 
+pub mod agnhost;
 pub mod args;
 pub mod cmd;
 pub mod http;
@@ -60,6 +65,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Runs the binary with the given argv (`argv[0]` included) and returns the process exit code.
 pub fn run(argv: Vec<String>) -> i32 {
+    if let Some(args) = agnhost::requested(&argv) {
+        return agnhost::run(args, &argv);
+    }
     let inv = match args::Invocation::parse(argv) {
         Ok(inv) => inv,
         Err(e) => {

@@ -101,6 +101,13 @@ pub trait Runtime: Send + Sync + 'static {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecResult>> + Send;
+    /// CRI Exec: a URL on the runtime's streaming server where the command runs once a
+    /// client upgrades on it.
+    fn exec(&self, req: api::ExecRequest) -> impl Future<Output = Result<String>> + Send;
+    /// CRI Attach: a URL to attach to the container's main process.
+    fn attach(&self, req: api::AttachRequest) -> impl Future<Output = Result<String>> + Send;
+    /// CRI PortForward: a URL that forwards ports into the sandbox's network namespace.
+    fn port_forward(&self, req: api::PortForwardRequest) -> impl Future<Output = Result<String>> + Send;
     /// The image if present on the node.
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<api::Image>>> + Send;
     fn pull_image(

@@ -202,6 +202,21 @@ impl Runtime for RemoteRuntime {
         Ok(ExecResult { exit_code: r.exit_code, stdout: r.stdout, stderr: r.stderr })
     }
 
+    async fn exec(&self, req: api::ExecRequest) -> Result<String> {
+        let mut c = self.runtime.clone();
+        Ok(self.call("Exec", Duration::ZERO, c.exec(req)).await?.url)
+    }
+
+    async fn attach(&self, req: api::AttachRequest) -> Result<String> {
+        let mut c = self.runtime.clone();
+        Ok(self.call("Attach", Duration::ZERO, c.attach(req)).await?.url)
+    }
+
+    async fn port_forward(&self, req: api::PortForwardRequest) -> Result<String> {
+        let mut c = self.runtime.clone();
+        Ok(self.call("PortForward", Duration::ZERO, c.port_forward(req)).await?.url)
+    }
+
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
         let mut c = self.image.clone();
         let req = api::ImageStatusRequest {

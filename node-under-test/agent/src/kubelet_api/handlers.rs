@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use super::KubeletApi;
 use super::auth::Caller;
 use super::respond::{Body, json, method_not_allowed, not_found, text, with_type};
-use super::router::{Route, Streaming, route};
+use super::router::{Route, route};
 use crate::cri::Runtime;
 
 /// Largest form body `/run` reads.
@@ -31,7 +31,7 @@ pub async fn handle<R: Runtime>(api: Arc<KubeletApi<R>>, caller: Option<Caller>,
             let cmd = super::run::command(&query, &form);
             super::run::serve(api.runtime.as_ref(), &api.pods, &p, cmd, api.exec_timeout).await
         }
-        Route::Streaming(kind) => streaming_not_served(kind),
+        Route::Streaming(kind, p) => super::stream::serve(api.runtime.as_ref(), &api.pods, kind, &p, req, api.cancel.clone()).await,
         Route::StatsSummary => match api.stats.summary().await {
             Ok(s) => json(serde_json::to_vec(&s).unwrap_or_default()),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("Internal Error: {e}")),
@@ -66,15 +66,6 @@ async fn read_form(req: Request<Incoming>) -> String {
 
 fn prometheus(body: String) -> Response<Body> {
     with_type(StatusCode::OK, super::prom::CONTENT_TYPE, super::respond::full(body))
-}
-
-fn streaming_not_served(kind: Streaming) -> Response<Body> {
-    let what = match kind {
-        Streaming::Exec => "exec",
-        Streaming::Attach => "attach",
-        Streaming::PortForward => "portForward",
-    };
-    text(StatusCode::NOT_IMPLEMENTED, format!("{what} is not served by this kubelet yet: streaming (exec, attach, portForward) is not implemented"))
 }
 
 /// `/pods`: a v1 PodList of the pods this agent runs.
@@ -140,11 +131,5 @@ mod tests {
         assert!(k.get("staticPodPath").is_none(), "unset fields are left out: {k}");
         assert!(k.get("clusterDNS").is_none(), "empty lists are left out: {k}");
         assert!(k.get("nodekit").is_none());
-    }
-
-    #[test]
-    fn streaming_answers_501_naming_the_endpoint() {
-        let r = streaming_not_served(Streaming::PortForward);
-        assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
     }
 }

@@ -1,7 +1,7 @@
 //! The kubelet API over HTTPS on `address:port` of the configuration, with upstream's paths
 //! (kubernetes pkg/kubelet/server/server.go): /healthz, /pods, /containerLogs, /run,
-//! /stats/summary, /metrics, /metrics/resource, /metrics/probes, /configz. /exec, /attach and
-//! /portForward answer 501 until streaming is served.
+//! /stats/summary, /metrics, /metrics/resource, /metrics/probes, /configz, /exec, /attach and
+//! /portForward.
 //!
 //! Layout: [`router`] (paths and methods), [`auth`] and [`tls`] (who may call), [`handlers`]
 //! (dispatch and the small endpoints), [`logs`] (pure) and [`logs_serve`], [`run`],
@@ -20,6 +20,7 @@ pub mod respond;
 pub mod router;
 pub mod run;
 pub mod stats_source;
+pub mod stream;
 pub mod summary;
 pub mod tls;
 
@@ -145,7 +146,8 @@ async fn connection<R: Runtime>(
         let api = api.clone();
         async move { Ok::<_, std::convert::Infallible>(handlers::handle(api, caller, req).await) }
     });
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+    // Upgrades: exec, attach and portForward switch the connection to WebSocket or SPDY.
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).with_upgrades();
     tokio::select! {
         r = conn => if let Err(e) = r { tracing::debug!(%peer, error = %e, "kubelet API connection") },
         _ = cancel.cancelled() => {}

@@ -12,7 +12,7 @@ pub struct ContainerPath {
     pub container: String,
 }
 
-/// The streaming endpoints, served later.
+/// The streaming endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Streaming {
     Exec,
@@ -27,7 +27,8 @@ pub enum Route {
     Pods,
     ContainerLogs(ContainerPath),
     Run(ContainerPath),
-    Streaming(Streaming),
+    /// A streaming endpoint; `container` is empty for port-forward.
+    Streaming(Streaming, ContainerPath),
     StatsSummary,
     Metrics,
     MetricsResource,
@@ -75,9 +76,17 @@ pub fn route(method: &Method, path: &str) -> Route {
             Some(c) => only(method, &[Method::POST], "POST", Route::Run(c)),
             None => Route::NotFound,
         },
-        ["exec", rest @ ..] if (3..=4).contains(&rest.len()) => Route::Streaming(Streaming::Exec),
-        ["attach", rest @ ..] if (3..=4).contains(&rest.len()) => Route::Streaming(Streaming::Attach),
-        ["portForward", rest @ ..] if (2..=3).contains(&rest.len()) => Route::Streaming(Streaming::PortForward),
+        ["exec" | "attach", ..] => match container(&seg[1..], true) {
+            Some(c) => {
+                let kind = if s[0] == "exec" { Streaming::Exec } else { Streaming::Attach };
+                only(method, &[Method::GET, Method::POST], "GET, POST", Route::Streaming(kind, c))
+            }
+            None => Route::NotFound,
+        },
+        ["portForward", ns, pod, uid @ ..] if uid.len() <= 1 => {
+            let c = ContainerPath { namespace: ns.to_string(), pod: pod.to_string(), uid: uid.first().map(|u| u.to_string()), container: String::new() };
+            only(method, &[Method::GET, Method::POST], "GET, POST", Route::Streaming(Streaming::PortForward, c))
+        }
         ["stats", "summary"] => only(method, &[Method::GET, Method::POST], "GET, POST", Route::StatsSummary),
         ["metrics"] => Route::Metrics,
         ["metrics", "resource"] => Route::MetricsResource,
@@ -137,9 +146,14 @@ mod tests {
 
     #[test]
     fn streaming_is_recognised() {
-        assert_eq!(get("/exec/ns/p/c"), Route::Streaming(Streaming::Exec));
-        assert_eq!(route(&Method::POST, "/attach/ns/p/u/c"), Route::Streaming(Streaming::Attach));
-        assert_eq!(get("/portForward/ns/p"), Route::Streaming(Streaming::PortForward));
+        let c = ContainerPath { namespace: "ns".into(), pod: "p".into(), uid: None, container: "c".into() };
+        assert_eq!(get("/exec/ns/p/c"), Route::Streaming(Streaming::Exec, c.clone()));
+        let with_uid = ContainerPath { uid: Some("u".into()), ..c.clone() };
+        assert_eq!(route(&Method::POST, "/attach/ns/p/u/c"), Route::Streaming(Streaming::Attach, with_uid));
+        let pf = ContainerPath { container: String::new(), ..c };
+        assert_eq!(get("/portForward/ns/p"), Route::Streaming(Streaming::PortForward, pf));
         assert_eq!(get("/exec/ns"), Route::NotFound);
+        assert_eq!(get("/portForward/ns/p/u/x"), Route::NotFound);
+        assert_eq!(route(&Method::DELETE, "/exec/ns/p/c"), Route::MethodNotAllowed { allow: "GET, POST" });
     }
 }

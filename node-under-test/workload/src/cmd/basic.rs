@@ -66,12 +66,38 @@ pub fn rm(inv: &Invocation) -> Result<i32> {
     Ok(0)
 }
 
+/// `cat [PATH|-]...`: copies the files (`-` or no argument: stdin) to stdout; a file that
+/// cannot be read is reported (`cat: PATH: reason`) and makes the exit code 1.
 pub fn cat(inv: &Invocation) -> Result<i32> {
-    let path = inv.arg(0, "a path")?;
-    let data = std::fs::read(path).map_err(|e| Error::io(format!("cat {path}"), e))?;
+    let stdin = ["-".to_string()];
+    let paths = if inv.positional.is_empty() { &stdin[..] } else { &inv.positional[..] };
     let mut out = std::io::stdout().lock();
-    out.write_all(&data).map_err(|e| Error::io("write stdout", e))?;
-    Ok(0)
+    let mut code = 0;
+    for path in paths {
+        let copied = if path == "-" {
+            std::io::copy(&mut std::io::stdin().lock(), &mut out)
+        } else {
+            std::fs::File::open(path).and_then(|mut f| std::io::copy(&mut f, &mut out))
+        };
+        if let Err(e) = copied {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(1);
+            }
+            eprintln!("cat: {path}: {}", io_reason(&e));
+            code = 1;
+        }
+    }
+    out.flush().map_err(|e| Error::io("flush stdout", e))?;
+    Ok(code)
+}
+
+/// `No such file or directory` (the strerror text, without Rust's `(os error N)`).
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 pub fn env() -> Result<i32> {

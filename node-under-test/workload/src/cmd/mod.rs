@@ -22,7 +22,8 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   check-file PATH [--contains TEXT]       exit 0 if PATH exists (and holds TEXT), else 1
   check-port PORT                         exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1
   touch PATH | rm PATH                    create / remove a file
-  cat PATH | env | hostname               print a file / the environment / the hostname
+  cat [PATH|-]... | env | hostname        print files (or stdin) / the environment / the hostname
+  agnhost SUBCOMMAND [FLAGS]              upstream agnhost's subcommands (also as /agnhost …)
   id                                      print the effective uid, gid and supplementary groups
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]
                                           write lines (partial: no newline) and exit 0

@@ -77,6 +77,15 @@ impl Runtime for FakeRuntime {
     async fn container_status(&self, _: &str) -> CriResult<api::ContainerStatus> {
         Ok(Default::default())
     }
+    async fn exec(&self, _: api::ExecRequest) -> CriResult<String> {
+        Err(CriError::Rpc { op: "Exec", code: tonic::Code::Unimplemented, message: "not recorded".into() })
+    }
+    async fn attach(&self, _: api::AttachRequest) -> CriResult<String> {
+        Err(CriError::Rpc { op: "Attach", code: tonic::Code::Unimplemented, message: "not recorded".into() })
+    }
+    async fn port_forward(&self, _: api::PortForwardRequest) -> CriResult<String> {
+        Err(CriError::Rpc { op: "PortForward", code: tonic::Code::Unimplemented, message: "not recorded".into() })
+    }
     async fn exec_sync(&self, id: &str, cmd: Vec<String>, _: Duration) -> CriResult<ExecResult> {
         self.log(format!("ExecSync {id} {}", cmd.join(" ")));
         tokio::time::sleep(self.hook_takes).await;
