@@ -163,8 +163,15 @@ pub fn verb_of(method: &Method, route: &Route, q: &HashMap<String, String>) -> &
         };
     };
     match (method, r.name.is_some()) {
-        (&Method::GET, false) if r.legacy_watch || is_true(q, "watch") => "watch",
         (&Method::GET, true) if r.legacy_watch => "watch",
+        (m, named) => resource_verb(m, named, r.legacy_watch || is_true(q, "watch")),
+    }
+}
+
+/// The verb of a request on a resource path: collection or `named` object, `watch` asked.
+pub fn resource_verb(method: &Method, named: bool, watch: bool) -> &'static str {
+    match (method, named) {
+        (&Method::GET, false) if watch => "watch",
         (&Method::GET, false) => "list",
         (&Method::GET, true) => "get",
         (&Method::POST, _) => "create",

@@ -31,17 +31,7 @@ pub use storage::Storage;
 /// The verb of a request to a metrics path (upstream's verbs for a resource with `get` and
 /// `list` only).
 pub fn verb(method: &Method, r: &MetricsRoute, watch: bool) -> &'static str {
-    match (method, r.name().is_some()) {
-        (&Method::GET, false) if watch => "watch",
-        (&Method::GET, false) => "list",
-        (&Method::GET, true) => "get",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, _) => "update",
-        (&Method::PATCH, _) => "patch",
-        (&Method::DELETE, true) => "delete",
-        (&Method::DELETE, false) => "deletecollection",
-        _ => "unknown",
-    }
+    super::resource_verb(method, r.name().is_some(), watch)
 }
 
 /// Serves a request to `/apis/metrics.k8s.io/v1beta1/...`; `table_include` is the request's
