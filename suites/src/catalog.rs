@@ -151,6 +151,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(crate::cases::static_pods::cases());
     cases.extend(crate::cases::eviction::cases());
     cases.extend(crate::cases::kubelet_api::cases());
+    cases.extend(crate::cases::node_failure::cases());
     cases
 }
 

@@ -3,6 +3,7 @@
 pub mod eviction;
 pub mod heartbeats;
 pub mod kubelet_api;
+pub mod node_failure;
 pub mod packet_paths;
 pub mod pod_lifecycle;
 pub mod probes;
