@@ -160,12 +160,25 @@ fn session(runtime: &str) {
     let out = s.ok(&["run", "web", &format!("--image={IMAGE}"), "--", "netexec", "--http-port=8080"]);
     assert!(out.contains("pod/web created"), "{out}");
     s.wait_pod("condition=Ready");
-
     // logs: what the container printed at start.
     let logs = s.ok(&["logs", "web"]);
     assert!(logs.contains("8080"), "{logs}");
+    exec_with_every_kubectl(&s);
+    port_forward_with_every_kubectl(&s);
+    let (pf, port, _pf_out) = port_forward(&s, KUBECTL);
+    let marker = follow_and_attach(&s, port);
+    // --tail and --since.
+    let tail = s.ok(&["logs", "web", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.contains(marker), "{tail}");
+    let since = s.ok(&["logs", "web", "--since=1h"]);
+    assert!(since.contains("marker-1"), "{since}");
+    previous_after_a_restart(&s, pf, port, marker);
+    node_proxy_and_top(&s);
+}
 
-    // exec with every kubectl: stdout, stdin, exit codes.
+/// exec with every kubectl: stdout, stdin, exit codes.
+fn exec_with_every_kubectl(s: &Session<'_>) {
     for k in kubectls() {
         let (code, out, err) = s.run(&k, &["exec", "web", "--", "hostname"], None);
         assert_eq!((code, out.as_str()), (0, "web\n"), "{k} exec hostname: {err}");
@@ -175,23 +188,27 @@ fn session(runtime: &str) {
         assert_ne!(code, 0, "{k} a failing command fails kubectl: {err}");
         assert!(err.contains("command terminated with exit code"), "{k}: {err}");
     }
+}
 
-    // port-forward with every kubectl: an HTTP GET through it. `kubectl run` gives the pod no
-    // readiness probe, so first wait until netexec answers inside the pod.
+/// port-forward with every kubectl: an HTTP GET through it. `kubectl run` gives the pod no
+/// readiness probe, so first wait until netexec answers inside the pod.
+fn port_forward_with_every_kubectl(s: &Session<'_>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.run(KUBECTL, &["exec", "web", "--", "/agnhost", "connect", "127.0.0.1:8080"], None).0 != 0 {
         assert!(Instant::now() < deadline, "netexec never listened on 8080");
         std::thread::sleep(Duration::from_millis(200));
     }
     for k in kubectls() {
-        let (pf, port, rx) = port_forward(&s, &k);
+        let (pf, port, rx) = port_forward(s, &k);
         let body = try_http_get(port, "/hostname").unwrap_or_else(|e| panic!("{k} port-forward: {e}; kubectl said {:?}", rx.try_iter().collect::<Vec<_>>()));
         assert_eq!(body, "web", "{k} port-forward");
         stop(pf);
     }
+}
 
-    // logs -f: a new line shows within a second; attach sees it too.
-    let (pf, port, _pf_out) = port_forward(&s, KUBECTL);
+/// logs -f and attach through the forward on `port`: once established, a new line shows in the
+/// follow within a second and in the attach too. Returns the last line's marker.
+fn follow_and_attach(s: &Session<'_>, port: u16) -> &'static str {
     let (follow, follow_rx) = s.spawn(KUBECTL, &["logs", "-f", "web"]);
     let (attach, attach_rx) = s.spawn(KUBECTL, &["attach", "web"]);
     // Each stream is established once a line sent after its start reaches it (kubectl gives no
@@ -216,15 +233,12 @@ fn session(runtime: &str) {
     expect_line(&attach_rx, marker, Duration::from_secs(5));
     stop(follow);
     stop(attach);
+    marker
+}
 
-    // --tail and --since.
-    let tail = s.ok(&["logs", "web", "--tail=1"]);
-    assert_eq!(tail.lines().count(), 1, "{tail}");
-    assert!(tail.contains(marker), "{tail}");
-    let since = s.ok(&["logs", "web", "--since=1h"]);
-    assert!(since.contains("marker-1"), "{since}");
-
-    // logs --previous after a restart.
+/// netexec exits (code 3) when asked through the forward `pf`; after the restart
+/// `logs --previous` holds the old instance's last line.
+fn previous_after_a_restart(s: &Session<'_>, pf: Child, port: u16, marker: &str) {
     let mut ask = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let _ = write!(ask, "GET /exit?code=3 HTTP/1.1\r\nHost: x\r\n\r\n");
     // netexec exits without answering: the forwarded connection ends when it has.
@@ -235,8 +249,10 @@ fn session(runtime: &str) {
     s.wait_pod("condition=Ready");
     let previous = s.ok(&["logs", "web", "--previous"]);
     assert!(previous.contains(marker), "the previous instance's log: {previous}");
+}
 
-    // The node proxy and top.
+/// The node proxy, describe and top.
+fn node_proxy_and_top(s: &Session<'_>) {
     let summary: serde_json::Value = serde_json::from_str(&s.ok(&["get", "--raw", "/api/v1/nodes/node-a/proxy/stats/summary"])).unwrap();
     assert_eq!(summary["node"]["nodeName"], "node-a", "{summary}");
     let probes = s.ok(&["get", "--raw", "/api/v1/nodes/node-a/proxy/metrics/probes"]);
@@ -245,7 +261,7 @@ fn session(runtime: &str) {
     assert!(probes.contains("# TYPE process_start_time_seconds gauge"), "{probes}");
     let describe = s.ok(&["describe", "node", "node-a"]);
     assert!(describe.contains("Kubelet Version:") && describe.contains("default") && describe.contains("web"), "{describe}");
-    top(&s);
+    top(s);
 }
 
 /// `kubectl top node` / `top pod` once the metrics API has two samples.
