@@ -327,7 +327,7 @@ impl Api {
             let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             out["metadata"]["generation"] = json!(g);
         }
-        if res == resources::PODS || res == resources::SERVICES {
+        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS].contains(&res) {
             defaults::apply_defaults(res, &mut out);
         }
         validation::validate_update(res, cur, &out)?;
@@ -567,8 +567,10 @@ impl Api {
                 continue;
             }
             let page = self.store.list(res, ns, None, None, &owned);
+            // Dependents' own dependents go too (a Deployment's ReplicaSets' pods).
+            let opts = DeleteOpts { propagation_policy: Some("Background".into()), ..DeleteOpts::default() };
             for obj in page.items {
-                let _ = self.delete(res, obj.namespace(), obj.name(), &DeleteOpts::default());
+                let _ = self.delete(res, obj.namespace(), obj.name(), &opts);
             }
         }
     }

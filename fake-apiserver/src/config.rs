@@ -28,6 +28,9 @@ pub struct Config {
     pub node_monitor_period: Duration,
     /// Run the endpointslice controller.
     pub endpointslices: bool,
+    /// Run the ReplicaSet and Deployment controllers (`kube-controller-manager`'s
+    /// `replicaset-controller` and `deployment-controller`).
+    pub workloads: bool,
     /// Run the scheduler (binds pending pods of the default scheduler to nodes).
     pub scheduler: bool,
     /// The scheduler's backoff timings (1 s initial, 10 s max, 5 min unschedulable).
@@ -87,6 +90,7 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
             endpointslices: true,
+            workloads: true,
             scheduler: true,
             scheduler_timing: crate::controllers::scheduler::Timing::default(),
             event_ttl: Duration::from_secs(3600),

@@ -193,8 +193,35 @@ fn fold_string_data(o: &mut serde_json::Map<String, Value>) {
     }
 }
 
+/// apps/v1 defaults (`SetDefaults_Deployment`, `SetDefaults_ReplicaSet`): `replicas` 1; for
+/// Deployments also `strategy` RollingUpdate 25 %/25 %, `revisionHistoryLimit` 10 and
+/// `progressDeadlineSeconds` 600.
+fn default_workload(res: ResourceId, obj: &mut Value) {
+    let Some(spec) = obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({}))).and_then(Value::as_object_mut) else {
+        return;
+    };
+    set_default(spec, "replicas", json!(1));
+    if res != resources::DEPLOYMENTS {
+        return;
+    }
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "progressDeadlineSeconds", json!(600));
+    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+    if let Some(st) = strategy.as_object_mut() {
+        set_default(st, "type", json!("RollingUpdate"));
+        if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+            if let Some(ru) = ru.as_object_mut() {
+                set_default(ru, "maxUnavailable", json!("25%"));
+                set_default(ru, "maxSurge", json!("25%"));
+            }
+        }
+    }
+}
+
 pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
     match res {
+        resources::REPLICASETS | resources::DEPLOYMENTS => default_workload(res, obj),
         resources::PODS => default_pod(obj),
         resources::SERVICES => default_service(obj),
         resources::NAMESPACES => {

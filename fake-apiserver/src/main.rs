@@ -36,6 +36,9 @@ struct Args {
     /// Disable the endpointslice controller.
     #[arg(long)]
     no_endpointslices: bool,
+    /// Disable the ReplicaSet and Deployment controllers.
+    #[arg(long)]
+    no_workloads: bool,
     /// Disable the scheduler (pods without spec.nodeName then stay Pending).
     #[arg(long)]
     no_scheduler: bool,
@@ -91,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         watch_history: a.watch_history,
         node_lifecycle: !a.no_node_lifecycle,
         endpointslices: !a.no_endpointslices,
+        workloads: !a.no_workloads,
         scheduler: !a.no_scheduler,
         event_ttl: Duration::from_secs_f64(a.event_ttl.max(0.001)),
         tls: match (a.tls_cert_file, a.tls_private_key_file) {

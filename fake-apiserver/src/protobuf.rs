@@ -1,6 +1,7 @@
 //! Minimal decoder for Kubernetes protobuf request bodies ("k8s\0" + runtime.Unknown), covering the
 //! kinds typed clients such as kubectl send as protobuf: Namespace, ConfigMap, Secret,
-//! ServiceAccount, Pod and Service (the fields `kubectl run` / `kubectl create` set), Binding,
+//! ServiceAccount, Pod, Service, Deployment and ReplicaSet (the fields `kubectl run` /
+//! `kubectl create` set), Binding,
 //! Eviction and DeleteOptions. Fields outside that subset are dropped.
 
 use base64::Engine;
@@ -99,6 +100,21 @@ const SERVICE_SPEC: &[Field] = &[
     f(17, "ipFamilyPolicy", Ty::Str), f(22, "internalTrafficPolicy", Ty::Str),
 ];
 const SERVICE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SERVICE_SPEC))];
+const SELECTOR_REQ: &[Field] = &[f(1, "key", Ty::Str), f(2, "operator", Ty::Str), f(3, "values", Ty::RepStr)];
+const LABEL_SELECTOR: &[Field] = &[f(1, "matchLabels", Ty::MapStr), f(2, "matchExpressions", Ty::RepMsg(SELECTOR_REQ))];
+const POD_TEMPLATE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(POD_SPEC))];
+const ROLLING_UPDATE: &[Field] = &[f(1, "maxUnavailable", Ty::IntOrString), f(2, "maxSurge", Ty::IntOrString)];
+const STRATEGY: &[Field] = &[f(1, "type", Ty::Str), f(2, "rollingUpdate", Ty::Msg(ROLLING_UPDATE))];
+const DEPLOYMENT_SPEC: &[Field] = &[
+    f(1, "replicas", Ty::Int), f(2, "selector", Ty::Msg(LABEL_SELECTOR)), f(3, "template", Ty::Msg(POD_TEMPLATE)),
+    f(4, "strategy", Ty::Msg(STRATEGY)), f(5, "minReadySeconds", Ty::Int), f(6, "revisionHistoryLimit", Ty::Int),
+    f(7, "paused", Ty::Bool), f(9, "progressDeadlineSeconds", Ty::Int),
+];
+const DEPLOYMENT: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(DEPLOYMENT_SPEC))];
+const REPLICASET_SPEC: &[Field] = &[
+    f(1, "replicas", Ty::Int), f(2, "selector", Ty::Msg(LABEL_SELECTOR)), f(3, "template", Ty::Msg(POD_TEMPLATE)), f(4, "minReadySeconds", Ty::Int),
+];
+const REPLICASET: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(REPLICASET_SPEC))];
 const PRECONDITIONS: &[Field] = &[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)];
 const DELETE_OPTIONS: &[Field] = &[
     f(1, "gracePeriodSeconds", Ty::Int), f(2, "preconditions", Ty::Msg(PRECONDITIONS)), f(3, "orphanDependents", Ty::Bool),
@@ -192,8 +208,12 @@ fn decode_msg(b: &[u8], fields: &[Field], depth: usize) -> ApiResult<Map<String,
             (Ty::Bool, Some(v)) => {
                 out.insert(name, json!(v != 0));
             }
+            // Go's encoder writes every non-pointer field; an empty string or a zero time
+            // means unset (omitempty in JSON), so both are left out as a JSON client would.
             (Ty::Str, None) => {
-                out.insert(name, json!(utf8(data)?));
+                if !data.is_empty() {
+                    out.insert(name, json!(utf8(data)?));
+                }
             }
             (Ty::Bytes, None) => {
                 out.insert(name, json!(base64::engine::general_purpose::STANDARD.encode(data)));
@@ -201,7 +221,7 @@ fn decode_msg(b: &[u8], fields: &[Field], depth: usize) -> ApiResult<Map<String,
             (Ty::Time, None) => {
                 let t = decode_msg(data, &[f(1, "seconds", Ty::Int)], depth + 1)?;
                 let secs = t.get("seconds").and_then(Value::as_i64).unwrap_or(0);
-                if let Ok(ts) = jiff::Timestamp::from_second(secs) {
+                if secs != 0 && let Ok(ts) = jiff::Timestamp::from_second(secs) {
                     out.insert(name, json!(ts.to_string()));
                 }
             }
@@ -277,6 +297,8 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "ServiceAccount" => SERVICE_ACCOUNT,
         "Eviction" => EVICTION,
         "Binding" => BINDING,
+        "Deployment" => DEPLOYMENT,
+        "ReplicaSet" => REPLICASET,
         "DeleteOptions" => DELETE_OPTIONS,
         other => {
             return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));

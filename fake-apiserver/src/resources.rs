@@ -139,6 +139,16 @@ pub static TABLE: &[ResourceDesc] = &[
         field_selectors: &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason", "type", "reportingController"],
         name_rule: NameRule::Subdomain, generation: false,
     },
+    ResourceDesc {
+        group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset",
+        namespaced: true, short_names: &["rs"], categories: &["all"], subresources: &["status"],
+        field_selectors: &["status.replicas"], name_rule: NameRule::Subdomain, generation: true,
+    },
+    ResourceDesc {
+        group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
+        namespaced: true, short_names: &["deploy"], categories: &["all"], subresources: &["status"],
+        field_selectors: &[], name_rule: NameRule::Subdomain, generation: true,
+    },
 ];
 
 pub const NAMESPACES: ResourceId = ResourceId(0);
@@ -153,6 +163,8 @@ pub const EVENTS: ResourceId = ResourceId(8);
 pub const LEASES: ResourceId = ResourceId(9);
 pub const ENDPOINTSLICES: ResourceId = ResourceId(10);
 pub const EVENTS_V1: ResourceId = ResourceId(11);
+pub const REPLICASETS: ResourceId = ResourceId(12);
+pub const DEPLOYMENTS: ResourceId = ResourceId(13);
 
 /// All served groups (excluding core) with their single version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {

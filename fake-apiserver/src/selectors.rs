@@ -143,6 +143,25 @@ impl LabelSelector {
         )
     }
 
+    /// Build from a metav1 `LabelSelector` object (`matchLabels` and `matchExpressions` with
+    /// In / NotIn / Exists / DoesNotExist, as `metav1.LabelSelectorAsSelector`); `None` when an
+    /// expression is malformed.
+    pub fn from_label_selector(sel: &Value) -> Option<LabelSelector> {
+        let mut out = sel.get("matchLabels").and_then(Value::as_object).map(LabelSelector::from_map).unwrap_or_default();
+        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+            let key = e.get("key").and_then(Value::as_str)?.to_string();
+            let values: Vec<String> = e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            out.0.push(match e.get("operator").and_then(Value::as_str)? {
+                "In" if !values.is_empty() => LabelReq::In(key, values),
+                "NotIn" if !values.is_empty() => LabelReq::NotIn(key, values),
+                "Exists" => LabelReq::Exists(key),
+                "DoesNotExist" => LabelReq::NotExists(key),
+                _ => return None,
+            });
+        }
+        Some(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -84,6 +84,9 @@ impl Server {
         if state.config.endpointslices {
             tasks.spawn(crate::controllers::endpointslices::run(state.clone()));
         }
+        if state.config.workloads {
+            tasks.spawn(crate::controllers::workloads::run(state.clone()));
+        }
         if state.config.scheduler {
             tasks.spawn(crate::controllers::scheduler::run(state.clone(), state.config.scheduler_timing));
         }

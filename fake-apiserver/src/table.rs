@@ -91,8 +91,66 @@ fn columns(res: ResourceId) -> Vec<Value> {
             name, col("AddressType", "string", 0, "Address type"), col("Ports", "string", 0, "Ports"),
             col("Endpoints", "string", 0, "Endpoints"), age,
         ],
+        resources::DEPLOYMENTS => {
+            let mut v = vec![
+                name, col("Ready", "string", 0, "Number of the pod with ready state"),
+                col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+                col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."), age,
+            ];
+            v.extend(workload_columns());
+            v
+        }
+        resources::REPLICASETS => {
+            let mut v = vec![
+                name, col("Desired", "integer", 0, "Number of desired pods."), col("Current", "integer", 0, "Number of actual replicas."),
+                col("Ready", "integer", 0, "The number of ready replicas for this replica set."), age,
+            ];
+            v.extend(workload_columns());
+            v
+        }
         _ => vec![name, age],
     }
+}
+
+fn workload_columns() -> [Value; 3] {
+    [
+        col("Containers", "string", 1, "Names of each container in the template."),
+        col("Images", "string", 1, "Images referenced by each container in the template."),
+        col("Selector", "string", 1, "Label selector for pods."),
+    ]
+}
+
+/// `metav1.FormatLabelSelector`: "k=v,k2 in (a,b)", or "<none>".
+fn format_selector(sel: Option<&Value>) -> String {
+    let Some(sel) = sel else { return "<none>".into() };
+    let mut parts: Vec<String> = sel.get("matchLabels").and_then(Value::as_object).into_iter().flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let vals: Vec<&str> = e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let (k, op) = (s(e, "/key"), s(e, "/operator"));
+        parts.push(match op {
+            "Exists" => k.to_string(),
+            "DoesNotExist" => format!("!{k}"),
+            _ => format!("{k} {} ({})", op.to_lowercase(), vals.join(",")),
+        });
+    }
+    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+}
+
+/// Replica counts then Age, Containers, Images, Selector of a Deployment or ReplicaSet.
+fn workload_cells(res: ResourceId, v: &Value, created: String) -> Vec<Value> {
+    let n = |p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let mut out = vec![json!(s(v, "/metadata/name"))];
+    if res == resources::DEPLOYMENTS {
+        out.extend([json!(format!("{}/{}", n("/status/readyReplicas"), n("/spec/replicas"))), json!(n("/status/updatedReplicas")), json!(n("/status/availableReplicas"))]);
+    } else {
+        out.extend([json!(n("/spec/replicas")), json!(n("/status/replicas")), json!(n("/status/readyReplicas"))]);
+    }
+    let containers: Vec<&Value> = v.pointer("/spec/template/spec/containers").and_then(Value::as_array).into_iter().flatten().collect();
+    let names: Vec<&str> = containers.iter().map(|c| s(c, "/name")).collect();
+    let images: Vec<&str> = containers.iter().map(|c| s(c, "/image")).collect();
+    out.extend([json!(created), json!(names.join(",")), json!(images.join(",")), json!(format_selector(v.pointer("/spec/selector")))]);
+    out
 }
 
 fn pod_cells(v: &Value) -> Vec<Value> {
@@ -226,6 +284,7 @@ fn cells(res: ResourceId, v: &Value) -> Vec<Value> {
                 json!(if eps.is_empty() { "<unset>".to_string() } else { eps.join(",") }), json!(created),
             ]
         }
+        resources::DEPLOYMENTS | resources::REPLICASETS => workload_cells(res, v, created),
         _ => vec![name, json!(created)],
     }
 }

@@ -194,6 +194,34 @@ fn check_lease(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// apps/v1 ReplicaSet and Deployment (`ValidateDeploymentSpec`, `ValidateReplicaSetSpec`): a
+/// non-empty valid selector that matches the template's labels, non-negative replicas, and a
+/// template with containers.
+fn check_workload(obj: &Value, causes: &mut Vec<Cause>) {
+    let selector = obj.pointer("/spec/selector").filter(|s| s.is_object());
+    match selector.map(crate::selectors::LabelSelector::from_label_selector) {
+        None => causes.push(Cause::required("spec.selector")),
+        Some(None) => causes.push(Cause::invalid("spec.selector", &obj.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(), "invalid label selector")),
+        Some(Some(sel)) if sel.is_empty() => causes.push(Cause::invalid("spec.selector", "", "empty selector is invalid for deployment")),
+        Some(Some(sel)) => {
+            let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+            if !sel.matches_labels(labels) {
+                causes.push(Cause::invalid("spec.template.metadata.labels", &labels.map(|l| Value::Object(l.clone()).to_string()).unwrap_or_default(), "`selector` does not match template `labels`"));
+            }
+        }
+    }
+    if obj.pointer("/spec/replicas").and_then(Value::as_i64).is_some_and(|r| r < 0) {
+        causes.push(Cause::invalid("spec.replicas", &obj.pointer("/spec/replicas").map(Value::to_string).unwrap_or_default(), "must be greater than or equal to 0"));
+    }
+    let template_spec = obj.pointer("/spec/template/spec").cloned().unwrap_or_default();
+    let mut inner = Vec::new();
+    check_containers(&template_spec, "containers", true, &mut inner);
+    causes.extend(inner.into_iter().map(|mut c| {
+        c.field = format!("spec.template.{}", c.field);
+        c
+    }));
+}
+
 /// Validate an object about to be created.
 pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
     let desc = res.desc();
@@ -203,6 +231,7 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
         resources::PODS => check_pod(obj, &mut causes),
         resources::SERVICES => check_service(obj, &mut causes),
         resources::LEASES => check_lease(obj, &mut causes),
+        resources::REPLICASETS | resources::DEPLOYMENTS => check_workload(obj, &mut causes),
         resources::ENDPOINTSLICES
             if obj.get("addressType").and_then(Value::as_str).is_none() => {
                 causes.push(Cause::required("addressType"));
@@ -261,6 +290,12 @@ pub fn validate_update(res: ResourceId, old: &Value, new: &Value) -> ApiResult<(
             }
         }
         resources::LEASES => check_lease(new, &mut causes),
+        resources::REPLICASETS | resources::DEPLOYMENTS => {
+            check_workload(new, &mut causes);
+            if res == resources::DEPLOYMENTS && old.pointer("/spec/selector") != new.pointer("/spec/selector") {
+                causes.push(Cause::invalid("spec.selector", &new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(), "field is immutable"));
+            }
+        }
         _ => {}
     }
     finish(desc, new, causes)

@@ -130,7 +130,10 @@ impl Session {
         lock(&self.shared.pending).insert(id, ptx);
         let stream = Stream::new(id, headers.clone(), rx, self.shared.clone(), self.guard.clone());
         self.shared.out.send(Out::Syn { id, headers }).map_err(|_| Error::Closed)?;
+        // A reply that arrived just before the connection ended still counts (a fast command's
+        // server may answer the last stream and hang up at once): look at the reply first.
         tokio::select! {
+            biased;
             r = prx => r.map_err(|_| Error::Closed)??,
             _ = self.shared.closed.cancelled() => return Err(Error::Closed),
         }

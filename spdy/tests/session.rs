@@ -106,3 +106,23 @@ async fn dropping_every_handle_ends_the_tasks() {
     let mut rest = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(5), b.read_to_end(&mut rest)).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_reply_just_before_the_hang_up_still_opens_the_stream() {
+    // A fast command: the server answers the last stream and closes at once. The reply and the
+    // end of the connection reach the client together; the open must still succeed.
+    for _ in 0..50 {
+        let ((client, _ci), (server, mut si)) = pair();
+        let hang_up = tokio::spawn(async move {
+            let mut s = si.accept().await.unwrap();
+            s.write_all(b"status").await.unwrap();
+            s.shutdown().await.unwrap();
+            server.close().await;
+        });
+        let mut s = client.open(h("error")).await.expect("the reply came before the close");
+        let mut got = String::new();
+        s.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "status", "data sent before the close is delivered");
+        hang_up.await.unwrap();
+    }
+}

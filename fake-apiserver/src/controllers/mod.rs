@@ -4,3 +4,4 @@ pub mod endpointslices;
 pub mod event_ttl;
 pub mod node_lifecycle;
 pub mod scheduler;
+pub mod workloads;

@@ -5,6 +5,8 @@
 //! empty, sweeps those directories and removes the kubeconfig.
 
 use std::io::{Read, Write};
+
+use anyhow::Context;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -63,14 +65,18 @@ impl Janitor {
 }
 
 /// The pid namespace the world's processes run in (the sealed child unshares it right after
-/// it starts: waits for that).
+/// it starts: waits for that). Between the unshare and the namespace's first process the kernel
+/// answers ENOENT for `pid_for_children` (the namespace has no init yet): that is "not yet".
 fn world_pid_ns(world_pid: u32) -> anyhow::Result<String> {
-    let ours = std::fs::read_link("/proc/self/ns/pid")?;
+    let ours = std::fs::read_link("/proc/self/ns/pid").context("reading our pid namespace")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let theirs = std::fs::read_link(format!("/proc/{world_pid}/ns/pid_for_children"))?;
-        if theirs != ours {
-            return Ok(theirs.to_string_lossy().into_owned());
+        let link = format!("/proc/{world_pid}/ns/pid_for_children");
+        match std::fs::read_link(&link) {
+            Ok(theirs) if theirs != ours => return Ok(theirs.to_string_lossy().into_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Path::new(&format!("/proc/{world_pid}")).exists() => {}
+            Err(e) => return Err(anyhow::anyhow!("reading {link}: {e}")),
         }
         anyhow::ensure!(Instant::now() < deadline, "the world process {world_pid} did not make its pid namespace");
         std::thread::sleep(harness::wait::POLL_INTERVAL);

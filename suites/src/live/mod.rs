@@ -20,6 +20,8 @@ pub mod spec;
 pub mod world;
 
 use std::io::{BufRead, BufReader, Write};
+
+use anyhow::Context;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -159,9 +161,9 @@ impl Signals {
 
 async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: PathBuf) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
-    let (mut world, mut lines) = spawn_world(&spec)?;
+    let (mut world, mut lines) = spawn_world(&spec).context("starting the world process")?;
     let pid = world.child.id();
-    let janitor = janitor::spawn(pid, &kubeconfig)?;
+    let janitor = janitor::spawn(pid, &kubeconfig).context("starting the janitor")?;
     let root = PathBuf::from(format!("/proc/{pid}/root/run/nodekit/{STATE_DIR}"));
     eprintln!("nodekit up: starting {} node(s) on {}; logs in {}", spec.nodes, spec.runtime, root.join("logs").display());
     let started = tokio::time::timeout(START_TIMEOUT, async {
