@@ -175,6 +175,22 @@ fn session(runtime: &str) {
     assert!(since.contains("marker-1"), "{since}");
     previous_after_a_restart(&s, pf, port, marker);
     node_proxy_and_top(&s);
+    deployment_rolls_out(&s);
+}
+
+/// `kubectl create deployment` and `rollout status`: the scheduler binds, the node runs, the
+/// controllers report the rollout done; a new image rolls out too.
+fn deployment_rolls_out(s: &Session<'_>) {
+    s.ok(&["create", "deployment", "hello", &format!("--image={IMAGE}"), "--replicas=2", "--", "/agnhost", "serve-hostname"]);
+    let out = s.ok(&["rollout", "status", "deployment/hello", "--timeout=90s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    s.ok(&["set", "image", "deployment/hello", "agnhost=registry.k8s.io/e2e-test-images/agnhost:2.56"]);
+    let out = s.ok(&["rollout", "status", "deployment/hello", "--timeout=90s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods: serde_json::Value = serde_json::from_str(&s.ok(&["get", "pods", "-l", "app=hello", "-o", "json"])).unwrap();
+    let running: Vec<&serde_json::Value> = pods["items"].as_array().unwrap().iter().filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()).collect();
+    assert_eq!(running.len(), 2, "{pods}");
+    assert!(running.iter().all(|p| p["spec"]["containers"][0]["image"].as_str().unwrap().ends_with(":2.56")), "{pods}");
 }
 
 /// exec with every kubectl: stdout, stdin, exit codes.
