@@ -155,7 +155,7 @@ fn session(runtime: &str) {
     if !have_kubectl() {
         return;
     }
-    let live = up(&["--runtime", runtime]);
+    let mut live = up(&["--runtime", runtime]);
     let s = Session { live: &live };
     let out = s.ok(&["run", "web", &format!("--image={IMAGE}"), "--", "netexec", "--http-port=8080"]);
     assert!(out.contains("pod/web created"), "{out}");
@@ -176,6 +176,7 @@ fn session(runtime: &str) {
     previous_after_a_restart(&s, pf, port, marker);
     node_proxy_and_top(&s);
     deployment_rolls_out(&s);
+    live.interrupt();
 }
 
 /// `kubectl create deployment` and `rollout status`: the scheduler binds, the node runs, the

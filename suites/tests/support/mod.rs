@@ -25,11 +25,16 @@ pub struct Live {
 }
 
 impl Drop for Live {
-    /// A failing test must not leave its world running.
+    /// A failing test must not leave its world running, nor end before the janitor has swept
+    /// what the killed world left (the test run checks the host's cgroups afterwards).
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !self.leftovers().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
@@ -156,6 +161,15 @@ impl Live {
         }
         left.extend(self.cgroup_dirs().iter().map(|p| p.display().to_string()));
         left
+    }
+
+    /// Ctrl-C as a user ends it: exit 0, and nothing left once the command has returned.
+    pub fn interrupt(&mut self) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr.take().map(|h| h.join().unwrap()).unwrap_or_default();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert_eq!(self.leftovers(), Vec::<String>::new());
     }
 
     pub fn wait_clean(&self, within: Duration) {
