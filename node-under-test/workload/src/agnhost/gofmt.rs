@@ -189,25 +189,7 @@ pub fn parse_bool(s: &str) -> Result<bool, ParseError> {
     }
 }
 
-/// A JSON string literal as Go's `encoding/json` writes it (HTML characters escaped).
-pub fn json_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+pub use crate::http::json_string;
 
 /// A JSON object of string values, keys sorted (Go marshals maps that way).
 pub fn json_object<'a>(entries: impl IntoIterator<Item = (&'a str, String)>) -> String {

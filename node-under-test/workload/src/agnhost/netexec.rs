@@ -367,13 +367,7 @@ mod tests {
     use super::*;
 
     fn get(path: &str, query: &str) -> Request {
-        Request {
-            method: "GET".into(),
-            path: path.into(),
-            query: crate::http::parse_query(query),
-            headers: vec![("host".into(), "x".into()), ("user-agent".into(), "t/1".into()), ("x-a".into(), "1".into())],
-            remote: "10.0.0.9:4242".into(),
-        }
+        server::test_request(path, query, vec![("host".into(), "x".into()), ("user-agent".into(), "t/1".into()), ("x-a".into(), "1".into())], "10.0.0.9:4242")
     }
 
     fn st() -> Arc<State> {

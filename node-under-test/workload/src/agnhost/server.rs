@@ -239,3 +239,9 @@ mod tests {
         assert_eq!(h.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
+
+/// A GET as a test builds it.
+#[cfg(test)]
+pub(crate) fn test_request(path: &str, query: &str, headers: Vec<(String, String)>, remote: &str) -> Request {
+    Request { method: "GET".into(), path: path.into(), query: crate::http::parse_query(query), headers, remote: remote.into() }
+}

@@ -223,13 +223,7 @@ mod tests {
     use std::time::Duration;
 
     fn get(path: &str, query: &str) -> Request {
-        Request {
-            method: "GET".into(),
-            path: path.into(),
-            query: crate::http::parse_query(query),
-            headers: vec![],
-            remote: "1.2.3.4:5".into(),
-        }
+        server::test_request(path, query, vec![], "1.2.3.4:5")
     }
 
     #[test]
