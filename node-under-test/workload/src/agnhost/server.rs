@@ -210,6 +210,12 @@ pub fn split_target(target: &str) -> (String, Vec<(String, String)>) {
     (path, crate::http::parse_query(query))
 }
 
+/// A GET as a test builds it.
+#[cfg(test)]
+pub(crate) fn test_request(path: &str, query: &str, headers: Vec<(String, String)>, remote: &str) -> Request {
+    Request { method: "GET".into(), path: path.into(), query: crate::http::parse_query(query), headers, remote: remote.into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,10 +244,4 @@ mod tests {
         let h = to_hyper(Response::text(1000, "x"));
         assert_eq!(h.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
-}
-
-/// A GET as a test builds it.
-#[cfg(test)]
-pub(crate) fn test_request(path: &str, query: &str, headers: Vec<(String, String)>, remote: &str) -> Request {
-    Request { method: "GET".into(), path: path.into(), query: crate::http::parse_query(query), headers, remote: remote.into() }
 }
