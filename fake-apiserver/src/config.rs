@@ -22,7 +22,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Run the node lifecycle controller.
     pub node_lifecycle: bool,
-    /// Grace period after which a node whose lease was not renewed becomes Unknown.
+    /// Grace period after which a node whose lease was not renewed becomes Unknown (upstream
+    /// `--node-monitor-grace-period`, 50 s since v1.32).
     pub node_monitor_grace_period: Duration,
     /// How often the node lifecycle controller checks.
     pub node_monitor_period: Duration,
@@ -31,6 +32,27 @@ pub struct Config {
     /// Run the ReplicaSet and Deployment controllers (`kube-controller-manager`'s
     /// `replicaset-controller` and `deployment-controller`).
     pub workloads: bool,
+    /// Run the DaemonSet controller (`daemonset-controller`).
+    pub daemonsets: bool,
+    /// Run the disruption controller (PodDisruptionBudget status); the eviction API honours
+    /// budgets whether or not it runs, as upstream's does.
+    pub disruption: bool,
+    /// Run the taint eviction controller (`taint-eviction-controller`): pods on nodes with
+    /// NoExecute taints they do not tolerate are deleted.
+    pub taint_eviction: bool,
+    /// Run the pod garbage collector (`pod-garbage-collector`).
+    pub pod_gc: bool,
+    /// PodGC: how long a pod bound to a missing node waits before it is deleted (upstream 40 s).
+    pub pod_gc_orphan_quarantine: Duration,
+    /// PodGC: terminated pods kept before the oldest are deleted (`--terminated-pod-gc-threshold`,
+    /// 12500).
+    pub terminated_pod_gc_threshold: usize,
+    /// DefaultTolerationSeconds admission: tolerationSeconds of the `not-ready` NoExecute
+    /// toleration added to every pod (`--default-not-ready-toleration-seconds`, 300).
+    pub default_not_ready_toleration_seconds: i64,
+    /// DefaultTolerationSeconds admission: the same for `unreachable`
+    /// (`--default-unreachable-toleration-seconds`, 300).
+    pub default_unreachable_toleration_seconds: i64,
     /// Run the scheduler (binds pending pods of the default scheduler to nodes).
     pub scheduler: bool,
     /// The scheduler's backoff timings (1 s initial, 10 s max, 5 min unschedulable).
@@ -87,10 +109,18 @@ impl Default for Config {
             audit_file: None,
             max_body_bytes: 3 * 1024 * 1024,
             node_lifecycle: true,
-            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_grace_period: Duration::from_secs(50),
             node_monitor_period: Duration::from_secs(5),
             endpointslices: true,
             workloads: true,
+            daemonsets: true,
+            disruption: true,
+            taint_eviction: true,
+            pod_gc: true,
+            pod_gc_orphan_quarantine: Duration::from_secs(40),
+            terminated_pod_gc_threshold: 12_500,
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
             scheduler: true,
             scheduler_timing: crate::controllers::scheduler::Timing::default(),
             event_ttl: Duration::from_secs(3600),

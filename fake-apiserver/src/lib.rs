@@ -25,6 +25,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod eviction;
 pub mod faults;
 pub mod fields;
 pub mod http;

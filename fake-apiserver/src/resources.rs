@@ -141,13 +141,23 @@ pub static TABLE: &[ResourceDesc] = &[
     },
     ResourceDesc {
         group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset",
-        namespaced: true, short_names: &["rs"], categories: &["all"], subresources: &["status"],
+        namespaced: true, short_names: &["rs"], categories: &["all"], subresources: &["status", "scale"],
         field_selectors: &["status.replicas"], name_rule: NameRule::Subdomain, generation: true,
     },
     ResourceDesc {
         group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
-        namespaced: true, short_names: &["deploy"], categories: &["all"], subresources: &["status"],
+        namespaced: true, short_names: &["deploy"], categories: &["all"], subresources: &["status", "scale"],
         field_selectors: &[], name_rule: NameRule::Subdomain, generation: true,
+    },
+    ResourceDesc {
+        group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset",
+        namespaced: true, short_names: &["ds"], categories: &["all"], subresources: &["status"],
+        field_selectors: &[], name_rule: NameRule::Subdomain, generation: true,
+    },
+    ResourceDesc {
+        group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget", namespaced: true, short_names: &["pdb"], categories: &[],
+        subresources: &["status"], field_selectors: &[], name_rule: NameRule::Subdomain, generation: true,
     },
 ];
 
@@ -165,6 +175,8 @@ pub const ENDPOINTSLICES: ResourceId = ResourceId(10);
 pub const EVENTS_V1: ResourceId = ResourceId(11);
 pub const REPLICASETS: ResourceId = ResourceId(12);
 pub const DEPLOYMENTS: ResourceId = ResourceId(13);
+pub const DAEMONSETS: ResourceId = ResourceId(14);
+pub const PODDISRUPTIONBUDGETS: ResourceId = ResourceId(15);
 
 /// All served groups (excluding core) with their single version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {

@@ -90,6 +90,15 @@ impl Server {
         if state.config.scheduler {
             tasks.spawn(crate::controllers::scheduler::run(state.clone(), state.config.scheduler_timing));
         }
+        if state.config.disruption {
+            tasks.spawn(crate::controllers::disruption::run(state.clone()));
+        }
+        if state.config.taint_eviction {
+            tasks.spawn(crate::controllers::taint_eviction::run(state.clone()));
+        }
+        if state.config.pod_gc {
+            tasks.spawn(crate::controllers::pod_gc::run(state.clone()));
+        }
         if state.config.metrics_server {
             tasks.spawn(crate::http::metrics::scraper::run(state.clone()));
         }

@@ -6,6 +6,7 @@ pub mod translate;
 pub mod events_v1;
 pub mod handlers;
 pub mod metrics;
+pub mod scale;
 pub mod watch;
 
 use std::collections::HashMap;

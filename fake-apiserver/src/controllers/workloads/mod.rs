@@ -6,6 +6,7 @@
 //! Shared here: pod activity / readiness / availability (`controller_utils.go`,
 //! `podutil.IsPodAvailable`), controller ownerReferences, and the core/v1 events they write.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod replicaset;
 pub mod rollout;
