@@ -58,6 +58,8 @@ pub struct Deleted {
 pub struct Api {
     pub store: Arc<Store>,
     alloc: Mutex<Allocator>,
+    /// DefaultTolerationSeconds admission: (not-ready, unreachable) seconds.
+    default_tolerations: (i64, i64),
 }
 
 pub fn now_rfc3339() -> String {
@@ -170,7 +172,14 @@ pub fn check_type(res: ResourceId, body: &mut Value) -> ApiResult<()> {
 
 impl Api {
     pub fn new(store: Arc<Store>, service_cidr: &str) -> Option<Api> {
-        Some(Api { store, alloc: Mutex::new(Allocator::new(service_cidr)?) })
+        Some(Api { store, alloc: Mutex::new(Allocator::new(service_cidr)?), default_tolerations: (300, 300) })
+    }
+
+    /// The tolerationSeconds DefaultTolerationSeconds admission gives new pods for the
+    /// `not-ready` and `unreachable` NoExecute taints (300 s each by default).
+    pub fn with_default_tolerations(mut self, not_ready: i64, unreachable: i64) -> Api {
+        self.default_tolerations = (not_ready, unreachable);
+        self
     }
 
     fn ensure_namespace(&self, res: ResourceId, ns: &str) -> ApiResult<()> {
@@ -254,6 +263,9 @@ impl Api {
             _ => {}
         }
         defaults::apply_defaults(res, &mut body);
+        if res == resources::PODS {
+            defaults::default_toleration_seconds(&mut body, self.default_tolerations);
+        }
         validation::validate_create(res, &body)?;
         self.ensure_namespace(res, ns)?;
         let name = meta_str(&body, "name").unwrap_or("").to_string();
@@ -327,7 +339,7 @@ impl Api {
             let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             out["metadata"]["generation"] = json!(g);
         }
-        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS].contains(&res) {
+        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS].contains(&res) {
             defaults::apply_defaults(res, &mut out);
         }
         validation::validate_update(res, cur, &out)?;
@@ -604,13 +616,8 @@ impl Api {
         Ok(success_status(201, None))
     }
 
-    /// Evict a pod (pods/eviction): a delete with the eviction's delete options.
+    /// Evict a pod (pods/eviction) honouring PodDisruptionBudgets: see [`crate::eviction`].
     pub fn evict(&self, ns: &str, name: &str, eviction: &Value) -> ApiResult<Value> {
-        if !eviction.is_object() {
-            return Err(ApiError::bad_request("Eviction must be an object"));
-        }
-        let opts = DeleteOpts::from_body(eviction.get("deleteOptions"))?;
-        self.delete(resources::PODS, ns, name, &opts)?;
-        Ok(success_status(201, None))
+        crate::eviction::evict(self, ns, name, eviction)
     }
 }

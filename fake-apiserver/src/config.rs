@@ -27,6 +27,12 @@ pub struct Config {
     pub node_monitor_grace_period: Duration,
     /// How often the node lifecycle controller checks.
     pub node_monitor_period: Duration,
+    /// Nodes per second that get the NoExecute `not-ready` / `unreachable` taint in a healthy
+    /// zone (`--node-eviction-rate`, 0.1; burst 1, so the first one at once).
+    pub node_eviction_rate: f64,
+    /// The same in a partially disrupted zone larger than 50 nodes
+    /// (`--secondary-node-eviction-rate`, 0.01).
+    pub secondary_node_eviction_rate: f64,
     /// Run the endpointslice controller.
     pub endpointslices: bool,
     /// Run the ReplicaSet and Deployment controllers (`kube-controller-manager`'s
@@ -42,6 +48,8 @@ pub struct Config {
     pub taint_eviction: bool,
     /// Run the pod garbage collector (`pod-garbage-collector`).
     pub pod_gc: bool,
+    /// PodGC: time between passes (upstream `gcCheckPeriod`, 20 s).
+    pub pod_gc_period: Duration,
     /// PodGC: how long a pod bound to a missing node waits before it is deleted (upstream 40 s).
     pub pod_gc_orphan_quarantine: Duration,
     /// PodGC: terminated pods kept before the oldest are deleted (`--terminated-pod-gc-threshold`,
@@ -111,12 +119,15 @@ impl Default for Config {
             node_lifecycle: true,
             node_monitor_grace_period: Duration::from_secs(50),
             node_monitor_period: Duration::from_secs(5),
+            node_eviction_rate: 0.1,
+            secondary_node_eviction_rate: 0.01,
             endpointslices: true,
             workloads: true,
             daemonsets: true,
             disruption: true,
             taint_eviction: true,
             pod_gc: true,
+            pod_gc_period: Duration::from_secs(20),
             pod_gc_orphan_quarantine: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12_500,
             default_not_ready_toleration_seconds: 300,

@@ -122,18 +122,6 @@ fn default_pod(obj: &mut Value) {
                 list.iter_mut().for_each(default_container);
             }
         }
-        let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
-        if let Some(t) = tolerations.as_array_mut() {
-            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
-                let has = t.iter().any(|x| {
-                    x.get("key").and_then(Value::as_str) == Some(key)
-                        && x.get("effect").and_then(Value::as_str).is_none_or(|e| e == "NoExecute")
-                });
-                if !has {
-                    t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
-                }
-            }
-        }
     }
     let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
     if let Some(o) = obj.as_object_mut() {
@@ -141,6 +129,25 @@ fn default_pod(obj: &mut Value) {
         if let Some(s) = status.as_object_mut() {
             set_default(s, "phase", json!("Pending"));
             set_default(s, "qosClass", json!(qos));
+        }
+    }
+}
+
+/// The DefaultTolerationSeconds admission plugin (pod creation only): a pod that does not
+/// tolerate the `not-ready` / `unreachable` NoExecute taints (a toleration with that key or no
+/// key, and effect NoExecute or none) gets `{key, operator: Exists, effect: NoExecute,
+/// tolerationSeconds}` with `seconds` = (not-ready, unreachable).
+pub fn default_toleration_seconds(pod: &mut Value, seconds: (i64, i64)) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(t) = tolerations.as_array_mut() else { return };
+    for (key, secs) in [("node.kubernetes.io/not-ready", seconds.0), ("node.kubernetes.io/unreachable", seconds.1)] {
+        let tolerates = t.iter().any(|x| {
+            x.get("key").and_then(Value::as_str).is_none_or(|k| k.is_empty() || k == key)
+                && x.get("effect").and_then(Value::as_str).is_none_or(|e| e.is_empty() || e == "NoExecute")
+        });
+        if !tolerates {
+            t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
         }
     }
 }
@@ -219,11 +226,30 @@ fn default_workload(res: ResourceId, obj: &mut Value) {
     }
 }
 
+/// `SetDefaults_DaemonSet`: `updateStrategy` RollingUpdate with `maxUnavailable` 1 and
+/// `maxSurge` 0, `revisionHistoryLimit` 10.
+fn default_daemonset(obj: &mut Value) {
+    let Some(spec) = obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({}))).and_then(Value::as_object_mut) else {
+        return;
+    };
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    let Some(st) = spec.entry("updateStrategy").or_insert_with(|| json!({})).as_object_mut() else { return };
+    set_default(st, "type", json!("RollingUpdate"));
+    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && let Some(ru) = st.entry("rollingUpdate").or_insert_with(|| json!({})).as_object_mut()
+    {
+        set_default(ru, "maxUnavailable", json!(1));
+        set_default(ru, "maxSurge", json!(0));
+    }
+}
+
 pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
     match res {
         resources::REPLICASETS | resources::DEPLOYMENTS => default_workload(res, obj),
+        resources::DAEMONSETS => default_daemonset(obj),
         resources::PODS => default_pod(obj),
         resources::SERVICES => default_service(obj),
+        resources::PODDISRUPTIONBUDGETS => crate::pdb::prepare_for_create(obj),
         resources::NAMESPACES => {
             let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
             if let Some(o) = obj.as_object_mut() {

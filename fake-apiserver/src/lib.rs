@@ -32,6 +32,7 @@ pub mod http;
 pub mod kubelet_client;
 pub mod openapi;
 pub mod patch;
+pub mod pdb;
 pub mod protobuf;
 pub mod resources;
 pub mod selectors;

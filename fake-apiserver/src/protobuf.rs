@@ -1,6 +1,6 @@
 //! Minimal decoder for Kubernetes protobuf request bodies ("k8s\0" + runtime.Unknown), covering the
 //! kinds typed clients such as kubectl send as protobuf: Namespace, ConfigMap, Secret,
-//! ServiceAccount, Pod, Service, Deployment and ReplicaSet (the fields `kubectl run` /
+//! ServiceAccount, Pod, Service, Deployment, ReplicaSet and DaemonSet (the fields `kubectl run` /
 //! `kubectl create` set), Binding,
 //! Eviction and DeleteOptions. Fields outside that subset are dropped.
 
@@ -115,6 +115,11 @@ const REPLICASET_SPEC: &[Field] = &[
     f(1, "replicas", Ty::Int), f(2, "selector", Ty::Msg(LABEL_SELECTOR)), f(3, "template", Ty::Msg(POD_TEMPLATE)), f(4, "minReadySeconds", Ty::Int),
 ];
 const REPLICASET: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(REPLICASET_SPEC))];
+const DAEMONSET_SPEC: &[Field] = &[
+    f(1, "selector", Ty::Msg(LABEL_SELECTOR)), f(2, "template", Ty::Msg(POD_TEMPLATE)), f(3, "updateStrategy", Ty::Msg(STRATEGY)),
+    f(4, "minReadySeconds", Ty::Int), f(6, "revisionHistoryLimit", Ty::Int),
+];
+const DAEMONSET: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(DAEMONSET_SPEC))];
 const PRECONDITIONS: &[Field] = &[f(1, "uid", Ty::Str), f(2, "resourceVersion", Ty::Str)];
 const DELETE_OPTIONS: &[Field] = &[
     f(1, "gracePeriodSeconds", Ty::Int), f(2, "preconditions", Ty::Msg(PRECONDITIONS)), f(3, "orphanDependents", Ty::Bool),
@@ -299,6 +304,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "Binding" => BINDING,
         "Deployment" => DEPLOYMENT,
         "ReplicaSet" => REPLICASET,
+        "DaemonSet" => DAEMONSET,
         "DeleteOptions" => DELETE_OPTIONS,
         other => {
             return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));

@@ -67,7 +67,8 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::LocalAddr)?;
         let store = Arc::new(Store::new(config.watch_history));
         let api = Api::new(store.clone(), &config.service_cidr)
-            .ok_or_else(|| Error::Config(format!("invalid service CIDR {:?}", config.service_cidr)))?;
+            .ok_or_else(|| Error::Config(format!("invalid service CIDR {:?}", config.service_cidr)))?
+            .with_default_tolerations(config.default_not_ready_toleration_seconds, config.default_unreachable_toleration_seconds);
         let audit = AuditLog::new(config.audit_file.as_ref(), config.audit_limit)
             .map_err(|source| Error::Write { path: format!("{:?}", config.audit_file), source })?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -84,7 +85,7 @@ impl Server {
         if state.config.endpointslices {
             tasks.spawn(crate::controllers::endpointslices::run(state.clone()));
         }
-        if state.config.workloads {
+        if state.config.workloads || state.config.daemonsets {
             tasks.spawn(crate::controllers::workloads::run(state.clone()));
         }
         if state.config.scheduler {

@@ -108,6 +108,19 @@ fn columns(res: ResourceId) -> Vec<Value> {
             v.extend(workload_columns());
             v
         }
+        resources::DAEMONSETS => {
+            let mut v = vec![
+                name, col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
+                col("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+                col("Ready", "integer", 0, "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),
+                col("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+                col("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+                col("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."), age,
+            ];
+            v.extend(workload_columns());
+            v
+        }
+        resources::PODDISRUPTIONBUDGETS => crate::pdb::table_columns(name, age),
         _ => vec![name, age],
     }
 }
@@ -146,10 +159,32 @@ fn workload_cells(res: ResourceId, v: &Value, created: String) -> Vec<Value> {
     } else {
         out.extend([json!(n("/spec/replicas")), json!(n("/status/replicas")), json!(n("/status/readyReplicas"))]);
     }
+    out.push(json!(created));
+    out.extend(template_cells(v));
+    out
+}
+
+/// The wide columns of a workload: its template's container names and images, its selector.
+fn template_cells(v: &Value) -> [Value; 3] {
     let containers: Vec<&Value> = v.pointer("/spec/template/spec/containers").and_then(Value::as_array).into_iter().flatten().collect();
     let names: Vec<&str> = containers.iter().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = containers.iter().map(|c| s(c, "/image")).collect();
-    out.extend([json!(created), json!(names.join(",")), json!(images.join(",")), json!(format_selector(v.pointer("/spec/selector")))]);
+    [json!(names.join(",")), json!(images.join(",")), json!(format_selector(v.pointer("/spec/selector")))]
+}
+
+/// `printDaemonSet`: the status counts, the template's `nodeSelector` as `labels.FormatLabels`
+/// prints it (keys sorted, "<none>" when empty), Age, then the wide columns.
+fn daemonset_cells(v: &Value, created: String) -> Vec<Value> {
+    let n = |k: &str| v.pointer(&format!("/status/{k}")).and_then(Value::as_i64).unwrap_or(0);
+    let mut out = vec![json!(s(v, "/metadata/name"))];
+    out.extend(["desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable"].map(|k| json!(n(k))));
+    let mut pairs: Vec<(&String, &str)> = v.pointer("/spec/template/spec/nodeSelector").and_then(Value::as_object).into_iter().flatten()
+        .map(|(k, x)| (k, x.as_str().unwrap_or(""))).collect();
+    pairs.sort();
+    let sel: Vec<String> = pairs.iter().map(|(k, x)| format!("{k}={x}")).collect();
+    out.push(json!(if sel.is_empty() { "<none>".to_string() } else { sel.join(",") }));
+    out.push(json!(created));
+    out.extend(template_cells(v));
     out
 }
 
@@ -285,6 +320,8 @@ fn cells(res: ResourceId, v: &Value) -> Vec<Value> {
             ]
         }
         resources::DEPLOYMENTS | resources::REPLICASETS => workload_cells(res, v, created),
+        resources::DAEMONSETS => daemonset_cells(v, created),
+        resources::PODDISRUPTIONBUDGETS => crate::pdb::table_cells(v, created),
         _ => vec![name, json!(created)],
     }
 }

@@ -222,6 +222,18 @@ fn check_workload(obj: &Value, causes: &mut Vec<Cause>) {
     }));
 }
 
+/// apps/v1 DaemonSet (`ValidateDaemonSetSpec`): as [`check_workload`], plus the template's
+/// `restartPolicy` must be Always and the update strategy OnDelete or RollingUpdate.
+fn check_daemonset(obj: &Value, causes: &mut Vec<Cause>) {
+    check_workload(obj, causes);
+    if let Some(p) = str_at(obj, "/spec/template/spec/restartPolicy").filter(|p| *p != "Always") {
+        causes.push(Cause::not_supported("spec.template.spec.restartPolicy", p, &["Always"]));
+    }
+    if let Some(t) = str_at(obj, "/spec/updateStrategy/type").filter(|t| !["OnDelete", "RollingUpdate"].contains(t)) {
+        causes.push(Cause::not_supported("spec.updateStrategy.type", t, &["OnDelete", "RollingUpdate"]));
+    }
+}
+
 /// Validate an object about to be created.
 pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
     let desc = res.desc();
@@ -231,7 +243,9 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
         resources::PODS => check_pod(obj, &mut causes),
         resources::SERVICES => check_service(obj, &mut causes),
         resources::LEASES => check_lease(obj, &mut causes),
+        resources::PODDISRUPTIONBUDGETS => crate::pdb::validate_spec(obj, &mut causes),
         resources::REPLICASETS | resources::DEPLOYMENTS => check_workload(obj, &mut causes),
+        resources::DAEMONSETS => check_daemonset(obj, &mut causes),
         resources::ENDPOINTSLICES
             if obj.get("addressType").and_then(Value::as_str).is_none() => {
                 causes.push(Cause::required("addressType"));
@@ -290,6 +304,13 @@ pub fn validate_update(res: ResourceId, old: &Value, new: &Value) -> ApiResult<(
             }
         }
         resources::LEASES => check_lease(new, &mut causes),
+        resources::PODDISRUPTIONBUDGETS => crate::pdb::validate_update(old, new, &mut causes),
+        resources::DAEMONSETS => {
+            check_daemonset(new, &mut causes);
+            if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
+                causes.push(Cause::invalid("spec.selector", &new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(), "field is immutable"));
+            }
+        }
         resources::REPLICASETS | resources::DEPLOYMENTS => {
             check_workload(new, &mut causes);
             if res == resources::DEPLOYMENTS && old.pointer("/spec/selector") != new.pointer("/spec/selector") {

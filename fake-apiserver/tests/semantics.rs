@@ -194,7 +194,8 @@ async fn binding_eviction_generate_name_and_namespaces() {
     let (code, _) = call(&c, "POST", &format!("{pods}/{name}/binding"), &again).await;
     assert_eq!(code, 409);
     // Eviction of a bound pod is graceful with the eviction's grace period.
-    let (code, _) = call(&c, "POST", &format!("{pods}/{name}/eviction"), r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"x"},"deleteOptions":{"gracePeriodSeconds":5}}"#).await;
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}, "deleteOptions": {"gracePeriodSeconds": 5}}).to_string();
+    let (code, _) = call(&c, "POST", &format!("{pods}/{name}/eviction"), &eviction).await;
     assert_eq!(code, 201);
     let p = h.store().get(resources::PODS, "default", &name).unwrap();
     assert_eq!(p.value["metadata"]["deletionGracePeriodSeconds"], 5);

@@ -85,7 +85,7 @@ pub fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
     }
 }
 
-/// Node-lifecycle grace period used with [`COMPRESSED`] (upstream 40 s for a 40 s lease).
+/// Node-lifecycle grace period used with [`COMPRESSED`] (upstream 50 s for a 40 s lease).
 pub const NODE_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl NodeEnv {

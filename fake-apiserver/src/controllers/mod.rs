@@ -5,6 +5,37 @@ pub mod endpointslices;
 pub mod event_ttl;
 pub mod node_lifecycle;
 pub mod pod_gc;
+pub mod recorder;
 pub mod scheduler;
 pub mod taint_eviction;
 pub mod workloads;
+
+use serde_json::Value;
+
+use crate::server::State;
+use crate::store::Change;
+
+/// Set a pod status condition (replacing one of the same type; `lastTransitionTime` kept when
+/// the status does not change), as `apipod.UpdatePodCondition` + a status patch do.
+pub fn set_pod_condition(state: &State, ns: &str, name: &str, cond: Value) {
+    let ty = cond.get("type").cloned();
+    let _ = state.store.mutate(crate::resources::PODS, ns, name, |cur| {
+        let Some(cur) = cur else { return Ok(Change::Keep) };
+        let mut p = cur.value.clone();
+        let mut conds = p.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut new = cond.clone();
+        match conds.iter_mut().find(|c| c.get("type") == ty.as_ref()) {
+            Some(old) => {
+                if old.get("status") == new.get("status")
+                    && let Some(t) = old.get("lastTransitionTime")
+                {
+                    new["lastTransitionTime"] = t.clone();
+                }
+                *old = new;
+            }
+            None => conds.push(new),
+        }
+        crate::api::set_in(&mut p, &["status", "conditions"], Value::Array(conds));
+        Ok(if p == cur.value { Change::Keep } else { Change::Put(p) })
+    });
+}

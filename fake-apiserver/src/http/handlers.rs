@@ -139,6 +139,12 @@ async fn resource(
     if r.res == crate::resources::EVENTS_V1 {
         return super::events_v1::handle(state, r, verb, &method, &ct, &body, q, close_watch_after);
     }
+    if r.sub.as_deref() == Some("scale") && matches!(verb, "get" | "update" | "patch") {
+        let table = as_table.then(|| include_object(q));
+        let field_manager = q.get("fieldManager").map(String::as_str);
+        let sreq = super::scale::ScaleRequest { verb, content_type: &ct, body: &body, field_manager, dry_run, table };
+        return super::scale::handle(state, r, &sreq);
+    }
     let api = &state.api;
     match verb {
         "get" => {
@@ -177,7 +183,7 @@ async fn resource(
                 }
                 (Some(name), Some("eviction")) => {
                     let v = body_value(&ct, &body)?;
-                    Ok(value_response(201, &api.evict(&ns, name, &v)?))
+                    Ok(value_response(201, &crate::eviction::evict_with(api, &ns, name, &v, dry_run)?))
                 }
                 _ => Err(ApiError::method_not_allowed("create")),
             }

@@ -249,6 +249,13 @@ impl Containerd {
         cgroup_parent(&self.node, pod)
     }
 
+    /// SIGKILLs containerd alone, as a crash would: its shims and containers keep running
+    /// until [`Containerd::stop`] removes them.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.process.kill().await?;
+        Ok(())
+    }
+
     /// Stops containerd and removes everything it left: shims, containers (and their runc
     /// state and cgroups) and the node's cgroup tree.
     pub async fn stop(mut self) -> Result<()> {

@@ -129,14 +129,26 @@ impl ControlPlane {
         Ok(path)
     }
 
-    /// Default configuration with compressed node-lifecycle timings for cases (and a 1 s metrics
-    /// resolution where metrics are served).
+    /// Default configuration with the node-failure timings compressed for cases: the node
+    /// monitor grace period is `node_grace` (upstream 50 s) and every timing that upstream ties
+    /// to it shrinks by the same factor — the default tolerationSeconds (300 s), PodGC's period
+    /// (20 s) and orphan quarantine (40 s), and the NoExecute tainting rate (0.1 nodes/s) —
+    /// with the monitor period at 200 ms and a 1 s metrics resolution where metrics are served.
     pub fn compressed_config(node_grace: Duration) -> fake_apiserver::Config {
+        let d = fake_apiserver::Config::default();
+        let factor = node_grace.as_secs_f64() / d.node_monitor_grace_period.as_secs_f64();
+        let scale = |t: Duration| t.mul_f64(factor).max(Duration::from_millis(100));
+        let secs = |s: i64| ((s as f64 * factor).round() as i64).max(1);
         fake_apiserver::Config {
             node_monitor_grace_period: node_grace,
             node_monitor_period: Duration::from_millis(200),
+            node_eviction_rate: d.node_eviction_rate / factor.max(0.001),
+            default_not_ready_toleration_seconds: secs(d.default_not_ready_toleration_seconds),
+            default_unreachable_toleration_seconds: secs(d.default_unreachable_toleration_seconds),
+            pod_gc_period: scale(d.pod_gc_period),
+            pod_gc_orphan_quarantine: scale(d.pod_gc_orphan_quarantine),
             metric_resolution: Duration::from_secs(1),
-            ..fake_apiserver::Config::default()
+            ..d
         }
     }
 

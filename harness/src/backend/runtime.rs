@@ -104,6 +104,19 @@ impl Runtime {
         }
     }
 
+    /// SIGKILLs the runtime process, as a crash would; what it runs keeps running until
+    /// [`Runtime::stop`]. An external runtime is not the harness's to kill: an error.
+    pub async fn kill(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::FakeCri(p) => {
+                p.kill().await?;
+                Ok(())
+            }
+            Inner::Containerd(c) => c.kill().await,
+            Inner::External => Err(Error::Component("an external runtime cannot be killed by the harness".into())),
+        }
+    }
+
     /// Stops the runtime (graceful, then forceful) and removes what it left.
     pub async fn stop(self) -> Result<()> {
         match self.inner {

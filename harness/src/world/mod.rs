@@ -158,6 +158,25 @@ impl World {
         Ok(World { plan: plan.clone(), root, lan_index, hosts, artifacts, timeline })
     }
 
+    /// Cuts host `name` off the world's LAN (its bridge port goes down), as a pulled cable or a
+    /// powered-off machine looks to everyone else; [`World::reconnect`] undoes it.
+    pub async fn disconnect(&self, name: &str) -> Result<()> {
+        self.host(name)?;
+        let port = self.root.netlink().index(&format!("v-{name}")).await?;
+        self.root.netlink().down(port).await?;
+        self.timeline.record("harness", format!("{name} disconnected from the LAN"));
+        Ok(())
+    }
+
+    /// Puts host `name` back on the LAN after [`World::disconnect`].
+    pub async fn reconnect(&self, name: &str) -> Result<()> {
+        self.host(name)?;
+        let port = self.root.netlink().index(&format!("v-{name}")).await?;
+        self.root.netlink().up(port).await?;
+        self.timeline.record("harness", format!("{name} reconnected to the LAN"));
+        Ok(())
+    }
+
     /// A host by name (`world` is the world root).
     pub fn host(&self, name: &str) -> Result<&Host> {
         if name == "world" {

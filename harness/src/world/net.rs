@@ -68,6 +68,16 @@ impl Netlink {
             .ctx(|| format!("setting link {index} up"))
     }
 
+    /// Sets a link down.
+    pub async fn down(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).down().build())
+            .execute()
+            .await
+            .ctx(|| format!("setting link {index} down"))
+    }
+
     /// Adds an IPv4 address.
     pub async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<()> {
         self.handle

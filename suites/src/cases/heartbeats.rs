@@ -1,5 +1,5 @@
 //! Area `heartbeats`: the node Lease, node status reporting, and the control plane's reaction
-//! when heartbeats stop (Unknown + unreachable taints) and resume.
+//! when heartbeats stop (Unknown + the unreachable NoSchedule taint) and resume.
 
 use std::time::{Duration, Instant};
 
@@ -162,17 +162,18 @@ fn unreachable_taints(n: &Node) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Waits for Ready=Unknown with both unreachable taints (NoSchedule and NoExecute).
+/// Waits for Ready=Unknown with the NoSchedule `unreachable` taint, and checks it carries no
+/// NoExecute one: the only node of the world is down, so the zone is fully disrupted and
+/// upstream's controller evicts nothing (master disruption mode).
 async fn expect_unknown(env: &NodeEnv) -> anyhow::Result<()> {
     let timeout = NODE_GRACE * 3;
     kube_wait::node_condition(&env.client, NODE, "Ready", "Unknown", timeout).await?;
-    let mut effects = kube_wait::node(&env.client, NODE, "both unreachable taints", timeout, |n| {
+    let effects = kube_wait::node(&env.client, NODE, "the unreachable NoSchedule taint", timeout, |n| {
         let e = unreachable_taints(n);
-        (e.len() >= 2).then_some(e)
+        (!e.is_empty()).then_some(e)
     })
     .await?;
-    effects.sort();
-    ensure!(effects == ["NoExecute", "NoSchedule"], "unreachable taint effects {effects:?}");
+    ensure!(effects == ["NoSchedule"], "unreachable taint effects {effects:?} on the only node (no NoExecute when every node is down)");
     Ok(())
 }
 

@@ -18,6 +18,8 @@ use crate::context::CaseCtx;
 mod basic;
 #[path = "packet_paths_env.rs"]
 mod env;
+#[path = "packet_paths_heal.rs"]
+mod heal;
 #[path = "packet_paths_net.rs"]
 mod net;
 #[path = "packet_paths_policy.rs"]
@@ -72,6 +74,9 @@ macro_rules! table {
     };
 }
 
+/// (id, body, needs) of a node-failure case.
+type HealRow = (&'static str, fn(CaseCtx) -> BodyFuture, &'static [Capability]);
+
 pub fn cases() -> Vec<Case> {
     let mut all = table! {
         "nodeport-dnat-spread" => basic::nodeport_dnat_spread, SingleNode, All, C, [];
@@ -96,5 +101,15 @@ pub fn cases() -> Vec<Case> {
         runtimes: Runtimes::All,
         body: terminating::terminating_serving::<Nft> as fn(CaseCtx) -> BodyFuture,
     });
+    // Area node-failure, here for the packet-path fixture it shares.
+    let heal: [HealRow; 4] = [
+        ("node-failure/nftables/node-killed-pods-replaced-service-heals", heal::node_killed::<Nft>, &[Capability::Nftables]),
+        ("node-failure/iptables/node-killed-pods-replaced-service-heals", heal::node_killed::<Ipt>, &[Capability::Iptables]),
+        ("node-failure/nftables/partitioned-node-heals-and-kills-deleted-pods", heal::node_partitioned::<Nft>, &[Capability::Nftables]),
+        ("node-failure/iptables/partitioned-node-heals-and-kills-deleted-pods", heal::node_partitioned::<Ipt>, &[Capability::Iptables]),
+    ];
+    for (id, body, needs) in heal {
+        all.push(Case { id, labels: C, needs, topology: Topology::TwoNodes, runtimes: Runtimes::All, body });
+    }
     all
 }

@@ -35,6 +35,7 @@ pub(super) const HTTP_PORT: u16 = 8080;
 pub(super) const UDP_PORT: u16 = 8081;
 
 struct NodeParts {
+    name: String,
     runtime: Runtime,
     agent: NodeAgent,
     proxy: NodeProxy,
@@ -76,6 +77,7 @@ impl Cluster {
             let agent = NodeAgent::start(&ctx.world, &cp, node, &runtime, &opts).await?;
             let proxy = NodeProxy::start(&ctx.world, &cp, node, mode, &proxy_args).await?;
             nodes.push(NodeParts {
+                name: node.clone(),
                 runtime,
                 agent,
                 proxy,
@@ -86,6 +88,40 @@ impl Cluster {
             kube_wait::node_condition(&client, node, "Ready", "True", NODE_READY).await?;
         }
         Ok(Cluster { cp, nodes, client })
+    }
+
+    /// Node death: SIGKILLs the proxy, the agent and the runtime of `node`, then takes the
+    /// node off the world's LAN, so that nothing reaches it or its pods any more.
+    pub async fn kill_node(&mut self, ctx: &CaseCtx, node: &str) -> anyhow::Result<()> {
+        let parts = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == node)
+            .with_context(|| format!("no node {node} in the cluster"))?;
+        parts.proxy.process().kill().await?;
+        parts.agent.process().kill().await?;
+        parts.runtime.kill().await?;
+        ctx.world.disconnect(node).await?;
+        Ok(())
+    }
+
+    /// Cuts `node` from the API server only (or heals the cut): a table in the node's own
+    /// network namespace drops every packet to and from the control plane host, so the node's
+    /// agent and proxy lose the API while its pods keep serving.
+    pub async fn partition_from_api(&self, ctx: &CaseCtx, node: &str, on: bool) -> anyhow::Result<()> {
+        let host = ctx.world.host(node)?;
+        let cp = ctx.world.host("cp")?.ip();
+        let rules = if on {
+            format!(
+                "table ip nodekit-partition {{\n chain out {{ type filter hook output priority -300; ip daddr {cp} drop; }}\n \
+                 chain in {{ type filter hook input priority -300; ip saddr {cp} drop; }}\n}}\n"
+            )
+        } else {
+            "delete table ip nodekit-partition\n".to_string()
+        };
+        host.nft(&rules).await?;
+        ctx.world.timeline().record("harness", format!("{node} {} the API server", if on { "cut from" } else { "reconnected to" }));
+        Ok(())
     }
 
     /// Stops proxies, agents, runtimes and the API server.

@@ -1,7 +1,8 @@
 //! The apps/v1 workload controllers: [`replicaset`] (kube-controller-manager's
-//! `replicaset-controller`) and [`deployment`] (`deployment-controller`), with the pure rolling
-//! update arithmetic in [`rollout`]. Both run in one task, [`run`], that reacts to changes of
-//! Pods, ReplicaSets and Deployments and ends on `state.cancel`.
+//! `replicaset-controller`), [`deployment`] (`deployment-controller`), with the pure rolling
+//! update arithmetic in [`rollout`], and [`daemonset`] (`daemonset-controller`). They run in
+//! one task, [`run`], that reacts to changes of Pods, ReplicaSets, Deployments, DaemonSets and
+//! Nodes and ends on `state.cancel`.
 //!
 //! Shared here: pod activity / readiness / availability (`controller_utils.go`,
 //! `podutil.IsPodAvailable`), controller ownerReferences, and the core/v1 events they write.
@@ -146,6 +147,11 @@ pub fn edit(state: &State, res: ResourceId, ns: &str, name: &str, f: impl FnOnce
 
 /// Write a Normal core/v1 Event about `obj` from `component`.
 pub fn record(state: &State, obj: &Value, kind: &str, component: &str, reason: &str, message: &str) {
+    record_type(state, obj, kind, component, "Normal", reason, message);
+}
+
+/// Write a core/v1 Event of type `ty` ("Normal" or "Warning") about `obj` from `component`.
+pub fn record_type(state: &State, obj: &Value, kind: &str, component: &str, ty: &str, reason: &str, message: &str) {
     let (ns, name) = (obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""), obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
     let now = now_rfc3339();
     let ev = json!({
@@ -153,7 +159,7 @@ pub fn record(state: &State, obj: &Value, kind: &str, component: &str, reason: &
         "metadata": {"name": format!("{name}.{:x}", jiff::Timestamp::now().as_nanosecond()), "namespace": ns},
         "involvedObject": {"apiVersion": "apps/v1", "kind": kind, "namespace": ns, "name": name, "uid": uid(obj),
             "resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)},
-        "reason": reason, "message": message, "type": "Normal", "count": 1,
+        "reason": reason, "message": message, "type": ty, "count": 1,
         "firstTimestamp": now, "lastTimestamp": now, "source": {"component": component},
         "reportingComponent": component, "reportingInstance": "",
     });
@@ -162,19 +168,30 @@ pub fn record(state: &State, obj: &Value, kind: &str, component: &str, reason: &
     }
 }
 
-/// Run both controllers until the server is cancelled: a pass over all Deployments then all
-/// ReplicaSets after every burst of changes, and again when a pod becomes available
-/// (`minReadySeconds`).
+/// Run the controllers until the server is cancelled: a pass over all Deployments and all
+/// ReplicaSets (when `config.workloads`) and all DaemonSets (when `config.daemonsets`) after
+/// every burst of changes, and again when a pod becomes available (`minReadySeconds`) or a
+/// failed daemon pod's backoff ends.
 pub async fn run(state: Arc<State>) {
-    let mut rxs = [resources::PODS, resources::REPLICASETS, resources::DEPLOYMENTS].map(|r| state.store.subscribe(r));
+    let watched = [resources::PODS, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS, resources::NODES];
+    let mut rxs = watched.map(|r| state.store.subscribe(r));
+    let mut daemons = daemonset::Controller::default();
     loop {
-        let wake = deployment::sync_all(&state).into_iter().chain(replicaset::sync_all(&state)).min();
+        let mut wake: Option<i64> = None;
+        if state.config.workloads {
+            wake = deployment::sync_all(&state).into_iter().chain(replicaset::sync_all(&state)).min();
+        }
+        if state.config.daemonsets {
+            wake = wake.into_iter().chain(daemons.sync_all(&state)).min();
+        }
         let timer = tokio::time::sleep(Duration::from_secs(wake.unwrap_or(3600).max(1) as u64));
-        let [a, b, c] = &mut rxs;
+        let [a, b, c, d, e] = &mut rxs;
         tokio::select! {
             _ = a.changed() => {}
             _ = b.changed() => {}
             _ = c.changed() => {}
+            _ = d.changed() => {}
+            _ = e.changed() => {}
             _ = timer => {}
             _ = state.cancel.cancelled() => return,
         }
