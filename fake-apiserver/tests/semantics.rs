@@ -248,7 +248,8 @@ async fn table_responses() {
     assert!(v["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/eviction" && r["group"] == "policy"));
     let (_, v) = call(&c, "GET", &format!("{base}/apis"), "").await;
     assert_eq!(v["kind"], "APIGroupList");
-    assert_eq!(v["groups"].as_array().unwrap().len(), 4);
+    assert_eq!(v["groups"].as_array().unwrap().len(), 5);
+    assert!(v["groups"].as_array().unwrap().iter().any(|g| g["name"] == "policy" && g["preferredVersion"]["version"] == "v1"));
     assert!(v["groups"].as_array().unwrap().iter().any(|g| g["name"] == "apps" && g["preferredVersion"]["version"] == "v1"));
     h.shutdown().await;
 }

@@ -118,7 +118,8 @@ async fn deployment_rolls_out_replaces_and_scales() -> anyhow::Result<()> {
     common::wait_for("a replacement pod", WAIT, || async {
         let all = pods.list(&ListParams::default()).await.ok()?.items;
         let terminating = all.iter().any(|p| p.metadata.name.as_deref() == Some(victim.as_str()) && p.metadata.deletion_timestamp.is_some());
-        (terminating && all.iter().filter(|p| active(p)).count() == 3).then_some(())
+        // Ready too: the rollout below asserts that no fewer than 3 are ever ready.
+        (terminating && all.iter().filter(|p| active(p) && ready(p)).count() == 3).then_some(())
     })
     .await;
     pods.delete(&victim, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await?;

@@ -383,23 +383,8 @@ pub async fn run(state: Arc<State>) {
     loop {
         let wake = sync_all(&state);
         let secs = wake.map_or(3600, |w| (w - jiff::Timestamp::now().as_second()).max(1));
-        let timer = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs()));
-        let [a, b, c, d] = &mut rxs;
-        tokio::select! {
-            _ = a.changed() => {}
-            _ = b.changed() => {}
-            _ = c.changed() => {}
-            _ = d.changed() => {}
-            _ = timer => {}
-            _ = state.cancel.cancelled() => return,
-        }
-        // Coalesce bursts of changes into one pass.
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = state.cancel.cancelled() => return,
-        }
-        for rx in rxs.iter_mut() {
-            rx.mark_unchanged();
+        if !super::next_pass(&state, &mut rxs, Duration::from_secs(secs.unsigned_abs())).await {
+            return;
         }
     }
 }

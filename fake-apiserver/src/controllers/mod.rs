@@ -39,3 +39,23 @@ pub fn set_pod_condition(state: &State, ns: &str, name: &str, cond: Value) {
         Ok(if p == cur.value { Change::Keep } else { Change::Put(p) })
     });
 }
+
+/// Wait for the next pass of a controller: until one of `rxs` reports a change or `timeout`
+/// passes, then 10 ms more so a burst of changes makes one pass, with every receiver marked
+/// seen. `false` when the server is cancelled.
+pub async fn next_pass(state: &State, rxs: &mut [tokio::sync::watch::Receiver<u64>], timeout: std::time::Duration) -> bool {
+    let changed = futures::future::select_all(rxs.iter_mut().map(|rx| Box::pin(rx.changed())));
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(timeout) => {}
+        _ = state.cancel.cancelled() => return false,
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+        _ = state.cancel.cancelled() => return false,
+    }
+    for rx in rxs.iter_mut() {
+        rx.mark_unchanged();
+    }
+    true
+}

@@ -184,24 +184,8 @@ pub async fn run(state: Arc<State>) {
         if state.config.daemonsets {
             wake = wake.into_iter().chain(daemons.sync_all(&state)).min();
         }
-        let timer = tokio::time::sleep(Duration::from_secs(wake.unwrap_or(3600).max(1) as u64));
-        let [a, b, c, d, e] = &mut rxs;
-        tokio::select! {
-            _ = a.changed() => {}
-            _ = b.changed() => {}
-            _ = c.changed() => {}
-            _ = d.changed() => {}
-            _ = e.changed() => {}
-            _ = timer => {}
-            _ = state.cancel.cancelled() => return,
-        }
-        // Coalesce bursts of changes into one pass.
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = state.cancel.cancelled() => return,
-        }
-        for rx in rxs.iter_mut() {
-            rx.mark_unchanged();
+        if !super::next_pass(&state, &mut rxs, Duration::from_secs(wake.unwrap_or(3600).max(1) as u64)).await {
+            return;
         }
     }
 }
