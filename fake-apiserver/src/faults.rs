@@ -73,11 +73,13 @@ pub struct Faults {
     rules: Mutex<Vec<FaultRule>>,
     next_id: AtomicU64,
     partition: watch::Sender<bool>,
+    /// Bumped to end every open watch.
+    watch_epoch: watch::Sender<u64>,
 }
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { rules: Mutex::new(Vec::new()), next_id: AtomicU64::new(1), partition: watch::channel(false).0 }
+        Faults { rules: Mutex::new(Vec::new()), next_id: AtomicU64::new(1), partition: watch::channel(false).0, watch_epoch: watch::channel(0).0 }
     }
 }
 
@@ -134,5 +136,14 @@ impl Faults {
     }
     pub fn partition_rx(&self) -> watch::Receiver<bool> {
         self.partition.subscribe()
+    }
+    /// End every watch open now (their clients see the stream end, as when an API server
+    /// restarts); watches started later are not affected.
+    pub fn close_watches(&self) {
+        self.watch_epoch.send_modify(|e| *e += 1);
+    }
+    /// Changes when [`Faults::close_watches`] is called.
+    pub fn watch_epoch_rx(&self) -> watch::Receiver<u64> {
+        self.watch_epoch.subscribe()
     }
 }

@@ -227,6 +227,11 @@ impl Handle {
     pub fn partitioned(&self) -> bool {
         self.state.faults.partitioned()
     }
+    /// End every open watch, as an API server restart does (clients re-watch, and relist when
+    /// their resourceVersion is no longer in the history).
+    pub fn close_watches(&self) {
+        self.state.faults.close_watches()
+    }
     /// Change how many events per resource are kept for resuming watches.
     pub fn set_watch_history(&self, events: usize) {
         self.state.store.set_history_limit(events)

@@ -79,6 +79,8 @@ struct WatchState {
     last_rv: u64,
     pending: VecDeque<Bytes>,
     rx: tokio::sync::watch::Receiver<u64>,
+    /// Ends the watch when [`crate::faults::Faults::close_watches`] is called.
+    closer: tokio::sync::watch::Receiver<u64>,
     deadline: Instant,
     next_bookmark: Instant,
     sent: u64,
@@ -196,6 +198,7 @@ async fn next_chunk(mut st: WatchState) -> Option<(Result<Frame<Bytes>, Infallib
                     st.done = true;
                 }
             }
+            _ = st.closer.changed() => st.done = true,
             _ = tokio::time::sleep_until(bookmark_at.min(st.deadline)) => {
                 if Instant::now() >= st.deadline {
                     if st.p.bookmarks {
@@ -228,6 +231,7 @@ pub fn response(state: Arc<State>, res: ResourceId, ns: Option<String>, p: Watch
         last_rv: 0,
         pending: VecDeque::new(),
         rx,
+        closer: state.faults.watch_epoch_rx(),
         sent: 0,
         done: false,
         p,

@@ -31,10 +31,12 @@ pub enum Fault {
     /// Kubelet API: a port-forward reaches the runtime without its ports (neither in the CRI
     /// request nor in the query).
     PortForwardNoPorts,
+    /// Pods: after a relist (a reconnect), pods the API no longer has keep running.
+    KeepStalePods,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -44,6 +46,7 @@ impl Fault {
         Fault::NoMirrorPods,
         Fault::KubeletAnonymous,
         Fault::PortForwardNoPorts,
+        Fault::KeepStalePods,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Fault {
             Fault::NoMirrorPods => "no-mirror-pods",
             Fault::KubeletAnonymous => "kubelet-anonymous",
             Fault::PortForwardNoPorts => "port-forward-no-ports",
+            Fault::KeepStalePods => "keep-stale-pods",
         }
     }
 }

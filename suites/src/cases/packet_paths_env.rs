@@ -90,6 +90,11 @@ impl Cluster {
         Ok(Cluster { cp, nodes, client })
     }
 
+    /// The API server (its handle: watch history, faults, audit log).
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.cp
+    }
+
     /// Node death: SIGKILLs the proxy, the agent and the runtime of `node`, then takes the
     /// node off the world's LAN, so that nothing reaches it or its pods any more.
     pub async fn kill_node(&mut self, ctx: &CaseCtx, node: &str) -> anyhow::Result<()> {

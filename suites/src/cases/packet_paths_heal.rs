@@ -33,6 +33,9 @@ const TOLERATION: i64 = 2;
 /// From the kill to a healed service: grace (4 s) + toleration (2 s) + a replacement pod's
 /// start, with room.
 const HEAL: Duration = Duration::from_secs(60);
+/// From the node's reconnection to its deleted pods no longer answering: a relist and their
+/// grace period (2 s), with room.
+const STOPPED: Duration = Duration::from_secs(15);
 /// Consecutive good connections on each path that count as healed.
 const STREAK: usize = 10;
 
@@ -250,29 +253,57 @@ async fn killed(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
 }
 
 /// Partition, not death: node-a cut from the API server only. The control plane heals as for
-/// a dead node while node-a's pods keep serving (asked directly); when the partition heals,
-/// node-a's agent kills the pods deleted meanwhile (they leave the API), the node is Ready
-/// without the unreachable taints, connections to the old pods' addresses get no answer (no
-/// SYN-ACK from them on node-a's cbr0), and node-a's NodePort is answered by the survivors.
+/// a dead node while node-a's pods keep serving (asked directly), and one of them is
+/// force-deleted. When the partition heals, node-a's agent kills the pods deleted meanwhile —
+/// the gracefully deleted ones leave the API, the force-deleted one is found missing on the
+/// relist — the node is Ready without the unreachable taints, connections to the old pods'
+/// addresses get no answer (no SYN-ACK from them on node-a's cbr0), and node-a's NodePort is
+/// answered by the survivors. Catches an agent that keeps running pods deleted while it was cut
+/// off (fault `keep-stale-pods`).
 async fn partitioned(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
     let Scene { cl, dead, nodeport_a, .. } = scene(ctx, mode).await?;
     let (node_a, node_b, client) = (ctx.world.host(NODE_A)?, ctx.world.host(NODE_B)?, ctx.world.host("client")?);
     cl.partition_from_api(ctx, NODE_A, true).await?;
+    // The API server restarts as the partition begins and keeps no history (as after etcd's
+    // compaction): node-a's watches end and cannot resume, so when the partition heals its
+    // agent relists, and the force-deleted pod below is not in the list at all.
+    let history = cl.control_plane().handle();
+    history.set_watch_history(1);
+    history.close_watches();
     let after = control_plane_heals(&cl.client, &dead).await?;
     for w in &dead {
         let a = get_hostname(Origin::Host(node_b), SocketAddr::from((w.ip, HTTP_PORT))).await?;
         ensure!(a.body == w.name, "{} at {} answered as {:?} during the partition", w.name, w.ip, a.body);
     }
+    // One of them is force-deleted meanwhile, as `kubectl delete --force` or PodGC would: it is
+    // gone from the API while its containers still run on node-a.
+    let forced = &dead[0];
+    let pods: Api<Pod> = Api::namespaced(cl.client.clone(), "default");
+    pods.delete(&forced.name, &kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await?;
+    kube_wait::pod_gone(&cl.client, "default", &forced.name, HEAL).await?;
     cl.partition_from_api(ctx, NODE_A, false).await?;
     for w in &dead {
         kube_wait::pod_gone(&cl.client, "default", &w.name, HEAL).await.with_context(|| format!("{} after the partition healed", w.name))?;
     }
+    history.set_watch_history(fake_apiserver::Config::default().watch_history);
     kube_wait::node(&cl.client, NODE_A, "Ready without unreachable taints", HEAL, |n: &Node| {
         let ready = kube_wait::node_condition_status(n, "Ready").as_deref() == Some("True");
         let tainted = n.spec.as_ref()?.taints.as_ref().is_some_and(|ts| ts.iter().any(|t| t.key.starts_with("node.kubernetes.io/unreachable")));
         (ready && !tainted).then_some(())
     })
     .await?;
+    // The agent kills within the pods' grace period (2 s) once it has the pod list again.
+    for w in &dead {
+        let what = format!("{} at {} to stop accepting connections", w.name, w.ip);
+        harness::wait::wait_for(&what, STOPPED, || async {
+            match attempt(Origin::Host(node_b), SocketAddr::from((w.ip, HTTP_PORT)), CONNECT).await {
+                Ok(Attempt::Connected(..)) => Err("still connects".to_string()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+    }
     let mut taps = Taps::new("healed");
     taps.on(ctx, node_a, "cbr0")?;
     for w in &dead {

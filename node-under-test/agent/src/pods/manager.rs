@@ -139,7 +139,9 @@ pub async fn run_pod_manager<R: Runtime>(
                         }
                     }
                     Ok(watcher::Event::InitDone) => {
-                        let stale: Vec<String> = w.senders.keys().filter(|u| !listing.contains(*u) && !statics.contains(u)).cloned().collect();
+                        let keep = crate::faults::active(crate::faults::Fault::KeepStalePods);
+                        let stale: Vec<String> =
+                            w.senders.keys().filter(|u| !keep && !listing.contains(*u) && !statics.contains(u)).cloned().collect();
                         for uid in stale {
                             w.update(&uid, None);
                         }
