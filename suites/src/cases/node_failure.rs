@@ -1,6 +1,7 @@
-//! Area `node-failure`: the control plane a node relies on — for now the scheduler: pods
-//! without a node wait with upstream's reasons while nothing fits, and are bound and run by the
-//! node once it does.
+//! Area `node-failure`, the cases without packets: the scheduler (pods without a node wait with
+//! upstream's reasons while nothing fits, and are bound and run by the node once it does) and
+//! NoExecute taints against tolerations, with the real agent terminating what the taint manager
+//! deletes. The packet cases (a killed node, a partitioned node) are in `packet_paths_heal.rs`.
 
 use std::time::Duration;
 
@@ -17,15 +18,26 @@ use crate::kube_wait;
 use crate::pods::{self, container};
 
 pub fn cases() -> Vec<Case> {
-    vec![Case {
-        id: "node-failure/unschedulable-pods-wait-then-run-when-the-node-fits",
-        labels: &[Label::Conformance],
-        needs: &[],
-        topology: Topology::SingleNode,
-        // Scheduling does not involve the runtime.
-        runtimes: Runtimes::FakeOnly,
-        body: scheduling as fn(CaseCtx) -> BodyFuture,
-    }]
+    vec![
+        Case {
+            id: "node-failure/unschedulable-pods-wait-then-run-when-the-node-fits",
+            labels: &[Label::Conformance],
+            needs: &[],
+            topology: Topology::SingleNode,
+            // Scheduling does not involve the runtime.
+            runtimes: Runtimes::FakeOnly,
+            body: scheduling as fn(CaseCtx) -> BodyFuture,
+        },
+        Case {
+            id: "node-failure/noexecute-taint-evicts-by-toleration-and-removal-cancels",
+            labels: &[Label::Conformance],
+            needs: &[],
+            topology: Topology::SingleNode,
+            // The decisions are the control plane's; the runtime only stops containers.
+            runtimes: Runtimes::FakeOnly,
+            body: tolerations as fn(CaseCtx) -> BodyFuture,
+        },
+    ]
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -84,6 +96,74 @@ fn scheduling(ctx: CaseCtx) -> BodyFuture {
         let big: Api<Pod> = Api::namespaced(env.client.clone(), "default");
         let big = big.get("big").await?;
         ensure!(big.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(), "the pod that does not fit was bound");
+        env.stop().await
+    })
+}
+
+/// The taint upstream's NoExecuteTaintManager conformance tests put on a node.
+const EVICT_TAINT: &str = "kubernetes.io/e2e-evict-taint-key";
+
+/// A pause pod on node-a tolerating [`EVICT_TAINT`] for `seconds` (forever with `Some(None)`,
+/// not at all with `None`).
+fn tolerating(name: &str, seconds: Option<Option<i64>>) -> anyhow::Result<Pod> {
+    let mut spec = json!({"terminationGracePeriodSeconds": 1});
+    if let Some(secs) = seconds {
+        let mut t = json!({"key": EVICT_TAINT, "operator": "Equal", "value": "evictTaintVal", "effect": "NoExecute"});
+        if let Some(s) = secs {
+            t["tolerationSeconds"] = json!(s);
+        }
+        spec["tolerations"] = json!([t]);
+    }
+    pods::pod(name, NODE, vec![container("c", &["pause"])], spec)
+}
+
+async fn set_evict_taint(env: &NodeEnv, on: bool) -> anyhow::Result<()> {
+    let taints = if on { json!([{"key": EVICT_TAINT, "value": "evictTaintVal", "effect": "NoExecute"}]) } else { json!(null) };
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    nodes.patch(NODE, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}}))).await?;
+    Ok(())
+}
+
+async fn has_event(env: &NodeEnv, pod: &str, message: &str) -> anyhow::Result<bool> {
+    Ok(pods::events_for(&env.client, pod).await?.iter().any(|e| e.reason.as_deref() == Some("TaintManagerEviction") && e.message.as_deref() == Some(message)))
+}
+
+/// Upstream's NoExecuteTaintManager conformance tests, compressed: with a NoExecute taint on
+/// the node, a pod that does not tolerate it is deleted at once and terminated by the node; one
+/// tolerating it for 3 s is deleted after 3 s, not before; removing the taint before an 8 s
+/// toleration runs out cancels that deletion ("Cancelling deletion of Pod default/cancel");
+/// a pod tolerating it forever stays. Catches a control plane that ignores tolerationSeconds,
+/// evicts tolerating pods or does not cancel, and a node that does not terminate deleted pods.
+fn tolerations(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = NodeEnv::start(&ctx, "").await?;
+        env.wait_ready(WAIT).await?;
+        let cases = [("intolerant", None), ("short", Some(Some(3))), ("cancel", Some(Some(8))), ("forever", Some(None))];
+        for (name, secs) in cases {
+            pods::create(&env.client, &tolerating(name, secs)?).await?;
+        }
+        for (name, _) in cases {
+            kube_wait::pod(&env.client, "default", name, "Running", WAIT, |p| (kube_wait::phase(p) == "Running").then_some(())).await?;
+        }
+        let t0 = std::time::Instant::now();
+        set_evict_taint(&env, true).await?;
+        kube_wait::pod_gone(&env.client, "default", "intolerant", WAIT).await.context("the pod without a toleration")?;
+        ensure!(has_event(&env, "intolerant", "Marking for deletion Pod default/intolerant").await?, "no TaintManagerEviction event for intolerant");
+        kube_wait::pod_gone(&env.client, "default", "short", WAIT).await.context("the pod tolerating 3 s")?;
+        let waited = t0.elapsed();
+        ensure!(waited >= Duration::from_secs(3), "the pod tolerating the taint for 3 s was gone after {waited:?}");
+        set_evict_taint(&env, false).await?;
+        ensure!(t0.elapsed() < Duration::from_secs(8), "the taint was removed only after {:?}; the case needs it before 8 s", t0.elapsed());
+        harness::wait::wait_for("the cancel event", WAIT, || async { has_event(&env, "cancel", "Cancelling deletion of Pod default/cancel").await.unwrap_or(false) }).await?;
+        // Hold past the point where the cancelled deletion would have run.
+        let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        while t0.elapsed() < Duration::from_secs(10) {
+            for name in ["cancel", "forever"] {
+                let p = api.get(name).await?;
+                ensure!(p.metadata.deletion_timestamp.is_none(), "{name} was deleted after {:?}", t0.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         env.stop().await
     })
 }

@@ -16,6 +16,8 @@ use crate::context::CaseCtx;
 
 #[path = "packet_paths_basic.rs"]
 mod basic;
+#[path = "packet_paths_drain.rs"]
+mod drain;
 #[path = "packet_paths_env.rs"]
 mod env;
 #[path = "packet_paths_heal.rs"]
@@ -111,5 +113,15 @@ pub fn cases() -> Vec<Case> {
     for (id, body, needs) in heal {
         all.push(Case { id, labels: C, needs, topology: Topology::TwoNodes, runtimes: Runtimes::All, body });
     }
+    all.push(Case {
+        id: "node-failure/kubectl-drain-honours-the-budget-and-leaves-daemonsets",
+        labels: C,
+        needs: &[Capability::Nftables, Capability::Kubectl],
+        topology: Topology::TwoNodes,
+        // Eviction, budgets and scheduling are the control plane's; the runtime only stops
+        // and starts pause containers.
+        runtimes: Runtimes::FakeOnly,
+        body: drain::drain as fn(CaseCtx) -> BodyFuture,
+    });
     all
 }
