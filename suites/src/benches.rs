@@ -11,7 +11,8 @@ use crate::context::CaseCtx;
 /// The hidden bench entries.
 pub fn all() -> Vec<Case> {
     let entry = |id, body| Case { id, labels: &[], needs: &[], topology: Topology::SingleNode, runtimes: Runtimes::None, body };
-    vec![entry("bench/runtime", runtime as fn(CaseCtx) -> BodyFuture), entry("bench/pods", crate::bench_pods::pods)]
+    let heal = Case { id: "bench/heal", labels: &[], needs: &[], topology: Topology::TwoNodes, runtimes: Runtimes::FakeOnly, body: crate::cases::packet_paths::heal_bench };
+    vec![entry("bench/runtime", runtime as fn(CaseCtx) -> BodyFuture), entry("bench/pods", crate::bench_pods::pods), heal]
 }
 
 const RUNS: usize = 30;

@@ -54,6 +54,9 @@ enum BenchKind {
     Pods,
     /// `nodekit up` to every node Ready for 1 and 3 nodes per runtime vs a bare world build.
     Up,
+    /// Node death to service recovery on two nodes (one kill), next to the floor the
+    /// compressed timings allow and an estimate with upstream's defaults.
+    Heal,
 }
 
 #[derive(Debug, clap::Args)]
@@ -242,6 +245,7 @@ fn bench(what: BenchKind, runs: usize) -> ExitCode {
             .map_err(|e| e.to_string()),
         BenchKind::Runtime => bench_in_world("bench/runtime"),
         BenchKind::Pods => bench_in_world("bench/pods"),
+        BenchKind::Heal => bench_in_world_on("bench/heal", Some(crate::target::RuntimeTarget::FakeCri)),
         BenchKind::World => world_bench(runs),
         BenchKind::Up => crate::live::bench::run(runs),
     };
@@ -259,6 +263,11 @@ fn bench(what: BenchKind, runs: usize) -> ExitCode {
 
 /// Runs a hidden `bench/…` entry in a sealed child and returns what it printed.
 fn bench_in_world(id: &str) -> Result<String, String> {
+    bench_in_world_on(id, None)
+}
+
+/// [`bench_in_world`] with the runtime the entry's world runs.
+fn bench_in_world_on(id: &str, runtime: Option<crate::target::RuntimeTarget>) -> Result<String, String> {
     let case = crate::catalog::find(id).ok_or_else(|| format!("no bench entry {id}"))?;
     let dir = std::env::temp_dir().join(format!("nodekit-bench-{}", std::process::id()));
     let opts = RunOptions {
@@ -267,7 +276,7 @@ fn bench_in_world(id: &str) -> Result<String, String> {
         timeout: Duration::from_secs(600),
         capture_output: true,
     };
-    let run = Run { case, runtime: None, skip: None };
+    let run = Run { case, runtime, skip: None };
     let result = runner::run(&run, &opts);
     let _ = std::fs::remove_dir_all(&dir);
     match result.outcome {

@@ -60,6 +60,12 @@ async fn unschedulable(env: &NodeEnv, name: &str) -> anyhow::Result<String> {
     .await
 }
 
+async fn set_taints(env: &NodeEnv, taints: serde_json::Value) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    nodes.patch(NODE, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}}))).await?;
+    Ok(())
+}
+
 async fn cordon(env: &NodeEnv, on: bool) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(env.client.clone());
     nodes.patch(NODE, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": on}}))).await?;
@@ -70,8 +76,10 @@ async fn cordon(env: &NodeEnv, on: bool) -> anyhow::Result<()> {
 /// `Unschedulable` and a FailedScheduling event in upstream's form ("0/1 nodes are available:
 /// 1 Insufficient cpu. …"); on a cordoned node a fitting pod waits with "node(s) were
 /// unschedulable"; uncordoning binds it (`Scheduled`, "Successfully assigned default/small to
-/// node-a") and the node runs it. Catches a scheduler that binds what does not fit, ignores a
-/// cordon or never retries, and an agent that does not run pods bound after their creation.
+/// node-a") and the node runs it; on a node with a NoSchedule taint the pod waits with "node(s)
+/// had untolerated taint(s)" until the taint goes. Catches a scheduler that binds what does not
+/// fit, ignores a cordon or a taint or never retries, and an agent that does not run pods bound
+/// after their creation.
 fn scheduling(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = NodeEnv::start(&ctx, "").await?;
@@ -96,6 +104,13 @@ fn scheduling(ctx: CaseCtx) -> BodyFuture {
         let big: Api<Pod> = Api::namespaced(env.client.clone(), "default");
         let big = big.get("big").await?;
         ensure!(big.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(), "the pod that does not fit was bound");
+
+        set_taints(&env, json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])).await?;
+        pods::create(&env.client, &unbound("picky", "10m")?).await?;
+        let msg = unschedulable(&env, "picky").await?;
+        ensure!(msg.starts_with("0/1 nodes are available: 1 node(s) had untolerated taint(s)."), "picky on a tainted node: {msg:?}");
+        set_taints(&env, json!(null)).await?;
+        kube_wait::pod(&env.client, "default", "picky", "bound and running once the taint is gone", WAIT, |p| (kube_wait::phase(p) == "Running").then_some(())).await?;
         env.stop().await
     })
 }
@@ -118,10 +133,7 @@ fn tolerating(name: &str, seconds: Option<Option<i64>>) -> anyhow::Result<Pod> {
 }
 
 async fn set_evict_taint(env: &NodeEnv, on: bool) -> anyhow::Result<()> {
-    let taints = if on { json!([{"key": EVICT_TAINT, "value": "evictTaintVal", "effect": "NoExecute"}]) } else { json!(null) };
-    let nodes: Api<Node> = Api::all(env.client.clone());
-    nodes.patch(NODE, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": taints}}))).await?;
-    Ok(())
+    set_taints(env, if on { json!([{"key": EVICT_TAINT, "value": "evictTaintVal", "effect": "NoExecute"}]) } else { json!(null) }).await
 }
 
 async fn has_event(env: &NodeEnv, pod: &str, message: &str) -> anyhow::Result<bool> {

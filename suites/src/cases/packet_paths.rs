@@ -76,6 +76,11 @@ macro_rules! table {
     };
 }
 
+/// `nodekit bench heal` (a hidden entry; see `packet_paths_heal.rs`).
+pub fn heal_bench(ctx: CaseCtx) -> BodyFuture {
+    heal::bench(ctx)
+}
+
 /// (id, body, needs) of a node-failure case.
 type HealRow = (&'static str, fn(CaseCtx) -> BodyFuture, &'static [Capability]);
 

@@ -148,43 +148,96 @@ struct Good {
     pod: String,
 }
 
-/// Connects to the NodePort (from the client) and the ClusterIP (from node-b) in turns, from
-/// the kill on, until the control plane has healed (`healed` holds the survivors), [`STREAK`]
-/// consecutive connections on each path were answered by pods not on the dead node, and every
-/// survivor answered within that streak. Returns the streak, when it began, and how many
-/// connections failed before it.
+/// Every probe connection: when it began and how it ended.
+struct Probes {
+    done: Vec<(Instant, Result<Good, String>)>,
+    /// When the last failed connection ended (its socket closed, no more retransmissions).
+    last_failure_end: Option<Instant>,
+}
+
+/// The healed stretch the probes found.
+struct Probed {
+    /// The connections begun after the last failed one.
+    streak: Vec<Good>,
+    /// When the first of them began.
+    started: Instant,
+    /// From when no failed connection was open any more: nothing may go to a dead pod after.
+    quiet: Instant,
+    failures: usize,
+}
+
+impl Probes {
+    /// The connections begun after the last failed one (in begin order), when they are at
+    /// least `2 × STREAK` and every survivor answered one; `None` otherwise.
+    fn healed_since(&self, after: &[Web]) -> Option<(Instant, Vec<&Good>)> {
+        let last_bad = self.done.iter().filter(|(_, r)| r.is_err()).map(|(t, _)| *t).max();
+        let mut good: Vec<(Instant, &Good)> =
+            self.done.iter().filter(|(t, _)| last_bad.is_none_or(|b| *t > b)).filter_map(|(t, r)| r.as_ref().ok().map(|g| (*t, g))).collect();
+        good.sort_by_key(|(t, _)| *t);
+        let answered: HashSet<&str> = good.iter().map(|(_, g)| g.pod.as_str()).collect();
+        let enough = good.len() >= 2 * STREAK && after.iter().all(|w| answered.contains(w.name.as_str()));
+        enough.then(|| (good[0].0, good.into_iter().map(|(_, g)| g).collect()))
+    }
+
+    fn failures(&self) -> usize {
+        self.done.iter().filter(|(_, r)| r.is_err()).count()
+    }
+}
+
+/// Starts a connection every 100 ms from the kill on, alternating the NodePort (from the
+/// client) and the ClusterIP (from node-b), until the control plane has healed (`healed` holds
+/// the survivors) and the connections begun after the last failed one are at least
+/// `2 × STREAK`, all answered by pods not on the dead node, every survivor among them (checked
+/// again once every connection still open has ended).
 async fn probe_until_healed(
     paths: [(Origin<'_>, SocketAddr); 2],
     dead: &[Web],
     mut healed: tokio::sync::watch::Receiver<Option<Vec<Web>>>,
-) -> anyhow::Result<(Vec<Good>, Instant, usize)> {
-    let deadline = Instant::now() + HEAL;
-    let (mut streak, mut started, mut failures) = (Vec::<Good>::new(), Instant::now(), 0usize);
+) -> anyhow::Result<Probed> {
+    let since_kill = Instant::now();
+    let deadline = since_kill + HEAL;
+    let mut probes = Probes { done: Vec::new(), last_failure_end: None };
+    let mut open = futures::stream::FuturesUnordered::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let (mut n, mut draining) = (0usize, false);
     loop {
-        for (from, to) in paths {
-            match get_hostname(from, to).await {
-                Ok(a) if !dead.iter().any(|w| w.name == a.body) => {
-                    if streak.is_empty() {
-                        started = Instant::now();
-                    }
-                    streak.push(Good { local: a.local.into(), to, pod: a.body });
+        if draining && open.is_empty() {
+            // Every connection has ended: healed unless one of the last ones failed.
+            let after = healed.borrow().clone();
+            if let Some((started, goods)) = after.as_ref().and_then(|a| probes.healed_since(a)) {
+                let streak = goods.into_iter().map(|g| Good { local: g.local, to: g.to, pod: g.pod.clone() }).collect();
+                let quiet = probes.last_failure_end.map_or(started, |e| e.max(started));
+                return Ok(Probed { streak, started, quiet, failures: probes.failures() });
+            }
+            draining = false;
+        }
+        tokio::select! {
+            _ = tick.tick(), if !draining => {
+                let (from, to) = paths[n % 2];
+                n += 1;
+                let begun = Instant::now();
+                open.push(async move { (begun, to, get_hostname(from, to).await) });
+            }
+            Some((begun, to, r)) = futures::StreamExt::next(&mut open), if !open.is_empty() => {
+                let r = match r {
+                    Ok(a) if !dead.iter().any(|w| w.name == a.body) => Ok(Good { local: a.local.into(), to, pod: a.body }),
+                    Ok(a) => Err(format!("answered by {}", a.body)),
+                    Err(e) => Err(format!("{e:#}")),
+                };
+                if let Err(why) = &r {
+                    probes.last_failure_end = Some(Instant::now());
+                    println!("begun after {:.1} s: {to}: {why}", begun.duration_since(since_kill).as_secs_f64());
                 }
-                Ok(_) | Err(_) => {
-                    failures += 1;
-                    streak.clear();
-                }
+                probes.done.push((begun, r));
             }
         }
         let after = healed.borrow_and_update().clone();
-        let answered: HashSet<&str> = streak.iter().map(|g| g.pod.as_str()).collect();
-        if let Some(after) = after
-            && streak.len() >= 2 * STREAK
-            && after.iter().all(|w| answered.contains(w.name.as_str()))
-        {
-            return Ok((streak, started, failures));
+        if !draining && after.as_ref().and_then(|a| probes.healed_since(a)).is_some() {
+            // Stop starting connections and wait for the open ones.
+            draining = true;
         }
         if Instant::now() > deadline {
-            bail!("not healed within {HEAL:?}: {failures} failed connections, last streak {} answers from {answered:?}", streak.len());
+            bail!("not healed within {HEAL:?}: {} failed connections", probes.failures());
         }
     }
 }
@@ -220,7 +273,31 @@ async fn scene(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<Scene> {
     Ok(Scene { cl, dead, nodeport, nodeport_a, cluster_ip })
 }
 
+/// What one healing took, from the kill.
+pub(crate) struct Healing {
+    /// Replacements ready and the EndpointSlice's ready endpoints theirs only.
+    pub control: Duration,
+    /// From here on every connection was good.
+    pub service: Duration,
+    /// Connections that failed before.
+    pub failures: usize,
+}
+
 async fn killed(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
+    let h = kill_and_heal(ctx, mode).await?;
+    let msg = format!(
+        "node-a killed → replacements ready and endpoints updated after {:.1} s; every connection good from {:.1} s on ({} failed before)",
+        h.control.as_secs_f64(),
+        h.service.as_secs_f64(),
+        h.failures
+    );
+    ctx.world.timeline().record("case", &msg);
+    println!("timing {msg}");
+    Ok(())
+}
+
+/// The body of the kill case, returning the figures (also `nodekit bench heal`).
+pub(crate) async fn kill_and_heal(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<Healing> {
     let Scene { mut cl, dead, nodeport, cluster_ip, .. } = scene(ctx, mode).await?;
     let (node_b, client) = (ctx.world.host(NODE_B)?, ctx.world.host("client")?);
     let mut taps = Taps::new("heal");
@@ -237,19 +314,34 @@ async fn killed(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
         anyhow::Ok((after, killed_at.elapsed()))
     };
     let (after, probed) = tokio::join!(control, probe_until_healed(paths, &dead, rx));
-    let ((after, control_healed), (streak, started, failures)) = (after?, probed?);
+    let ((after, control_healed), Probed { streak, started, quiet, failures }) = (after?, probed?);
     let caps = taps.stop().await?;
-    let since = SystemTime::now() - started.elapsed();
+    let since = SystemTime::now() - quiet.elapsed();
     check_packets(&caps, &streak, &after, &dead, nodeport, since)?;
-    let healed = started.saturating_duration_since(killed_at);
-    let msg = format!(
-        "node-a killed → replacements ready and endpoints updated after {:.1} s; every connection good from {:.1} s on ({failures} failed before)",
-        control_healed.as_secs_f64(),
-        healed.as_secs_f64()
-    );
-    ctx.world.timeline().record("case", &msg);
-    println!("timing {msg}");
-    cl.stop().await
+    let service = started.saturating_duration_since(killed_at);
+    cl.stop().await?;
+    Ok(Healing { control: control_healed, service, failures })
+}
+
+/// `nodekit bench heal`: one kill on fake-cri in nftables mode, the figures next to their
+/// floors (the earliest the control plane may act: the grace period less one lease renewal,
+/// plus the toleration for replacements) and what upstream's default timings would give.
+pub(crate) fn bench(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let h = kill_and_heal(&ctx, ProxyMode::Nftables).await?;
+        let grace = crate::fixtures::NODE_GRACE.as_secs_f64();
+        let renew = 1.0;
+        let tol = TOLERATION as f64;
+        let (up_grace, up_tol) = (50.0, 300.0);
+        let (service, control) = (h.service.as_secs_f64(), h.control.as_secs_f64());
+        println!("node death → recovery (2 nodes, 3 replicas, NodePort + ClusterIP, fake-cri, nftables)");
+        println!("{:<44} {:>9} {:>9} {:>14}", "", "measured", "floor", "upstream est.");
+        println!("{:<44} {:>8.1}s {:>8.1}s {:>13.1}s", "every connection good again", service, grace - renew, service - grace + up_grace);
+        println!("{:<44} {:>8.1}s {:>8.1}s {:>13.1}s", "replacements ready, endpoints updated", control, grace - renew + tol, control - grace - tol + up_grace + up_tol);
+        println!("failed connections before recovery: {}", h.failures);
+        println!("timings: node grace {grace} s (upstream {up_grace} s), toleration {tol} s (upstream default {up_tol} s)");
+        Ok(())
+    })
 }
 
 /// Partition, not death: node-a cut from the API server only. The control plane heals as for
@@ -320,7 +412,7 @@ async fn partitioned(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
 
 /// The kernel paths of the healed streak: each NodePort connection's SYN and SYN-ACK at the
 /// client, each answer's SYN DNAT'd to its surviving pod on node-b's cbr0, and nothing sent
-/// towards a dead pod on node-b's eth0 or cbr0 since the streak began.
+/// towards a dead pod on node-b's eth0 or cbr0 once the last failed connection was closed.
 fn check_packets(caps: &harness::path::Captures, streak: &[Good], after: &[Web], dead: &[Web], nodeport: SocketAddr, since: SystemTime) -> anyhow::Result<()> {
     for g in streak.iter().filter(|g| g.to == nodeport) {
         let flow = Flow::tcp(g.local, nodeport);
