@@ -166,4 +166,25 @@ impl Host {
         self.timeline.record("harness", format!("{}: nft ruleset loaded", self.name));
         Ok(())
     }
+
+    /// Cuts this host off from `peer` (or heals the cut): a table of its own network namespace
+    /// drops every packet to and from that address, so connections stall as in a network
+    /// partition while everything else this host does goes on.
+    pub async fn isolate_from(&self, peer: Ipv4Addr, on: bool) -> Result<()> {
+        let rules = if on {
+            format!(
+                "table ip {PARTITION_TABLE} {{\n chain out {{ type filter hook output priority -300; ip daddr {peer} drop; }}\n \
+                 chain in {{ type filter hook input priority -300; ip saddr {peer} drop; }}\n}}\n"
+            )
+        } else {
+            format!("delete table ip {PARTITION_TABLE}\n")
+        };
+        self.nft(&rules).await?;
+        let what = if on { "cut from" } else { "reconnected to" };
+        self.timeline.record("harness", format!("{} {what} {peer}", self.name));
+        Ok(())
+    }
 }
+
+/// The nftables table [`Host::isolate_from`] owns.
+pub const PARTITION_TABLE: &str = "nodekit-partition";

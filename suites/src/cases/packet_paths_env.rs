@@ -110,22 +110,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Cuts `node` from the API server only (or heals the cut): a table in the node's own
-    /// network namespace drops every packet to and from the control plane host, so the node's
-    /// agent and proxy lose the API while its pods keep serving.
+    /// Cuts `node` from the API server only (or heals the cut): the node's agent and proxy
+    /// lose the API while its pods keep serving.
     pub async fn partition_from_api(&self, ctx: &CaseCtx, node: &str, on: bool) -> anyhow::Result<()> {
-        let host = ctx.world.host(node)?;
-        let cp = ctx.world.host("cp")?.ip();
-        let rules = if on {
-            format!(
-                "table ip nodekit-partition {{\n chain out {{ type filter hook output priority -300; ip daddr {cp} drop; }}\n \
-                 chain in {{ type filter hook input priority -300; ip saddr {cp} drop; }}\n}}\n"
-            )
-        } else {
-            "delete table ip nodekit-partition\n".to_string()
-        };
-        host.nft(&rules).await?;
-        ctx.world.timeline().record("harness", format!("{node} {} the API server", if on { "cut from" } else { "reconnected to" }));
+        ctx.world.host(node)?.isolate_from(ctx.world.host("cp")?.ip(), on).await?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //!   directories and removes the kubeconfig it left.
 
 pub mod bench;
+pub mod commands;
 pub mod janitor;
 pub mod spec;
 pub mod world;
@@ -181,7 +182,7 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
     .await
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the world was not ready within {START_TIMEOUT:?}")));
     let outcome = match started {
-        Ok(true) => serve(&spec, listener, &root, &kubeconfig, &mut signals, &world).await,
+        Ok(true) => serve(&spec, listener, &root, &kubeconfig, &mut signals, &mut world, &mut lines).await,
         Ok(false) => Ok(()),
         Err(e) => Err(e),
     };
@@ -194,15 +195,17 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
     outcome
 }
 
-/// Writes the user's kubeconfig, forwards the loopback port into the world, prints `ready:`
-/// and returns on a signal (or an error when the world ends by itself).
+/// Writes the user's kubeconfig, forwards the loopback port into the world, prints `ready:`,
+/// hands the commands typed on stdin to the world (printing its answers) and returns on a
+/// signal (or an error when the world ends by itself).
 async fn serve(
     spec: &LiveSpec,
     listener: std::net::TcpListener,
     root: &Path,
     kubeconfig: &Path,
     signals: &mut Signals,
-    world: &WorldChild,
+    world: &mut WorldChild,
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> anyhow::Result<()> {
     let pid = world.child.id();
     let admin = std::fs::read_to_string(root.join(ADMIN_KUBECONFIG))?;
@@ -225,15 +228,52 @@ async fn serve(
         "ready: {} node(s) Ready; API server https://127.0.0.1:{} (world pid {pid}); kubeconfig {path}; run: export KUBECONFIG={path}",
         spec.nodes, spec.port
     );
+    eprintln!("nodekit up: type `help` for the commands that break nodes by hand");
     let _ = std::io::stdout().flush();
     let mut exited = world.exited.clone();
-    let result = tokio::select! {
-        _ = signals.recv() => Ok(()),
-        _ = exited.wait_for(|e| *e) => Err(anyhow::anyhow!("the world ended unexpectedly (see the messages above)")),
+    let mut typed = read_stdin_lines();
+    let plan = harness::world::Plan::nodes(spec.nodes)?;
+    let nodes: Vec<String> = plan.hosts.iter().filter(|h| h.role == harness::world::Role::Node).map(|h| h.name.clone()).collect();
+    let result = loop {
+        tokio::select! {
+            _ = signals.recv() => break Ok(()),
+            _ = exited.wait_for(|e| *e) => break Err(anyhow::anyhow!("the world ended unexpectedly (see the messages above)")),
+            Some(line) = typed.recv() => match commands::parse(&line, &nodes) {
+                Ok(cmd) => send_to_world(world, &commands::render(&cmd)),
+                Err(e) if line.trim().is_empty() => drop(e),
+                Err(e) => eprintln!("nodekit up: {e}"),
+            },
+            Some(line) = lines.recv() => {
+                println!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+        }
     };
     forwarder.abort();
     let _ = forwarder.await; // the listener is closed once the task is gone
     result
+}
+
+/// The lines typed on our stdin (none when it is not open).
+fn read_stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Writes one command line to the world's stdin.
+fn send_to_world(world: &mut WorldChild, line: &str) {
+    if let Some(stdin) = world.stdin.as_mut()
+        && let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush())
+    {
+        eprintln!("nodekit up: the world did not take the command: {e}");
+    }
 }
 
 /// Asks the world to stop (closes its stdin), then kills it after [`STOP_TIMEOUT`] or on a

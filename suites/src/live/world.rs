@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use harness::backend::{AgentOptions, ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind};
 use harness::world::{Plan, Role, World};
-use tokio::io::AsyncReadExt;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpStream, UnixListener};
 
+use super::commands::NodeCommand;
 use super::spec::{LiveProxyMode, LiveRuntime, LiveSpec, NODE_GRACE};
 use super::{ADMIN_KUBECONFIG, API_SOCKET, LIVE_ENV, READY_MARKER, STATE_DIR};
 
@@ -39,6 +40,10 @@ struct NodeParts {
     runtime: Runtime,
     agent: NodeAgent,
     proxy: NodeProxy,
+    /// Killed by a `kill` command: its processes are gone.
+    killed: bool,
+    /// Cut from the API server by a `partition` command.
+    partitioned: bool,
 }
 
 async fn run(spec: LiveSpec) -> anyhow::Result<()> {
@@ -50,7 +55,7 @@ async fn run(spec: LiveSpec) -> anyhow::Result<()> {
     let world = World::build_with(&plan, harness::artifacts::Artifacts::at(&logs)).await?;
     let cp = ControlPlane::start_secure(&world, ControlPlane::compressed_config(NODE_GRACE)).await?;
     let forwarder = serve_socket(&state.join(API_SOCKET), cp.handle().addr())?;
-    let nodes = start_nodes(&world, &cp, &spec, &state).await?;
+    let mut nodes = start_nodes(&world, &cp, &spec, &state).await?;
     let client = cp.client()?;
     for n in &nodes {
         crate::kube_wait::node_condition(&client, n.agent.node(), "Ready", "True", NODES_READY).await?;
@@ -60,7 +65,17 @@ async fn run(spec: LiveSpec) -> anyhow::Result<()> {
         .context("the control plane serves plain HTTP")?;
     std::fs::write(state.join(ADMIN_KUBECONFIG), kubeconfig)?;
     println!("{READY_MARKER}");
-    wait_for_stdin_eof().await;
+    let cp_ip = world.host("cp")?.ip();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // Commands until the host side closes our stdin (it asks for the teardown, or it died).
+    while let Ok(Some(line)) = stdin.next_line().await {
+        let names: Vec<String> = nodes.iter().map(|n| n.agent.node().to_string()).collect();
+        let answer = match super::commands::parse(&line, &names) {
+            Ok(cmd) => execute(&world, cp_ip, &mut nodes, cmd).await.unwrap_or_else(|e| format!("failed: {e:#}")),
+            Err(e) => e,
+        };
+        println!("nodekit up: {answer}");
+    }
     forwarder.abort();
     for n in nodes {
         let _ = n.proxy.stop().await;
@@ -91,7 +106,7 @@ async fn start_nodes(world: &World, cp: &ControlPlane, spec: &LiveSpec, state: &
         let runtime = Runtime::start(world, node, kind.clone()).await.with_context(|| format!("starting the runtime of {node}"))?;
         let agent = NodeAgent::start(world, cp, node, &runtime, &opts).await?;
         let proxy = NodeProxy::start(world, cp, node, mode, &proxy_args).await?;
-        nodes.push(NodeParts { runtime, agent, proxy });
+        nodes.push(NodeParts { runtime, agent, proxy, killed: false, partitioned: false });
     }
     Ok(nodes)
 }
@@ -111,9 +126,44 @@ fn serve_socket(path: &Path, api: std::net::SocketAddr) -> anyhow::Result<tokio:
     }))
 }
 
-/// Returns when the host side closes our stdin (it asks for the teardown, or it died).
-async fn wait_for_stdin_eof() {
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 64];
-    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+/// Runs one command against the world; the answer is one line.
+async fn execute(world: &World, cp: std::net::Ipv4Addr, nodes: &mut [NodeParts], cmd: NodeCommand) -> anyhow::Result<String> {
+    let name = match &cmd {
+        NodeCommand::Help => return Ok(super::commands::HELP.to_string()),
+        NodeCommand::Kill(n) | NodeCommand::Partition(n) | NodeCommand::Heal(n) => n.clone(),
+    };
+    let part = nodes.iter_mut().find(|n| n.agent.node() == name).with_context(|| format!("no node {name}"))?;
+    let host = world.host(&name)?;
+    Ok(match cmd {
+        NodeCommand::Kill(_) if part.killed => format!("{name} is dead already"),
+        NodeCommand::Kill(_) => {
+            part.proxy.process().kill().await?;
+            part.agent.process().kill().await?;
+            part.runtime.kill().await?;
+            world.disconnect(&name).await?;
+            part.killed = true;
+            format!("{name} killed: agent, proxy and runtime SIGKILLed, off the network")
+        }
+        NodeCommand::Partition(_) if part.partitioned || part.killed => format!("{name} is cut off already"),
+        NodeCommand::Partition(_) => {
+            host.isolate_from(cp, true).await?;
+            part.partitioned = true;
+            format!("{name} cut from the API server; its pods keep running")
+        }
+        NodeCommand::Heal(_) if part.killed => {
+            world.reconnect(&name).await?;
+            if part.partitioned {
+                host.isolate_from(cp, false).await?;
+                part.partitioned = false;
+            }
+            format!("{name} is back on the network, but its agent, proxy and runtime stay dead")
+        }
+        NodeCommand::Heal(_) if part.partitioned => {
+            host.isolate_from(cp, false).await?;
+            part.partitioned = false;
+            format!("{name} reconnected to the API server")
+        }
+        NodeCommand::Heal(_) => format!("{name} is not cut off"),
+        NodeCommand::Help => super::commands::HELP.to_string(),
+    })
 }

@@ -22,6 +22,10 @@ pub struct Live {
     /// `pid:[inode]` of the world's pid namespace.
     pub pid_ns: String,
     pub stderr: Option<std::thread::JoinHandle<String>>,
+    /// What the user types into `nodekit up`.
+    pub stdin: Option<std::process::ChildStdin>,
+    /// The lines `nodekit up` prints after `ready:`.
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl Drop for Live {
@@ -47,7 +51,7 @@ pub fn up(args: &[&str]) -> Live {
         .args(args)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -83,7 +87,8 @@ pub fn up(args: &[&str]) -> Live {
     let port: u16 = field("https://127.0.0.1:", ' ').parse().unwrap();
     let world_pid: u32 = field("world pid ", ')').parse().unwrap();
     let pid_ns = std::fs::read_link(format!("/proc/{world_pid}/ns/pid_for_children")).unwrap().to_string_lossy().into_owned();
-    Live { child, dir, kubeconfig, port, world_pid, pid_ns, stderr: Some(stderr) }
+    let stdin = child.stdin.take();
+    Live { child, dir, kubeconfig, port, world_pid, pid_ns, stderr: Some(stderr), stdin, lines: rx }
 }
 
 impl Live {
@@ -161,6 +166,15 @@ impl Live {
         }
         left.extend(self.cgroup_dirs().iter().map(|p| p.display().to_string()));
         left
+    }
+
+    /// Types `command` into `nodekit up` and returns the answer it prints.
+    pub fn command(&mut self, command: &str) -> String {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+        self.lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("no answer to {command:?}: {e}"))
     }
 
     /// Ctrl-C as a user ends it: exit 0, and nothing left once the command has returned.
