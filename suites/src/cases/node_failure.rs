@@ -29,6 +29,14 @@ pub fn cases() -> Vec<Case> {
             body: scheduling as fn(CaseCtx) -> BodyFuture,
         },
         Case {
+            id: "node-failure/pending-pod-runs-when-its-node-joins",
+            labels: &[Label::Conformance],
+            needs: &[],
+            topology: Topology::TwoNodes,
+            runtimes: Runtimes::FakeOnly,
+            body: node_joins as fn(CaseCtx) -> BodyFuture,
+        },
+        Case {
             id: "node-failure/noexecute-taint-evicts-by-toleration-and-removal-cancels",
             labels: &[Label::Conformance],
             needs: &[],
@@ -177,5 +185,41 @@ fn tolerations(ctx: CaseCtx) -> BodyFuture {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         env.stop().await
+    })
+}
+
+/// A pod whose nodeSelector only node-b matches waits while node-b is not registered ("0/1
+/// nodes are available: 1 node(s) didn't match Pod's node affinity/selector."); once node-b's
+/// agent starts and registers, the pod is bound to it and node-b runs it. Catches a scheduler
+/// that does not retry when a node joins, and an agent that misses pods bound before its
+/// first list.
+fn node_joins(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let config = harness::backend::ControlPlane::compressed_config(crate::fixtures::NODE_GRACE);
+        let cp = harness::backend::ControlPlane::start(&ctx.world, config).await?;
+        let opts = crate::fixtures::agent_options("")?;
+        let client = cp.client()?;
+        let rt_a = crate::fixtures::start_runtime(&ctx, NODE).await?;
+        let agent_a = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &rt_a, &opts).await?;
+        kube_wait::node_condition(&client, NODE, "Ready", "True", WAIT).await?;
+        let mut pod = unbound("for-b", "10m")?;
+        pod.spec.as_mut().context("spec")?.node_selector = Some([("kubernetes.io/hostname".to_string(), "node-b".to_string())].into());
+        pods::create(&client, &pod).await?;
+        let msg = kube_wait::pod(&client, "default", "for-b", "PodScheduled=False Unschedulable", WAIT, |p| {
+            let c = p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled")?.clone();
+            (c.reason.as_deref() == Some("Unschedulable")).then(|| c.message.clone().unwrap_or_default())
+        })
+        .await?;
+        ensure!(msg.starts_with("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."), "before node-b joins: {msg:?}");
+        let rt_b = crate::fixtures::start_runtime(&ctx, "node-b").await?;
+        let agent_b = harness::backend::NodeAgent::start(&ctx.world, &cp, "node-b", &rt_b, &opts).await?;
+        let p = kube_wait::pod(&client, "default", "for-b", "Running on node-b", WAIT, |p| (kube_wait::phase(p) == "Running").then(|| p.clone())).await?;
+        ensure!(p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("node-b"), "for-b runs on {:?}", p.spec.as_ref().and_then(|s| s.node_name.clone()));
+        for (agent, rt) in [(agent_b, rt_b), (agent_a, rt_a)] {
+            agent.stop().await?;
+            rt.stop().await?;
+        }
+        cp.shutdown().await;
+        Ok(())
     })
 }
