@@ -2,68 +2,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fake_apiserver::Handle;
 use fake_apiserver::api::DeleteOpts;
 use fake_apiserver::resources;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-struct Kubectl {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(h: &Handle) -> Option<Kubectl> {
-        if !Path::new(KUBECTL).exists() {
-            eprintln!("skipping: {KUBECTL} is absent");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        h.write_kubeconfig(&kubeconfig).unwrap();
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        Some(Kubectl { _dir: dir, home, kubeconfig })
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(KUBECTL);
-        c.args(args).env("HOME", &self.home).env("KUBECONFIG", &self.kubeconfig).kill_on_drop(true);
-        c
-    }
-
-    /// Run and return stdout; panics with stderr when it fails.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().await.expect("kubectl runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "kubectl {args:?} failed: {stderr}\nstdout: {stdout}");
-        stdout
-    }
-
-    async fn fails(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().await.expect("kubectl runs");
-        assert!(!out.status.success(), "kubectl {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    async fn apply_file(&self, name: &str, yaml: &str, extra: &[&str]) -> String {
-        let path = self.home.join(name);
-        std::fs::write(&path, yaml).unwrap();
-        let p = path.to_string_lossy().into_owned();
-        let mut args = vec!["apply", "-f", p.as_str()];
-        args.extend_from_slice(extra);
-        self.ok(&args).await
-    }
-}
+use common::kubectl::Kubectl;
 
 const POD: &str = "apiVersion: v1
 kind: Pod

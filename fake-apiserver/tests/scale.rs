@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(20);
-const KUBECTL: &str = "/usr/bin/kubectl";
+use common::kubectl::Kubectl;
 const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/default/deployments";
 
 /// A Deployment `web` of `replicas` whose selector has a label and a set expression.
@@ -250,58 +249,6 @@ async fn scale_wire_form_errors_and_discovery() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The real kubectl with the server's kubeconfig in a private HOME.
-struct Kubectl {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(h: &Handle) -> Option<Kubectl> {
-        if !Path::new(KUBECTL).exists() {
-            eprintln!("skipping: {KUBECTL} is absent");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        h.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        Some(Kubectl { _dir: dir, home, kubeconfig })
-    }
-
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::process::Command::new(KUBECTL)
-            .args(args)
-            .env("HOME", &self.home)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("kubectl runs");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {stderr}\nstdout: {stdout}");
-        stdout
-    }
-
-    async fn fails(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args).await;
-        assert!(!ok, "kubectl {args:?} should fail: {stdout}");
-        stderr
-    }
-
-    async fn apply(&self, name: &str, yaml: &str) -> String {
-        let path = self.home.join(name);
-        std::fs::write(&path, yaml).expect("write manifest");
-        self.ok(&["apply", "-f", &path.to_string_lossy()]).await
-    }
-}
-
 /// Pods (not being deleted) whose labels include `app=<app>`.
 fn live_pods(h: &Handle, app: &str) -> usize {
     let (items, _) = h.store().snapshot(resources::PODS, Some("default"));
@@ -368,7 +315,7 @@ async fn kubectl_scale_drives_the_controllers() {
     })
     .await;
     let Some(k) = Kubectl::new(&h) else { return };
-    k.apply("web.yaml", WEB).await;
+    k.apply_file("web.yaml", WEB, &[]).await;
     wait_pods(&h, "web", 1).await;
 
     // Up: the Deployment, its ReplicaSet, then the pods.
@@ -394,7 +341,7 @@ async fn kubectl_scale_drives_the_controllers() {
     assert_eq!(row.split_whitespace().nth(1), Some("2"), "{table}");
 
     // A ReplicaSet down to zero: its pods go.
-    k.apply("cache.yaml", CACHE).await;
+    k.apply_file("cache.yaml", CACHE, &[]).await;
     wait_pods(&h, "cache", 2).await;
     assert_eq!(k.ok(&["scale", "rs/cache", "--replicas=0"]).await.trim(), "replicaset.apps/cache scaled");
     assert_eq!(replicas_of(&stored(&h, resources::REPLICASETS, "cache")), Some(0));

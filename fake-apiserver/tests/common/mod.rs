@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::{Duration, Instant};
 
 use fake_apiserver::{Config, Handle, Server};
