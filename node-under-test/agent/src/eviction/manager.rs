@@ -17,7 +17,7 @@ use super::PressureHandle;
 use crate::faults::{self, Fault};
 use super::message::eviction_message;
 use super::rank::{Candidate, is_critical, rank};
-use super::signals::{PodUsage, Pressure, observe};
+use super::signals::{PodUsage, Pressure, Signal, observe};
 use super::stats::{StatsClient, add_local_usage, capacity};
 use super::thresholds::{Threshold, ThresholdState};
 use crate::config::KubeletConfiguration;
@@ -43,13 +43,24 @@ struct Manager<R> {
     state: ThresholdState,
     evicted: HashSet<String>,
     tainted: Option<BTreeSet<Pressure>>,
-    /// The last evicted pod and until when to wait for its containers to stop before the next
-    /// eviction (upstream waits for the pod's cleanup too).
-    cleaning: Option<(String, Instant)>,
+    /// The last evicted pod, the signal it was evicted for, and until when to wait for it to
+    /// give back what that signal measures before the next eviction (upstream waits for the
+    /// pod's resources to be reclaimed: containers, volumes).
+    cleaning: Option<(String, Signal, Instant)>,
 }
 
 /// The grace period of a hard eviction (upstream's immediateEvictionGracePeriodSeconds).
 const IMMEDIATE_EVICTION_GRACE_SECONDS: i64 = 1;
+
+/// Whether an evicted pod has given back what `signal` measures: its containers are gone, and
+/// for the disk signals its disk too (an emptyDir still full keeps the node under pressure, and
+/// evicting another pod for it would be a mistake).
+fn reclaimed(signal: Signal, u: &PodUsage) -> bool {
+    match signal {
+        Signal::MemoryAvailable | Signal::PidAvailable => u.containers.is_empty(),
+        Signal::NodeFsAvailable | Signal::NodeFsInodesFree | Signal::ImageFsAvailable => u.containers.is_empty() && u.disk() == 0,
+    }
+}
 
 /// How long past its grace period an evicted pod may take to stop before eviction goes on.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,8 +117,8 @@ impl<R: Runtime> Manager<R> {
             }
         }
         let Some(i) = decision.reclaim else { return Ok(()) };
-        if let Some((uid, until)) = &self.cleaning {
-            let running = usage.get(uid).is_some_and(|(u, _, _)| !u.containers.is_empty());
+        if let Some((uid, signal, until)) = &self.cleaning {
+            let running = usage.get(uid).is_some_and(|(u, _, _)| !reclaimed(*signal, u));
             if running && Instant::now() < *until {
                 return Ok(());
             }
@@ -148,10 +159,10 @@ impl<R: Runtime> Manager<R> {
             own.min(i64::from(self.p.cfg.eviction_max_pod_grace_period)).max(0)
         };
         tracing::info!(pod = ?pod.metadata.name, signal = t.signal.as_str(), grace, memory = ?seen, %message, "evicting pod");
-        self.evict(pod, &message, annotations, grace).await
+        self.evict(pod, &message, annotations, grace, t.signal).await
     }
 
-    async fn evict(&mut self, pod: &Pod, message: &str, annotations: BTreeMap<String, String>, grace: i64) -> Result<()> {
+    async fn evict(&mut self, pod: &Pod, message: &str, annotations: BTreeMap<String, String>, grace: i64, signal: Signal) -> Result<()> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -175,7 +186,7 @@ impl<R: Runtime> Manager<R> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         api("patch evicted pod status", self.p.api_timeout, pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
         self.evicted.insert(uid.clone());
-        self.cleaning = Some((uid.clone(), Instant::now() + Duration::from_secs(grace as u64) + CLEANUP_TIMEOUT));
+        self.cleaning = Some((uid.clone(), signal, Instant::now() + Duration::from_secs(grace as u64) + CLEANUP_TIMEOUT));
         let pod_ref = crate::pods::events::PodRef { name: name.clone(), namespace: ns.clone(), uid: uid.clone() };
         let mut ev = crate::pods::events::build_event(&pod_ref, &crate::pods::events::ContainerRef::None, &self.p.node_name, true, "Evicted", message, now);
         ev.metadata.annotations = Some(annotations);
