@@ -30,6 +30,10 @@ enum Command {
     /// Start a live world (control plane over HTTPS and N nodes) and keep it up for kubectl
     /// until SIGINT/SIGTERM.
     Up(crate::live::UpArgs),
+    /// Run scenario files (nodekit.dev/v1alpha1 Scenario, chainsaw.kyverno.io/v1alpha1 Test),
+    /// each in its own sealed world; writes an HTML report and optionally JUnit. Exit 0 when
+    /// all passed, 1 when any failed, 2 when a file was refused (nothing ran).
+    Run(crate::scenarios::RunArgs),
     /// Measure the kit and print figures next to a floor measured in the same run.
     Bench {
         #[arg(value_enum)]
@@ -132,6 +136,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Up(args) => crate::live::up(args),
+        Command::Run(args) => crate::scenarios::run(args),
         Command::Bench { what, runs } => bench(what, runs),
     }
 }

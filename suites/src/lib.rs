@@ -5,6 +5,7 @@
 //! - [`runner`]: one run = one child process that seals itself, builds its world and runs the body.
 //! - [`report`]: progress lines, the summary table and JUnit XML.
 //! - [`live`]: `nodekit up`, a live world driven with real kubectl.
+//! - [`scenarios`]: `nodekit run`, scenario files each in its own world, JUnit and an HTML report.
 //! - [`entry`]: the libtest-compatible entry point used by `cargo nextest run`.
 //!
 //! Case bodies are test code and return `anyhow::Result`.
@@ -26,6 +27,7 @@ pub mod pods;
 pub mod quantity;
 pub mod report;
 pub mod runner;
+pub mod scenarios;
 pub mod target;
 
 use catalog::Topology;

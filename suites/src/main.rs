@@ -6,6 +6,9 @@ fn main() -> ExitCode {
     if let Some(code) = suites::runner::child_entry() {
         return code;
     }
+    if let Some(code) = suites::scenarios::child::child_entry() {
+        return code;
+    }
     if let Some(code) = suites::live::world::child_entry() {
         return code;
     }

@@ -184,12 +184,36 @@ impl Plan {
         if n == 0 || n > Self::MAX_NODES {
             return Err(Error::invalid("node count", format!("{n} is not between 1 and {}", Self::MAX_NODES)));
         }
-        let mut p = Plan::empty().host(HostPlan::control_plane("cp", ip(2)));
-        for i in 0..n as u8 {
-            let name = format!("node-{}", (b'a' + i) as char);
-            p = p.host(HostPlan::node(&name, ip(11 + i), Cidr::new(Ipv4Addr::new(10, 244, 1 + i, 0), 24)));
+        let names: Vec<String> = (0..n as u8).map(|i| format!("node-{}", (b'a' + i) as char)).collect();
+        Plan::named_nodes(&names)
+    }
+
+    /// The longest node name [`Plan::named_nodes`] takes (the host's LAN port is `v-<name>`,
+    /// and a link name has at most 15 bytes).
+    pub const MAX_NODE_NAME: usize = 13;
+
+    /// Like [`Plan::nodes`] with the given node names, in order.
+    pub fn named_nodes(names: &[String]) -> Result<Plan> {
+        if names.is_empty() || names.len() > Self::MAX_NODES {
+            return Err(Error::invalid("node count", format!("{} is not between 1 and {}", names.len(), Self::MAX_NODES)));
         }
-        Ok(p.host(HostPlan::client("client", ip(100))))
+        let mut p = Plan::empty().host(HostPlan::control_plane("cp", ip(2)));
+        p.service_router = Some(names[0].clone());
+        for (i, name) in names.iter().enumerate() {
+            let fits = !name.is_empty() && name.len() <= Self::MAX_NODE_NAME;
+            let reserved = ["cp", "client", "world"].contains(&name.as_str());
+            if !fits || reserved || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return Err(Error::invalid(
+                    "node name",
+                    format!("{name:?}: use 1 to {} lowercase letters, digits and '-', not cp, client or world", Self::MAX_NODE_NAME),
+                ));
+            }
+            let i = i as u8;
+            p = p.host(HostPlan::node(name, ip(11 + i), Cidr::new(Ipv4Addr::new(10, 244, 1 + i, 0), 24)));
+        }
+        let p = p.host(HostPlan::client("client", ip(100)));
+        p.validate()?;
+        Ok(p)
     }
     /// Adds a host.
     pub fn host(mut self, h: HostPlan) -> Plan {
@@ -253,5 +277,10 @@ mod tests {
         assert_eq!(Plan::nodes(2).unwrap().hosts.len(), Plan::two_nodes().hosts.len());
         Plan::nodes(Plan::MAX_NODES).unwrap().validate().unwrap();
         assert!(Plan::nodes(0).is_err() && Plan::nodes(27).is_err());
+        let p = Plan::named_nodes(&["worker-1".into(), "worker-2".into()]).unwrap();
+        assert_eq!(p.service_router.as_deref(), Some("worker-1"));
+        for bad in ["cp", "Node", "a-very-long-node-name", ""] {
+            assert!(Plan::named_nodes(&[bad.to_string()]).is_err(), "{bad}");
+        }
     }
 }

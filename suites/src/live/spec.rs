@@ -142,6 +142,43 @@ pub fn proxy_config(file: Option<&PathBuf>, mode: Option<LiveProxyMode>) -> Resu
     Ok((text, mode))
 }
 
+/// The agent configuration of a scenario's node: [`AGENT_DEFAULTS`] with each layer merged over
+/// it in order (the scenario's world, then the node's own), validated by the agent's parser;
+/// errors name `origin` (the scenario file and field).
+pub fn agent_config_layers(layers: &[&Value], origin: &str) -> Result<String, UsageError> {
+    let mut base: Value = serde_saphyr::from_str(AGENT_DEFAULTS).map_err(|e| UsageError(e.to_string()))?;
+    for layer in layers {
+        if !layer.is_null() {
+            deep_merge(&mut base, (*layer).clone());
+        }
+    }
+    let text = serde_json::to_string_pretty(&base).map_err(|e| UsageError(e.to_string()))?;
+    node_agent::config::parse_config(&text, Path::new(origin)).map_err(|e| UsageError(format!("{origin}: {e}")))?;
+    Ok(text)
+}
+
+/// The proxy configuration of a scenario: the world's defaults with `over` merged and `mode`
+/// set, validated by the proxy's parser.
+pub fn proxy_config_layers(over: &Value, mode: LiveProxyMode, origin: &str) -> Result<String, UsageError> {
+    let mut base = json!({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clusterCIDR": CLUSTER_CIDR,
+        "syncPeriod": "30s",
+        "minSyncPeriod": "1s",
+    });
+    if !over.is_null() {
+        deep_merge(&mut base, over.clone());
+    }
+    base["mode"] = json!(match mode {
+        LiveProxyMode::Nftables => "nftables",
+        LiveProxyMode::Iptables => "iptables",
+    });
+    let text = serde_json::to_string_pretty(&base).map_err(|e| UsageError(e.to_string()))?;
+    node_proxy::config::KubeProxyConfiguration::parse(&text, Path::new(origin)).map_err(|e| UsageError(format!("{origin}: {e}")))?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

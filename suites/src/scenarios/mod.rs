@@ -1,0 +1,264 @@
+//! `nodekit run FILE|DIR…`: every scenario in its own sealed world, a JUnit file and one HTML
+//! report.
+//!
+//! The host side loads every file first (a refused file: its `file:line:column` message and
+//! exit 2, nothing runs), checks each scenario's merged agent and proxy configurations with
+//! their own parsers, then runs up to `-j` scenarios at once, each in a sealed child process
+//! ([`child`]) that builds the world, runs the steps and writes `record.json` into the
+//! scenario's directory under `--report`. The host side gathers the records into
+//! `report.html` (and `--junit`), prints one line per scenario and exits 0 when all passed,
+//! 1 otherwise.
+
+pub mod child;
+pub mod exec;
+pub mod faults;
+pub mod objects;
+pub mod recorder;
+pub mod steps;
+pub mod world;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex};
+
+use scenario::model::{Action, FaultKind, RuntimeName, Scenario};
+use scenario::record::{Outcome, RunRecord, ScenarioRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::live::spec::{LiveProxyMode, LiveRuntime, UsageError};
+
+/// Environment variable carrying a [`Prepared`] scenario (JSON) to its sealed child.
+pub const SCENARIO_ENV: &str = "NODEKIT_SCENARIO_RUN";
+/// The record each child writes into its directory.
+pub const RECORD_FILE: &str = "record.json";
+
+/// `nodekit run` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files (nodekit.dev/v1alpha1 Scenario or chainsaw.kyverno.io/v1alpha1 Test) or
+    /// directories of them.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// The runtime of scenarios whose world names none (default fake-cri); a scenario that
+    /// needs fake-cri's faults is skipped on another runtime.
+    #[arg(long, value_enum)]
+    pub runtime: Option<LiveRuntime>,
+    /// Where to write the report (report.html, one directory of logs per scenario).
+    #[arg(long, value_name = "DIR", default_value = "nodekit-report")]
+    pub report: PathBuf,
+    /// Also write JUnit XML here (one testcase per step).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Scenarios run at once.
+    #[arg(short = 'j', long, default_value_t = 1)]
+    pub jobs: usize,
+}
+
+/// What a scenario's child needs: the scenario and everything checked for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prepared {
+    pub scenario: Scenario,
+    pub runtime: RuntimeName,
+    /// The whole KubeletConfiguration of each node, in the order of `scenario.world.nodes`.
+    pub agent_configs: Vec<String>,
+    pub proxy_config: String,
+    /// The scenario's directory in the report.
+    pub out: PathBuf,
+    /// Why it does not run here (it needs what this runtime cannot do).
+    pub skip: Option<String>,
+}
+
+/// Entry of `nodekit run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let prepared = match prepare_all(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nodekit run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(msg) = crate::runner::sweep_cgroups() {
+        eprintln!("nodekit run: before the start: {msg}");
+    }
+    let records = run_all(&prepared, args.jobs.max(1));
+    if let Some(msg) = crate::runner::sweep_cgroups() {
+        eprintln!("nodekit run: {msg}");
+    }
+    let run = RunRecord { started: jiff::Timestamp::now().to_string(), scenarios: records };
+    match write_outputs(&args, &run) {
+        Ok(report) => eprintln!("nodekit run: report {}", report.display()),
+        Err(e) => {
+            eprintln!("nodekit run: writing the report: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let failed = run.scenarios.iter().filter(|s| matches!(s.outcome, Outcome::Failed | Outcome::Error)).count();
+    let passed = run.scenarios.iter().filter(|s| s.outcome == Outcome::Passed).count();
+    let skipped = run.scenarios.len() - failed - passed;
+    eprintln!("nodekit run: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Loads and checks every file; the first refusal is the error (nothing has run).
+fn prepare_all(args: &RunArgs) -> Result<Vec<Prepared>, UsageError> {
+    let files = scenario::load::discover(&args.paths).map_err(|e| UsageError(e.to_string()))?;
+    if files.is_empty() {
+        return Err(UsageError(format!("no scenario files in {}", show_paths(&args.paths))));
+    }
+    let mut all = Vec::new();
+    for file in &files {
+        for s in scenario::load::load_file(file).map_err(|e| UsageError(e.to_string()))? {
+            all.push(s);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, s) in all.into_iter().enumerate() {
+        if !seen.insert(s.name.clone()) {
+            return Err(UsageError(format!("{}: metadata.name: a second scenario is named {:?}; names must be unique in a run", s.file.display(), s.name)));
+        }
+        let dir = args.report.join(format!("{:02}-{}", i + 1, s.name));
+        out.push(prepare(s, args.runtime, dir)?);
+    }
+    Ok(out)
+}
+
+fn show_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Resolves the runtime and merges and checks the configurations of one scenario.
+fn prepare(s: Scenario, cli: Option<LiveRuntime>, out: PathBuf) -> Result<Prepared, UsageError> {
+    let runtime = match (cli, s.world.runtime) {
+        (Some(LiveRuntime::FakeCri), _) => RuntimeName::FakeCri,
+        (Some(LiveRuntime::Containerd), _) => RuntimeName::Containerd,
+        (None, Some(r)) => r,
+        (None, None) => RuntimeName::FakeCri,
+    };
+    let skip = (runtime != RuntimeName::FakeCri && needs_fake_cri(&s))
+        .then(|| format!("it injects fake-cri faults; {} cannot do them", runtime.as_str()));
+    let file = s.file.display().to_string();
+    let mut agent_configs = Vec::new();
+    for n in &s.world.nodes {
+        let origin = format!("{file}: spec.world (node {})", n.name);
+        agent_configs.push(crate::live::spec::agent_config_layers(&[&s.world.kubelet_config, &n.kubelet_config], &origin)?);
+    }
+    let mode = match s.world.proxy_mode {
+        scenario::model::ProxyMode::Nftables => LiveProxyMode::Nftables,
+        scenario::model::ProxyMode::Iptables => LiveProxyMode::Iptables,
+    };
+    let proxy_config = crate::live::spec::proxy_config_layers(&s.world.proxy_config, mode, &format!("{file}: spec.world.proxyConfig"))?;
+    Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip })
+}
+
+/// True when a step injects fake-cri faults.
+pub fn needs_fake_cri(s: &Scenario) -> bool {
+    s.steps.iter().flat_map(|st| st.try_.iter().chain(&st.catch).chain(&st.finally).chain(&st.cleanup)).any(|op| {
+        matches!(&op.action, Action::Fault(f) if matches!(f.kind, FaultKind::Runtime { .. }))
+    })
+}
+
+/// Runs the scenarios, `jobs` at a time, in file order; returns their records in that order.
+fn run_all(prepared: &[Prepared], jobs: usize) -> Vec<ScenarioRecord> {
+    let next = Arc::new(Mutex::new(0usize));
+    let results: Arc<Mutex<Vec<Option<ScenarioRecord>>>> = Arc::new(Mutex::new(vec![None; prepared.len()]));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(prepared.len()) {
+            let (next, results) = (next.clone(), results.clone());
+            scope.spawn(move || {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(p) = prepared.get(i) else { break };
+                    let record = run_one(p);
+                    eprintln!("nodekit run: {} {} ({:.1} s)", outcome_word(record.outcome), record.name, record.duration_ms as f64 / 1000.0);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(record);
+                }
+            });
+        }
+    });
+    let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    results.into_iter().zip(prepared).map(|(r, p)| r.unwrap_or_else(|| error_record(p, "the scenario did not run".into(), 0))).collect()
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Passed => "PASS",
+        Outcome::Failed => "FAIL",
+        Outcome::Error => "ERROR",
+        Outcome::Skipped => "SKIP",
+    }
+}
+
+/// Runs one scenario in a sealed child and reads its record.
+fn run_one(p: &Prepared) -> ScenarioRecord {
+    if let Some(why) = &p.skip {
+        let mut r = error_record(p, format!("skipped: {why}"), 0);
+        r.outcome = Outcome::Skipped;
+        return r;
+    }
+    let started = std::time::Instant::now();
+    let status = (|| -> anyhow::Result<std::process::ExitStatus> {
+        std::fs::create_dir_all(&p.out)?;
+        let _ = std::fs::remove_file(p.out.join(RECORD_FILE));
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.env(SCENARIO_ENV, serde_json::to_string(p)?);
+        Ok(harness::sealed::spawn_sealed(cmd)?.wait()?)
+    })();
+    let ms = started.elapsed().as_millis() as u64;
+    let read = std::fs::read(p.out.join(RECORD_FILE)).ok().and_then(|b| serde_json::from_slice::<ScenarioRecord>(&b).ok());
+    match (read, status) {
+        (Some(r), _) => r,
+        (None, Ok(s)) => error_record(p, format!("the scenario's process ended ({s}) without a record; its output is above"), ms),
+        (None, Err(e)) => error_record(p, format!("the scenario could not start: {e:#}"), ms),
+    }
+}
+
+/// A record for a scenario that has no steps to show.
+pub fn error_record(p: &Prepared, message: String, duration_ms: u64) -> ScenarioRecord {
+    let s = &p.scenario;
+    ScenarioRecord {
+        name: s.name.clone(),
+        file: s.file.display().to_string(),
+        description: s.description.clone(),
+        cites: s.reproduces.clone(),
+        runtime: p.runtime.as_str().into(),
+        proxy_mode: s.world.proxy_mode.as_str().into(),
+        duration_ms,
+        outcome: Outcome::Error,
+        message: Some(message),
+        steps: Vec::new(),
+        nodes: Vec::new(),
+        pods: Vec::new(),
+        faults: Vec::new(),
+        events: Vec::new(),
+        traffic: Vec::new(),
+        artifacts: Vec::new(),
+    }
+}
+
+/// Writes `report.html` (artifact links relative to it) and the JUnit file.
+fn write_outputs(args: &RunArgs, run: &RunRecord) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&args.report)?;
+    let report = args.report.join("report.html");
+    std::fs::write(&report, scenario::report::render(run))?;
+    std::fs::write(args.report.join("run.json"), serde_json::to_vec_pretty(run)?)?;
+    if let Some(junit) = &args.junit {
+        if let Some(dir) = junit.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(junit, scenario::junit::render(run))?;
+    }
+    Ok(report)
+}
+
+/// The report-relative path of a file in a scenario's directory.
+pub fn relative(out: &Path, file: &Path) -> String {
+    let dir = out.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file.strip_prefix(out).unwrap_or(file);
+    format!("{dir}/{}", name.display())
+}
