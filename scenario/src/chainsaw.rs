@@ -17,7 +17,8 @@
 //! step templates (`use`, `kind: StepTemplate`), compilers, expectations (`expect`), dry runs,
 //! scenarios, namespace templates, `workDir`, patch `subresource`, deletion propagation
 //! policies, forced termination grace periods, delays before cleanup; and in a Test, nodekit's
-//! own additions (`world`, `reproduces`, `fault`, `heal`, `holdFor`, event expectations).
+//! own additions (`world`, `reproduces`, `fault`, `heal`, `traffic`, `capture`, `holdFor`, event
+//! expectations).
 //! `chainsaw.kyverno.io/v1alpha2` defines no Test kind: such a file is refused with a message
 //! saying so.
 //!
@@ -304,7 +305,8 @@ fn namespace_operation(op: &mut Operation, ns: &str) {
         Action::PodLogs(p) => fill(&mut p.namespace, ns, true),
         Action::Script(s) => add_env(&mut s.env, ns),
         Action::Command(c) => add_env(&mut c.env, ns),
-        Action::Sleep(_) | Action::Fault(_) | Action::Heal(_) => {}
+        // nodekit additions (a Test cannot hold them) and operations without objects.
+        Action::Sleep(_) | Action::Fault(_) | Action::Heal(_) | Action::Traffic(_) | Action::Capture(_) => {}
     }
 }
 

@@ -169,6 +169,11 @@ pub enum Action {
     Fault(Fault),
     /// Heal faults started earlier: the named one, or all that are still active.
     Heal(Heal),
+    /// Open connections from a host of the world and judge them from the packets captured
+    /// while they ran.
+    Traffic(Traffic),
+    /// Capture packets on the given hosts until the end of the step; the pcaps are artifacts.
+    Capture(CaptureSpec),
 }
 
 impl Action {
@@ -192,6 +197,8 @@ impl Action {
             Action::Get(_) => "get",
             Action::Fault(_) => "fault",
             Action::Heal(_) => "heal",
+            Action::Traffic(_) => "traffic",
+            Action::Capture(_) => "capture",
         }
     }
 }
@@ -422,6 +429,49 @@ pub struct Heal {
     pub fault: Option<String>,
 }
 
+/// `traffic`: `connections` TCP connections one after the other from host `from` (default
+/// `client`; or `cp`, or a node) to `to`, each captured on the way; the expectations are
+/// judged from the packets: a connection succeeded when the SYN-ACK came back to `from`, it was
+/// refused when a RST or an ICMP unreachable came back, and the endpoint that served it is the
+/// pod address its SYN was DNATed to on a node's pod bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub from: String,
+    pub to: TrafficTarget,
+    pub connections: u32,
+    pub expect: TrafficExpect,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TrafficTarget {
+    /// A Service's ClusterIP and port (`port` is the Service port).
+    Service { namespace: String, name: String, port: u16 },
+    /// A node's address and a NodePort.
+    NodePort { node: String, port: u16 },
+    /// A pod's address and a container port.
+    Pod { namespace: String, name: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficExpect {
+    /// At least this share of connections answered with a SYN-ACK, in percent (0–100).
+    pub success_rate: Option<f64>,
+    /// At least this many distinct endpoints served a connection.
+    pub min_endpoints: Option<u32>,
+    /// At most this many distinct endpoints served a connection (e.g. 1: only the one ready
+    /// pod gets traffic).
+    pub max_endpoints: Option<u32>,
+    /// Every connection was refused (RST or ICMP unreachable) rather than timing out.
+    pub refused: bool,
+}
+
+/// `capture`: hosts to capture on (every interface that matters: eth0, and cbr0 on nodes);
+/// empty means every node and the client.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CaptureSpec {
+    pub hosts: Vec<String>,
+}
+
 /// The kind of timeout an action uses by default.
 pub fn default_timeout(action: &Action, t: &Timeouts) -> Duration {
     match action {
@@ -431,6 +481,7 @@ pub fn default_timeout(action: &Action, t: &Timeouts) -> Duration {
         Action::Error(_) => t.error,
         Action::Script(_) | Action::Command(_) | Action::PodLogs(_) | Action::Describe(_) | Action::Get(_) => t.exec,
         Action::Sleep(d) => *d,
-        Action::Fault(_) | Action::Heal(_) => t.apply,
+        Action::Fault(_) | Action::Heal(_) | Action::Capture(_) => t.apply,
+        Action::Traffic(_) => t.assert,
     }
 }

@@ -228,6 +228,68 @@ fn the_full_scenario_loads() {
 }
 
 #[test]
+fn traffic_and_capture_load() {
+    let path = Path::new("tests/data/good/traffic.yaml");
+    let all = load_file(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 1);
+    let s = &all[0];
+    let ops = &s.steps[0].try_;
+    assert_eq!(
+        ops[0].action,
+        Action::Capture(CaptureSpec { hosts: vec!["node-a".into(), "client".into(), "cp".into()] })
+    );
+    assert_eq!(ops[0].timeout, None);
+    // Defaults: from the client, 10 connections, the service in "default".
+    assert_eq!(
+        ops[1].action,
+        Action::Traffic(Traffic {
+            from: "client".into(),
+            to: TrafficTarget::Service { namespace: "default".into(), name: "web".into(), port: 80 },
+            connections: 10,
+            expect: TrafficExpect { success_rate: Some(100.0), min_endpoints: Some(2), max_endpoints: None, refused: false },
+        })
+    );
+    assert_eq!(ops[1].timeout, None);
+    assert_eq!(ops[1].line, 13);
+    assert_eq!(
+        ops[2].action,
+        Action::Traffic(Traffic {
+            from: "node-b".into(),
+            to: TrafficTarget::NodePort { node: "node-a".into(), port: 30080 },
+            connections: 20,
+            expect: TrafficExpect { success_rate: Some(99.5), min_endpoints: None, max_endpoints: None, refused: false },
+        })
+    );
+    assert_eq!(ops[2].timeout, Some(secs(30)));
+    assert_eq!(ops[3].description.as_deref(), Some("nothing listens on the pod's other port"));
+    assert!(ops[3].continue_on_error);
+    assert_eq!(
+        ops[3].action,
+        Action::Traffic(Traffic {
+            from: "cp".into(),
+            to: TrafficTarget::Pod { namespace: "shop".into(), name: "web-1".into(), port: 9376 },
+            connections: 1,
+            expect: TrafficExpect { success_rate: Some(0.0), min_endpoints: None, max_endpoints: None, refused: true },
+        })
+    );
+    // No hosts: every host.
+    let ops = &s.steps[1].try_;
+    assert_eq!(ops[0].action, Action::Capture(CaptureSpec::default()));
+    assert_eq!(ops[1].action, Action::Capture(CaptureSpec::default()));
+    assert_eq!(
+        ops[2].action,
+        Action::Traffic(Traffic {
+            from: "client".into(),
+            to: TrafficTarget::Service { namespace: "shop".into(), name: "web".into(), port: 65535 },
+            connections: 1000,
+            expect: TrafficExpect { success_rate: None, min_endpoints: Some(1000), max_endpoints: None, refused: false },
+        })
+    );
+    // The operation's timeout, else the step's assert timeout.
+    assert_eq!(default_timeout(&ops[2].action, &s.steps[1].timeouts), secs(30));
+}
+
+#[test]
 fn a_file_may_hold_a_scenario_and_a_test() {
     let all = load_file(Path::new("tests/data/good/two-in-one.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(all.len(), 2);
@@ -451,6 +513,7 @@ fn discover_finds_scenarios_and_skips_referenced_objects() {
         found,
         [
             PathBuf::from("tests/data/good/stuck-terminating.yaml"),
+            PathBuf::from("tests/data/good/traffic.yaml"),
             PathBuf::from("tests/data/good/two-in-one.yaml"),
             PathBuf::from("tests/data/chainsaw/deployment/chainsaw-test.yaml"),
         ]

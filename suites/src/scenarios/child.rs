@@ -62,13 +62,14 @@ async fn run_in(p: &Prepared, world: std::sync::Arc<ScenarioWorld>, started: Ins
     } else {
         runner.run_steps().await;
     }
-    let (steps, faults, message) = runner.finish().await;
+    let (steps, faults, traffic, message) = runner.finish().await;
     let end_ms = started.elapsed().as_millis() as u64;
     let seen = recorder.stop().await;
     record.events = seen.events.clone();
     record.nodes = scenario::lanes::node_lanes(&seen.nodes, &seen.leases, end_ms);
     record.pods = scenario::lanes::pod_lanes(&seen.pods, &seen.events, end_ms);
     record.faults = faults;
+    record.traffic = traffic;
     record.outcome = if record.message.is_none() && steps.iter().all(|s| s.outcome == Outcome::Passed) { Outcome::Passed } else if record.message.is_some() { Outcome::Error } else { Outcome::Failed };
     record.message = record.message.or(message);
     record.steps = steps;

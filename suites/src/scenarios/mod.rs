@@ -15,6 +15,7 @@ pub mod faults;
 pub mod objects;
 pub mod recorder;
 pub mod steps;
+pub mod traffic;
 pub mod world;
 
 use std::path::{Path, PathBuf};

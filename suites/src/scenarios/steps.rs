@@ -26,12 +26,18 @@ pub struct Runner<'a> {
     faults: Arc<Faults>,
     steps: Vec<StepRecord>,
     message: Option<String>,
+    /// Captures started by `capture` in the current step.
+    captures: Vec<harness::capture::Capture>,
+    /// Numbers the pcap files of `traffic` and `capture` operations.
+    pcaps: usize,
+    traffic: Vec<scenario::record::TrafficSummary>,
+    step_name: String,
 }
 
 impl<'a> Runner<'a> {
     pub fn new(p: &'a Prepared, world: Arc<ScenarioWorld>, client: Client, t0: Instant) -> Runner<'a> {
         let faults = Faults::new(world.clone(), t0);
-        Runner { p, world, client, t0, faults, steps: Vec::new(), message: None }
+        Runner { p, world, client, t0, faults, steps: Vec::new(), message: None, captures: Vec::new(), pcaps: 0, traffic: Vec::new(), step_name: String::new() }
     }
 
     fn ms(&self) -> u64 {
@@ -55,6 +61,7 @@ impl<'a> Runner<'a> {
     async fn step(&mut self, index: usize, step: &Step) -> StepRecord {
         let start_ms = self.ms();
         self.say(&format!("step {} {}", index + 1, step.name));
+        self.step_name = step.name.clone();
         let mut ops = Vec::new();
         let mut failed = false;
         for (j, op) in step.try_.iter().enumerate() {
@@ -81,13 +88,18 @@ impl<'a> Runner<'a> {
         for op in &step.finally {
             ops.push(self.op(step, op, Phase::Finally).await);
         }
+        for c in std::mem::take(&mut self.captures) {
+            if let Err(e) = c.stop().await {
+                self.say(&format!("  a capture did not stop cleanly: {e}"));
+            }
+        }
         let outcome = if failed { Outcome::Failed } else { Outcome::Passed };
         StepRecord { name: step.name.clone(), start_ms, end_ms: self.ms(), outcome, operations: ops }
     }
 
     /// Heals the faults, runs the cleanups (last step first) and returns the steps, the fault
     /// spans and the scenario's failure message.
-    pub async fn finish(mut self) -> (Vec<StepRecord>, Vec<FaultSpan>, Option<String>) {
+    pub async fn finish(mut self) -> (Vec<StepRecord>, Vec<FaultSpan>, Vec<scenario::record::TrafficSummary>, Option<String>) {
         let (spans, errors) = self.faults.finish().await;
         if let Some(e) = errors.first()
             && self.message.is_none()
@@ -107,7 +119,7 @@ impl<'a> Runner<'a> {
                 self.steps[i].operations.push(rec);
             }
         }
-        (self.steps, spans, self.message)
+        (self.steps, spans, self.traffic, self.message)
     }
 
     fn say(&self, line: &str) {
@@ -192,6 +204,20 @@ impl<'a> Runner<'a> {
             Action::Get(q) => self.kubectl(exec::get_args(q), timeout).await,
             Action::Fault(f) => self.faults.start(f).await.map_err(|e| plain(format!("{e:#}"))),
             Action::Heal(h) => self.faults.heal(h.fault.as_deref()).await.map_err(|e| plain(format!("{e:#}"))),
+            Action::Traffic(t) => {
+                self.pcaps += 1;
+                let run = super::traffic::run(&self.world, client, t, &self.p.out, &self.step_name, self.pcaps, timeout);
+                let (line, summary) = run.await?;
+                self.traffic.push(summary);
+                Ok(line)
+            }
+            Action::Capture(c) => {
+                self.pcaps += 1;
+                let caps = super::traffic::start_captures(&self.world, &c.hosts, &self.p.out, self.pcaps).map_err(|e| plain(format!("{e:#}")))?;
+                let labels: Vec<String> = caps.iter().map(|c| c.label().to_string()).collect();
+                self.captures.extend(caps);
+                Ok(format!("capturing on {} until the step ends", labels.join(", ")))
+            }
         }
     }
 
@@ -251,6 +277,8 @@ pub fn summary(a: &Action) -> String {
         Action::Get(q) => format!("get {} {}", q.kind, q.name.clone().unwrap_or_default()),
         Action::Fault(f) => format!("fault {}", f.name.clone().unwrap_or_else(|| fault_word(&f.kind).into())),
         Action::Heal(h) => format!("heal {}", h.fault.clone().unwrap_or_else(|| "every fault".into())),
+        Action::Traffic(t) => format!("traffic {} connections from {}", t.connections, t.from),
+        Action::Capture(c) => format!("capture on {}", if c.hosts.is_empty() { "every node and the client".into() } else { c.hosts.join(", ") }),
     }
 }
 
