@@ -91,18 +91,28 @@ pub async fn write(client: &Client, objects: &[Value], how: Write) -> anyhow::Re
                 Some(_) => api.patch(name, &PatchParams::default(), &Patch::Merge(obj)).await.map(|_| "configured"),
             },
         };
-        let verb = result.with_context(|| format!("{what}"))?;
+        let verb = result.with_context(|| what.clone())?;
         done.push(format!("{what} {verb}"));
     }
     Ok(done.join("\n"))
 }
 
+/// What a `delete` removes: one named object, or every object of the kind with the labels.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Deletes the objects (by name, or every object of the kind matching the labels) and waits
 /// until they are gone.
-pub async fn delete(client: &Client, targets: &[(String, String, Option<String>, Option<String>, BTreeMap<String, String>)], timeout: Duration) -> anyhow::Result<String> {
+pub async fn delete(client: &Client, targets: &[Target], timeout: Duration) -> anyhow::Result<String> {
     let mut gone = Vec::new();
     let deadline = Instant::now() + timeout;
-    for (api_version, kind, ns, name, labels) in targets {
+    for Target { api_version, kind, namespace: ns, name, labels } in targets {
         let (api, _) = api_for(client, api_version, kind, ns.as_deref()).await?;
         let names: Vec<String> = match name {
             Some(n) => vec![n.clone()],

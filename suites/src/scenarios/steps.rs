@@ -236,17 +236,27 @@ fn phase_word(p: Phase) -> &'static str {
     }
 }
 
-type Target = (String, String, Option<String>, Option<String>, std::collections::BTreeMap<String, String>);
-
-fn delete_targets(d: &Delete) -> Vec<Target> {
+fn delete_targets(d: &Delete) -> Vec<objects::Target> {
     match d {
-        Delete::Ref(r) => vec![(r.api_version.clone(), r.kind.clone(), r.namespace.clone(), r.name.clone(), r.labels.clone())],
+        Delete::Ref(r) => vec![objects::Target {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            labels: r.labels.clone(),
+        }],
         Delete::Objects(res) => res
             .objects
             .iter()
             .map(|o| {
                 let s = |p: &str| o.pointer(p).and_then(|v| v.as_str()).map(str::to_string);
-                (s("/apiVersion").unwrap_or_default(), s("/kind").unwrap_or_default(), s("/metadata/namespace"), s("/metadata/name"), Default::default())
+                objects::Target {
+                    api_version: s("/apiVersion").unwrap_or_default(),
+                    kind: s("/kind").unwrap_or_default(),
+                    namespace: s("/metadata/namespace"),
+                    name: s("/metadata/name"),
+                    labels: Default::default(),
+                }
             })
             .collect(),
     }
