@@ -179,9 +179,10 @@ fn screenshot(chromium: &Path, dir: &Path, report: &Path, png: &Path, height: u3
     );
 }
 
-/// Renders the sample to `docs/report.png` for the documentation:
-/// `cargo test -p scenario --test report_chromium -- --ignored docs_picture`
-/// (with `NODEKIT_SAMPLE_HTML=<path>` it also keeps the sample's HTML there).
+/// Renders `docs/report.png` for the documentation:
+/// `cargo test -p scenario --test report_chromium -- --ignored docs_picture`. The picture in
+/// the docs is a real run's report, given with `NODEKIT_REPORT_HTML=<report.html>` (see the
+/// README); without it the sample is rendered (and `NODEKIT_SAMPLE_HTML=<path>` keeps its HTML).
 #[test]
 #[ignore = "writes docs/report.png"]
 fn docs_picture() {
@@ -189,7 +190,10 @@ fn docs_picture() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let report = write_sample(dir.path());
+    let report = match std::env::var_os("NODEKIT_REPORT_HTML") {
+        Some(real) => std::path::PathBuf::from(real),
+        None => write_sample(dir.path()),
+    };
     if let Some(keep) = std::env::var_os("NODEKIT_SAMPLE_HTML") {
         std::fs::copy(&report, keep).expect("keep the sample's HTML");
     }
