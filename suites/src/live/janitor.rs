@@ -2,7 +2,7 @@
 //! with the writer's pid) and, since cgroup v1 directories are not namespaced, the cgroup
 //! directories the world's runtimes made. The janitor is a small host process that outlives
 //! `nodekit up` however it ends (SIGKILL included), waits for the world's pid namespace to
-//! empty, sweeps those directories and removes the kubeconfig.
+//! empty, sweeps those directories and removes the kubeconfig and its control socket.
 
 use std::io::{Read, Write};
 
@@ -119,6 +119,10 @@ pub fn child_entry() -> Option<ExitCode> {
         .is_ok_and(|t| t.lines().next().and_then(|l| l.strip_prefix(KUBECONFIG_MARKER)) == Some(host_pid));
     if ours {
         let _ = std::fs::remove_file(kubeconfig);
+        let control = super::control_socket(kubeconfig);
+        if std::fs::symlink_metadata(&control).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
+            let _ = std::fs::remove_file(control);
+        }
     }
     Some(ExitCode::SUCCESS)
 }

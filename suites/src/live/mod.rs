@@ -48,18 +48,23 @@ pub const KUBECONFIG_MARKER: &str = "# written by nodekit up, pid ";
 
 /// How long the world has to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(240);
+/// How much longer the start may take per step of a `--scenario`.
+const STEP_ALLOWANCE: Duration = Duration::from_secs(120);
+/// What the world prints before the record (JSON) of a scenario it ran.
+pub const RECORD_MARKER: &str = "nodekit-scenario-record ";
+
 /// How long the graceful teardown may take before the world is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `nodekit up` options.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct UpArgs {
-    /// Worker nodes (node-a, node-b, … at 10.77.0.11, .12, …).
-    #[arg(long, default_value_t = 1)]
-    pub nodes: usize,
-    /// The runtime of every node.
-    #[arg(long, value_enum, default_value = "fake-cri")]
-    pub runtime: LiveRuntime,
+    /// Worker nodes (node-a, node-b, … at 10.77.0.11, .12, …; default 1).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// The runtime of every node (default fake-cri, or the scenario's).
+    #[arg(long, value_enum)]
+    pub runtime: Option<LiveRuntime>,
     /// The proxy's rule backend (default: the --proxy-config file's mode, else nftables).
     #[arg(long, value_enum)]
     pub proxy_mode: Option<LiveProxyMode>,
@@ -72,19 +77,36 @@ pub struct UpArgs {
     /// A KubeProxyConfiguration file merged over the world's defaults.
     #[arg(long, value_name = "FILE")]
     pub proxy_config: Option<PathBuf>,
+    /// Build the world a scenario file describes (its spec.world), run its steps (faults
+    /// heal at their end; cleanup operations do not run), and hand the world over.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// With --scenario: write the report of its steps here (report.html, JUnit).
+    #[arg(long, value_name = "DIR", default_value = "nodekit-report")]
+    pub report: PathBuf,
 }
 
 /// Checks everything that can be checked before a world starts.
 fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
+    let kubeconfig = janitor::check_kubeconfig_path(&args.kubeconfig)?;
+    if let Some(file) = &args.scenario {
+        for (given, flag) in [(args.nodes.is_some(), "--nodes"), (args.kubelet_config.is_some(), "--kubelet-config"), (args.proxy_config.is_some(), "--proxy-config"), (args.proxy_mode.is_some(), "--proxy-mode")] {
+            if given {
+                return Err(UsageError(format!("{flag} and --scenario: the scenario's spec.world describes the world; drop {flag} or edit {}", file.display())));
+            }
+        }
+        let prepared = crate::scenarios::prepare_one(file, args.runtime, args.report.clone())?;
+        return Ok((LiveSpec { port: 0, prepared, run_steps: true }, kubeconfig));
+    }
+    let nodes = args.nodes.unwrap_or(1);
     let max = harness::world::Plan::MAX_NODES;
-    if args.nodes == 0 || args.nodes > max {
-        return Err(UsageError(format!("--nodes {}: give a number from 1 to {max}", args.nodes)));
+    if nodes == 0 || nodes > max {
+        return Err(UsageError(format!("--nodes {nodes}: give a number from 1 to {max}")));
     }
     let agent_config = spec::agent_config(args.kubelet_config.as_ref())?;
     let (proxy_config, proxy_mode) = spec::proxy_config(args.proxy_config.as_ref(), args.proxy_mode)?;
-    let kubeconfig = janitor::check_kubeconfig_path(&args.kubeconfig)?;
-    let spec = LiveSpec { nodes: args.nodes, runtime: args.runtime, proxy_mode, port: 0, agent_config, proxy_config };
-    Ok((spec, kubeconfig))
+    let prepared = crate::scenarios::prepared_world(nodes, args.runtime.unwrap_or(LiveRuntime::FakeCri), proxy_mode, agent_config, proxy_config);
+    Ok((LiveSpec { port: 0, prepared, run_steps: false }, kubeconfig))
 }
 
 /// Entry of `nodekit up`.
@@ -166,12 +188,18 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
     let pid = world.child.id();
     let janitor = janitor::spawn(pid, &kubeconfig).context("starting the janitor")?;
     let root = PathBuf::from(format!("/proc/{pid}/root/run/nodekit/{STATE_DIR}"));
-    eprintln!("nodekit up: starting {} node(s) on {}; logs in {}", spec.nodes, spec.runtime, root.join("logs").display());
-    let started = tokio::time::timeout(START_TIMEOUT, async {
+    let nodes = spec.prepared.scenario.world.nodes.len();
+    eprintln!("nodekit up: starting {nodes} node(s) on {}; logs in {}", spec.prepared.runtime.as_str(), root.join("logs").display());
+    let timeout = START_TIMEOUT + spec.prepared.scenario.steps.len() as u32 * STEP_ALLOWANCE;
+    let started = tokio::time::timeout(timeout, async {
         loop {
             tokio::select! {
                 line = lines.recv() => match line {
                     Some(l) if l == READY_MARKER => return Ok(true),
+                    Some(l) if l.starts_with(RECORD_MARKER) => {
+                        report_handover(&spec, &l);
+                        continue;
+                    }
                     Some(_) => continue,
                     None => return Err(anyhow::anyhow!("the world ended before it was ready (see the messages above)")),
                 },
@@ -180,7 +208,7 @@ async fn host_side(spec: LiveSpec, listener: std::net::TcpListener, kubeconfig: 
         }
     })
     .await
-    .unwrap_or_else(|_| Err(anyhow::anyhow!("the world was not ready within {START_TIMEOUT:?}")));
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the world was not ready within {timeout:?}")));
     let outcome = match started {
         Ok(true) => serve(&spec, listener, &root, &kubeconfig, &mut signals, &mut world, &mut lines).await,
         Ok(false) => Ok(()),
@@ -226,14 +254,20 @@ async fn serve(
     let path = kubeconfig.display();
     println!(
         "ready: {} node(s) Ready; API server https://127.0.0.1:{} (world pid {pid}); kubeconfig {path}; run: export KUBECONFIG={path}",
-        spec.nodes, spec.port
+        spec.prepared.scenario.world.nodes.len(),
+        spec.port
     );
     eprintln!("nodekit up: type `help` for the commands that break nodes by hand");
     let _ = std::io::stdout().flush();
     let mut exited = world.exited.clone();
     let mut typed = read_stdin_lines();
-    let plan = harness::world::Plan::nodes(spec.nodes)?;
-    let nodes: Vec<String> = plan.hosts.iter().filter(|h| h.role == harness::world::Role::Node).map(|h| h.name.clone()).collect();
+    let nodes: Vec<String> = spec.prepared.scenario.world.nodes.iter().map(|n| n.name.clone()).collect();
+    let (attach_tx, mut attached) = tokio::sync::mpsc::unbounded_channel::<Attach>();
+    let control = control_socket(kubeconfig);
+    let _ = std::fs::remove_file(&control);
+    let control_listener = tokio::net::UnixListener::bind(&control).with_context(|| format!("binding {}", control.display()))?;
+    let control_task = tokio::spawn(accept_attach(control_listener, attach_tx));
+    let mut pending: std::collections::VecDeque<tokio::sync::oneshot::Sender<String>> = std::collections::VecDeque::new();
     let result = loop {
         tokio::select! {
             _ = signals.recv() => break Ok(()),
@@ -243,15 +277,100 @@ async fn serve(
                 Err(e) if line.trim().is_empty() => drop(e),
                 Err(e) => eprintln!("nodekit up: {e}"),
             },
-            Some(line) = lines.recv() => {
-                println!("{line}");
-                let _ = std::io::stdout().flush();
+            Some(a) = attached.recv() => {
+                eprintln!("nodekit up: running scenario {} (nodekit run --attach)", a.name);
+                send_to_world(world, &format!("{SCENARIO_COMMAND}{}", a.request));
+                pending.push_back(a.reply);
+            }
+            Some(line) = lines.recv() => match line.strip_prefix(RECORD_MARKER) {
+                Some(record) => {
+                    if let Some(reply) = pending.pop_front() {
+                        let _ = reply.send(record.to_string());
+                    }
+                }
+                None => {
+                    println!("{line}");
+                    let _ = std::io::stdout().flush();
+                }
             }
         }
     };
+    control_task.abort();
+    let _ = std::fs::remove_file(&control);
     forwarder.abort();
     let _ = forwarder.await; // the listener is closed once the task is gone
     result
+}
+
+/// The line prefix that hands the world a scenario (JSON of a `Prepared`) to run.
+pub const SCENARIO_COMMAND: &str = "scenario ";
+
+/// The control socket of a `nodekit up` whose kubeconfig is `kubeconfig`: `nodekit run
+/// --attach` sends scenarios through it.
+pub fn control_socket(kubeconfig: &Path) -> PathBuf {
+    let mut name = kubeconfig.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".sock");
+    kubeconfig.with_file_name(name)
+}
+
+/// A scenario sent by `nodekit run --attach`, and where its record goes.
+struct Attach {
+    name: String,
+    request: String,
+    reply: tokio::sync::oneshot::Sender<String>,
+}
+
+/// Accepts `nodekit run --attach` connections: one line (the prepared scenario, JSON) in, one
+/// line (the record, JSON) out.
+async fn accept_attach(listener: tokio::net::UnixListener, to_loop: tokio::sync::mpsc::UnboundedSender<Attach>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    while let Ok((conn, _)) = listener.accept().await {
+        let to_loop = to_loop.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = conn.into_split();
+            let mut line = String::new();
+            if tokio::io::BufReader::new(read).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let request = line.trim_end().to_string();
+            let name = serde_json::from_str::<crate::scenarios::Prepared>(&request).map(|p| p.scenario.name).unwrap_or_default();
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if to_loop.send(Attach { name, request, reply }).is_err() {
+                return;
+            }
+            if let Ok(record) = answer.await {
+                let _ = write.write_all(format!("{record}\n").as_bytes()).await;
+            }
+        });
+    }
+}
+
+/// Writes the report of the steps `nodekit up --scenario` ran before the handover and says how
+/// they went.
+fn report_handover(spec: &LiveSpec, line: &str) {
+    let Some(json) = line.strip_prefix(RECORD_MARKER) else { return };
+    let record: scenario::record::ScenarioRecord = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nodekit up: the scenario's record did not parse: {e}");
+            return;
+        }
+    };
+    let dir = spec.prepared.out.clone();
+    let run = scenario::record::RunRecord { started: jiff::Timestamp::now().to_string(), scenarios: vec![record] };
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("report.html"), scenario::report::render(&run)))
+        .and_then(|()| std::fs::write(dir.join("junit.xml"), scenario::junit::render(&run)));
+    let r = &run.scenarios[0];
+    let how = match r.outcome {
+        scenario::record::Outcome::Passed => "passed".to_string(),
+        _ => format!("FAILED: {}", r.message.clone().unwrap_or_default()),
+    };
+    eprintln!("nodekit up: scenario {} {how}", r.name);
+    match written {
+        Ok(()) => eprintln!("nodekit up: report {}", dir.join("report.html").display()),
+        Err(e) => eprintln!("nodekit up: writing the report to {}: {e}", dir.display()),
+    }
 }
 
 /// The lines typed on our stdin (none when it is not open).

@@ -63,15 +63,13 @@ pub enum LiveProxyMode {
 /// Everything the world side needs (passed to it as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LiveSpec {
-    pub nodes: usize,
-    pub runtime: LiveRuntime,
-    pub proxy_mode: LiveProxyMode,
     /// The host loopback port the user's kubeconfig points at.
     pub port: u16,
-    /// The whole KubeletConfiguration (JSON).
-    pub agent_config: String,
-    /// The whole KubeProxyConfiguration (JSON).
-    pub proxy_config: String,
+    /// The world: nodes, runtime, proxy mode, the agent's and proxy's whole configurations;
+    /// and, with `nodekit up --scenario`, the steps to run before the world is handed over.
+    pub prepared: crate::scenarios::Prepared,
+    /// Run `prepared`'s steps before the handover.
+    pub run_steps: bool,
 }
 
 /// A problem with the command line, reported with exit code 2 before anything starts.

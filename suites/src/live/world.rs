@@ -1,21 +1,30 @@
-//! The world side of `nodekit up`: runs in the sealed case process. Builds the world like a
-//! case does (control plane over HTTPS, then every node's runtime, agent and proxy), serves a
-//! unix socket in the world's scratch directory that forwards to the API server, writes the
-//! admin kubeconfig for the host side, says it is ready, and tears down when its stdin closes.
+//! The world side of `nodekit up`: runs in the sealed case process. Builds the world as a
+//! scenario's is built (control plane over HTTPS, then every node's runtime, agent and proxy),
+//! serves a unix socket in the world's scratch directory that forwards to the API server,
+//! writes the admin kubeconfig for the host side, runs the `--scenario` steps if any, says it
+//! is ready, then takes commands on stdin (kill / partition / heal through the scenarios'
+//! faults, and scenarios from `nodekit run --attach`) and tears down when its stdin closes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
 use anyhow::Context;
-use harness::backend::{AgentOptions, ControlPlane, NodeAgent, NodeProxy, ProxyMode, Runtime, RuntimeKind};
-use harness::world::{Plan, Role, World};
+use scenario::model::{Component, Direction, Fault, FaultKind};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpStream, UnixListener};
 
 use super::commands::NodeCommand;
-use super::spec::{LiveProxyMode, LiveRuntime, LiveSpec, NODE_GRACE};
-use super::{ADMIN_KUBECONFIG, API_SOCKET, LIVE_ENV, READY_MARKER, STATE_DIR};
+use super::spec::{LiveProxyMode, LiveRuntime, LiveSpec};
+use super::{ADMIN_KUBECONFIG, API_SOCKET, LIVE_ENV, READY_MARKER, RECORD_MARKER, SCENARIO_COMMAND, STATE_DIR};
+use crate::scenarios::Prepared;
+use crate::scenarios::child::execute;
+use crate::scenarios::faults::Faults;
+use crate::scenarios::world::ScenarioWorld;
 
 /// How long every node has to become Ready.
 const NODES_READY: Duration = Duration::from_secs(120);
@@ -36,79 +45,78 @@ pub fn child_entry() -> Option<ExitCode> {
     })
 }
 
-struct NodeParts {
-    runtime: Runtime,
-    agent: NodeAgent,
-    proxy: NodeProxy,
-    /// Killed by a `kill` command: its processes are gone.
-    killed: bool,
-    /// Cut from the API server by a `partition` command.
-    partitioned: bool,
-}
-
 async fn run(spec: LiveSpec) -> anyhow::Result<()> {
     let state = harness::backend::scratch_dir(STATE_DIR)?;
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let logs = state.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let plan = Plan::nodes(spec.nodes)?.named("live");
-    let world = World::build_with(&plan, harness::artifacts::Artifacts::at(&logs)).await?;
-    let cp = ControlPlane::start_secure(&world, ControlPlane::compressed_config(NODE_GRACE)).await?;
-    let forwarder = serve_socket(&state.join(API_SOCKET), cp.handle().addr())?;
-    let mut nodes = start_nodes(&world, &cp, &spec, &state).await?;
-    let client = cp.client()?;
-    for n in &nodes {
-        crate::kube_wait::node_condition(&client, n.agent.node(), "Ready", "True", NODES_READY).await?;
+    let mut prepared = spec.prepared;
+    prepared.out = logs.clone();
+    let world = Arc::new(ScenarioWorld::build(&prepared, "live", &logs).await?);
+    let forwarder = serve_socket(&state.join(API_SOCKET), world.cp.handle().addr())?;
+    let client = world.cp.client()?;
+    for n in &world.node_names {
+        crate::kube_wait::node_condition(&client, n, "Ready", "True", NODES_READY).await?;
     }
-    let kubeconfig = cp
+    let kubeconfig = world
+        .cp
         .admin_kubeconfig(&format!("https://127.0.0.1:{}", spec.port))
         .context("the control plane serves plain HTTP")?;
     std::fs::write(state.join(ADMIN_KUBECONFIG), kubeconfig)?;
+    if spec.run_steps {
+        let record = execute(&prepared, world.clone(), client.clone(), Instant::now(), false).await;
+        println!("{RECORD_MARKER}{}", serde_json::to_string(&record)?);
+    }
     println!("{READY_MARKER}");
-    let cp_ip = world.host("cp")?.ip();
+    let faults = Faults::new(world.clone(), Instant::now());
+    let mut dead = BTreeSet::new();
+    let mut attached = 0;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     // Commands until the host side closes our stdin (it asks for the teardown, or it died).
     while let Ok(Some(line)) = stdin.next_line().await {
-        let names: Vec<String> = nodes.iter().map(|n| n.agent.node().to_string()).collect();
-        let answer = match super::commands::parse(&line, &names) {
-            Ok(cmd) => execute(&world, cp_ip, &mut nodes, cmd).await.unwrap_or_else(|e| format!("failed: {e:#}")),
+        if let Some(json) = line.strip_prefix(SCENARIO_COMMAND) {
+            attached += 1;
+            let record = run_attached(json, &world, &client, &logs, attached).await;
+            println!("{RECORD_MARKER}{}", serde_json::to_string(&record)?);
+            continue;
+        }
+        let answer = match super::commands::parse(&line, &world.node_names) {
+            Ok(cmd) => execute_command(&faults, &mut dead, cmd).await.unwrap_or_else(|e| format!("failed: {e:#}")),
             Err(e) => e,
         };
         println!("nodekit up: {answer}");
     }
     forwarder.abort();
-    for n in nodes {
-        let _ = n.proxy.stop().await;
-        let _ = n.agent.stop().await;
-        let _ = n.runtime.stop().await;
+    let _ = faults.finish().await;
+    drop(faults);
+    match Arc::try_unwrap(world) {
+        Ok(w) => w.shutdown().await,
+        Err(_) => eprintln!("nodekit up: the world is still in use at its end; it goes with the process"),
     }
-    cp.shutdown().await;
     Ok(())
 }
 
-async fn start_nodes(world: &World, cp: &ControlPlane, spec: &LiveSpec, state: &Path) -> anyhow::Result<Vec<NodeParts>> {
-    let kind = match spec.runtime {
-        LiveRuntime::FakeCri => RuntimeKind::FakeCri,
-        LiveRuntime::Containerd => RuntimeKind::Containerd,
+/// Runs a scenario `nodekit run --attach` sent (its artifacts in `logs/attach-<n>`); a scenario
+/// whose nodes this world does not have gets an error record saying so.
+async fn run_attached(json: &str, world: &Arc<ScenarioWorld>, client: &kube::Client, logs: &Path, n: usize) -> scenario::record::ScenarioRecord {
+    let mut p: Prepared = match serde_json::from_str(json) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut r = crate::scenarios::error_record(&crate::scenarios::prepared_world(1, LiveRuntime::FakeCri, LiveProxyMode::Nftables, String::new(), String::new()), format!("the scenario did not parse: {e}"), 0);
+            r.name = "(unreadable)".into();
+            return r;
+        }
     };
-    let mode = match spec.proxy_mode {
-        LiveProxyMode::Nftables => ProxyMode::Nftables,
-        LiveProxyMode::Iptables => ProxyMode::Iptables,
-    };
-    let proxy_config: PathBuf = state.join("kube-proxy-config.yaml");
-    std::fs::write(&proxy_config, &spec.proxy_config)?;
-    let proxy_args = vec!["--config".to_string(), proxy_config.to_string_lossy().into_owned()];
-    let opts = AgentOptions { config_yaml: spec.agent_config.clone(), extra_args: Vec::new() };
-    let names: Vec<String> =
-        world.hosts().iter().filter(|h| h.role() == Some(Role::Node)).map(|h| h.name().to_string()).collect();
-    let mut nodes = Vec::new();
-    for node in &names {
-        let runtime = Runtime::start(world, node, kind.clone()).await.with_context(|| format!("starting the runtime of {node}"))?;
-        let agent = NodeAgent::start(world, cp, node, &runtime, &opts).await?;
-        let proxy = NodeProxy::start(world, cp, node, mode, &proxy_args).await?;
-        nodes.push(NodeParts { runtime, agent, proxy, killed: false, partitioned: false });
+    p.out = logs.join(format!("attach-{n}"));
+    let wanted: Vec<String> = p.scenario.world.nodes.iter().map(|n| n.name.clone()).collect();
+    if wanted.iter().any(|n| !world.node_names.contains(n)) {
+        let why = format!("this world's nodes are {}; the scenario's spec.world names {}", world.node_names.join(", "), wanted.join(", "));
+        return crate::scenarios::error_record(&p, why, 0);
     }
-    Ok(nodes)
+    if let Err(e) = std::fs::create_dir_all(&p.out) {
+        return crate::scenarios::error_record(&p, format!("creating {}: {e}", p.out.display()), 0);
+    }
+    execute(&p, world.clone(), client.clone(), Instant::now(), true).await
 }
 
 /// Accepts on a unix socket at `path` and pipes each connection to `api` (TLS passes through).
@@ -126,44 +134,32 @@ fn serve_socket(path: &Path, api: std::net::SocketAddr) -> anyhow::Result<tokio:
     }))
 }
 
-/// Runs one command against the world; the answer is one line.
-async fn execute(world: &World, cp: std::net::Ipv4Addr, nodes: &mut [NodeParts], cmd: NodeCommand) -> anyhow::Result<String> {
-    let name = match &cmd {
-        NodeCommand::Help => return Ok(super::commands::HELP.to_string()),
-        NodeCommand::Kill(n) | NodeCommand::Partition(n) | NodeCommand::Heal(n) => n.clone(),
-    };
-    let part = nodes.iter_mut().find(|n| n.agent.node() == name).with_context(|| format!("no node {name}"))?;
-    let host = world.host(&name)?;
+/// Runs one typed command against the world through the same faults scenarios use; the
+/// answer is one line.
+async fn execute_command(faults: &Arc<Faults>, dead: &mut BTreeSet<String>, cmd: NodeCommand) -> anyhow::Result<String> {
+    let fault = |name: String, kind: FaultKind| Fault { name: Some(name), duration: None, kind };
     Ok(match cmd {
-        NodeCommand::Kill(_) if part.killed => format!("{name} is dead already"),
-        NodeCommand::Kill(_) => {
-            part.proxy.process().kill().await?;
-            part.agent.process().kill().await?;
-            part.runtime.kill().await?;
-            world.disconnect(&name).await?;
-            part.killed = true;
-            format!("{name} killed: agent, proxy and runtime SIGKILLed, off the network")
-        }
-        NodeCommand::Partition(_) if part.partitioned || part.killed => format!("{name} is cut off already"),
-        NodeCommand::Partition(_) => {
-            host.isolate_from(cp, true).await?;
-            part.partitioned = true;
-            format!("{name} cut from the API server; its pods keep running")
-        }
-        NodeCommand::Heal(_) if part.killed => {
-            world.reconnect(&name).await?;
-            if part.partitioned {
-                host.isolate_from(cp, false).await?;
-                part.partitioned = false;
-            }
-            format!("{name} is back on the network, but its agent, proxy and runtime stay dead")
-        }
-        NodeCommand::Heal(_) if part.partitioned => {
-            host.isolate_from(cp, false).await?;
-            part.partitioned = false;
-            format!("{name} reconnected to the API server")
-        }
-        NodeCommand::Heal(_) => format!("{name} is not cut off"),
         NodeCommand::Help => super::commands::HELP.to_string(),
+        NodeCommand::Kill(n) if dead.contains(&n) => format!("{n} is dead already"),
+        NodeCommand::Kill(n) => {
+            faults.heal(Some(&format!("partition {n}"))).await?;
+            faults.start(&fault(format!("kill {n}"), FaultKind::Kill { node: n.clone(), component: Component::Node })).await?;
+            dead.insert(n.clone());
+            format!("{n} killed: agent, proxy and runtime SIGKILLed, off the network")
+        }
+        NodeCommand::Partition(n) if dead.contains(&n) || faults.is_active(&format!("partition {n}")).await => format!("{n} is cut off already"),
+        NodeCommand::Partition(n) => {
+            faults.start(&fault(format!("partition {n}"), FaultKind::Partition { node: n.clone(), direction: Direction::Both })).await?;
+            format!("{n} cut from the API server; its pods keep running")
+        }
+        NodeCommand::Heal(n) if faults.is_active(&format!("kill {n}")).await => {
+            faults.heal(Some(&format!("kill {n}"))).await?;
+            format!("{n} is back on the network, but its agent, proxy and runtime stay dead")
+        }
+        NodeCommand::Heal(n) if faults.is_active(&format!("partition {n}")).await => {
+            faults.heal(Some(&format!("partition {n}"))).await?;
+            format!("{n} reconnected to the API server")
+        }
+        NodeCommand::Heal(n) => format!("{n} is not cut off"),
     })
 }

@@ -34,7 +34,7 @@ pub fn child_entry() -> Option<ExitCode> {
 async fn run(p: Prepared) -> anyhow::Result<bool> {
     let started = Instant::now();
     std::fs::create_dir_all(&p.out)?;
-    let record = match ScenarioWorld::build(&p, &p.out).await {
+    let record = match ScenarioWorld::build(&p, "scenario", &p.out).await {
         Ok(world) => run_in(&p, std::sync::Arc::new(world), started).await,
         Err(e) => error_record(&p, format!("the world could not be built: {e:#}"), started.elapsed().as_millis() as u64),
     };
@@ -44,25 +44,37 @@ async fn run(p: Prepared) -> anyhow::Result<bool> {
 }
 
 async fn run_in(p: &Prepared, world: std::sync::Arc<ScenarioWorld>, started: Instant) -> ScenarioRecord {
-    let mut record = error_record(p, String::new(), 0);
-    record.message = None;
-    let client = match world.cp.client() {
-        Ok(c) => c,
+    let mut record = match world.cp.client() {
+        Ok(client) => execute(p, world.clone(), client, started, true).await,
         Err(e) => {
-            record.message = Some(format!("no client for the API server: {e}"));
-            shutdown(world).await;
-            return record;
+            let mut r = error_record(p, format!("no client for the API server: {e}"), 0);
+            r.outcome = Outcome::Error;
+            r
         }
     };
+    write_audit(&world, &p.out);
+    shutdown(world).await;
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    record.artifacts = artifacts(&p.out);
+    record
+}
+
+/// Runs the steps of `p` against a built world while watching it, and returns the record
+/// (steps, lanes, faults, traffic, events). Every fault the steps started is healed before it
+/// returns; the steps' `cleanup` operations run only with `cleanup` (a world handed over to a
+/// person keeps what the steps made).
+pub async fn execute(p: &Prepared, world: std::sync::Arc<ScenarioWorld>, client: kube::Client, started: Instant, cleanup: bool) -> ScenarioRecord {
+    let mut record = error_record(p, String::new(), 0);
+    record.message = None;
     let recorder = Recorder::start(client.clone(), started);
     let ready = super::objects::nodes_ready(&client, &world.node_names, std::time::Duration::from_secs(120)).await;
-    let mut runner = Runner::new(p, world.clone(), client, started);
+    let mut runner = Runner::new(p, world, client, started);
     if let Err(e) = ready {
         record.message = Some(format!("the nodes did not become Ready: {e:#}"));
     } else {
         runner.run_steps().await;
     }
-    let (steps, faults, traffic, message) = runner.finish().await;
+    let (steps, faults, traffic, message) = runner.finish(cleanup).await;
     let end_ms = started.elapsed().as_millis() as u64;
     let seen = recorder.stop().await;
     record.events = seen.events.clone();
@@ -70,13 +82,14 @@ async fn run_in(p: &Prepared, world: std::sync::Arc<ScenarioWorld>, started: Ins
     record.pods = scenario::lanes::pod_lanes(&seen.pods, &seen.events, end_ms);
     record.faults = faults;
     record.traffic = traffic;
-    record.outcome = if record.message.is_none() && steps.iter().all(|s| s.outcome == Outcome::Passed) { Outcome::Passed } else if record.message.is_some() { Outcome::Error } else { Outcome::Failed };
+    record.outcome = match (&record.message, steps.iter().all(|s| s.outcome == Outcome::Passed)) {
+        (Some(_), _) => Outcome::Error,
+        (None, true) => Outcome::Passed,
+        (None, false) => Outcome::Failed,
+    };
     record.message = record.message.or(message);
     record.steps = steps;
-    write_audit(&world, &p.out);
-    shutdown(world).await;
-    record.duration_ms = started.elapsed().as_millis() as u64;
-    record.artifacts = artifacts(&p.out);
+    record.duration_ms = end_ms;
     record
 }
 

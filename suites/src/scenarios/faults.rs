@@ -82,6 +82,11 @@ impl Faults {
         Ok(text)
     }
 
+    /// Whether a fault named `name` is active.
+    pub async fn is_active(&self, name: &str) -> bool {
+        self.active.lock().await.iter().any(|a| a.name.as_deref() == Some(name))
+    }
+
     /// Heals the fault named `name`, or every active one.
     pub async fn heal(&self, name: Option<&str>) -> anyhow::Result<String> {
         let ids: Vec<u64> = self.active.lock().await.iter().filter(|a| name.is_none() || a.name.as_deref() == name).map(|a| a.id).collect();

@@ -9,6 +9,7 @@
 //! `report.html` (and `--junit`), prints one line per scenario and exits 0 when all passed,
 //! 1 otherwise.
 
+pub mod attach;
 pub mod child;
 pub mod exec;
 pub mod faults;
@@ -53,6 +54,14 @@ pub struct RunArgs {
     /// Scenarios run at once.
     #[arg(short = 'j', long, default_value_t = 1)]
     pub jobs: usize,
+    /// Run the steps against the world a `nodekit up` is serving: PATH is its kubeconfig (or
+    /// the directory holding it); the scenario's spec.world must match that world's nodes.
+    #[arg(long, value_name = "PATH")]
+    pub attach: Option<PathBuf>,
+    /// Leave the world up after the last step (or the first failure) for kubectl, like
+    /// `nodekit up`, until Ctrl-C (one scenario; the kubeconfig is ./nodekit.kubeconfig).
+    #[arg(long, conflicts_with = "attach")]
+    pub keep_world: bool,
 }
 
 /// What a scenario's child needs: the scenario and everything checked for it.
@@ -71,6 +80,9 @@ pub struct Prepared {
 
 /// Entry of `nodekit run`.
 pub fn run(args: RunArgs) -> ExitCode {
+    if args.keep_world {
+        return keep_world(&args);
+    }
     let prepared = match prepare_all(&args) {
         Ok(p) => p,
         Err(e) => {
@@ -78,13 +90,16 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(msg) = crate::runner::sweep_cgroups() {
-        eprintln!("nodekit run: before the start: {msg}");
-    }
-    let records = run_all(&prepared, args.jobs.max(1));
-    if let Some(msg) = crate::runner::sweep_cgroups() {
-        eprintln!("nodekit run: {msg}");
-    }
+    let records = match &args.attach {
+        Some(path) => match attach::run_attached(path, &prepared) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("nodekit run: --attach {}: {e:#}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => run_sealed(&prepared, args.jobs),
+    };
     let run = RunRecord { started: jiff::Timestamp::now().to_string(), scenarios: records };
     match write_outputs(&args, &run) {
         Ok(report) => eprintln!("nodekit run: report {}", report.display()),
@@ -98,6 +113,82 @@ pub fn run(args: RunArgs) -> ExitCode {
     let skipped = run.scenarios.len() - failed - passed;
     eprintln!("nodekit run: {passed} passed, {failed} failed, {skipped} skipped");
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Runs each scenario in its own sealed world, sweeping stale cgroups before and after.
+fn run_sealed(prepared: &[Prepared], jobs: usize) -> Vec<ScenarioRecord> {
+    if let Some(msg) = crate::runner::sweep_cgroups() {
+        eprintln!("nodekit run: before the start: {msg}");
+    }
+    let records = run_all(prepared, jobs.max(1));
+    if let Some(msg) = crate::runner::sweep_cgroups() {
+        eprintln!("nodekit run: {msg}");
+    }
+    records
+}
+
+/// `nodekit run --keep-world FILE`: `nodekit up --scenario FILE`, with the report where
+/// `--report` says.
+fn keep_world(args: &RunArgs) -> ExitCode {
+    let file = match args.paths.as_slice() {
+        [one] if one.is_file() => one.clone(),
+        _ => {
+            eprintln!("nodekit run: --keep-world takes one scenario file, not {}", show_paths(&args.paths));
+            return ExitCode::from(2);
+        }
+    };
+    crate::live::up(crate::live::UpArgs {
+        runtime: args.runtime,
+        kubeconfig: PathBuf::from("nodekit.kubeconfig"),
+        scenario: Some(file),
+        report: args.report.clone(),
+        ..Default::default()
+    })
+}
+
+/// One file holding exactly one scenario, prepared (for `nodekit up --scenario`).
+pub fn prepare_one(file: &Path, runtime: Option<LiveRuntime>, out: PathBuf) -> Result<Prepared, UsageError> {
+    let mut all = scenario::load::load_file(file).map_err(|e| UsageError(e.to_string()))?;
+    if all.len() != 1 {
+        return Err(UsageError(format!("{}: holds {} scenarios; --scenario takes a file with one", file.display(), all.len())));
+    }
+    let p = prepare(all.remove(0), runtime, out)?;
+    match &p.skip {
+        Some(why) => Err(UsageError(format!("{}: cannot run here: {why}", file.display()))),
+        None => Ok(p),
+    }
+}
+
+/// The world of a plain `nodekit up`: `nodes` nodes (node-a, …) and no steps.
+pub fn prepared_world(nodes: usize, runtime: LiveRuntime, mode: LiveProxyMode, agent_config: String, proxy_config: String) -> Prepared {
+    use scenario::model::{NodeSpec, Origin, ProxyMode, Timeouts, WorldSpec};
+    let runtime = match runtime {
+        LiveRuntime::FakeCri => RuntimeName::FakeCri,
+        LiveRuntime::Containerd => RuntimeName::Containerd,
+    };
+    let names = (0..nodes).map(|i| format!("node-{}", (b'a' + i as u8) as char));
+    let world = WorldSpec {
+        nodes: names.map(|name| NodeSpec { name, kubelet_config: serde_json::Value::Null }).collect(),
+        runtime: Some(runtime),
+        proxy_mode: match mode {
+            LiveProxyMode::Nftables => ProxyMode::Nftables,
+            LiveProxyMode::Iptables => ProxyMode::Iptables,
+        },
+        kubelet_config: serde_json::Value::Null,
+        proxy_config: serde_json::Value::Null,
+        node_monitor_grace_period: crate::live::spec::NODE_GRACE,
+    };
+    let scenario = Scenario {
+        name: "live".into(),
+        file: PathBuf::from("(nodekit up)"),
+        description: None,
+        reproduces: Vec::new(),
+        origin: Origin::Scenario,
+        world,
+        timeouts: Timeouts::default(),
+        steps: Vec::new(),
+    };
+    Prepared { scenario, runtime, agent_configs: vec![agent_config; nodes], proxy_config, out: PathBuf::new(), skip: None }
 }
 
 /// Loads and checks every file; the first refusal is the error (nothing has run).

@@ -97,16 +97,16 @@ impl<'a> Runner<'a> {
         StepRecord { name: step.name.clone(), start_ms, end_ms: self.ms(), outcome, operations: ops }
     }
 
-    /// Heals the faults, runs the cleanups (last step first) and returns the steps, the fault
-    /// spans and the scenario's failure message.
-    pub async fn finish(mut self) -> (Vec<StepRecord>, Vec<FaultSpan>, Vec<scenario::record::TrafficSummary>, Option<String>) {
+    /// Heals the faults, runs the cleanups (last step first; only with `cleanup`) and returns
+    /// the steps, the fault spans, the traffic summaries and the scenario's failure message.
+    pub async fn finish(mut self, cleanup: bool) -> (Vec<StepRecord>, Vec<FaultSpan>, Vec<scenario::record::TrafficSummary>, Option<String>) {
         let (spans, errors) = self.faults.finish().await;
         if let Some(e) = errors.first()
             && self.message.is_none()
         {
             self.message = Some(format!("a fault did not heal: {e}"));
         }
-        let ran = self.steps.iter().filter(|s| s.outcome != Outcome::Skipped).count();
+        let ran = if cleanup { self.steps.iter().filter(|s| s.outcome != Outcome::Skipped).count() } else { 0 };
         let steps = &self.p.scenario.steps;
         for i in (0..ran.min(steps.len())).rev() {
             let step = &steps[i];

@@ -33,10 +33,11 @@ pub struct ScenarioWorld {
 }
 
 impl ScenarioWorld {
-    /// Builds the world of `p` with its artifacts (logs, audit, kubelet configs) in `out`.
-    pub async fn build(p: &Prepared, out: &std::path::Path) -> anyhow::Result<ScenarioWorld> {
+    /// Builds the world of `p` (named `name` in its timeline) with its artifacts (logs,
+    /// audit, kubelet configs) in `out`.
+    pub async fn build(p: &Prepared, name: &str, out: &std::path::Path) -> anyhow::Result<ScenarioWorld> {
         let names: Vec<String> = p.scenario.world.nodes.iter().map(|n| n.name.clone()).collect();
-        let plan = Plan::named_nodes(&names)?.named("scenario");
+        let plan = Plan::named_nodes(&names)?.named(name);
         let world = World::build_with(&plan, harness::artifacts::Artifacts::at(out)).await?;
         let config = ControlPlane::compressed_config(p.scenario.world.node_monitor_grace_period);
         let cp = ControlPlane::start_secure(&world, config).await?;

@@ -164,6 +164,10 @@ impl Live {
         if self.kubeconfig.exists() {
             left.push(format!("{}", self.kubeconfig.display()));
         }
+        let control = self.kubeconfig.with_file_name(format!("{}.sock", self.kubeconfig.file_name().unwrap().to_string_lossy()));
+        if control.exists() {
+            left.push(format!("{}", control.display()));
+        }
         left.extend(self.cgroup_dirs().iter().map(|p| p.display().to_string()));
         left
     }
