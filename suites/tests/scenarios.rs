@@ -138,7 +138,53 @@ fn wrong_expectation() -> Result<(), Failed> {
     if !html.contains("class=\"failure") || !html.contains("Succeeded") {
         return Err("the report does not show the failure".into());
     }
+    let Some(dom) = chromium_dom(&report.join("report.html"))? else { return Ok(()) };
+    for want in ["data-lane=\"node-a\"", "data-lane=\"default/sleeper\"", "class=\"step-marker", "class=\"failure"] {
+        if !dom.contains(want) {
+            return Err(format!("Chromium's DOM of the report has no {want}").into());
+        }
+    }
     Ok(())
+}
+
+/// The DOM headless Chromium builds from `file` (None when Chromium is absent outside CI).
+fn chromium_dom(file: &Path) -> Result<Option<String>, Failed> {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        if std::env::var_os("CI").is_some() {
+            return Err("chromium is not installed: run ci/bootstrap".into());
+        }
+        eprintln!("skipping the Chromium check: /usr/bin/chromium is absent");
+        return Ok(None);
+    }
+    let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut child = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", file.display()))
+        .env("HOME", profile.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("Chromium did not finish within 60 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(Some(reader.join().unwrap_or_default()))
 }
 
 /// Each malformed file: exit 2, `file:line:column: path: message` on stderr, no world started
