@@ -300,7 +300,7 @@ pub struct Events {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventExpectation {
     pub reason: Option<String>,
-    /// A pattern where `*` matches any run of characters.
+    /// A pattern where `*` matches any run of characters and `?` one character.
     pub message: Option<String>,
     pub type_: Option<String>,
     pub involved_kind: Option<String>,

@@ -43,6 +43,8 @@ mod world;
 mod yaml;
 
 pub use discover::discover;
+/// `*` matches any run of characters and `?` one character (file names, event messages).
+pub use text::wildcard;
 #[cfg(test)]
 pub(crate) use text::dns_label_problem;
 pub(crate) use yaml::{Node, Yaml};

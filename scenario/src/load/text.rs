@@ -78,7 +78,7 @@ pub(crate) fn dns_label_problem(s: &str) -> Option<&'static str> {
 }
 
 /// `*` any run of characters, `?` one character.
-pub(super) fn wildcard(pattern: &str, name: &str) -> bool {
+pub fn wildcard(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0, 0);

@@ -60,6 +60,15 @@ pub enum LiveProxyMode {
     Iptables,
 }
 
+impl LiveProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveProxyMode::Nftables => "nftables",
+            LiveProxyMode::Iptables => "iptables",
+        }
+    }
+}
+
 /// Everything the world side needs (passed to it as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LiveSpec {
@@ -103,17 +112,22 @@ pub fn agent_config(file: Option<&PathBuf>) -> Result<String, UsageError> {
     Ok(text)
 }
 
-/// The proxy configuration: the world's defaults (`mode`, cluster CIDR, upstream sync periods)
-/// with `file` merged over it, validated by the proxy's own parser. `mode` given on the command
-/// line wins over the file's; without either it is nftables.
-pub fn proxy_config(file: Option<&PathBuf>, mode: Option<LiveProxyMode>) -> Result<(String, LiveProxyMode), UsageError> {
-    let mut base = json!({
+/// The proxy's defaults in every world: the cluster CIDR and upstream's sync periods.
+fn proxy_defaults() -> Value {
+    json!({
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "clusterCIDR": CLUSTER_CIDR,
         "syncPeriod": "30s",
         "minSyncPeriod": "1s",
-    });
+    })
+}
+
+/// The proxy configuration: the world's defaults (`mode`, cluster CIDR, upstream sync periods)
+/// with `file` merged over it, validated by the proxy's own parser. `mode` given on the command
+/// line wins over the file's; without either it is nftables.
+pub fn proxy_config(file: Option<&PathBuf>, mode: Option<LiveProxyMode>) -> Result<(String, LiveProxyMode), UsageError> {
+    let mut base = proxy_defaults();
     if let Some(path) = file {
         deep_merge(&mut base, read_mapping("--proxy-config", path)?);
     }
@@ -129,10 +143,7 @@ pub fn proxy_config(file: Option<&PathBuf>, mode: Option<LiveProxyMode>) -> Resu
             )));
         }
     };
-    base["mode"] = json!(match mode {
-        LiveProxyMode::Nftables => "nftables",
-        LiveProxyMode::Iptables => "iptables",
-    });
+    base["mode"] = json!(mode.as_str());
     let text = serde_json::to_string_pretty(&base).map_err(|e| UsageError(e.to_string()))?;
     let origin = file.cloned().unwrap_or_else(|| PathBuf::from("(defaults)"));
     node_proxy::config::KubeProxyConfiguration::parse(&text, &origin)
@@ -158,20 +169,11 @@ pub fn agent_config_layers(layers: &[&Value], origin: &str) -> Result<String, Us
 /// The proxy configuration of a scenario: the world's defaults with `over` merged and `mode`
 /// set, validated by the proxy's parser.
 pub fn proxy_config_layers(over: &Value, mode: LiveProxyMode, origin: &str) -> Result<String, UsageError> {
-    let mut base = json!({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "clusterCIDR": CLUSTER_CIDR,
-        "syncPeriod": "30s",
-        "minSyncPeriod": "1s",
-    });
+    let mut base = proxy_defaults();
     if !over.is_null() {
         deep_merge(&mut base, over.clone());
     }
-    base["mode"] = json!(match mode {
-        LiveProxyMode::Nftables => "nftables",
-        LiveProxyMode::Iptables => "iptables",
-    });
+    base["mode"] = json!(mode.as_str());
     let text = serde_json::to_string_pretty(&base).map_err(|e| UsageError(e.to_string()))?;
     node_proxy::config::KubeProxyConfiguration::parse(&text, Path::new(origin)).map_err(|e| UsageError(format!("{origin}: {e}")))?;
     Ok(text)
