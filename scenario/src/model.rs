@@ -356,6 +356,21 @@ pub enum FaultKind {
     Runtime { node: String, faults: RuntimeFaults },
     /// netem between two hosts of the world (both directions): delay, loss, or the link down.
     Link(LinkFault),
+    /// Resource pressure on a node: a critical pod (priority of system-node-critical, which
+    /// the eviction manager never evicts) pinned to the node uses memory, disk or PIDs; the
+    /// node's eviction signals (capacity minus what pods use) see it like any other usage.
+    /// Healing deletes that pod.
+    Pressure { node: String, resource: PressureResource },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PressureResource {
+    /// MiB of memory held.
+    Memory { mib: u64 },
+    /// MiB written to the pod's writable layer.
+    Disk { mib: u64 },
+    /// Processes held.
+    Pids { count: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

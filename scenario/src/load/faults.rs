@@ -8,19 +8,33 @@ use super::fields::{Fields, Item, Loader, R};
 use super::text::{and_list, child};
 use super::yaml::{Node, Yaml};
 use crate::model::{
-    ApiServerFault, Component, Direction, Fault, FaultKind, Heal, LinkFault, RuntimeFaults, RuntimeName,
+    ApiServerFault, Component, Direction, Fault, FaultKind, Heal, LinkFault, PressureResource, RuntimeFaults, RuntimeName,
 };
 
+/// A binary quantity (`512Ki`, `700Mi`, `2Gi`) in MiB, rounded up; at most 64 GiB.
+fn mebibytes(s: &str) -> Option<u64> {
+    let (num, factor_kib) = if let Some(n) = s.strip_suffix("Ki") {
+        (n, 1u64)
+    } else if let Some(n) = s.strip_suffix("Mi") {
+        (n, 1024)
+    } else if let Some(n) = s.strip_suffix("Gi") {
+        (n, 1024 * 1024)
+    } else {
+        return None;
+    };
+    let n: u64 = num.parse().ok().filter(|n| *n > 0)?;
+    let kib = n.checked_mul(factor_kib)?;
+    let mib = kib.div_ceil(1024);
+    (mib <= 64 * 1024).then_some(mib)
+}
+
 /// The kinds of fault, as their keys.
-const KINDS: &[&str] = &["partition", "stop", "kill", "restart", "apiServer", "dropWatches", "runtime", "link"];
+const KINDS: &[&str] = &["partition", "stop", "kill", "restart", "apiServer", "dropWatches", "runtime", "link", "pressure"];
 
 impl Loader {
     pub(super) fn fault(&mut self, item: &Item<'_>) -> R<Fault> {
         let mut allowed = vec!["name", "duration"];
         allowed.extend_from_slice(KINDS);
-        self.refuse_keys(item, &["pressure"], |_| {
-            "not available yet; create a pod that uses the resource (see suites/examples/scenarios/besteffort-evicted-first.yaml)".to_string()
-        })?;
         let f = self.fields(item, "fault", &allowed, &[])?;
         let (kind_name, kind_item) = self.fault_kind(item, &f)?;
         let name = self.fault_name(&f)?;
@@ -37,6 +51,7 @@ impl Loader {
             }
             "runtime" => self.runtime_fault(&kind_item)?,
             "link" => FaultKind::Link(self.link_fault(&kind_item)?),
+            "pressure" => self.pressure_fault(&kind_item)?,
             _ => {
                 return Err(self.err_at(
                     kind_item.anchor(),
@@ -89,6 +104,37 @@ impl Loader {
             ));
         }
         Ok(Some((s, n.node.line)))
+    }
+
+    /// `pressure: {node, memory: 700Mi | disk: 2Gi | pids: 3000}`.
+    fn pressure_fault(&self, item: &Item<'_>) -> R<FaultKind> {
+        const RESOURCES: &[&str] = &["memory", "disk", "pids"];
+        let p = self.fields(item, "pressure", &["node", "memory", "disk", "pids"], &[])?;
+        let node = self.world_node(&p)?;
+        let given: Vec<&str> = RESOURCES.iter().copied().filter(|r| p.get(r).is_some()).collect();
+        if given.len() != 1 {
+            let found = if given.is_empty() { "none".to_string() } else { and_list(&given) };
+            return Err(self.err_at(
+                item.anchor(),
+                &item.path,
+                format!("pressure needs exactly one of memory, disk or pids, found {found}"),
+            ));
+        }
+        let Some(v) = p.get(given[0]) else { return Err(self.err_at(item.anchor(), &item.path, "internal: resource vanished")) };
+        let resource = match given[0] {
+            "pids" => {
+                let n = self.whole(&v, 1, 100_000, "pids is a whole number of processes from 1 to 100000")?;
+                PressureResource::Pids { count: n as u32 }
+            }
+            r => {
+                let text = self.string(&v).unwrap_or_default();
+                let mib = mebibytes(&text).ok_or_else(|| {
+                    self.err_at(v.node, &v.path, format!("{r} is a quantity like 700Mi or 2Gi (Ki, Mi, Gi; at most 64Gi), found {text:?}"))
+                })?;
+                if r == "memory" { PressureResource::Memory { mib } } else { PressureResource::Disk { mib } }
+            }
+        };
+        Ok(FaultKind::Pressure { node, resource })
     }
 
     fn partition_fault(&self, item: &Item<'_>) -> R<FaultKind> {

@@ -98,7 +98,7 @@ impl Loader {
     }
 
     /// A whole number from `min` to `max`; otherwise `{rule}, found {what was found}`.
-    fn whole(&self, item: &Item<'_>, min: u64, max: u64, rule: &str) -> R<u64> {
+    pub(super) fn whole(&self, item: &Item<'_>, min: u64, max: u64, rule: &str) -> R<u64> {
         let found = match &item.node.v {
             Yaml::UInt(u) if (min..=max).contains(u) => return Ok(*u),
             Yaml::UInt(u) => u.to_string(),

@@ -6,14 +6,15 @@
 //! the API server (one way or both); link loss is an nftables `numgen random` drop between
 //! two hosts; link down is the host's LAN port down. Link *delay* needs netem, which the
 //! kernels here do not have (`CONFIG_NET_SCH_NETEM` unset): such a scenario is refused before
-//! it runs ([`netem_available`]).
+//! it runs ([`netem_available`]). Resource pressure is a critical pod on the node that uses
+//! the resource: the reference agent's eviction signals are capacity minus what pods use.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use scenario::model::{ApiServerFault, Component, Direction, Fault, FaultKind, LinkFault, RuntimeFaults};
+use scenario::model::{ApiServerFault, Component, Direction, Fault, FaultKind, LinkFault, PressureResource, RuntimeFaults};
 use scenario::record::FaultSpan;
 
 use super::world::ScenarioWorld;
@@ -26,6 +27,7 @@ enum Undo {
     Reconnect { host: String },
     ApiRule(u64),
     RuntimeFaults { node: String },
+    DeletePod { name: String },
     Nothing,
 }
 
@@ -180,6 +182,18 @@ impl Faults {
                 (format!("fake-cri faults on {node}: {}", describe_runtime(faults)), node.clone(), Undo::RuntimeFaults { node: node.clone() })
             }
             FaultKind::Link(l) => self.link(id, l).await?,
+            FaultKind::Pressure { node, resource } => {
+                let name = format!("nodekit-pressure-{id}");
+                let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(w.cp.client()?, PRESSURE_NAMESPACE);
+                let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pressure_pod(&name, node, resource))?;
+                pods.create(&kube::api::PostParams::default(), &pod).await.context("creating the pressure pod")?;
+                let what = match resource {
+                    PressureResource::Memory { mib } => format!("{mib} MiB of memory"),
+                    PressureResource::Disk { mib } => format!("{mib} MiB of disk"),
+                    PressureResource::Pids { count } => format!("{count} processes"),
+                };
+                (format!("pressure on {node}: pod kube-system/{name} holds {what}"), node.clone(), Undo::DeletePod { name })
+            }
         })
     }
 
@@ -299,10 +313,51 @@ impl Faults {
                 w.cp.handle().remove_fault(*id);
             }
             Undo::RuntimeFaults { node } => self.write_runtime_faults(node, &serde_json::json!({})).await?,
+            Undo::DeletePod { name } => {
+                let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(w.cp.client()?, PRESSURE_NAMESPACE);
+                match pods.delete(name, &kube::api::DeleteParams::default().grace_period(0)).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e).context("deleting the pressure pod"),
+                }
+                let deadline = Instant::now() + std::time::Duration::from_secs(30);
+                while pods.get_opt(name).await?.is_some() {
+                    if Instant::now() > deadline {
+                        bail!("the pressure pod {name} was still there 30 s after its deletion");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
             Undo::Nothing => {}
         }
         Ok(())
     }
+}
+
+/// Where pressure pods run.
+const PRESSURE_NAMESPACE: &str = "kube-system";
+
+/// The pod behind a pressure fault: pinned to `node`, with the priority upstream's admission
+/// gives `system-node-critical` (critical pods are never evicted), running the workload that
+/// uses the resource.
+fn pressure_pod(name: &str, node: &str, r: &PressureResource) -> serde_json::Value {
+    let args: Vec<String> = match r {
+        PressureResource::Memory { mib } => vec!["alloc-memory".into(), "--mib".into(), mib.to_string()],
+        PressureResource::Disk { mib } => vec!["fill-disk".into(), "--path".into(), "/pressure".into(), "--mib".into(), mib.to_string()],
+        PressureResource::Pids { count } => vec!["fork-processes".into(), "--count".into(), count.to_string()],
+    };
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": PRESSURE_NAMESPACE, "labels": {"nodekit.dev/fault": "pressure"}},
+        "spec": {
+            "nodeName": node,
+            "priorityClassName": "system-node-critical",
+            "priority": 2_000_001_000,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "pressure", "image": "nodekit.local/workload:1.0", "args": args}],
+        },
+    })
 }
 
 fn api_rule(a: &ApiServerFault) -> fake_apiserver::FaultRule {

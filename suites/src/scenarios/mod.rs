@@ -227,6 +227,14 @@ fn prepare(s: Scenario, cli: Option<LiveRuntime>, out: PathBuf) -> Result<Prepar
         (None, Some(r)) => r,
         (None, None) => RuntimeName::FakeCri,
     };
+    if let Some(line) = link_delay_line(&s)
+        && !faults::netem_available()
+    {
+        return Err(UsageError(format!(
+            "{}:{line}: fault.link.delay: this kernel has no netem (CONFIG_NET_SCH_NETEM is not set), so a link cannot be delayed here; use loss or down",
+            s.file.display()
+        )));
+    }
     let skip = (runtime != RuntimeName::FakeCri && needs_fake_cri(&s))
         .then(|| format!("it injects fake-cri faults; {} cannot do them", runtime.as_str()));
     let file = s.file.display().to_string();
@@ -241,6 +249,15 @@ fn prepare(s: Scenario, cli: Option<LiveRuntime>, out: PathBuf) -> Result<Prepar
     };
     let proxy_config = crate::live::spec::proxy_config_layers(&s.world.proxy_config, mode, &format!("{file}: spec.world.proxyConfig"))?;
     Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip })
+}
+
+/// The line of the first fault that delays a link.
+fn link_delay_line(s: &Scenario) -> Option<usize> {
+    s.steps
+        .iter()
+        .flat_map(|st| st.try_.iter())
+        .find(|op| matches!(&op.action, Action::Fault(f) if matches!(&f.kind, FaultKind::Link(l) if l.delay.is_some())))
+        .map(|op| op.line)
 }
 
 /// True when a step injects fake-cri faults.

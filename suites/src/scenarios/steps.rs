@@ -303,5 +303,6 @@ fn fault_word(k: &scenario::model::FaultKind) -> &'static str {
         F::DropWatches => "dropWatches",
         F::Runtime { .. } => "runtime",
         F::Link(_) => "link",
+        F::Pressure { .. } => "pressure",
     }
 }
