@@ -292,10 +292,12 @@ impl Faults {
         let ip_b = self.world.world.host(b)?.ip();
         // numgen random mod 10000 < loss*100: drop that share of packets, both ways.
         let threshold = (loss * 100.0).round() as u32;
+        // numgen's values are 0..=9999: total loss is a plain drop.
+        let share = if threshold >= 10_000 { String::new() } else { format!("numgen random mod 10000 < {threshold} ") };
         let table = format!("nodekit-fault-{id}");
         let rules = format!(
-            "table ip {table} {{\n chain out {{ type filter hook output priority -300; ip daddr {ip_b} numgen random mod 10000 < {threshold} drop; }}\n \
-             chain in {{ type filter hook input priority -300; ip saddr {ip_b} numgen random mod 10000 < {threshold} drop; }}\n}}\n"
+            "table ip {table} {{\n chain out {{ type filter hook output priority -300; ip daddr {ip_b} {share}drop; }}\n \
+             chain in {{ type filter hook input priority -300; ip saddr {ip_b} {share}drop; }}\n}}\n"
         );
         self.world.world.host(a)?.nft(&rules).await?;
         let _ = ip_a;
