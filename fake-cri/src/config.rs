@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Reference of the default workload image.
 pub const WORKLOAD_IMAGE: &str = "nodekit.local/workload:1.0";
@@ -149,6 +150,15 @@ pub struct Faults {
     pub create_error: BTreeMap<String, String>,
     /// Containers (by name or image reference) are killed (SIGKILL) this many ms after start.
     pub crash_after_ms: BTreeMap<String, u64>,
+}
+
+impl Faults {
+    /// How long PullImage of `entry` waits: the catalog entry's delay plus this fault's for its
+    /// reference (saturating: both come from files).
+    pub fn pull_delay(&self, entry: &ImageEntry) -> Duration {
+        let extra = self.pull_delay_ms.get(&entry.reference).copied().unwrap_or(0);
+        Duration::from_millis(entry.pull_delay_ms.saturating_add(extra))
+    }
 }
 
 /// Runtime configuration.

@@ -21,7 +21,8 @@ use tokio::sync::watch;
 pub const UNKNOWN_EXIT: i32 = 255;
 
 /// Resolves the program: image binary paths map to the catalog binary.
-pub(crate) fn resolve_program(argv0: &str, binary: &Path) -> PathBuf {
+#[doc(hidden)]
+pub fn resolve_program(argv0: &str, binary: &Path) -> PathBuf {
     if IMAGE_BINARY_PATHS.contains(&argv0) || argv0 == "workload" || argv0 == "pause" {
         binary.to_path_buf()
     } else {
@@ -29,7 +30,10 @@ pub(crate) fn resolve_program(argv0: &str, binary: &Path) -> PathBuf {
     }
 }
 
-fn merge_env(image: &[String], req: &[cri::KeyValue]) -> Vec<String> {
+/// The environment of a container: the image's `KEY=value` entries, then the request's (a
+/// later value of a key replaces an earlier one in place).
+#[doc(hidden)]
+pub fn merge_env(image: &[String], req: &[cri::KeyValue]) -> Vec<String> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| match out.iter_mut().find(|(kk, _)| kk == k) {
         Some(e) => e.1 = v.to_string(),

@@ -347,7 +347,9 @@ fn event_stream(
     Box::pin(s)
 }
 
-fn image_query(spec: &Option<cri::ImageSpec>) -> Result<String, Error> {
+/// The image an ImageStatus, PullImage or RemoveImage request asks about (non-empty).
+#[doc(hidden)]
+pub fn image_query(spec: &Option<cri::ImageSpec>) -> Result<String, Error> {
     let q = spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
     if q.is_empty() {
         return Err(Error::InvalidArgument("image spec with a non-empty image is required".into()));
@@ -408,9 +410,9 @@ impl ImageService for Service {
                 .cloned()
                 .ok_or_else(|| Error::Unknown(crate::images::not_in_catalog(&q, &self.rt.cfg.catalog)))?;
             let faults = self.rt.faults();
-            let delay = entry.pull_delay_ms + faults.pull_delay_ms.get(&entry.reference).copied().unwrap_or(0);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+            let delay = faults.pull_delay(&entry);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             if let Some(msg) = faults.pull_error.get(&entry.reference).or(entry.pull_error.as_ref()) {
                 return Err(Error::Unknown(format!("failed to pull and unpack image {:?}: {msg}", entry.reference)));

@@ -235,6 +235,10 @@ pub async fn run(
     let (rt, cl) = (runtime.clone(), client.clone());
     tasks.spawn(crate::eviction::manager::run_eviction_manager(rt, stats, cl, pressure.clone(), params, cancel.clone()));
     tasks.spawn(run_pleg(runtime.clone(), pleg, n.runtime_relist_period.0, cancel.clone()));
+    let rotation = crate::container_logs::RotatePolicy::from_config(&cfg).map_err(Error::Other)?;
+    if let Some(policy) = rotation.filter(|_| !crate::faults::active(crate::faults::Fault::NoLogRotation)) {
+        tasks.spawn(crate::container_logs::run_log_manager(runtime.clone(), policy, cancel.clone()));
+    }
     tasks.spawn(run_pod_manager(deps, settings.node_name.clone(), statics, cancel.clone()));
     cancel.cancelled().await;
     shutdown(tasks).await

@@ -33,10 +33,14 @@ pub enum Fault {
     PortForwardNoPorts,
     /// Pods: after a relist (a reconnect), pods the API no longer has keep running.
     KeepStalePods,
+    /// Container logs: never rotated (containerLogMaxSize ignored).
+    NoLogRotation,
+    /// Kubelet API: a followed log stays on the file it opened when the log is rotated.
+    FollowIgnoresRotation,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 12] = [
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -47,6 +51,8 @@ impl Fault {
         Fault::KubeletAnonymous,
         Fault::PortForwardNoPorts,
         Fault::KeepStalePods,
+        Fault::NoLogRotation,
+        Fault::FollowIgnoresRotation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +67,8 @@ impl Fault {
             Fault::KubeletAnonymous => "kubelet-anonymous",
             Fault::PortForwardNoPorts => "port-forward-no-ports",
             Fault::KeepStalePods => "keep-stale-pods",
+            Fault::NoLogRotation => "no-log-rotation",
+            Fault::FollowIgnoresRotation => "follow-ignores-rotation",
         }
     }
 }

@@ -31,3 +31,4 @@ pub mod eviction;
 pub mod faults;
 pub mod health;
 pub mod kubelet_api;
+pub mod container_logs;

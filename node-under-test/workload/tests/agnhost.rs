@@ -84,3 +84,28 @@ fn cat_copies_stdin_and_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file: No such file or directory"));
 }
+
+#[test]
+fn logs_generator_writes_klog_lines_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new(agnhost(dir.path()))
+        .args(["logs-generator", "--log-lines-total", "4", "--run-duration", "200ms"])
+        .output()
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    for (id, l) in lines.iter().enumerate() {
+        assert!(l.starts_with('I') && l.contains(" logs_generator.go:76] "), "{l}");
+        let msg = l.split("] ").nth(1).unwrap();
+        assert!(msg.starts_with(&format!("{id} ")) && msg.contains(" /api/v1/namespaces/"), "{l}");
+    }
+    let out = Command::new(dir.path().join("agnhost")).args(["logs-generator", "-t", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with('F') && err.ends_with(" logs_generator.go:64] Invalid total number of lines: 0\n"), "{err}");
+}

@@ -15,6 +15,9 @@ use kube::api::{AttachParams, LogParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "kubelet_api_rotation.rs"]
+mod rotation;
+
 use crate::catalog::{BodyFuture, Case, Label, Runtimes, Topology};
 use crate::context::CaseCtx;
 use crate::fixtures::{NODE, NodeEnv};
@@ -30,6 +33,7 @@ pub fn cases() -> Vec<Case> {
         case("kubelet-api/port-forward", port_forward),
         case("kubelet-api/node-proxy-metrics-and-anonymous-refused", metrics_and_anonymous),
         case("kubelet-api/resource-metrics-feed-the-metrics-api", metrics_api),
+        case("kubelet-api/logs-rotated-and-followed-across-rotations", rotation::logs_rotated),
     ]
 }
 

@@ -23,8 +23,7 @@ pub const IGNORED_FIELDS: &[&str] = &[
     "kubeAPIQPS", "kubeAPIBurst", "eventRecordQPS", "eventBurst", "maxOpenFiles",
     "cpuManagerPolicy", "memoryManagerPolicy", "topologyManagerPolicy", "protectKernelDefaults",
     "makeIPTablesUtilChains", "podsPerCore", "oomScoreAdj", "staticPodURL", "httpCheckFrequency",
-    "providerID", "imageServiceEndpoint", "containerLogMaxSize", "containerLogMaxFiles",
-    "containerLogMaxWorkers", "containerLogMonitorInterval", "shutdownGracePeriod",
+    "providerID", "imageServiceEndpoint", "shutdownGracePeriod",
     "shutdownGracePeriodCriticalPods", "volumePluginDir", "serializeImagePulls",
     "maxParallelImagePulls", "registryPullQPS", "registryBurst", "localStorageCapacityIsolation",
     "cpuCFSQuota", "cpuCFSQuotaPeriod", "systemReservedCgroup", "kubeReservedCgroup",
@@ -89,6 +88,15 @@ pub struct KubeletConfiguration {
     pub node_labels: BTreeMap<String, String>,
     pub system_reserved: BTreeMap<String, String>,
     pub kube_reserved: BTreeMap<String, String>,
+    /// A container's log file is rotated once it reaches this size (a quantity; upstream
+    /// default 10Mi; a negative size turns rotation off).
+    pub container_log_max_size: String,
+    /// Most log files per container, the live one included (upstream default 5, at least 2).
+    pub container_log_max_files: i32,
+    /// Containers whose logs are rotated at the same time (upstream default 1).
+    pub container_log_max_workers: i32,
+    /// How often log sizes are checked (upstream default 10s, at least 3s).
+    pub container_log_monitor_interval: GoDuration,
     /// The non-upstream extension block.
     #[serde(skip_serializing)]
     pub nodekit: Extensions,
@@ -168,14 +176,6 @@ pub struct KubeletConfiguration {
     provider_id: Option<IgnoredAny>,
     #[serde(skip_serializing)]
     image_service_endpoint: Option<IgnoredAny>,
-    #[serde(skip_serializing)]
-    container_log_max_size: Option<IgnoredAny>,
-    #[serde(skip_serializing)]
-    container_log_max_files: Option<IgnoredAny>,
-    #[serde(skip_serializing)]
-    container_log_max_workers: Option<IgnoredAny>,
-    #[serde(skip_serializing)]
-    container_log_monitor_interval: Option<IgnoredAny>,
     #[serde(skip_serializing)]
     shutdown_grace_period: Option<IgnoredAny>,
     #[serde(skip_serializing)]
@@ -317,6 +317,10 @@ impl Default for KubeletConfiguration {
             node_labels: BTreeMap::new(),
             system_reserved: BTreeMap::new(),
             kube_reserved: BTreeMap::new(),
+            container_log_max_size: "10Mi".to_string(),
+            container_log_max_files: 5,
+            container_log_max_workers: 1,
+            container_log_monitor_interval: secs(10),
             nodekit: Extensions::default(),
             read_only_port: None,
             tls_cipher_suites: None,
@@ -355,10 +359,6 @@ impl Default for KubeletConfiguration {
             http_check_frequency: None,
             provider_id: None,
             image_service_endpoint: None,
-            container_log_max_size: None,
-            container_log_max_files: None,
-            container_log_max_workers: None,
-            container_log_monitor_interval: None,
             shutdown_grace_period: None,
             shutdown_grace_period_critical_pods: None,
             volume_plugin_dir: None,
@@ -442,6 +442,9 @@ impl KubeletConfiguration {
         }
         if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
             return invalid("tlsCertFile and tlsPrivateKeyFile must be set together".into());
+        }
+        if let Err(m) = crate::container_logs::RotatePolicy::from_config(self) {
+            return invalid(m);
         }
         if n.eviction_monitoring_period.0.is_zero() {
             return invalid("nodekit.evictionMonitoringPeriod must be > 0".into());

@@ -108,6 +108,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn attach(&self, req: api::AttachRequest) -> impl Future<Output = Result<String>> + Send;
     /// CRI PortForward: a URL that forwards ports into the sandbox's network namespace.
     fn port_forward(&self, req: api::PortForwardRequest) -> impl Future<Output = Result<String>> + Send;
+    /// CRI ReopenContainerLog: the runtime starts a new log file at the container's log path
+    /// (after the old one was renamed).
+    fn reopen_container_log(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     /// The image if present on the node.
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<api::Image>>> + Send;
     fn pull_image(

@@ -217,6 +217,13 @@ impl Runtime for RemoteRuntime {
         Ok(self.call("PortForward", Duration::ZERO, c.port_forward(req)).await?.url)
     }
 
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        let mut c = self.runtime.clone();
+        let req = api::ReopenContainerLogRequest { container_id: id.to_string() };
+        self.call("ReopenContainerLog", Duration::ZERO, c.reopen_container_log(req)).await?;
+        Ok(())
+    }
+
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
         let mut c = self.image.clone();
         let req = api::ImageStatusRequest {

@@ -2,6 +2,7 @@
 //! or followed (a chunked stream that ends when the container has exited and its file is read,
 //! when the agent stops, or when the client goes away).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +73,7 @@ pub async fn serve<R: Runtime>(
     if !opts.follow {
         return with_type(StatusCode::OK, CONTENT_TYPE, super::respond::full(render_log(&data, &opts)));
     }
-    let (first, follow) = start_follow(data, &opts, Follow::new(file, runtime, id, cancel));
+    let (first, follow) = start_follow(data, &opts, Follow::new(file, log_path, runtime, id, cancel).await);
     let head = futures::stream::iter((!first.is_empty()).then(|| Ok(Frame::data(Bytes::from(first)))));
     let rest = futures::stream::unfold(follow, |mut f| async move {
         let chunk = f.next_chunk().await?;
@@ -81,9 +82,12 @@ pub async fn serve<R: Runtime>(
     with_type(StatusCode::OK, CONTENT_TYPE, BodyExt::boxed_unsync(StreamBody::new(head.chain(rest))))
 }
 
-/// The followed part of a log: the file, the unterminated rest, the formatter.
+/// The followed part of a log: the file (and its inode, to notice a rotation), the
+/// unterminated rest, the formatter.
 struct Follow<R> {
     file: tokio::fs::File,
+    path: PathBuf,
+    inode: u64,
     carry: Vec<u8>,
     fmt: Option<LogFormatter>,
     runtime: Arc<R>,
@@ -93,8 +97,28 @@ struct Follow<R> {
 }
 
 impl<R: Runtime> Follow<R> {
-    fn new(file: tokio::fs::File, runtime: Arc<R>, id: String, cancel: CancellationToken) -> Self {
-        Follow { file, carry: Vec::new(), fmt: None, runtime, id, cancel, ended: false }
+    async fn new(file: tokio::fs::File, path: PathBuf, runtime: Arc<R>, id: String, cancel: CancellationToken) -> Self {
+        let inode = file.metadata().await.map(|m| m.ino()).unwrap_or(0);
+        Follow { file, path, inode, carry: Vec::new(), fmt: None, runtime, id, cancel, ended: false }
+    }
+
+    /// After the file was read to its end: when the path now names another file (the log was
+    /// rotated and the runtime reopened it), what was written to the old one is read and the
+    /// new one is followed from its start, as upstream's follow does. True when it switched.
+    async fn switch_if_rotated(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        if crate::faults::active(crate::faults::Fault::FollowIgnoresRotation) {
+            return Ok(false);
+        }
+        let Ok(now) = tokio::fs::metadata(&self.path).await else { return Ok(false) };
+        if now.ino() == self.inode {
+            return Ok(false);
+        }
+        let Ok(next) = tokio::fs::File::open(&self.path).await else { return Ok(false) };
+        while self.read_more().await? > 0 {}
+        self.drain(out);
+        self.inode = next.metadata().await.map(|m| m.ino()).unwrap_or(now.ino());
+        self.file = next;
+        Ok(true)
     }
 
     /// Formats the complete lines in `carry`, keeping the unterminated rest.
@@ -127,7 +151,12 @@ impl<R: Runtime> Follow<R> {
                 return None;
             }
             match self.read_more().await {
-                Ok(0) => {}
+                Ok(0) => match self.switch_if_rotated(&mut out).await {
+                    Ok(true) if !out.is_empty() => return Some(Ok(out)),
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => return Some(Err(e)),
+                },
                 Ok(_) => {
                     self.drain(&mut out);
                     if !out.is_empty() {

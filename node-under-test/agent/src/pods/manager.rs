@@ -135,6 +135,8 @@ pub async fn run_pod_manager<R: Runtime>(
                         if let Some(uid) = p.metadata.uid.clone()
                             && !crate::static_pods::is_mirror_pod(&p)
                         {
+                            // The listing holds the pods the API has now: it shrinks as they go.
+                            listing.remove(&uid);
                             w.update(&uid, None);
                         }
                     }

@@ -1,9 +1,9 @@
 //! Flag parsing as agnhost's cobra/pflag does it: `--name=value`, `--name value` (not for
 //! booleans), `--bool`, `--bool=false`, `_` and `-` interchangeable in names (component-base's
-//! word-separator normalisation), one-letter flags also as `-v 2`/`-v=2`/`-v2`, `--` ends the
-//! flags. klog's logging flags (`--v`, `--logtostderr`, …) are accepted everywhere and ignored,
+//! word-separator normalisation), one-letter flags (a flag's shorthand, like klog's `v`) also
+//! as `-v 2`/`-v=2`/`-v2`, `--` ends the flags. klog's logging flags (`--v`, `--logtostderr`, …) are accepted everywhere and ignored,
 //! as upstream accepts them.
-use super::gofmt::{parse_bool, parse_int};
+use super::gofmt::{parse_bool, parse_duration, parse_int};
 use std::collections::HashMap;
 
 /// The value type of a flag.
@@ -15,6 +15,8 @@ pub enum Kind {
     Int,
     /// A string.
     Str,
+    /// A Go `time.Duration` (`time.ParseDuration`).
+    Duration,
 }
 
 /// One flag of a subcommand.
@@ -28,16 +30,33 @@ pub struct FlagSpec {
     pub default: &'static str,
     /// One line of help.
     pub help: &'static str,
+    /// The one-letter form (`-t 5`), as pflag's `…VarP` registers it.
+    pub short: Option<char>,
 }
 
 /// Shorthand for a table entry.
 pub const fn flag(name: &'static str, kind: Kind, default: &'static str, help: &'static str) -> FlagSpec {
-    FlagSpec { name, kind, default, help }
+    FlagSpec { name, kind, default, help, short: None }
+}
+
+impl FlagSpec {
+    /// The flag with a one-letter form too.
+    pub const fn with_short(self, c: char) -> FlagSpec {
+        FlagSpec { short: Some(c), ..self }
+    }
+
+    /// The flag as pflag names it in errors: `--name`, or `-s, --name` with a shorthand.
+    pub fn display(&self) -> String {
+        match self.short {
+            Some(c) => format!("-{c}, --{}", self.name),
+            None => format!("--{}", self.name),
+        }
+    }
 }
 
 /// klog's flags (what `klog.InitFlags` registers), accepted and ignored.
 pub const KLOG_FLAGS: &[FlagSpec] = &[
-    flag("v", Kind::Int, "0", "log level (ignored)"),
+    flag("v", Kind::Int, "0", "log level (ignored)").with_short('v'),
     flag("vmodule", Kind::Str, "", "ignored"),
     flag("logtostderr", Kind::Bool, "true", "ignored"),
     flag("alsologtostderr", Kind::Bool, "false", "ignored"),
@@ -65,11 +84,14 @@ pub enum FlagError {
     /// A non-boolean flag came last without a value.
     #[error("flag needs an argument: --{0}")]
     NeedsArgument(String),
+    /// A non-boolean one-letter flag came last without a value.
+    #[error("flag needs an argument: '{0}' in {1}")]
+    ShorthandNeedsArgument(char, String),
     /// The value does not parse.
-    #[error("invalid argument {value:?} for \"--{name}\" flag: {reason}")]
+    #[error("invalid argument {value:?} for \"{flag}\" flag: {reason}")]
     Invalid {
-        /// The flag.
-        name: String,
+        /// The flag as pflag names it (`--name` or `-s, --name`).
+        flag: String,
         /// The value given.
         value: String,
         /// The parser's complaint.
@@ -113,6 +135,12 @@ impl Flags {
         parse_int(self.str(name)).unwrap_or(0)
     }
 
+    /// A duration flag in signed nanoseconds, as Go's `time.Duration` holds it (validated at
+    /// parse time).
+    pub fn duration_nanos(&self, name: &str) -> i64 {
+        parse_duration(self.str(name)).unwrap_or(0)
+    }
+
     /// Whether the flag was on the command line.
     pub fn was_given(&self, name: &str) -> bool {
         self.given.iter().any(|g| g == name)
@@ -132,10 +160,11 @@ fn check(spec: &FlagSpec, value: &str) -> Result<(), FlagError> {
     let reason = match spec.kind {
         Kind::Bool => parse_bool(value).err().map(|e| e.to_string()),
         Kind::Int => parse_int(value).err().map(|e| e.to_string()),
+        Kind::Duration => parse_duration(value).err().map(|e| e.to_string()),
         Kind::Str => None,
     };
     match reason {
-        Some(reason) => Err(FlagError::Invalid { name: spec.name.into(), value: value.into(), reason }),
+        Some(reason) => Err(FlagError::Invalid { flag: spec.display(), value: value.into(), reason }),
         None => Ok(()),
     }
 }
@@ -153,11 +182,12 @@ pub fn parse(args: &[String], specs: &[FlagSpec], max_args: Option<usize>) -> Re
             out.positional.extend(it.by_ref());
             break;
         }
-        let (name, attached) = if let Some(long) = arg.strip_prefix("--") {
+        let (name, attached, short) = if let Some(long) = arg.strip_prefix("--") {
             let (n, v) = long.split_once('=').map_or((long, None), |(n, v)| (n, Some(v.to_string())));
-            (normalize(n), v)
+            (normalize(n), v, None)
         } else if arg.len() > 1 && arg.starts_with('-') {
-            shorthand(&arg)?
+            let (n, v, c) = shorthand(&arg, specs)?;
+            (n, v, Some(c))
         } else {
             out.positional.push(arg);
             continue;
@@ -169,7 +199,10 @@ pub fn parse(args: &[String], specs: &[FlagSpec], max_args: Option<usize>) -> Re
         let value = match (attached, spec.kind) {
             (Some(v), _) => v,
             (None, Kind::Bool) => "true".to_string(),
-            (None, _) => it.next().ok_or_else(|| FlagError::NeedsArgument(name.clone()))?,
+            (None, _) => it.next().ok_or_else(|| match short {
+                Some(c) => FlagError::ShorthandNeedsArgument(c, arg.clone()),
+                None => FlagError::NeedsArgument(name.clone()),
+            })?,
         };
         check(spec, &value)?;
         out.values.insert(spec.name.to_string(), value);
@@ -183,18 +216,25 @@ pub fn parse(args: &[String], specs: &[FlagSpec], max_args: Option<usize>) -> Re
     Ok(out)
 }
 
-/// `-v`, `-v=2`, `-v2`, `-h`: the one-letter name and an attached value.
-fn shorthand(arg: &str) -> Result<(String, Option<String>), FlagError> {
+/// `-v`, `-v=2`, `-v2`, `-t 5`, `-h`: the long name of the one-letter flag, an attached value,
+/// and the letter.
+fn shorthand(arg: &str, specs: &[FlagSpec]) -> Result<(String, Option<String>, char), FlagError> {
     let body = &arg[1..];
     let mut chars = body.chars();
     let c = chars.next().unwrap_or('-');
     let rest = chars.as_str();
-    match c {
-        'h' if rest.is_empty() => Ok(("help".into(), None)),
-        'v' if rest.is_empty() => Ok(("v".into(), None)),
-        'v' => Ok(("v".into(), Some(rest.strip_prefix('=').unwrap_or(rest).to_string()))),
-        _ => Err(FlagError::UnknownShorthand(c, arg.to_string())),
+    if c == 'h' && rest.is_empty() {
+        return Ok(("help".into(), None, c));
     }
+    let spec = specs.iter().chain(KLOG_FLAGS).find(|s| s.short == Some(c)).ok_or_else(|| FlagError::UnknownShorthand(c, arg.to_string()))?;
+    let value = match (rest, spec.kind) {
+        ("", _) => None,
+        (r, _) if r.starts_with('=') => Some(r[1..].to_string()),
+        // pflag reads what follows a boolean's letter as more one-letter flags; none here take it.
+        (r, Kind::Bool) => return Err(FlagError::UnknownShorthand(r.chars().next().unwrap_or('-'), arg.to_string())),
+        (r, _) => Some(r.to_string()),
+    };
+    Ok((spec.name.to_string(), value, c))
 }
 
 /// Usage lines of a flag table.
@@ -206,8 +246,10 @@ pub fn usage(specs: &[FlagSpec]) -> String {
                 Kind::Bool => String::new(),
                 Kind::Int => " int".into(),
                 Kind::Str => " string".into(),
+                Kind::Duration => " duration".into(),
             };
-            format!("      --{}{value}   {} (default {:?})\n", s.name, s.help, s.default)
+            let short = s.short.map_or_else(|| "    ".to_string(), |c| format!("-{c}, "));
+            format!("  {short}--{}{value}   {} (default {:?})\n", s.name, s.help, s.default)
         })
         .collect()
 }
@@ -222,6 +264,8 @@ mod tests {
         flag("http-override", Kind::Str, "", ""),
         flag("http", Kind::Bool, "true", ""),
         flag("close", Kind::Bool, "false", ""),
+        flag("lines", Kind::Int, "0", "").with_short('t'),
+        flag("run-duration", Kind::Duration, "0s", "").with_short('d'),
     ];
 
     fn p(args: &[&str]) -> Result<Flags, FlagError> {
@@ -278,6 +322,33 @@ mod tests {
         assert_eq!(p(&["extra"]).unwrap_err().to_string(), "accepts at most 0 arg(s), received 1");
         assert_eq!(p(&["--help"]).unwrap_err(), FlagError::Help);
         assert_eq!(p(&["-h"]).unwrap_err(), FlagError::Help);
+    }
+
+    #[test]
+    fn shorthands_and_durations_like_pflag() {
+        for form in [&["-t", "5"][..], &["-t5"], &["-t=5"], &["--lines=5"], &["--lines", "5"]] {
+            assert_eq!(p(form).unwrap().int("lines"), 5, "{form:?}");
+        }
+        assert!(p(&["-t5"]).unwrap().was_given("lines"));
+        for form in [&["-d", "1m30s"][..], &["-d1m30s"], &["-d=1m30s"], &["--run-duration=1m30s"], &["--run_duration", "1m30s"]] {
+            assert_eq!(p(form).unwrap().duration_nanos("run-duration"), 90_000_000_000, "{form:?}");
+        }
+        assert_eq!(p(&[]).unwrap().duration_nanos("run-duration"), 0);
+        assert_eq!(p(&["-d", "-2ms"]).unwrap().duration_nanos("run-duration"), -2_000_000);
+        assert_eq!(
+            p(&["--run-duration=10"]).unwrap_err().to_string(),
+            "invalid argument \"10\" for \"-d, --run-duration\" flag: time: invalid duration \"10\""
+        );
+        assert_eq!(
+            p(&["-tx"]).unwrap_err().to_string(),
+            "invalid argument \"x\" for \"-t, --lines\" flag: strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(p(&["-t"]).unwrap_err().to_string(), "flag needs an argument: 't' in -t");
+        assert_eq!(p(&["--lines"]).unwrap_err().to_string(), "flag needs an argument: --lines");
+        assert_eq!(p(&["-v=x"]).unwrap_err().to_string(), "invalid argument \"x\" for \"-v, --v\" flag: strconv.ParseInt: parsing \"x\": invalid syntax");
+        let u = usage(SPECS);
+        assert!(u.contains("  -d, --run-duration duration   "), "{u}");
+        assert!(u.contains("      --http-port int   "), "{u}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What agnhost's output looks like because it is written in Go: `log` lines
 //! (`2006/01/02 15:04:05 msg` on stderr), `time.Time.String()`, `time.Duration.String()`,
 //! `time.ParseDuration`, `strconv.ParseInt(s, 0, 64)`, `strconv.ParseBool` and
-//! `encoding/json` string escaping. Times are UTC (containers have no zoneinfo).
+//! `encoding/json` string escaping, klog's lines (`I0102 15:04:05.123456   12345 file.go:76] msg`
+//! on stderr). Times are UTC (containers have no zoneinfo).
+use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +33,36 @@ pub fn log(msg: impl AsRef<str>) {
     let (date, time, _) = civil(SystemTime::now());
     let sep = if msg.ends_with('\n') { "" } else { "\n" };
     eprint!("{date} {time} {msg}{sep}", date = date.replace('-', "/"));
+}
+
+/// klog's header (its `formatHeader`): severity letter (`I`, `W`, `E`, `F`), `MMDD`,
+/// `HH:MM:SS.micros`, the pid right-aligned in 7 columns, `file:line] `.
+pub fn klog_header(severity: char, t: SystemTime, pid: u32, file: &str, line: u32) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let rem = secs % 86_400;
+    let (_, m, day) = civil_from_days((secs / 86_400) as i64);
+    let (hh, mm, ss, us) = (rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros());
+    format!("{severity}{m:02}{day:02} {hh:02}:{mm:02}:{ss:02}.{us:06} {pid:>7} {file}:{line}] ")
+}
+
+/// One whole klog line as `klog.Info`/`klog.Fatalf` writes it: header, message, a newline
+/// unless the message ends with one.
+pub fn klog_line(severity: char, t: SystemTime, pid: u32, file: &str, line: u32, msg: &str) -> String {
+    let sep = if msg.ends_with('\n') { "" } else { "\n" };
+    format!("{}{msg}{sep}", klog_header(severity, t, pid, file, line))
+}
+
+/// Writes one klog line (now, this process) to stderr in one `write`, as klog does, so that
+/// concurrent writers never interleave within it.
+pub fn klog(severity: char, file: &str, line: u32, msg: &str) {
+    write_stderr(&klog_line(severity, SystemTime::now(), std::process::id(), file, line, msg));
+}
+
+/// Writes `text` to stderr in one `write` (Rust's stderr is unbuffered, but `eprint!` writes
+/// each formatted piece separately).
+pub fn write_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `(YYYY-MM-DD, HH:MM:SS, nanoseconds)` of a time in UTC.
@@ -94,6 +126,12 @@ pub fn duration_string(d: Duration) -> String {
         (0, m) => format!("{m}m{s}s"),
         (h, m) => format!("{h}h{m}m{s}s"),
     }
+}
+
+/// `time.Duration.String()` of signed nanoseconds (`-1.5s` for negative ones).
+pub fn duration_string_nanos(ns: i64) -> String {
+    let s = duration_string(Duration::from_nanos(ns.unsigned_abs()));
+    if ns < 0 { format!("-{s}") } else { s }
 }
 
 /// `v / unit` with the fraction's trailing zeros (and a lone dot) removed.
@@ -232,6 +270,8 @@ mod tests {
         assert_eq!(duration_string(Duration::from_millis(10_250)), "10.25s");
         assert_eq!(duration_string(Duration::from_secs(62)), "1m2s");
         assert_eq!(duration_string(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(duration_string_nanos(-1_500_000_000), "-1.5s");
+        assert_eq!(duration_string_nanos(0), "0s");
     }
 
     #[test]
@@ -240,6 +280,14 @@ mod tests {
         assert_eq!(time_string(t, Duration::new(3, 5)), "2024-01-02 03:04:05.12 +0000 UTC m=+3.000000005");
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert!(time_string(t, Duration::ZERO).starts_with("2000-02-29 00:00:00 +0000 UTC"));
+    }
+
+    #[test]
+    fn klog_lines_look_like_klog() {
+        let t = UNIX_EPOCH + Duration::new(1_704_164_645, 120_456_789);
+        assert_eq!(klog_header('I', t, 12345, "logs_generator.go", 76), "I0102 03:04:05.120456   12345 logs_generator.go:76] ");
+        assert_eq!(klog_line('F', t, 1, "x.go", 7, "boom"), "F0102 03:04:05.120456       1 x.go:7] boom\n");
+        assert_eq!(klog_line('I', t, 1234567, "x.go", 7, "a\n"), "I0102 03:04:05.120456 1234567 x.go:7] a\n");
     }
 
     #[test]

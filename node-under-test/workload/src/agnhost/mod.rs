@@ -12,12 +12,14 @@
 //! `--ignore-sigterm` (and their environment variables) do not apply here.
 //!
 //! Exit codes: an unknown or unsupported subcommand or flag exits 2 with a message listing what
-//! is supported; a flag upstream would reject exits 1 (cobra's `Error: …`); `--help` exits 0.
+//! is supported; a flag upstream would reject exits 1 (cobra's `Error: …`); `--help` exits 0;
+//! a `klog.Fatalf` of upstream's (`logs-generator` without lines or duration) exits 255.
 pub mod connect;
 pub mod dial;
 pub mod files;
 pub mod flags;
 pub mod gofmt;
+pub mod logsgen;
 pub mod netexec;
 pub mod server;
 pub mod simple;
@@ -55,6 +57,7 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
     sub("entrypoint-tester", &[], None, "Prints the args it's passed and exits"),
     sub("etc-hosts", &[], Some(0), "Prints the host's /etc/hosts file"),
     sub("liveness", &[], Some(0), "Starts a server that is alive for 10 seconds"),
+    sub("logs-generator", logsgen::FLAGS, Some(0), "Outputs lines of logs to stdout uniformly"),
     sub("netexec", netexec::FLAGS, Some(0), "Creates HTTP and UDP servers with various endpoints"),
     sub("pause", &[], Some(0), "Pauses the execution"),
     sub("porter", simple::PORTER_FLAGS, Some(0), "Serves requested data on ports specified in ENV variables"),
@@ -70,7 +73,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "grpc-health-checking",
     "guestbook",
     "inclusterclient",
-    "logs-generator",
     "mounttest",
     "net",
     "nettest",
@@ -262,6 +264,7 @@ async fn dispatch(sub: Subcommand, inv: Invocation) -> crate::Result<i32> {
         "entrypoint-tester" => simple::entrypoint_tester(&inv.argv),
         "etc-hosts" => simple::etc_hosts(),
         "liveness" => simple::liveness().await,
+        "logs-generator" => logsgen::run(f).await,
         "netexec" => netexec::run(f).await,
         "pause" => simple::pause().await,
         "porter" => simple::porter(f).await,

@@ -37,6 +37,10 @@ impl Runtime for FakeRuntime {
     async fn update_pod_cidr(&self, _: &str) -> CriResult<()> {
         Ok(())
     }
+    async fn reopen_container_log(&self, id: &str) -> CriResult<()> {
+        self.log(format!("ReopenContainerLog {id}"));
+        Ok(())
+    }
     async fn run_pod_sandbox(&self, c: api::PodSandboxConfig) -> CriResult<String> {
         self.log(format!("RunPodSandbox {}", c.metadata.map(|m| m.name).unwrap_or_default()));
         Ok("sb".into())
