@@ -30,6 +30,36 @@ pub fn resolve_program(argv0: &str, binary: &Path) -> PathBuf {
     }
 }
 
+/// The log file of a container: `log_path` joined lexically under the sandbox's `log_dir` (as
+/// containerd's `filepath.Join`: a leading `/` does not leave the directory), "" (no log) when
+/// either is empty. A `log_path` whose cleaned form leaves `log_dir` through `..`, names the
+/// directory itself or holds a NUL is an InvalidArgument.
+pub fn container_log_path(log_dir: &str, log_path: &str) -> Result<String> {
+    if log_dir.is_empty() || log_path.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = |why: &str| Error::InvalidArgument(format!("invalid log_path {log_path:?} (log_directory {log_dir:?}): {why}"));
+    if log_path.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in log_path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(bad("escapes the sandbox log directory through \"..\""));
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("names the log directory itself, not a file in it"));
+    }
+    Ok(Path::new(log_dir).join(parts.join("/")).to_string_lossy().into_owned())
+}
+
 /// The environment of a container: the image's `KEY=value` entries, then the request's (a
 /// later value of a key replaces an earlier one in place).
 #[doc(hidden)]
@@ -103,11 +133,7 @@ impl Runtime {
         } else {
             "/".into()
         };
-        let log_path = if !log_dir.is_empty() && !config.log_path.is_empty() {
-            Path::new(&log_dir).join(&config.log_path).to_string_lossy().into_owned()
-        } else {
-            String::new()
-        };
+        let log_path = container_log_path(&log_dir, &config.log_path)?;
         let resources = config.linux.as_ref().and_then(|l| l.resources.clone());
         let id = new_id();
         let rec = ContainerRecord {
@@ -624,4 +650,38 @@ impl Runtime {
 /// The identity the container (and processes exec'd in it) runs as.
 fn container_user(c: &ContainerRecord) -> Option<User> {
     User::from_security_context(c.config.linux.as_ref().and_then(|l| l.security_context.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_path_stays_under_the_sandbox_log_directory() {
+        let dir = "/var/log/pods/ns_pod_uid";
+        let ok = |p: &str| container_log_path(dir, p).unwrap();
+        assert_eq!(ok("app/0.log"), "/var/log/pods/ns_pod_uid/app/0.log");
+        // Absolute: joined like Go's filepath.Join, not replacing the directory.
+        assert_eq!(ok("/etc/passwd"), "/var/log/pods/ns_pod_uid/etc/passwd");
+        assert_eq!(ok("//app//./0.log"), "/var/log/pods/ns_pod_uid/app/0.log");
+        assert_eq!(ok("app/../other/0.log"), "/var/log/pods/ns_pod_uid/other/0.log");
+        assert_eq!(container_log_path("/var/log/pods/x/", "0.log").unwrap(), "/var/log/pods/x/0.log");
+        // No log: either empty.
+        assert_eq!(ok(""), "");
+        assert_eq!(container_log_path("", "/etc/passwd").unwrap(), "");
+        for (p, why) in [
+            ("../other_pod/0.log", "escapes"),
+            ("app/../../x.log", "escapes"),
+            ("/../../../../etc/shadow", "escapes"),
+            ("..", "escapes"),
+            ("/", "log directory itself"),
+            ("app/..", "log directory itself"),
+            ("0.log\0x", "NUL"),
+        ] {
+            let e = container_log_path(dir, p).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{p:?}: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("log_path {p:?}")) && msg.contains(why) && msg.contains(dir), "{msg}");
+        }
+    }
 }

@@ -69,16 +69,30 @@ pub fn size(e: &ImageEntry) -> u64 {
     }
 }
 
-/// Whether `query` (a reference, a repo digest or an id, possibly an id prefix) names `e`.
+/// Shortest id prefix taken for an image id (docker's short id).
+pub const MIN_ID_PREFIX: usize = 12;
+
+/// The hex an id query names when it is one: `sha256:<hex>` (one `sha256:` only) or bare
+/// `<hex>`, of 12 to 64 lowercase hex digits; `None` for anything else (a name reference).
+pub fn id_prefix(query: &str) -> Option<&str> {
+    let hex = query.strip_prefix("sha256:").unwrap_or(query);
+    let ok = (MIN_ID_PREFIX..=64).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ok.then_some(hex)
+}
+
+/// Whether `query` names `e`: its reference (normalised), its repo digest, its id
+/// (`sha256:<64 hex>` or the bare 64 hex) or an id prefix of at least 12 hex digits, bare or
+/// after one `sha256:` (containerd / docker semantics).
 pub fn matches(e: &ImageEntry, query: &str) -> bool {
     let q = query.trim();
     if q.is_empty() {
         return false;
     }
     let id = image_id(e);
+    let id_hex = id.strip_prefix("sha256:").unwrap_or(&id);
     normalize(q) == normalize(&e.reference)
         || q == id
-        || (q.len() >= 12 && id.trim_start_matches("sha256:").starts_with(q.trim_start_matches("sha256:")))
+        || id_prefix(q).is_some_and(|hex| id_hex.starts_with(hex))
         || q == repo_digest(e)
 }
 
@@ -133,6 +147,42 @@ mod tests {
         assert!(matches(w, &repo_digest(w)));
         assert!(!matches(w, "nodekit.local/pause:3.10"));
         assert!(repo_digest(w).starts_with("nodekit.local/workload@sha256:"));
+    }
+
+    #[test]
+    fn id_prefixes_need_twelve_hex_digits_and_one_sha256() {
+        let c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        let w = &c.images[0];
+        let id = image_id(w);
+        let hex = id.strip_prefix("sha256:").unwrap();
+        assert_eq!(hex.len(), 64);
+        // Full ids, with or without `sha256:`, and prefixes of 12+ hex digits.
+        for q in [id.clone(), hex.to_string(), hex[..12].to_string(), format!("sha256:{}", &hex[..12]), format!(" {} ", &hex[..20])] {
+            assert!(matches(w, &q), "{q:?} should match");
+        }
+        // Nothing but `sha256:`s, short prefixes, doubled `sha256:`, non-hex or too long.
+        for q in [
+            "sha256:".to_string(),
+            "sha256:sha256:".to_string(),
+            "sha256:sha256:sha256:".to_string(),
+            format!("sha256:{}", &hex[..5]),
+            format!("sha256:{}", &hex[..11]),
+            hex[..11].to_string(),
+            format!("sha256:sha256:{}", &hex[..12]),
+            format!("sha256:sha256:{hex}"),
+            format!("{hex}0"),
+            format!("sha256:{}", &hex[1..13]),
+        ] {
+            assert!(!matches(w, &q), "{q:?} should not match");
+            assert!(!c.images.iter().any(|e| matches(e, &q)), "{q:?} matches some image");
+        }
+        let upper = hex[..12].to_uppercase();
+        assert!(upper == hex[..12] || !matches(w, &upper), "ids are lowercase hex");
+        assert_eq!(id_prefix("sha256:0123456789ab"), Some("0123456789ab"));
+        assert_eq!(id_prefix("0123456789AB"), None);
+        assert_eq!(id_prefix("0123456789ab"), Some("0123456789ab"));
+        assert_eq!(id_prefix("sha256:0f1e2"), None);
+        assert_eq!(id_prefix("sha256:sha256:0123456789ab"), None);
     }
 
     #[test]

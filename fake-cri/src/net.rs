@@ -295,8 +295,94 @@ pub struct HostPort {
     pub pod_ip: String,
     /// Container port.
     pub container_port: u16,
-    /// Host IP filter ("" = any).
-    pub host_ip: String,
+    /// Host IP filter (`None` = any).
+    pub host_ip: Option<Ipv4Addr>,
+}
+
+/// A CRI `PortMapping` with its fields checked and typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMapping {
+    /// "tcp", "udp" or "sctp".
+    pub proto: &'static str,
+    /// Port in the pod (1-65535).
+    pub container_port: u16,
+    /// Node port (0 = none).
+    pub host_port: u16,
+    /// Host address (`None` = any: empty in the request).
+    pub host_ip: Option<IpAddr>,
+}
+
+/// Checks the `index`th port mapping of a sandbox config: the protocol is a CRI `Protocol`,
+/// container_port is 1-65535, host_port 0-65535 (0 = no host port) and host_ip empty or an IP
+/// address. Its `Err` is an InvalidArgument naming the field and value.
+pub fn parse_port_mapping(index: usize, p: &k8s_cri::v1::PortMapping) -> Result<PortMapping> {
+    use k8s_cri::v1::Protocol;
+    let bad = |what: String| Error::InvalidArgument(format!("invalid port_mappings[{index}]: {what}"));
+    let proto = match Protocol::try_from(p.protocol) {
+        Ok(Protocol::Tcp) => "tcp",
+        Ok(Protocol::Udp) => "udp",
+        Ok(Protocol::Sctp) => "sctp",
+        Err(_) => return Err(bad(format!("protocol {} is not TCP (0), UDP (1) or SCTP (2)", p.protocol))),
+    };
+    let container_port = u16::try_from(p.container_port)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| bad(format!("container_port {} is out of range 1-65535", p.container_port)))?;
+    let host_port = u16::try_from(p.host_port)
+        .map_err(|_| bad(format!("host_port {} is out of range 0-65535 (0 = no host port)", p.host_port)))?;
+    let host_ip = if p.host_ip.is_empty() {
+        None
+    } else {
+        Some(p.host_ip.parse::<IpAddr>().map_err(|_| bad(format!("host_ip {:?} is not an IP address", p.host_ip)))?)
+    };
+    Ok(PortMapping { proto, container_port, host_port, host_ip })
+}
+
+/// Checks every port mapping of a sandbox config (RunPodSandbox refuses the config otherwise).
+pub fn validate_port_mappings(mappings: &[k8s_cri::v1::PortMapping]) -> Result<()> {
+    for (i, p) in mappings.iter().enumerate() {
+        parse_port_mapping(i, p)?;
+    }
+    Ok(())
+}
+
+/// The DNAT rules of a pod at `pod_ip`: one per mapping with a host port. Like the CNI portmap
+/// plugin, a mapping whose host_ip is of the other address family (IPv6 here: pods are IPv4) is
+/// left out; 0.0.0.0 means any address. Mappings that do not parse (a state file written before
+/// RunPodSandbox checked them) are left out with a warning, never wrapped into another port.
+pub fn pod_hostports(pod_ip: &str, mappings: &[k8s_cri::v1::PortMapping]) -> Vec<HostPort> {
+    let mut out = Vec::new();
+    for (i, p) in mappings.iter().enumerate() {
+        let m = match parse_port_mapping(i, p) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(pod_ip, "skipping hostPort rule: {e}");
+                continue;
+            }
+        };
+        if m.host_port == 0 {
+            continue;
+        }
+        let host_ip = match m.host_ip {
+            None => None,
+            Some(IpAddr::V4(a)) => Some(a),
+            Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                Some(a) => Some(a),
+                None => {
+                    tracing::debug!(pod_ip, host_ip = %a, "skipping hostPort rule: IPv6 host_ip for an IPv4 pod");
+                    continue;
+                }
+            },
+        };
+        out.push(HostPort {
+            proto: m.proto,
+            host_port: m.host_port,
+            pod_ip: pod_ip.to_string(),
+            container_port: m.container_port,
+            host_ip: host_ip.filter(|a| !a.is_unspecified()),
+        });
+    }
+    out
 }
 
 /// nft table holding hostPort DNAT rules.
@@ -311,7 +397,10 @@ pub fn hostport_script(ports: &[HostPort]) -> String {
     s.push_str(&format!("table ip {HOSTPORT_TABLE} {{\n"));
     let mut rules = String::new();
     for p in ports {
-        let dst = if p.host_ip.is_empty() || p.host_ip == "0.0.0.0" { String::new() } else { format!("ip daddr {} ", p.host_ip) };
+        let dst = match p.host_ip {
+            Some(a) if !a.is_unspecified() => format!("ip daddr {a} "),
+            _ => String::new(),
+        };
         rules.push_str(&format!(
             "    {dst}{} dport {} dnat to {}:{}\n",
             p.proto, p.host_port, p.pod_ip, p.container_port
@@ -373,9 +462,74 @@ mod tests {
             host_port: 8080,
             pod_ip: "10.244.1.2".into(),
             container_port: 80,
-            host_ip: String::new(),
+            host_ip: None,
         }]);
         assert!(s.contains("tcp dport 8080 dnat to 10.244.1.2:80"));
         assert!(hostport_script(&[]).ends_with(&format!("delete table ip {HOSTPORT_TABLE}\n")));
+    }
+
+    fn pm(protocol: i32, container_port: i32, host_port: i32, host_ip: &str) -> k8s_cri::v1::PortMapping {
+        k8s_cri::v1::PortMapping { protocol, container_port, host_port, host_ip: host_ip.into() }
+    }
+
+    #[test]
+    fn port_mappings_out_of_range_or_malformed_are_refused() {
+        let refused = |p: k8s_cri::v1::PortMapping, needle: &str| {
+            let e = validate_port_mappings(&[pm(0, 80, 0, ""), p]).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("port_mappings[1]") && msg.contains(needle), "{msg}");
+        };
+        refused(pm(0, 70000, 8080, ""), "container_port 70000");
+        refused(pm(0, -80, 8080, ""), "container_port -80");
+        refused(pm(0, 0, 8080, ""), "container_port 0");
+        refused(pm(0, 80, 70000, ""), "host_port 70000");
+        refused(pm(0, 80, -1, ""), "host_port -1");
+        refused(pm(3, 80, 8080, ""), "protocol 3");
+        refused(pm(-1, 80, 8080, ""), "protocol -1");
+        refused(pm(0, 80, 8080, "1.2.3.4 tcp dport 22 accept\nflush ruleset"), r#"host_ip "1.2.3.4 tcp dport 22 accept\nflush ruleset""#);
+        refused(pm(0, 80, 8080, "10.0.0.1/24"), "host_ip");
+        refused(pm(0, 80, 8080, " 10.0.0.1"), "host_ip");
+
+        validate_port_mappings(&[
+            pm(0, 1, 0, ""),
+            pm(1, 65535, 65535, "10.0.0.1"),
+            pm(2, 80, 8080, "0.0.0.0"),
+            pm(0, 80, 8081, "::1"),
+        ])
+        .unwrap();
+        let m = parse_port_mapping(0, &pm(1, 53, 5353, "10.0.0.1")).unwrap();
+        assert_eq!(m, PortMapping { proto: "udp", container_port: 53, host_port: 5353, host_ip: Some("10.0.0.1".parse().unwrap()) });
+    }
+
+    #[test]
+    fn hostport_rules_come_from_parsed_mappings_only() {
+        let rules = pod_hostports(
+            "10.244.1.2",
+            &[
+                pm(0, 80, 8080, ""),
+                pm(0, 81, 0, ""),                   // no host port: no rule
+                pm(1, 53, 5353, "0.0.0.0"),         // any address
+                pm(0, 82, 8082, "10.0.0.7"),
+                pm(0, 83, 8083, "::ffff:10.0.0.8"), // IPv4-mapped
+                pm(0, 84, 8084, "fd00::1"),         // other family: left out, like CNI portmap
+                pm(0, 70000, 8085, ""),             // from an old state file: left out, not port 4464
+                pm(0, 86, 8086, "1.2.3.4\nflush ruleset"),
+            ],
+        );
+        let got: Vec<(&str, u16, u16, Option<Ipv4Addr>)> =
+            rules.iter().map(|r| (r.proto, r.host_port, r.container_port, r.host_ip)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("tcp", 8080, 80, None),
+                ("udp", 5353, 53, None),
+                ("tcp", 8082, 82, Some(Ipv4Addr::new(10, 0, 0, 7))),
+                ("tcp", 8083, 83, Some(Ipv4Addr::new(10, 0, 0, 8))),
+            ]
+        );
+        let s = hostport_script(&rules);
+        assert!(s.contains("    ip daddr 10.0.0.7 tcp dport 8082 dnat to 10.244.1.2:82\n"), "{s}");
+        assert!(!s.contains("4464") && !s.contains("flush"), "{s}");
     }
 }

@@ -216,6 +216,7 @@ impl Runtime {
         if md.name.is_empty() {
             return Err(Error::InvalidArgument("sandbox config must include metadata name".into()));
         }
+        crate::net::validate_port_mappings(&config.port_mappings)?;
         if let Some(msg) = self.faults().sandbox_error.get(&md.name) {
             return Err(Error::Unknown(format!("failed to setup network for sandbox {:?}: {msg}", md.name)));
         }
@@ -341,19 +342,7 @@ impl Runtime {
             st.sandboxes
                 .values()
                 .filter(|s| s.ready && !s.ip.is_empty())
-                .flat_map(|s| {
-                    s.config.port_mappings.iter().filter(|p| p.host_port > 0 && p.container_port > 0).map(|p| HostPort {
-                        proto: match p.protocol {
-                            1 => "udp",
-                            2 => "sctp",
-                            _ => "tcp",
-                        },
-                        host_port: p.host_port as u16,
-                        pod_ip: s.ip.clone(),
-                        container_port: p.container_port as u16,
-                        host_ip: p.host_ip.clone(),
-                    })
-                })
+                .flat_map(|s| crate::net::pod_hostports(&s.ip, &s.config.port_mappings))
                 .collect()
         };
         if ports.is_empty() && !self.hostports_programmed.load(Ordering::SeqCst) {

@@ -218,3 +218,47 @@ async fn workload_binary_below_tmp_still_runs() {
     let c2 = w.run_container(&sid, container("exit", &["exit", "--code", "6"])).await;
     assert_eq!(w.wait_exited(&c2).await.exit_code, 6);
 }
+
+/// Malformed port mappings, escaping log paths and `sha256:`-only id "prefixes" are refused (or
+/// name no image) over gRPC, leaving nothing behind; fake-cri keeps serving.
+#[tokio::test]
+async fn malformed_ports_log_paths_and_id_prefixes_are_refused() {
+    let mut w = World::start(&[]).await;
+    w.set_cidr().await;
+    let pm = |container_port: i32, host_port: i32, protocol: i32, host_ip: &str| cri::PortMapping { protocol, container_port, host_port, host_ip: host_ip.into() };
+    for (m, field) in [
+        (pm(70000, 8080, 0, ""), "container_port 70000"),
+        (pm(80, -1, 0, ""), "host_port -1"),
+        (pm(80, 65536, 0, ""), "host_port 65536"),
+        (pm(80, 8080, 9, ""), "protocol 9"),
+        (pm(80, 8080, 0, "10.0.0.1\nflush ruleset"), "host_ip"),
+    ] {
+        let mut p = pod_config("badports");
+        p.port_mappings = vec![m];
+        let e = w.client.runtime.run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(p), runtime_handler: String::new() }).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(field), "{e:?}");
+    }
+    let left = w.client.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await.unwrap().into_inner().items;
+    assert!(left.is_empty(), "{left:?}");
+
+    let sid = w.run_pod(logged_pod(&w, "badlogs")).await;
+    for path in ["../other/0.log", "c/../../../x.log", "/"] {
+        let e = w.create(&sid, with_log(container("escape", &["exit"]), path)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{path}: {e:?}");
+        assert!(e.message().contains("log_path"), "{e:?}");
+    }
+    let c = w.run_container(&sid, with_log(container("abs", &["print", "--stdout", "hello"]), "/abs/0.log")).await;
+    let s = w.wait_exited(&c).await;
+    assert_eq!(s.log_path, w.logs().join("badlogs/abs/0.log").to_string_lossy());
+    assert_eq!(read_log(&w.logs().join("badlogs/abs/0.log")).into_iter().map(|l| l.2).collect::<Vec<_>>(), vec!["hello".to_string()]);
+
+    let status = |image: &str| cri::ImageStatusRequest { image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }), verbose: false };
+    let id = w.client.images.image_status(status(IMAGE)).await.unwrap().into_inner().image.unwrap().id;
+    for q in ["sha256:sha256:", "sha256:", &id[..12]] {
+        assert!(w.client.images.image_status(status(q)).await.unwrap().into_inner().image.is_none(), "{q}");
+    }
+    for q in [id.clone(), id[7..].to_string(), id[..19].to_string(), id[7..19].to_string()] {
+        assert_eq!(w.client.images.image_status(status(&q)).await.unwrap().into_inner().image.map(|i| i.id), Some(id.clone()), "{q}");
+    }
+}
