@@ -18,6 +18,7 @@ pub mod alloc;
 pub mod api;
 pub mod apply;
 pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod controllers;
