@@ -318,10 +318,14 @@ fn container(id: String) -> Outcome {
 fn run_pod_sandbox(config: cri::PodSandboxConfig) -> Result<(), Error> {
     let parent = config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
     let cgroup = if parent.trim_matches('/').is_empty() { Ok(()) } else { cgroup::in_hierarchy(parent).map(drop) };
+    let ports = config.port_mappings.clone();
+    let checked = fake_cri::net::validate_port_mappings(&ports);
+    // hostPort rules are made from parsed mappings only: never more rules than mappings.
+    assert!(fake_cri::net::pod_hostports("10.88.0.2", &ports).len() <= ports.len());
     let rec = sandbox_record(SANDBOX_IDS[0], config);
     let _ = serde_json::json!({ "netns": rec.netns_path, "hostNetwork": rec.host_network, "config": rec.config }).to_string();
     reload_sandbox(rec);
-    cgroup
+    checked.and(cgroup)
 }
 
 /// CreateContainer: the sandbox lookup, the image (the catalog entry it names), the environment
@@ -343,6 +347,12 @@ fn create_container(sandbox_id: &str, config: cri::ContainerConfig) -> Result<()
         .filter(|m| !m.host_path.is_empty() && !m.container_path.is_empty())
         .try_for_each(|m| cpath(Path::new(&m.host_path)).and(cpath(Path::new(&m.container_path))).map(drop));
     let workdir = cpath(Path::new(&config.working_dir)).map(drop);
+    // The log path stays under the sandbox's log directory.
+    let log_dir = "/var/log/pods/ns_pod_uid";
+    let log = fake_cri::container::container_log_path(log_dir, &config.log_path);
+    if let Ok(p) = &log {
+        assert!(p.is_empty() || p.starts_with(&format!("{log_dir}/")), "log path {p:?} left {log_dir}");
+    }
     let _ = User::from_security_context(config.linux.as_ref().and_then(|l| l.security_context.as_ref()));
     let resources = config.linux.as_ref().and_then(|l| l.resources.clone());
     let rec = ContainerRecord {
@@ -351,7 +361,7 @@ fn create_container(sandbox_id: &str, config: cri::ContainerConfig) -> Result<()
         ..container_record(CONTAINER_IDS[0], SANDBOX_IDS[0], config)
     };
     reload_container(rec);
-    found.and(mounts).and(workdir)
+    found.and(mounts).and(workdir).and(log.map(drop))
 }
 
 /// ExecSync, Exec: the program the command's argv[0] runs.
@@ -440,6 +450,10 @@ pub fn image_ref(data: &[u8]) {
     let spec = Some(cri::ImageSpec { image: q.clone(), ..Default::default() });
     if let Err(e) = image(&spec, true) {
         reply(e);
+    }
+    // An id prefix is 12 to 64 hex digits after at most one `sha256:`.
+    if let Some(hex) = images::id_prefix(&q) {
+        assert!((12..=64).contains(&hex.len()) && !hex.contains(':'), "{q:?} taken as id prefix {hex:?}");
     }
     let normalized = images::normalize(&q);
     if !q.trim().is_empty() {
