@@ -89,3 +89,29 @@ pub async fn events_for(client: &kube::Client, pod: &str) -> anyhow::Result<Vec<
     let lp = kube::api::ListParams::default().fields(&format!("involvedObject.name={pod}"));
     Ok(api.list(&lp).await?.items)
 }
+
+/// What a workload started with `--ignore-sigterm` prints once SIGTERM is really ignored (see
+/// the workload's supervise.rs): until then a SIGTERM takes the default action.
+pub const SIGTERM_IGNORED: &str = "SIGTERM will be ignored";
+
+/// Waits until a log file of container `container` of pod `ns/name` under the agent's root dir
+/// (`pods/<ns>_<name>_<uid>/<container>/*.log`) holds `needle`: for cases that need the
+/// program running its own code, which "Running" (the runtime started the process) does not
+/// say.
+pub async fn wait_log_line(root: &std::path::Path, ns: &str, name: &str, container: &str, needle: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let prefix = format!("{ns}_{name}_");
+    let found = || -> bool {
+        let Ok(pods) = std::fs::read_dir(root.join("pods")) else { return false };
+        pods.filter_map(Result::ok)
+            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+            .filter_map(|d| std::fs::read_dir(d.path().join(container)).ok())
+            .flat_map(|logs| logs.filter_map(Result::ok))
+            .any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains(needle)))
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while !found() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "container {container} of pod {ns}/{name} did not log {needle:?} within {timeout:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -39,6 +39,13 @@ pub async fn supervise(inv: Invocation) -> i32 {
             return 1;
         }
     };
+    // Said once the policy is in force, so a test can wait for it before it signals: until
+    // here a SIGTERM takes the default action (or, in a container, the runtime's init's).
+    match policy {
+        TermPolicy::Ignore => println!("workload {name}: SIGTERM will be ignored"),
+        TermPolicy::Delay(d) => println!("workload {name}: SIGTERM will end it after {d:?}"),
+        TermPolicy::Exit => {}
+    }
     let mut task = tokio::spawn(crate::cmd::dispatch(inv));
     loop {
         tokio::select! {

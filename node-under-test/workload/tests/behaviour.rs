@@ -96,16 +96,19 @@ fn term_delay_keeps_serving_then_exits() {
 #[test]
 fn ignore_sigterm() {
     let mut c = spawn(&["--ignore-sigterm", "pause"]);
-    let mut buf = [0u8; 8];
-    c.stdout.as_mut().unwrap().read_exact(&mut buf).unwrap();
+    let mut r = std::io::BufReader::new(c.stdout.take().unwrap());
+    let mut next_line = || {
+        let mut out = String::new();
+        std::io::BufRead::read_line(&mut r, &mut out).unwrap();
+        out
+    };
+    // Said once the policy is in force; only then is the signal sent.
+    let first = next_line();
+    assert_eq!(first, "workload pause: SIGTERM will be ignored\n");
     sigterm(&c);
     // The process acknowledges the signal on stdout and keeps running.
-    let mut out = String::new();
-    let mut r = std::io::BufReader::new(c.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut r, &mut out).unwrap();
-    out.clear();
-    std::io::BufRead::read_line(&mut r, &mut out).unwrap();
-    assert!(out.contains("ignored"), "{out}");
+    let ack = std::iter::repeat_with(&mut next_line).take(3).find(|l| l.contains("SIGTERM received"));
+    assert_eq!(ack.as_deref(), Some("workload pause: SIGTERM received, ignored\n"));
     assert!(c.try_wait().unwrap().is_none());
     c.kill().unwrap();
     c.wait().unwrap();

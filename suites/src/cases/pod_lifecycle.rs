@@ -270,6 +270,7 @@ fn graceful_prestop(ctx: CaseCtx) -> BodyFuture {
         let p = pods::pod("graceful", NODE, vec![c], json!({"terminationGracePeriodSeconds": 3}))?;
         pods::create(&env.client, &p).await?;
         kube_wait::pod(&env.client, "default", "graceful", "Running", START, |p| (phase(p) == "Running").then_some(())).await?;
+        pods::wait_log_line(env.agent.root_dir(), "default", "graceful", "c", pods::SIGTERM_IGNORED, START).await?;
         let deleted_at = Instant::now();
         pods::delete(&env.client, "graceful", None).await?;
         let (hook_at, request) = tokio::time::timeout(Duration::from_secs(5), hook).await.context("preStop hook never called")???;

@@ -256,11 +256,12 @@ fn removal_grace(ctx: CaseCtx) -> BodyFuture {
         write_manifest(&dir, "slow.yaml", &manifest("slow", &["pause", "--ignore-sigterm"], GRACE as i64)?)?;
         let m = mirror_running(&env.client, "slow", None).await?;
         let mirror_uid = uid(&m);
+        let name = mirror_name("slow");
+        crate::pods::wait_log_line(env.agent.root_dir(), "default", &name, "c", crate::pods::SIGTERM_IGNORED, START).await?;
         let removed = Instant::now();
         std::fs::remove_file(dir.join("slow.yaml"))?;
         // While the static pod terminates (it ignores SIGTERM), its mirror pod stays, same UID.
         let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
-        let name = mirror_name("slow");
         let hold = Duration::from_secs(GRACE - 1);
         while removed.elapsed() < hold {
             let p = api.get_opt(&name).await?;
