@@ -274,8 +274,8 @@ fn xml_char(c: char) -> bool {
 }
 
 /// Escaped for an attribute value in double quotes; tabs and line breaks survive attribute
-/// normalization as character references.
-fn attr(s: &str) -> String {
+/// normalization as character references; characters XML 1.0 does not allow are dropped.
+pub fn attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|&c| xml_char(c)) {
         match c {
@@ -293,8 +293,8 @@ fn attr(s: &str) -> String {
     out
 }
 
-/// Escaped for element content.
-fn text(s: &str) -> String {
+/// Escaped for element content; characters XML 1.0 does not allow are dropped.
+pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|&c| xml_char(c)) {
         match c {

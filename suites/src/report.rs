@@ -75,25 +75,9 @@ pub fn progress_line(done: usize, total: usize, r: &RunResult) -> String {
     )
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// JUnit XML: one `<testsuite>` per area, one `<testcase>` per run.
 pub fn junit(results: &[RunResult]) -> String {
+    use scenario::junit::{attr, text};
     let (areas, total) = summarize(results);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -108,7 +92,7 @@ pub fn junit(results: &[RunResult]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-            xml_escape(area),
+            attr(area),
             s.passed + s.failed + s.skipped,
             s.failed,
             s.skipped,
@@ -118,24 +102,24 @@ pub fn junit(results: &[RunResult]) -> String {
             let _ = write!(
                 out,
                 "    <testcase classname=\"nodekit.{}\" name=\"{}\" time=\"{:.3}\"",
-                xml_escape(area),
-                xml_escape(&r.name),
+                attr(area),
+                attr(&r.name),
                 r.duration.as_secs_f64()
             );
             match &r.outcome {
                 Outcome::Passed => out.push_str("/>\n"),
                 Outcome::Skipped(why) => {
-                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(why));
+                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", attr(why));
                 }
                 Outcome::Failed(why) => {
                     let _ = writeln!(
                         out,
                         ">\n      <failure message=\"{}\">{}</failure>",
-                        xml_escape(why),
-                        xml_escape(&r.output)
+                        attr(why),
+                        text(&r.output)
                     );
                     if let Some(dir) = &r.artifacts {
-                        let _ = writeln!(out, "      <system-out>artifacts: {}</system-out>", xml_escape(&dir.display().to_string()));
+                        let _ = writeln!(out, "      <system-out>artifacts: {}</system-out>", text(&dir.display().to_string()));
                     }
                     out.push_str("    </testcase>\n");
                 }
