@@ -6,8 +6,10 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::admission::{self, Write};
 use crate::alloc::Allocator;
 use crate::apply;
+use crate::auth::restriction::Operation;
 use crate::defaults;
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::patch::{self, PatchType};
@@ -121,6 +123,11 @@ fn without_rv(v: &Value) -> Value {
         m.remove("managedFields");
     }
     c
+}
+
+/// Admission of an update about to be stored (`new` replaces `old`).
+fn admit_update(res: ResourceId, ns: &str, name: &str, new: &Value, old: &Value) -> ApiResult<()> {
+    admission::admit(&Write { res, operation: Operation::Update, namespace: ns, name, object: Some(new), old_object: Some(old) })
 }
 
 fn has_finalizers(v: &Value) -> bool {
@@ -266,9 +273,10 @@ impl Api {
         if res == resources::PODS {
             defaults::default_toleration_seconds(&mut body, self.default_tolerations);
         }
+        let name = meta_str(&body, "name").unwrap_or("").to_string();
+        admission::admit(&Write { res, operation: Operation::Create, namespace: ns, name: &name, object: Some(&body), old_object: None })?;
         validation::validate_create(res, &body)?;
         self.ensure_namespace(res, ns)?;
-        let name = meta_str(&body, "name").unwrap_or("").to_string();
         let out = self.store.mutate_with(res, ns, &name, dry, |cur| {
             if cur.is_some() {
                 return Err(ApiError::already_exists(desc.group, desc.plural, &name));
@@ -339,7 +347,7 @@ impl Api {
             let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             out["metadata"]["generation"] = json!(g);
         }
-        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS].contains(&res) {
+        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS, resources::ROLEBINDINGS, resources::CLUSTERROLEBINDINGS].contains(&res) {
             defaults::apply_defaults(res, &mut out);
         }
         validation::validate_update(res, cur, &out)?;
@@ -384,6 +392,7 @@ impl Api {
                 return Err(ApiError::not_found(desc.group, desc.plural, name));
             };
             let new = self.prepare_update(res, &cur.value, body.clone(), sub)?;
+            admit_update(res, ns, name, &new, &cur.value)?;
             self.finish_write(res, cur, new, dry)
         });
         if create_instead {
@@ -457,6 +466,7 @@ impl Api {
                 None => patched,
             };
             let new = self.prepare_update(res, &cur.value, patched, sub)?;
+            admit_update(res, ns, name, &new, &cur.value)?;
             self.finish_write(res, cur, new, dry)
         });
         if absent && let Some((v, manager)) = applied {
@@ -486,6 +496,8 @@ impl Api {
         let out = self.store.mutate_with(res, ns, name, dry, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(desc.group, desc.plural, name))?;
             let v = &cur.value;
+            let write = Write { res, operation: Operation::Delete, namespace: ns, name, object: None, old_object: Some(v) };
+            admission::admit(&write)?;
             if let Some(uid) = &opts.uid
                 && Some(uid.as_str()) != meta_str(v, "uid")
             {

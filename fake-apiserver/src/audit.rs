@@ -1,5 +1,6 @@
 //! Audit log of every request: kept in memory and optionally appended to a JSON-lines file.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -22,6 +23,14 @@ pub struct AuditEntry {
     /// The authenticated user (HTTPS only; absent on plain HTTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserInfo>,
+    /// The user the request impersonated (`Impersonate-*` headers honoured with
+    /// [`crate::Config::authorization`] on), as upstream's `impersonatedUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonated_user: Option<UserInfo>,
+    /// Upstream's audit annotations; with [`crate::Config::authorization`] on,
+    /// `authorization.k8s.io/decision` (`allow` or `forbid`) and `authorization.k8s.io/reason`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Who made a request, as upstream's `authentication.k8s.io/v1` UserInfo.

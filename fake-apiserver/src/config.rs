@@ -81,6 +81,12 @@ pub struct Config {
     /// metrics-server's `--metric-resolution`: the scrape period, which is also the shortest
     /// `window` (15 s as metrics-server is deployed; its binary's default is 60 s).
     pub metric_resolution: Duration,
+    /// Authorize every request as kube-apiserver with `--authorization-mode=Node,RBAC` and the
+    /// NodeRestriction admission plugin: impersonation checked, refusals answered with 403
+    /// `Status`es, decisions in the audit annotations. Off by default: every request is served
+    /// (the bootstrap RBAC policy and the review APIs are there either way). Plain-HTTP
+    /// requests act as `system:unsecured` in `system:masters`.
+    pub authorization: bool,
 }
 
 /// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
@@ -140,6 +146,7 @@ impl Default for Config {
             kubelet_client: None,
             metrics_server: false,
             metric_resolution: Duration::from_secs(15),
+            authorization: false,
         }
     }
 }

@@ -250,6 +250,7 @@ pub fn apply_defaults(res: ResourceId, obj: &mut Value) {
         resources::PODS => default_pod(obj),
         resources::SERVICES => default_service(obj),
         resources::PODDISRUPTIONBUDGETS => crate::pdb::prepare_for_create(obj),
+        resources::ROLEBINDINGS | resources::CLUSTERROLEBINDINGS => crate::rbac_resources::apply_defaults(obj),
         resources::NAMESPACES => {
             let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
             if let Some(o) = obj.as_object_mut() {

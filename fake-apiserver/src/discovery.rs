@@ -44,6 +44,7 @@ fn group_doc(g: &str, v: &str) -> Value {
 /// The served groups, with `metrics.k8s.io/v1beta1` when `metrics` (metrics-server's APIService).
 fn served_groups(metrics: bool) -> Vec<(&'static str, &'static str)> {
     let mut groups = resources::groups();
+    groups.extend(crate::http::review::GROUPS);
     if metrics {
         groups.push((METRICS_GROUP, METRICS_VERSION));
     }

@@ -15,6 +15,8 @@ pub enum Error {
     Config(String),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Bootstrap(Box<crate::rbac_resources::BootstrapError>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

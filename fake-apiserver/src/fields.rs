@@ -52,6 +52,10 @@ fn typed(res: ResourceId, v: &Value) -> Option<Value> {
         ("coordination.k8s.io", "Lease") => roundtrip::<coord::Lease>(v),
         ("discovery.k8s.io", "EndpointSlice") => roundtrip::<disc::EndpointSlice>(v),
         ("events.k8s.io", "Event") => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<k8s_openapi::api::rbac::v1::Role>(v),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::RoleBinding>(v),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRole>(v),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(v),
         _ => None,
     }
 }

@@ -13,12 +13,19 @@
 //!
 //! With [`Config::tls`] set the server speaks HTTPS only and records the user a verified client
 //! certificate names (`CN` = user, `O` = groups) in each audit entry.
+//!
+//! Every server stores upstream's bootstrap RBAC policy at start, serves the RBAC resources and
+//! the review APIs (`kubectl auth whoami`, `kubectl auth can-i`). With
+//! [`Config::authorization`] it also enforces them as kube-apiserver with
+//! `--authorization-mode=Node,RBAC` and NodeRestriction ([`http::authz`]).
 
+pub mod admission;
 pub mod alloc;
 pub mod api;
 pub mod apply;
 pub mod audit;
 pub mod auth;
+pub mod authz_snapshot;
 pub mod bench;
 pub mod config;
 pub mod controllers;
@@ -35,6 +42,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pdb;
 pub mod protobuf;
+pub mod rbac_resources;
 pub mod resources;
 pub mod selectors;
 pub mod server;

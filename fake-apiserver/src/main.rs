@@ -66,6 +66,10 @@ struct Args {
     /// Seconds between two scrapes of the kubelets (metrics-server's --metric-resolution).
     #[arg(long, default_value_t = 15.0)]
     metric_resolution: f64,
+    /// Authorize requests (Node and RBAC authorizers, NodeRestriction), as kube-apiserver with
+    /// --authorization-mode=Node,RBAC; off: every request is allowed.
+    #[arg(long)]
+    authorization: bool,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -108,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         },
         metrics_server: a.metrics_server,
         metric_resolution: Duration::from_secs_f64(a.metric_resolution.max(0.01)),
+        authorization: a.authorization,
         ..Config::default()
     };
     let handle = Server::start(config).await?;

@@ -2,7 +2,9 @@
 //! kinds typed clients such as kubectl send as protobuf: Namespace, ConfigMap, Secret,
 //! ServiceAccount, Pod, Service, Deployment, ReplicaSet and DaemonSet (the fields `kubectl run` /
 //! `kubectl create` set), Binding,
-//! Eviction and DeleteOptions. Fields outside that subset are dropped.
+//! Eviction and DeleteOptions, the RBAC kinds (`kubectl create role|clusterrole|rolebinding|
+//! clusterrolebinding`) and the review kinds of `kubectl auth can-i` and `kubectl auth whoami`.
+//! Fields outside that subset are dropped.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -127,6 +129,35 @@ const DELETE_OPTIONS: &[Field] = &[
 ];
 const EVICTION: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "deleteOptions", Ty::Msg(DELETE_OPTIONS))];
 const BINDING: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "target", Ty::Msg(OBJECT_REF))];
+const POLICY_RULE: &[Field] = &[
+    f(1, "verbs", Ty::RepStr), f(2, "apiGroups", Ty::RepStr), f(3, "resources", Ty::RepStr), f(4, "resourceNames", Ty::RepStr),
+    f(5, "nonResourceURLs", Ty::RepStr),
+];
+const AGGREGATION_RULE: &[Field] = &[f(1, "clusterRoleSelectors", Ty::RepMsg(LABEL_SELECTOR))];
+const ROLE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "rules", Ty::RepMsg(POLICY_RULE))];
+const CLUSTER_ROLE: &[Field] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "rules", Ty::RepMsg(POLICY_RULE)), f(3, "aggregationRule", Ty::Msg(AGGREGATION_RULE))];
+const SUBJECT: &[Field] = &[f(1, "kind", Ty::Str), f(2, "apiGroup", Ty::Str), f(3, "name", Ty::Str), f(4, "namespace", Ty::Str)];
+const ROLE_REF: &[Field] = &[f(1, "apiGroup", Ty::Str), f(2, "kind", Ty::Str), f(3, "name", Ty::Str)];
+const ROLE_BINDING: &[Field] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "subjects", Ty::RepMsg(SUBJECT)), f(3, "roleRef", Ty::Msg(ROLE_REF))];
+const SELECTOR_ATTRS: &[Field] = &[f(1, "rawSelector", Ty::Str), f(2, "requirements", Ty::RepMsg(SELECTOR_REQ))];
+const RESOURCE_ATTRS: &[Field] = &[
+    f(1, "namespace", Ty::Str), f(2, "verb", Ty::Str), f(3, "group", Ty::Str), f(4, "version", Ty::Str), f(5, "resource", Ty::Str),
+    f(6, "subresource", Ty::Str), f(7, "name", Ty::Str), f(8, "fieldSelector", Ty::Msg(SELECTOR_ATTRS)),
+    f(9, "labelSelector", Ty::Msg(SELECTOR_ATTRS)),
+];
+const NON_RESOURCE_ATTRS: &[Field] = &[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)];
+const SELF_SAR_SPEC: &[Field] =
+    &[f(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRS)), f(2, "nonResourceAttributes", Ty::Msg(NON_RESOURCE_ATTRS))];
+/// `extra` (field 5, a map of ExtraValue messages) is not decoded.
+const SAR_SPEC: &[Field] = &[
+    f(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRS)), f(2, "nonResourceAttributes", Ty::Msg(NON_RESOURCE_ATTRS)),
+    f(3, "user", Ty::Str), f(4, "groups", Ty::RepStr), f(6, "uid", Ty::Str),
+];
+const SELF_SAR: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SELF_SAR_SPEC))];
+const SAR: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SAR_SPEC))];
+const SELF_SUBJECT_REVIEW: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META))];
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
 const UNKNOWN: &[Field] = &[f(1, "typeMeta", Ty::Msg(TYPE_META)), f(2, "raw", Ty::Bytes)];
 
@@ -306,6 +337,12 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "ReplicaSet" => REPLICASET,
         "DaemonSet" => DAEMONSET,
         "DeleteOptions" => DELETE_OPTIONS,
+        "Role" => ROLE,
+        "ClusterRole" => CLUSTER_ROLE,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
+        "SelfSubjectAccessReview" => SELF_SAR,
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => SAR,
+        "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
         other => {
             return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));
         }

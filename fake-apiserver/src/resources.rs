@@ -159,6 +159,27 @@ pub static TABLE: &[ResourceDesc] = &[
         singular: "poddisruptionbudget", namespaced: true, short_names: &["pdb"], categories: &[],
         subresources: &["status"], field_selectors: &[], name_rule: NameRule::Subdomain, generation: true,
     },
+    // RBAC: names are path segments (upstream's `ValidateRBACName`), no generation.
+    ResourceDesc {
+        group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles", singular: "role",
+        namespaced: true, short_names: &[], categories: &[], subresources: &[],
+        field_selectors: &[], name_rule: NameRule::PathSegment, generation: false,
+    },
+    ResourceDesc {
+        group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings",
+        singular: "rolebinding", namespaced: true, short_names: &[], categories: &[], subresources: &[],
+        field_selectors: &[], name_rule: NameRule::PathSegment, generation: false,
+    },
+    ResourceDesc {
+        group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles",
+        singular: "clusterrole", namespaced: false, short_names: &[], categories: &[], subresources: &[],
+        field_selectors: &[], name_rule: NameRule::PathSegment, generation: false,
+    },
+    ResourceDesc {
+        group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings",
+        singular: "clusterrolebinding", namespaced: false, short_names: &[], categories: &[], subresources: &[],
+        field_selectors: &[], name_rule: NameRule::PathSegment, generation: false,
+    },
 ];
 
 pub const NAMESPACES: ResourceId = ResourceId(0);
@@ -177,6 +198,13 @@ pub const REPLICASETS: ResourceId = ResourceId(12);
 pub const DEPLOYMENTS: ResourceId = ResourceId(13);
 pub const DAEMONSETS: ResourceId = ResourceId(14);
 pub const PODDISRUPTIONBUDGETS: ResourceId = ResourceId(15);
+pub const ROLES: ResourceId = ResourceId(16);
+pub const ROLEBINDINGS: ResourceId = ResourceId(17);
+pub const CLUSTERROLES: ResourceId = ResourceId(18);
+pub const CLUSTERROLEBINDINGS: ResourceId = ResourceId(19);
+
+/// The RBAC resources (what the authorizer's snapshot is built from).
+pub const RBAC: [ResourceId; 4] = [ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS];
 
 /// All served groups (excluding core) with their single version.
 pub fn groups() -> Vec<(&'static str, &'static str)> {

@@ -33,6 +33,8 @@ pub struct State {
     pub kubelet: crate::kubelet_client::KubeletDialer,
     /// The resource metrics scraped from kubelets (`metrics.k8s.io`).
     pub metrics: parking_lot::Mutex<crate::http::metrics::Storage>,
+    /// The authorizer's cached view of RBAC objects and pods.
+    pub authz: crate::authz_snapshot::SnapshotCache,
 }
 
 /// Entry points to start a server.
@@ -74,8 +76,9 @@ impl Server {
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let kubelet = crate::kubelet_client::KubeletDialer::new(config.kubelet_client.as_ref())?;
         let metrics = parking_lot::Mutex::new(crate::http::metrics::Storage::new(config.metric_resolution));
-        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr, kubelet, metrics });
-        bootstrap(&state);
+        let authz = crate::authz_snapshot::SnapshotCache::new(store.clone());
+        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr, kubelet, metrics, authz });
+        bootstrap(&state)?;
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, tls));
         tasks.spawn(crate::controllers::event_ttl::run(state.clone()));
@@ -107,7 +110,9 @@ impl Server {
     }
 }
 
-fn bootstrap(state: &State) {
+/// The objects every API server starts with: the system namespaces, the `kubernetes`
+/// Service and (upstream's RBAC post-start hook) the bootstrap RBAC policy.
+fn bootstrap(state: &State) -> Result<()> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let _ = state.api.create(resources::NAMESPACES, "", json!({"metadata": {"name": ns}}));
     }
@@ -116,6 +121,8 @@ fn bootstrap(state: &State) {
         "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": state.addr.port()}]},
     });
     let _ = state.api.create(resources::SERVICES, "default", svc);
+    crate::rbac_resources::create_bootstrap_policy(&state.api).map_err(|e| Error::Bootstrap(Box::new(e)))?;
+    Ok(())
 }
 
 async fn accept_loop(state: Arc<State>, listener: TcpListener, tls: Option<TlsAcceptor>) {

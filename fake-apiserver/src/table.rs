@@ -121,6 +121,7 @@ fn columns(res: ResourceId) -> Vec<Value> {
             v
         }
         resources::PODDISRUPTIONBUDGETS => crate::pdb::table_columns(name, age),
+        r if resources::RBAC.contains(&r) => crate::rbac_resources::table_columns(r, name, age),
         _ => vec![name, age],
     }
 }
@@ -322,6 +323,7 @@ fn cells(res: ResourceId, v: &Value) -> Vec<Value> {
         resources::DEPLOYMENTS | resources::REPLICASETS => workload_cells(res, v, created),
         resources::DAEMONSETS => daemonset_cells(v, created),
         resources::PODDISRUPTIONBUDGETS => crate::pdb::table_cells(v, created),
+        r if resources::RBAC.contains(&r) => crate::rbac_resources::table_cells(r, v, created),
         _ => vec![name, json!(created)],
     }
 }

@@ -250,16 +250,21 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
             if obj.get("addressType").and_then(Value::as_str).is_none() => {
                 causes.push(Cause::required("addressType"));
             }
+        r if resources::RBAC.contains(&r) => crate::rbac_resources::check(r, obj, &mut causes),
         _ => {}
     }
-    finish(desc, obj, causes)
+    finish(res, obj, causes)
 }
 
-fn finish(desc: &ResourceDesc, obj: &Value, causes: Vec<Cause>) -> ApiResult<()> {
+fn finish(res: ResourceId, obj: &Value, causes: Vec<Cause>) -> ApiResult<()> {
     if causes.is_empty() {
         return Ok(());
     }
     let name = str_at(obj, "/metadata/name").unwrap_or("");
+    if resources::RBAC.contains(&res) {
+        return Err(crate::rbac_resources::invalid(res, name, causes));
+    }
+    let desc = res.desc();
     Err(ApiError::invalid(desc.group, desc.kind, name, causes))
 }
 
@@ -317,7 +322,8 @@ pub fn validate_update(res: ResourceId, old: &Value, new: &Value) -> ApiResult<(
                 causes.push(Cause::invalid("spec.selector", &new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(), "field is immutable"));
             }
         }
+        r if resources::RBAC.contains(&r) => crate::rbac_resources::check_update(r, old, new, &mut causes),
         _ => {}
     }
-    finish(desc, new, causes)
+    finish(res, new, causes)
 }

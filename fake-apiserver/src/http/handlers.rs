@@ -9,6 +9,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::node_admission::NodeWrites;
 use super::{Body, ResourceRoute, Route, error_response, json_response, read_body, value_response};
 use crate::api::DeleteOpts;
 use crate::discovery;
@@ -48,6 +49,8 @@ pub async fn dispatch(
                 Ok(value_response(200, &discovery::metrics_resource_list()))
             } else if crate::resources::groups().iter().any(|(gg, vv)| gg == g && vv == v) {
                 Ok(value_response(200, &discovery::resource_list(g, v)))
+            } else if let Some(list) = super::review::resource_list(g, v) {
+                Ok(value_response(200, &list))
             } else {
                 Err(ApiError::not_found_path())
             }
@@ -68,6 +71,7 @@ pub async fn dispatch(
             let table = wants_table(&req).then(|| include_object(q));
             super::metrics::handle(state, m, verb, q, table)
         }
+        Route::Review(r) => super::review::handle(state, req, r).await,
         Route::Resource(r) => resource(state, req, r, verb, q, close_watch_after).await,
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -114,6 +118,24 @@ fn delete_opts(ct: &str, body: &[u8], q: &HashMap<String, String>) -> ApiResult<
     Ok(opts)
 }
 
+/// One request on a resource path, its body read.
+struct ResourceCall<'a> {
+    state: &'a Arc<State>,
+    r: &'a ResourceRoute,
+    verb: &'a str,
+    q: &'a HashMap<String, String>,
+    close_watch_after: Option<u64>,
+    ns: String,
+    method: Method,
+    ct: String,
+    body: Bytes,
+    as_table: bool,
+    dry_run: bool,
+    fields: crate::fields::Mode,
+    /// NodeRestriction's context when a node makes the request (authorization on).
+    node: Option<NodeWrites>,
+}
+
 async fn resource(
     state: &Arc<State>,
     req: Request<Incoming>,
@@ -122,122 +144,160 @@ async fn resource(
     q: &HashMap<String, String>,
     close_watch_after: Option<u64>,
 ) -> ApiResult<Response<Body>> {
-    let desc = r.res.desc();
-    let ns = r.ns.clone().unwrap_or_default();
     let as_table = wants_table(&req);
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let method = req.method().clone();
+    let node = req.extensions().get::<NodeWrites>().cloned();
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
         Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
     };
     let fields = crate::fields::Mode::from_query(q.get("fieldValidation").map(String::as_str))?;
-    let mut warnings = Vec::new();
     let needs_body = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let body = if needs_body { read_body(req.into_body(), state.config.max_body_bytes).await? } else { Bytes::new() };
-    if r.res == crate::resources::EVENTS_V1 {
-        return super::events_v1::handle(state, r, verb, &method, &ct, &body, q, close_watch_after);
+    let ns = r.ns.clone().unwrap_or_default();
+    let call = ResourceCall { state, r, verb, q, close_watch_after, ns, method, ct, body, as_table, dry_run, fields, node };
+    let writes = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
+    let check = call.node.as_ref().filter(|_| writes).and_then(|n| n.check(&state.store, r.res));
+    crate::admission::scoped(check, || call.run())
+}
+
+impl ResourceCall<'_> {
+    /// Everything after the body was read: synchronous, so a NodeRestriction scope covers it.
+    fn run(&self) -> ApiResult<Response<Body>> {
+        let (state, r, verb, q) = (self.state, self.r, self.verb, self.q);
+        if r.res == crate::resources::EVENTS_V1 {
+            return super::events_v1::handle(state, r, verb, &self.method, &self.ct, &self.body, q, self.close_watch_after);
+        }
+        if r.sub.as_deref() == Some("scale") && matches!(verb, "get" | "update" | "patch") {
+            let table = self.as_table.then(|| include_object(q));
+            let field_manager = q.get("fieldManager").map(String::as_str);
+            let sreq = super::scale::ScaleRequest { verb, content_type: &self.ct, body: &self.body, field_manager, dry_run: self.dry_run, table };
+            return super::scale::handle(state, r, &sreq);
+        }
+        match verb {
+            "get" => self.get(),
+            "list" => list(state, r, q, self.as_table),
+            "watch" => self.watch(),
+            "create" => self.create(),
+            "update" => self.update(),
+            "patch" => self.patch(),
+            "delete" => self.delete(),
+            "deletecollection" => self.delete_collection(),
+            _ => Err(ApiError::method_not_allowed(self.method.as_str())),
+        }
     }
-    if r.sub.as_deref() == Some("scale") && matches!(verb, "get" | "update" | "patch") {
-        let table = as_table.then(|| include_object(q));
-        let field_manager = q.get("fieldManager").map(String::as_str);
-        let sreq = super::scale::ScaleRequest { verb, content_type: &ct, body: &body, field_manager, dry_run, table };
-        return super::scale::handle(state, r, &sreq);
+
+    fn get(&self) -> ApiResult<Response<Body>> {
+        let (r, desc) = (self.r, self.r.res.desc());
+        let name = r.name.as_deref().unwrap_or("");
+        let obj = self.state.store.get(r.res, &self.ns, name).ok_or_else(|| ApiError::not_found(desc.group, desc.plural, name))?;
+        if self.as_table {
+            let t = table::table(r.res, std::slice::from_ref(&obj), obj.rv, None, include_object(self.q));
+            return Ok(value_response(200, &t));
+        }
+        Ok(obj_response(200, &obj))
     }
-    let api = &state.api;
-    match verb {
-        "get" => {
-            let name = r.name.as_deref().unwrap_or("");
-            let obj = state.store.get(r.res, &ns, name).ok_or_else(|| ApiError::not_found(desc.group, desc.plural, name))?;
-            if as_table {
-                let t = table::table(r.res, std::slice::from_ref(&obj), obj.rv, None, include_object(q));
-                return Ok(value_response(200, &t));
-            }
-            Ok(obj_response(200, &obj))
+
+    fn watch(&self) -> ApiResult<Response<Body>> {
+        let r = self.r;
+        let mut params = super::watch::WatchParams::from_query(r.res, self.q)?;
+        if let Some(name) = &r.name {
+            params.field.0.push(crate::selectors::FieldReq { field: "metadata.name".into(), value: name.clone(), negate: false });
         }
-        "list" => list(state, r, q, as_table),
-        "watch" => {
-            let mut params = super::watch::WatchParams::from_query(r.res, q)?;
-            if let Some(name) = &r.name {
-                params.field.0.push(crate::selectors::FieldReq { field: "metadata.name".into(), value: name.clone(), negate: false });
-            }
-            params.as_table = as_table;
-            params.include_object = include_object(q).to_string();
-            params.close_after = close_watch_after;
-            Ok(super::watch::response(state.clone(), r.res, r.ns.clone(), params))
-        }
-        "create" => {
-            match (r.name.as_deref(), r.sub.as_deref()) {
-                (None, None) => {
-                    if desc.namespaced && r.ns.is_none() {
-                        return Err(ApiError::method_not_allowed("create"));
-                    }
-                    let v = crate::fields::enforce(r.res, body_value(&ct, &body)?, fields, &mut warnings)?;
-                    let obj = api.create_with(r.res, &ns, v, dry_run)?;
-                    Ok(with_warnings(obj_response(201, &obj), &warnings))
+        params.as_table = self.as_table;
+        params.include_object = include_object(self.q).to_string();
+        params.close_after = self.close_watch_after;
+        Ok(super::watch::response(self.state.clone(), r.res, r.ns.clone(), params))
+    }
+
+    fn create(&self) -> ApiResult<Response<Body>> {
+        let (r, api, ns) = (self.r, &self.state.api, self.ns.as_str());
+        let mut warnings = Vec::new();
+        match (r.name.as_deref(), r.sub.as_deref()) {
+            (None, None) => {
+                if r.res.desc().namespaced && r.ns.is_none() {
+                    return Err(ApiError::method_not_allowed("create"));
                 }
-                (Some(name), Some("binding")) => {
-                    let v = body_value(&ct, &body)?;
-                    Ok(value_response(201, &api.bind(&ns, name, v)?))
+                let v = crate::fields::enforce(r.res, body_value(&self.ct, &self.body)?, self.fields, &mut warnings)?;
+                let obj = api.create_with(r.res, ns, v, self.dry_run)?;
+                Ok(with_warnings(obj_response(201, &obj), &warnings))
+            }
+            (Some(name), Some(sub @ ("binding" | "eviction"))) => {
+                let v = body_value(&self.ct, &self.body)?;
+                if let Some(node) = self.node.as_ref().filter(|n| n.admits_body()) {
+                    node.admit_body(&self.state.store, ns, name, &v)?;
                 }
-                (Some(name), Some("eviction")) => {
-                    let v = body_value(&ct, &body)?;
-                    Ok(value_response(201, &crate::eviction::evict_with(api, &ns, name, &v, dry_run)?))
-                }
-                _ => Err(ApiError::method_not_allowed("create")),
+                let status = if sub == "binding" {
+                    api.bind(ns, name, v)?
+                } else {
+                    crate::eviction::evict_with(api, ns, name, &v, self.dry_run)?
+                };
+                Ok(value_response(201, &status))
+            }
+            _ => Err(ApiError::method_not_allowed("create")),
+        }
+    }
+
+    fn update(&self) -> ApiResult<Response<Body>> {
+        let r = self.r;
+        let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("update"))?;
+        if matches!(r.sub.as_deref(), Some("binding" | "eviction")) {
+            return Err(ApiError::method_not_allowed("update"));
+        }
+        let mut warnings = Vec::new();
+        let v = crate::fields::enforce(r.res, body_value(&self.ct, &self.body)?, self.fields, &mut warnings)?;
+        let obj = self.state.api.update_with(r.res, &self.ns, name, v, r.sub.as_deref(), self.dry_run)?;
+        Ok(with_warnings(obj_response(200, &obj), &warnings))
+    }
+
+    fn patch(&self) -> ApiResult<Response<Body>> {
+        let (r, q, ns) = (self.r, self.q, self.ns.as_str());
+        let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch"))?;
+        if matches!(r.sub.as_deref(), Some("binding" | "eviction" | "finalize")) {
+            return Err(ApiError::method_not_allowed("patch"));
+        }
+        let pt = PatchType::from_content_type(&self.ct)?;
+        if self.body.is_empty() {
+            return Err(ApiError::bad_request("the body of the request was empty"));
+        }
+        let existed = self.state.store.get(r.res, ns, name).is_some();
+        let manager = q.get("fieldManager").map(String::as_str);
+        let force = q.get("force").map(String::as_str) == Some("true");
+        let mut warnings = Vec::new();
+        let (sub, dry, fields) = (r.sub.as_deref(), self.dry_run, Some(self.fields));
+        let obj = self.state.api.patch_with(r.res, ns, name, pt, &self.body, sub, manager, force, dry, fields, &mut warnings)?;
+        Ok(with_warnings(obj_response(if existed { 200 } else { 201 }, &obj), &warnings))
+    }
+
+    fn delete(&self) -> ApiResult<Response<Body>> {
+        let r = self.r;
+        let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("delete"))?;
+        if r.sub.is_some() {
+            return Err(ApiError::method_not_allowed("delete"));
+        }
+        let opts = delete_opts(&self.ct, &self.body, self.q)?;
+        let d = self.state.api.delete(r.res, &self.ns, name, &opts)?;
+        Ok(obj_response(200, &d.obj))
+    }
+
+    fn delete_collection(&self) -> ApiResult<Response<Body>> {
+        let r = self.r;
+        if r.res == crate::resources::NAMESPACES {
+            return Err(ApiError::method_not_allowed("deletecollection"));
+        }
+        let opts = delete_opts(&self.ct, &self.body, self.q)?;
+        let (label, field) = selectors(r.res, self.q)?;
+        let page = self.state.store.list(r.res, r.ns.as_deref(), None, None, &|v| label.matches(v) && field.matches(v));
+        for obj in &page.items {
+            match self.state.api.delete(r.res, obj.namespace(), obj.name(), &opts) {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
             }
         }
-        "update" => {
-            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("update"))?;
-            if matches!(r.sub.as_deref(), Some("binding" | "eviction")) {
-                return Err(ApiError::method_not_allowed("update"));
-            }
-            let v = crate::fields::enforce(r.res, body_value(&ct, &body)?, fields, &mut warnings)?;
-            let obj = api.update_with(r.res, &ns, name, v, r.sub.as_deref(), dry_run)?;
-            Ok(with_warnings(obj_response(200, &obj), &warnings))
-        }
-        "patch" => {
-            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch"))?;
-            if matches!(r.sub.as_deref(), Some("binding" | "eviction" | "finalize")) {
-                return Err(ApiError::method_not_allowed("patch"));
-            }
-            let pt = PatchType::from_content_type(&ct)?;
-            if body.is_empty() {
-                return Err(ApiError::bad_request("the body of the request was empty"));
-            }
-            let existed = state.store.get(r.res, &ns, name).is_some();
-            let manager = q.get("fieldManager").map(String::as_str);
-            let force = q.get("force").map(String::as_str) == Some("true");
-            let obj = api.patch_with(r.res, &ns, name, pt, &body, r.sub.as_deref(), manager, force, dry_run, Some(fields), &mut warnings)?;
-            Ok(with_warnings(obj_response(if existed { 200 } else { 201 }, &obj), &warnings))
-        }
-        "delete" => {
-            let name = r.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("delete"))?;
-            if r.sub.is_some() {
-                return Err(ApiError::method_not_allowed("delete"));
-            }
-            let opts = delete_opts(&ct, &body, q)?;
-            let d = api.delete(r.res, &ns, name, &opts)?;
-            Ok(obj_response(200, &d.obj))
-        }
-        "deletecollection" => {
-            if r.res == crate::resources::NAMESPACES {
-                return Err(ApiError::method_not_allowed("deletecollection"));
-            }
-            let opts = delete_opts(&ct, &body, q)?;
-            let (label, field) = selectors(r.res, q)?;
-            let page = state.store.list(r.res, r.ns.as_deref(), None, None, &|v| label.matches(v) && field.matches(v));
-            for obj in &page.items {
-                match api.delete(r.res, obj.namespace(), obj.name(), &opts) {
-                    Ok(_) => {}
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(value_response(200, &success_status(200, None)))
-        }
-        _ => Err(ApiError::method_not_allowed(method.as_str())),
+        Ok(value_response(200, &success_status(200, None)))
     }
 }
 

@@ -1,11 +1,14 @@
 //! HTTP front: connection serving, request pipeline (partition, faults, body limits, audit) and routing.
 
 pub mod admin;
+pub mod authz;
 pub mod connect;
 pub mod translate;
 pub mod events_v1;
 pub mod handlers;
 pub mod metrics;
+pub mod node_admission;
+pub mod review;
 pub mod scale;
 pub mod watch;
 
@@ -62,6 +65,8 @@ pub enum Route {
     Connect(connect::Connect),
     /// A `metrics.k8s.io/v1beta1` resource.
     Metrics(metrics::MetricsRoute),
+    /// An `authentication.k8s.io/v1` or `authorization.k8s.io/v1` review.
+    Review(review::ReviewRoute),
     NotFound,
 }
 
@@ -131,6 +136,9 @@ pub fn route(path: &str) -> Route {
         ["apis", g] => Route::ApiGroup(g.to_string()),
         ["apis", g, v] => Route::ApiGroupVersion(g.to_string(), v.to_string()),
         ["apis", metrics::api::GROUP, metrics::api::VERSION, rest @ ..] => metrics::api::route(rest).map_or(Route::NotFound, Route::Metrics),
+        ["apis", g @ (review::AUTHENTICATION_GROUP | review::AUTHORIZATION_GROUP), "v1", rest @ ..] => {
+            review::route(g, rest).map_or(Route::NotFound, Route::Review)
+        }
         ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
         _ => Route::NotFound,
     }
@@ -152,6 +160,9 @@ pub fn verb_of(method: &Method, route: &Route, q: &HashMap<String, String>) -> &
     }
     if let Route::Metrics(m) = route {
         return metrics::verb(method, m, is_true(q, "watch"));
+    }
+    if let Route::Review(_) = route {
+        return resource_verb(method, false, is_true(q, "watch"));
     }
     let Route::Resource(r) = route else {
         return match *method {
@@ -193,14 +204,55 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
     }
 }
 
+/// What the audit entry of a request needs from its start.
+struct RequestMeta {
+    start: Instant,
+    user: Option<UserInfo>,
+    method: Method,
+    path: String,
+    query: String,
+    content_type: String,
+    user_agent: String,
+}
+
+impl RequestMeta {
+    fn of(req: &Request<Incoming>) -> RequestMeta {
+        let header = |n: http::header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        RequestMeta {
+            start: Instant::now(),
+            user: req.extensions().get::<UserInfo>().cloned(),
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or("").to_string(),
+            content_type: header(http::header::CONTENT_TYPE),
+            user_agent: header(http::header::USER_AGENT),
+        }
+    }
+
+    fn audit(self, verb: &str, code: u16, verdict: authz::Verdict) -> AuditEntry {
+        AuditEntry {
+            time: crate::api::now_micro(),
+            verb: verb.to_string(),
+            method: self.method.to_string(),
+            path: self.path,
+            query: self.query,
+            content_type: self.content_type,
+            user_agent: self.user_agent,
+            code,
+            latency_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+            user: self.user,
+            impersonated_user: verdict.impersonated,
+            annotations: verdict.annotations,
+        }
+    }
+}
+
 /// Handle one request end to end.
-pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
-    let user = req.extensions().get::<UserInfo>().cloned();
-    let path = req.uri().path().to_string();
-    if path.starts_with("/nodekit/") || path == "/nodekit" {
+pub async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path().starts_with("/nodekit/") || req.uri().path() == "/nodekit" {
         return Ok(admin::handle(&state, req).await);
     }
+    let meta = RequestMeta::of(&req);
     if state.faults.partitioned() {
         let mut rx = state.faults.partition_rx();
         tokio::select! {
@@ -208,18 +260,26 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
             _ = state.cancel.cancelled() => {}
         }
     }
-    let query = req.uri().query().unwrap_or("").to_string();
-    let method = req.method().clone();
-    let header = |n: http::header::HeaderName| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let content_type = header(http::header::CONTENT_TYPE);
-    let user_agent = header(http::header::USER_AGENT);
-    let q = parse_query(&query);
-    let route = route(&path);
-    let verb = verb_of(&method, &route, &q);
-    let (resource, subresource) = match &route {
+    let q = parse_query(&meta.query);
+    let route = route(&meta.path);
+    let verb = verb_of(&meta.method, &route, &q);
+    let mut verdict = if state.config.authorization { authz::authorize_request(&state, &mut req) } else { authz::Verdict::default() };
+    let resp = match verdict.refused.take() {
+        Some(refused) => refused,
+        None => serve(&state, req, &route, verb, &q).await,
+    };
+    state.audit.record(meta.audit(verb, resp.status().as_u16(), verdict));
+    Ok(resp)
+}
+
+/// Serves an authorized request: injected faults first, then the handler.
+async fn serve(state: &Arc<State>, req: Request<Incoming>, route: &Route, verb: &str, q: &HashMap<String, String>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let (resource, subresource) = match route {
         Route::Resource(r) => (r.res.desc().plural, r.sub.clone().unwrap_or_default()),
         Route::Connect(c) => (c.resource().0, c.resource().1.to_string()),
         Route::Metrics(m) => (m.resource(), String::new()),
+        Route::Review(r) => (r.kind.plural(), String::new()),
         _ => ("", String::new()),
     };
     let effect = state.faults.evaluate(&RequestInfo { verb, path: &path, resource, subresource: &subresource });
@@ -229,34 +289,20 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Respons
             _ = state.cancel.cancelled() => {}
         }
     }
-    let resp = if let Some((code, msg)) = effect.error {
-        let reason = match code {
-            400 => "BadRequest",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "NotFound",
-            409 => "Conflict",
-            410 => "Expired",
-            429 => "TooManyRequests",
-            503 => "ServiceUnavailable",
-            504 => "Timeout",
-            _ => "InternalError",
-        };
-        error_response(&ApiError::new(code, reason, msg))
-    } else {
-        handlers::dispatch(&state, req, &route, verb, &q, effect.close_watch_after).await
+    let Some((code, msg)) = effect.error else {
+        return handlers::dispatch(state, req, route, verb, q, effect.close_watch_after).await;
     };
-    state.audit.record(AuditEntry {
-        time: crate::api::now_micro(),
-        verb: verb.to_string(),
-        method: method.to_string(),
-        path,
-        query,
-        content_type,
-        user_agent,
-        code: resp.status().as_u16(),
-        latency_ms: start.elapsed().as_secs_f64() * 1000.0,
-        user,
-    });
-    Ok(resp)
+    let reason = match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        410 => "Expired",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    };
+    error_response(&ApiError::new(code, reason, msg))
 }

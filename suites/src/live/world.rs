@@ -55,9 +55,7 @@ async fn run(spec: LiveSpec) -> anyhow::Result<()> {
     let world = Arc::new(ScenarioWorld::build(&prepared, "live", &logs).await?);
     let forwarder = serve_socket(&state.join(API_SOCKET), world.cp.handle().addr())?;
     let client = world.cp.client()?;
-    for n in &world.node_names {
-        crate::kube_wait::node_condition(&client, n, "Ready", "True", NODES_READY).await?;
-    }
+    crate::scenarios::objects::nodes_ready(&client, &world.node_names, NODES_READY).await?;
     let kubeconfig = world
         .cp
         .admin_kubeconfig(&format!("https://127.0.0.1:{}", spec.port))
