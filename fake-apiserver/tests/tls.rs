@@ -7,68 +7,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use fake_apiserver::{Handle, TlsConfig};
+use fake_apiserver::Handle;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 
-struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-struct Cred {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(cn: &str) -> Ca {
-        let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Ca(CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap())
-    }
-    fn issue(&self, cn: &str, orgs: &[&str], sans: &[&str], usage: ExtendedKeyUsagePurpose) -> Cred {
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let mut p = CertificateParams::new(sans).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        for o in orgs {
-            p.distinguished_name.push(DnType::OrganizationName, *o);
-        }
-        p.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.0).unwrap();
-        Cred { cert: cert.pem(), key: key.serialize_pem() }
-    }
-    fn client(&self, cn: &str, orgs: &[&str]) -> Cred {
-        self.issue(cn, orgs, &[], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-}
-
-struct Tls {
-    dir: tempfile::TempDir,
-    ca: Ca,
-    h: Handle,
-}
+use common::pki::{Ca, Cred, Tls};
 
 /// A TLS server on 127.0.0.1 whose serving and client CA is one fresh CA.
 async fn start() -> Tls {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test-ca");
-    let serving = ca.issue("kube-apiserver", &[], &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
-    let write = |name: &str, s: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, s).unwrap();
-        p
-    };
-    let tls = TlsConfig {
-        cert_file: write("apiserver.crt", &serving.cert),
-        key_file: write("apiserver.key", &serving.key),
-        client_ca_file: Some(write("ca.crt", &ca.0.pem())),
-    };
-    let h = common::start_with(|c| c.tls = Some(tls)).await;
-    assert!(h.url().starts_with("https://127.0.0.1:"), "{}", h.url());
-    Tls { dir, ca, h }
+    let t = Tls::start(|_| {}).await;
+    assert!(t.h.url().starts_with("https://127.0.0.1:"), "{}", t.h.url());
+    t
 }
 
 fn kubeconfig(url: &str, ca_pem: &str, user: Option<&Cred>) -> String {
