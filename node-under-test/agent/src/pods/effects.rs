@@ -166,7 +166,7 @@ impl<R: Runtime> Effects<R> {
                     let msg = format!("this node does not apply {}", unhonoured.join(", "));
                     self.event(pod, None, true, UNSUPPORTED_FIELD, &msg);
                 }
-                Outcome::SandboxCreated
+                Outcome::SandboxCreated { id }
             }
             Err(e) => Outcome::SandboxFailed { message: e.to_string() },
         }
@@ -296,7 +296,7 @@ impl<R: Runtime> Effects<R> {
                 self.stop(pod, &id, &c.name, "FailedPostStartHook", stop, sandbox.ip.clone()).await;
             }
         }
-        Some(Outcome::Started { container: c.name.clone() })
+        Some(Outcome::Started { container: c.name.clone(), id })
     }
 
     async fn kill(&self, pod: &Pod, obs: &Observation, id: &str, name: &str, message: &str, mut stop: Stop) {

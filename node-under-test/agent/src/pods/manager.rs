@@ -29,7 +29,15 @@ impl<R: Runtime> Workers<R> {
             None => self.deps.pods.remove(uid),
         }
         if let Some(tx) = self.senders.get(uid) {
-            let _ = tx.send(pod);
+            // The worker always reads the newest object; it is woken only for what it acts on.
+            tx.send_if_modified(|cur| {
+                let wake = match (cur.as_ref(), pod.as_ref()) {
+                    (Some(old), Some(new)) => super::changes::sync_needed(old, new),
+                    _ => true,
+                };
+                *cur = pod;
+                wake
+            });
             return;
         }
         let (tx, rx) = watch::channel(pod);

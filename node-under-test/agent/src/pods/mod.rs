@@ -14,5 +14,6 @@ pub mod pleg;
 pub mod security;
 pub mod runner;
 pub mod manager;
+pub mod changes;
 pub mod registry;
 pub mod volumes;

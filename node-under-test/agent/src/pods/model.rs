@@ -144,10 +144,12 @@ pub struct ProbeView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     SandboxFailed { message: String },
-    SandboxCreated,
+    /// The new sandbox's id.
+    SandboxCreated { id: String },
     ImagePullFailed { container: String, message: String },
     CreateFailed { container: String, reason: String, message: String },
-    Started { container: String },
+    /// `id`: the started instance.
+    Started { container: String, id: String },
     /// A kill of this container instance finished (the container may still run if it failed).
     Killed { id: String },
 }

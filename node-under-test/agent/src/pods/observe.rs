@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
-use super::model::{ContainerObs, ContainerView, Deletion, PodView, RestartPolicy, RunState, SandboxObs};
+use super::model::{ContainerObs, ContainerView, Deletion, Outcome, PodView, RestartPolicy, RunState, SandboxObs};
 use crate::cri::{Result, Runtime, api, keys};
 
 fn ts(ns: i64) -> Option<Timestamp> {
@@ -59,39 +59,102 @@ pub struct RuntimePod {
     pub sandbox: Option<SandboxObs>,
     pub all_sandboxes: Vec<String>,
     pub containers: Vec<ContainerObs>,
+    /// Sandbox and container ids with their CRI states, as the PLEG's relist records them.
+    pub fingerprint: super::pleg::Fingerprint,
 }
 
-/// Lists the pod's sandboxes (the newest is the current one) and containers.
+impl RuntimePod {
+    fn sort_fingerprint(&mut self) {
+        self.fingerprint.sort();
+    }
+}
+
+/// Lists the pod's sandboxes (the newest is the current one) and containers; the two lists,
+/// and then the statuses, are read concurrently.
 pub async fn observe_runtime<R: Runtime>(rt: &R, uid: &str) -> Result<RuntimePod> {
-    let mut sandboxes = rt.list_pod_sandboxes(uid_filter(uid)).await?;
+    let (sandboxes, containers) = tokio::try_join!(rt.list_pod_sandboxes(uid_filter(uid)), rt.list_containers(uid_filter(uid)))?;
+    let mut sandboxes = sandboxes;
     sandboxes.sort_by_key(|s| s.created_at);
-    let mut out = RuntimePod { all_sandboxes: sandboxes.iter().map(|s| s.id.clone()).collect(), ..Default::default() };
-    if let Some(latest) = sandboxes.last() {
+    let mut out = RuntimePod {
+        all_sandboxes: sandboxes.iter().map(|s| s.id.clone()).collect(),
+        fingerprint: sandboxes.iter().map(|s| (s.id.clone(), s.state)).collect(),
+        ..Default::default()
+    };
+    let sandbox_ip = async {
+        let Some(latest) = sandboxes.last() else { return Ok(None) };
         let ready = latest.state == api::PodSandboxState::SandboxReady as i32;
-        let ip = if ready {
-            match rt.pod_sandbox_status(&latest.id).await {
-                Ok(st) => st.network.map(|n| n.ip).filter(|ip| !ip.is_empty()),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
+        if !ready {
+            return Ok(None);
+        }
+        match rt.pod_sandbox_status(&latest.id).await {
+            Ok(st) => Ok(st.network.map(|n| n.ip).filter(|ip| !ip.is_empty())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let statuses = futures::future::join_all(containers.iter().map(|c| rt.container_status(&c.id)));
+    let (ip, statuses) = tokio::join!(sandbox_ip, statuses);
+    if let Some(latest) = sandboxes.last() {
         out.sandbox = Some(SandboxObs {
             id: latest.id.clone(),
-            ready,
-            ip,
+            ready: latest.state == api::PodSandboxState::SandboxReady as i32,
+            ip: ip?,
             attempt: latest.metadata.as_ref().map(|m| m.attempt).unwrap_or(0),
         });
     }
-    for c in rt.list_containers(uid_filter(uid)).await? {
-        match rt.container_status(&c.id).await {
-            Ok(s) => out.containers.push(container_obs(&s)),
+    for s in statuses {
+        match s {
+            Ok(s) => {
+                out.fingerprint.push((s.id.clone(), 100 + s.state));
+                out.containers.push(container_obs(&s));
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
+    out.sort_fingerprint();
     Ok(out)
+}
+
+/// The observation after the worker's own start actions, without relisting: `prev` plus the
+/// runtime's status of the sandbox and containers those actions created (upstream's SyncPod
+/// likewise goes on from the sandbox it just created). `None` when anything else happened (a
+/// failure, a removal, a kill): then the worker observes the whole pod again.
+pub async fn after_own_starts<R: Runtime>(rt: &R, mut prev: RuntimePod, outcomes: &[Outcome]) -> Result<Option<RuntimePod>> {
+    if outcomes.is_empty() {
+        return Ok(None);
+    }
+    for o in outcomes {
+        match o {
+            Outcome::SandboxCreated { id } => {
+                let st = match rt.pod_sandbox_status(id).await {
+                    Ok(st) => st,
+                    Err(e) if e.is_not_found() => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let ready = st.state == api::PodSandboxState::SandboxReady as i32;
+                prev.all_sandboxes.push(id.clone());
+                prev.fingerprint.push((id.clone(), st.state));
+                prev.sandbox = Some(SandboxObs {
+                    id: id.clone(),
+                    ready,
+                    ip: st.network.map(|n| n.ip).filter(|ip| !ip.is_empty() && ready),
+                    attempt: st.metadata.map(|m| m.attempt).unwrap_or(0),
+                });
+            }
+            Outcome::Started { id, .. } => match rt.container_status(id).await {
+                Ok(s) => {
+                    prev.fingerprint.push((s.id.clone(), 100 + s.state));
+                    prev.containers.push(container_obs(&s));
+                }
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            _ => return Ok(None),
+        }
+    }
+    prev.sort_fingerprint();
+    Ok(Some(prev))
 }
 
 fn container_view(c: &k8s_openapi::api::core::v1::Container) -> ContainerView {

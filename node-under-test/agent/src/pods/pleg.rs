@@ -26,6 +26,8 @@ pub type Snapshot = HashMap<String, Fingerprint>;
 #[derive(Debug)]
 struct Inner {
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// What each worker itself last saw of its pod: a relist that sees the same is no news.
+    observed: Mutex<HashMap<String, Fingerprint>>,
     /// When the last relist completed (the start time until the first one).
     last_relist: Mutex<Instant>,
     threshold: Duration,
@@ -42,7 +44,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PlegHandle {
     /// A PLEG that is unhealthy once no relist completed for `threshold`.
     pub fn new(threshold: Duration) -> PlegHandle {
-        PlegHandle(Arc::new(Inner { wakers: Mutex::default(), last_relist: Mutex::new(Instant::now()), threshold }))
+        PlegHandle(Arc::new(Inner { wakers: Mutex::default(), observed: Mutex::default(), last_relist: Mutex::new(Instant::now()), threshold }))
     }
 
     /// The waker of pod `uid`'s worker (notified when a relist sees the pod change).
@@ -53,6 +55,24 @@ impl PlegHandle {
     /// Pod `uid`'s worker is gone.
     pub fn unsubscribe(&self, uid: &str) {
         lock(&self.0.wakers).remove(uid);
+        lock(&self.0.observed).remove(uid);
+    }
+
+    /// Pod `uid`'s worker observed the runtime as `fp` (a relist seeing just that wakes nobody).
+    pub fn observed(&self, uid: &str, fp: Fingerprint) {
+        lock(&self.0.observed).insert(uid.to_string(), fp);
+    }
+
+    /// Wakes the workers of `uids` whose pods the relist `next` saw otherwise than they did.
+    fn wake_news(&self, uids: &[String], next: &Snapshot) {
+        let news: Vec<String> = {
+            let observed = lock(&self.0.observed);
+            uids.iter()
+                .filter(|uid| observed.get(*uid) != Some(next.get(*uid).unwrap_or(&Vec::new())))
+                .cloned()
+                .collect()
+        };
+        self.wake(&news);
     }
 
     fn wake(&self, uids: &[String]) {
@@ -129,7 +149,7 @@ pub async fn run_pleg<R: Runtime>(rt: Arc<R>, pleg: PlegHandle, period: Duration
         match relist(rt.as_ref()).await {
             Ok(next) => {
                 pleg.relisted(Instant::now());
-                pleg.wake(&changed(&prev, &next));
+                pleg.wake_news(&changed(&prev, &next), &next);
                 prev = next;
             }
             Err(e) => tracing::warn!(error = %e, "relist failed"),
@@ -173,5 +193,18 @@ mod tests {
         pleg.unsubscribe("p1");
         pleg.wake(&["p1".to_string()]);
         assert!(tokio::time::timeout(Duration::from_millis(50), n.notified()).await.is_err(), "no wake after unsubscribe");
+    }
+
+    #[tokio::test]
+    async fn a_change_the_worker_saw_itself_wakes_nobody() {
+        let pleg = PlegHandle::new(Duration::from_secs(1));
+        let n = pleg.subscribe("p1");
+        let next = snap(&[("p1", &[("c1", 101), ("s1", 0)])]);
+        pleg.observed("p1", next["p1"].clone());
+        pleg.wake_news(&["p1".to_string()], &next);
+        assert!(tokio::time::timeout(Duration::from_millis(50), n.notified()).await.is_err(), "no news, no wake");
+        let later = snap(&[("p1", &[("c1", 102), ("s1", 0)])]);
+        pleg.wake_news(&["p1".to_string()], &later);
+        tokio::time::timeout(Duration::from_secs(1), n.notified()).await.expect("woken for what it has not seen");
     }
 }

@@ -140,9 +140,12 @@ pub async fn run_pod_worker<R: Runtime>(
     let mut messages: HashMap<String, String> = HashMap::new();
     let mut kills = KillTasks::new(cancel.child_token());
     let relisted = deps.health.pleg().subscribe(&uid);
+    // The runtime as left by this worker's own start actions, used instead of observing anew.
+    let mut reuse: Option<super::observe::RuntimePod> = None;
     loop {
         while let Some(o) = kills.try_next() {
             outcomes.push(o);
+            reuse = None;
         }
         let current = pod_rx.borrow_and_update().clone();
         let gone = current.is_none();
@@ -155,7 +158,11 @@ pub async fn run_pod_worker<R: Runtime>(
         let Some(pod) = last_pod.clone() else { break };
         let mut view = pod_view(&pod, gone || deleted_in_api);
         let sync_started = Instant::now();
-        let rt = match observe_runtime(deps.runtime.as_ref(), &uid).await {
+        let observed = match reuse.take() {
+            Some(rt) => Ok(rt),
+            None => observe_runtime(deps.runtime.as_ref(), &uid).await,
+        };
+        let rt = match observed {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::warn!(error = %e, %uid, "observing the runtime failed");
@@ -165,6 +172,7 @@ pub async fn run_pod_worker<R: Runtime>(
                 }
             }
         };
+        deps.health.pleg().observed(&uid, rt.fingerprint.clone());
         // Checked after the runtime was observed: the eviction marks the pod before it stops any
         // container, so a container seen stopped by an eviction is never seen without the mark.
         if let Some(message) = deps.pressure.evicted(&uid) {
@@ -193,21 +201,51 @@ pub async fn run_pod_worker<R: Runtime>(
         }).min();
         // A kill's completion wakes the worker by itself.
         let busy = actions.iter().any(|a| !matches!(a, Action::WakeAt(_) | Action::Event { .. } | Action::KillContainer { .. }));
-        outcomes.extend(effects.execute(&pod, &obs, &actions, &mut kills).await);
-        deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
-
-        if !gone && !deleted_in_api {
+        let again = busy && busy_streak < 3;
+        // Like upstream's sync: the status of this observation is written, beside the actions.
+        let status = (!gone && !deleted_in_api).then(|| {
             read_messages(&deps.spec_ctx, &pod, &obs, &mut messages);
             let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: messages.clone() };
-            let status = compute_status(&pod, &obs, &st, &cx, prev_status.as_ref());
+            compute_status(&pod, &obs, &st, &cx, prev_status.as_ref())
+        });
+        let to_write = status.as_ref().filter(|s| written.as_ref() != Some(*s));
+        // The status is written while the actions run, as upstream's status manager writes it
+        // beside SyncPod.
+        let act = async {
+            let done = effects.execute(&pod, &obs, &actions, &mut kills).await;
+            let mut next = None;
+            if again && starts_only(&actions) {
+                let prev = super::observe::RuntimePod {
+                    sandbox: obs.sandbox.clone(),
+                    all_sandboxes: rt.all_sandboxes.clone(),
+                    containers: obs.containers.clone(),
+                    fingerprint: rt.fingerprint.clone(),
+                };
+                match super::observe::after_own_starts(deps.runtime.as_ref(), prev, &done).await {
+                    Ok(n) => next = n,
+                    Err(e) => tracing::warn!(error = %e, %uid, "reading what was started failed"),
+                }
+            }
+            (done, next)
+        };
+        let write = async {
+            match to_write {
+                Some(s) => Some(write_status(&deps, &pod, s).await),
+                None => None,
+            }
+        };
+        let ((done, next), wrote) = tokio::join!(act, write);
+        reuse = next;
+        outcomes.extend(done);
+        deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
+        match wrote {
+            Some(Ok(())) => written = to_write.cloned(),
+            Some(Err(e)) => tracing::warn!(error = %e, %uid, "pod status update failed"),
+            None => {}
+        }
+        if let Some(status) = status {
             if started_running(prev_status.as_ref(), &status) {
                 deps.metrics.pod_start_duration.observe(first_seen.elapsed());
-            }
-            if written.as_ref() != Some(&status) {
-                match write_status(&deps, &pod, &status).await {
-                    Ok(()) => written = Some(status.clone()),
-                    Err(e) => tracing::warn!(error = %e, %uid, "pod status update failed"),
-                }
             }
             prev_status = Some(status);
         }
@@ -221,7 +259,7 @@ pub async fn run_pod_worker<R: Runtime>(
             }
         }
         // Step again at once after changing the runtime (bounded, so failing effects cannot spin).
-        if busy && busy_streak < 3 {
+        if again {
             busy_streak += 1;
             continue;
         }
@@ -248,6 +286,15 @@ pub async fn run_pod_worker<R: Runtime>(
     deps.health.pleg().unsubscribe(&uid);
     kills.shutdown(KILL_SHUTDOWN).await;
     probes.shutdown().await;
+}
+
+/// True when a step only created a sandbox or started containers (nothing removed or killed).
+fn starts_only(actions: &[Action]) -> bool {
+    actions.iter().all(|a| match a {
+        Action::CreateSandbox { .. } | Action::Event { .. } | Action::WakeAt(_) => true,
+        Action::StartContainer { remove, .. } => remove.is_empty(),
+        _ => false,
+    })
 }
 
 /// True when this status is the pod's first Running one (a pod adopted already running is not).

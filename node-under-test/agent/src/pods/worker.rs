@@ -267,7 +267,7 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
                 st.sandbox_failure = Some((now, message.clone()));
                 cx.event(true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {message}"), None);
             }
-            Outcome::SandboxCreated => st.sandbox_failure = None,
+            Outcome::SandboxCreated { .. } => st.sandbox_failure = None,
             Outcome::ImagePullFailed { container, message } => {
                 st.image_backoff.next(container, now, now);
                 st.image_failures.insert(container.clone(), (now, message.clone()));
@@ -276,7 +276,7 @@ fn advance(mut st: PodState, obs: &Observation) -> (PodState, Vec<Action>) {
                 st.backoff.next(container, now, now);
                 st.create_failures.insert(container.clone(), (now, reason.clone(), message.clone()));
             }
-            Outcome::Started { container } => {
+            Outcome::Started { container, .. } => {
                 st.image_failures.remove(container);
                 st.create_failures.remove(container);
             }

@@ -205,7 +205,7 @@ const START: Action = Action::StartContainer { init: false, index: 0, restart_co
 async fn absent_image_is_pulled_then_created_and_started() {
     let (fx, rt, events, dir) = effects(FakeRuntime::default());
     let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
-    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert!(matches!(out.as_slice(), [Outcome::Started { container, .. }] if container == "main"));
     assert_eq!(rt.calls(), ["ImageStatus img:1", "PullImage img:1", "ImageStatus img:1", "CreateContainer sb main", "StartContainer c-new"]);
     assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
     assert!(dir.path().join("pods/ns_p_u1/main").is_dir(), "container log dir created");
@@ -286,7 +286,7 @@ async fn post_start_runs_after_the_start() {
     let (fx, rt, events, _dir) = effects(FakeRuntime::default());
     let p = with_post_start(pod("img:1", None), serde_json::json!({"exec": {"command": ["touch", "/tmp/ok"]}}));
     let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
-    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert!(matches!(out.as_slice(), [Outcome::Started { container, .. }] if container == "main"));
     assert_eq!(rt.calls()[4..], ["StartContainer c-new", "ExecSync c-new touch /tmp/ok"]);
     assert_eq!(reasons(&events), ["Pulling", "Pulled", "Created", "Started"]);
 }
@@ -298,7 +298,7 @@ async fn failed_post_start_kills_the_container_with_pre_stop_and_grace() {
     let p = with_post_start(pod("img:1", Some(pre_stop)), serde_json::json!({"exec": {"command": ["false"]}}));
     let out = fx.execute(&p, &observation(false), &[START], &mut kills()).await;
     // The container did start; it is killed and then restarts by its restart policy.
-    assert_eq!(out, vec![Outcome::Started { container: "main".into() }]);
+    assert!(matches!(out.as_slice(), [Outcome::Started { container, .. }] if container == "main"));
     assert_eq!(rt.calls()[4..], ["StartContainer c-new", "ExecSync c-new false", "ExecSync c-new cleanup", "StopContainer c-new 30s"]);
     let all = events.all();
     assert_eq!(all[4], ("FailedPostStartHook".to_string(), "PostStartHook failed".to_string()));
