@@ -15,7 +15,7 @@ use fake_cri::container::{merge_env, resolve_program};
 use fake_cri::net::Cidr;
 use fake_cri::service::image_query;
 use fake_cri::spawn::{User, cpath};
-use fake_cri::store::{ContainerPhase, ContainerRecord, SandboxRecord, State};
+use fake_cri::store::{ContainerRecord, SandboxRecord, State};
 use fake_cri::{Catalog, Error, Faults, ImageEntry, cgroup, images};
 use k8s_cri::v1 as cri;
 use prost::Message;
@@ -232,29 +232,10 @@ fn sandbox_record(id: &str, config: cri::PodSandboxConfig) -> SandboxRecord {
 
 fn container_record(id: &str, sandbox_id: &str, config: cri::ContainerConfig) -> ContainerRecord {
     ContainerRecord {
-        id: id.into(),
-        sandbox_id: sandbox_id.into(),
-        config,
-        image_ref: String::new(),
-        image_id: String::new(),
         argv: vec!["/workload".into(), "pause".into()],
         exec_path: WORKLOAD_BIN.into(),
-        env: vec![],
         working_dir: "/".into(),
-        log_path: String::new(),
-        phase: ContainerPhase::Created,
-        created_at: 1,
-        started_at: 0,
-        finished_at: 0,
-        exit_code: 0,
-        reason: String::new(),
-        message: String::new(),
-        pid: None,
-        pid_start: None,
-        memory_limit: 0,
-        cgroup: None,
-        cgroup_created: vec![],
-        resources: None,
+        ..ContainerRecord::new(id.into(), sandbox_id.into(), config, 1)
     }
 }
 

@@ -137,8 +137,6 @@ impl Runtime {
         let resources = config.linux.as_ref().and_then(|l| l.resources.clone());
         let id = new_id();
         let rec = ContainerRecord {
-            id: id.clone(),
-            sandbox_id,
             image_ref: crate::images::repo_digest(&entry),
             image_id: crate::images::image_id(&entry),
             argv,
@@ -146,20 +144,9 @@ impl Runtime {
             env,
             working_dir,
             log_path,
-            phase: ContainerPhase::Created,
-            created_at: now_ns(),
-            started_at: 0,
-            finished_at: 0,
-            exit_code: 0,
-            reason: String::new(),
-            message: String::new(),
-            pid: None,
-            pid_start: None,
             memory_limit: resources.as_ref().map(|r| r.memory_limit_in_bytes).unwrap_or(0),
-            cgroup: None,
-            cgroup_created: vec![],
             resources,
-            config,
+            ..ContainerRecord::new(id.clone(), sandbox_id, config, now_ns())
         };
         let status = self.container_status_of(&rec);
         {

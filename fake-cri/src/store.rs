@@ -105,6 +105,38 @@ pub struct ContainerRecord {
     pub resources: Option<cri::LinuxContainerResources>,
 }
 
+impl ContainerRecord {
+    /// A container in phase Created at `created_at` with nothing resolved yet: no image, argv,
+    /// environment, log, process, cgroup or resources.
+    pub fn new(id: String, sandbox_id: String, config: cri::ContainerConfig, created_at: i64) -> Self {
+        ContainerRecord {
+            id,
+            sandbox_id,
+            config,
+            image_ref: String::new(),
+            image_id: String::new(),
+            argv: vec![],
+            exec_path: PathBuf::new(),
+            env: vec![],
+            working_dir: String::new(),
+            log_path: String::new(),
+            phase: ContainerPhase::Created,
+            created_at,
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            pid: None,
+            pid_start: None,
+            memory_limit: 0,
+            cgroup: None,
+            cgroup_created: vec![],
+            resources: None,
+        }
+    }
+}
+
 /// Everything persisted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -208,31 +240,7 @@ mod tests {
     fn id_prefix_lookup() {
         let mut s = State::default();
         for id in ["abc1", "abc2", "def"] {
-            let rec = ContainerRecord {
-                id: id.into(),
-                sandbox_id: "s".into(),
-                config: cri::ContainerConfig::default(),
-                image_ref: String::new(),
-                image_id: String::new(),
-                argv: vec![],
-                exec_path: PathBuf::from("/x"),
-                env: vec![],
-                working_dir: String::new(),
-                log_path: String::new(),
-                phase: ContainerPhase::Created,
-                created_at: 0,
-                started_at: 0,
-                finished_at: 0,
-                exit_code: 0,
-                reason: String::new(),
-                message: String::new(),
-                pid: None,
-                pid_start: None,
-                memory_limit: 0,
-                cgroup: None,
-                cgroup_created: vec![],
-                resources: None,
-            };
+            let rec = ContainerRecord { exec_path: PathBuf::from("/x"), ..ContainerRecord::new(id.into(), "s".into(), Default::default(), 0) };
             s.containers.insert(id.into(), rec);
         }
         assert_eq!(s.container_id("def").unwrap(), "def");
