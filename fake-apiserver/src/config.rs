@@ -87,6 +87,10 @@ pub struct Config {
     /// (the bootstrap RBAC policy and the review APIs are there either way). Plain-HTTP
     /// requests act as `system:unsecured` in `system:masters`.
     pub authorization: bool,
+    /// Upstream's `--token-auth-file`, parsed: a request without a client certificate that
+    /// carries `Authorization: Bearer <token>` acts as the token's user; a token the file does
+    /// not have is answered 401 `Unauthorized`. `None`: bearer tokens are not looked at.
+    pub token_auth: Option<crate::auth::token_file::TokenFile>,
 }
 
 /// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
@@ -138,6 +142,7 @@ impl Default for Config {
             terminated_pod_gc_threshold: 12_500,
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
+            token_auth: None,
             scheduler: true,
             scheduler_timing: crate::controllers::scheduler::Timing::default(),
             event_ttl: Duration::from_secs(3600),

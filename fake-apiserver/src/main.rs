@@ -70,6 +70,9 @@ struct Args {
     /// --authorization-mode=Node,RBAC; off: every request is allowed.
     #[arg(long)]
     authorization: bool,
+    /// Static token file (kube-apiserver's --token-auth-file): CSV `token,user,uid[,"g1,g2"]`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -88,6 +91,21 @@ async fn main() -> anyhow::Result<()> {
         println!("{report}");
         return Ok(());
     }
+    let token_auth = match &a.token_auth_file {
+        Some(p) => match fake_apiserver::auth::token_file::TokenFile::load(p) {
+            Ok((tokens, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                Some(tokens)
+            }
+            Err(e) => {
+                eprintln!("fake-apiserver: --token-auth-file: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let grace = Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1));
     let config = Config {
         listen: a.listen,
@@ -113,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         metrics_server: a.metrics_server,
         metric_resolution: Duration::from_secs_f64(a.metric_resolution.max(0.01)),
         authorization: a.authorization,
+        token_auth,
         ..Config::default()
     };
     let handle = Server::start(config).await?;

@@ -68,12 +68,12 @@ pub fn user_of(peer: Option<&[CertificateDer<'_>]>) -> UserInfo {
     let leaf = peer.and_then(|chain| chain.first());
     let parsed = leaf.and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok());
     let Some((_, cert)) = parsed else {
-        return UserInfo { username: ANONYMOUS.into(), groups: vec![UNAUTHENTICATED.into()] };
+        return UserInfo { username: ANONYMOUS.into(), groups: vec![UNAUTHENTICATED.into()], ..UserInfo::default() };
     };
     let subject = cert.subject();
     let username = subject.iter_common_name().find_map(|a| a.as_str().ok()).unwrap_or("").to_string();
     let mut groups: Vec<String> =
         subject.iter_organization().filter_map(|a| a.as_str().ok()).map(str::to_string).collect();
     groups.push(AUTHENTICATED.into());
-    UserInfo { username, groups }
+    UserInfo { username, groups, ..UserInfo::default() }
 }

@@ -4,33 +4,12 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::kubectl::with_kubeconfig as kubectl;
 use common::pki::{Tls, call};
 use serde_json::{Value, json};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
 const ADMIN: (&str, &[&str]) = ("nodekit-admin", &["system:masters"]);
 const NODE_A: (&str, &[&str]) = ("system:node:node-a", &["system:nodes"]);
-
-/// `kubectl` with `kubeconfig`: (success, stdout, stderr); `None` when kubectl is absent.
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String, String)> {
-    if !Path::new(KUBECTL).exists() {
-        eprintln!("skipping the kubectl part: {KUBECTL} is absent");
-        return None;
-    }
-    let home = kubeconfig.parent().unwrap_or(Path::new("/tmp"));
-    let out = tokio::process::Command::new(KUBECTL)
-        .args(args)
-        .env("HOME", home)
-        .env("KUBECONFIG", kubeconfig)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("kubectl runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Some((out.status.success(), text(&out.stdout), text(&out.stderr)))
-}
 
 fn names(list: &Value) -> Vec<&str> {
     list["items"].as_array().unwrap().iter().filter_map(|i| i["metadata"]["name"].as_str()).collect()

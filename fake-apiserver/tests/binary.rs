@@ -30,3 +30,21 @@ async fn binary_serves_and_writes_kubeconfig() {
     assert!(resp.starts_with("HTTP/1.1 200") && resp.contains("\"gitVersion\":\"v1.34.2\""), "{resp}");
     child.kill().await.unwrap();
 }
+
+/// A token file kube-apiserver would refuse stops the server before it serves: exit 2 with
+/// the file and upstream's message.
+#[test]
+fn unusable_token_file_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("tokens.csv");
+    std::fs::write(&bad, "tok,alice\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fake-apiserver"))
+        .args(["--listen", "127.0.0.1:0", "--token-auth-file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!("fake-apiserver: --token-auth-file: token file '{}' must have at least 3 columns (token, user name, user uid), found 2", bad.display());
+    assert!(err.contains(&want), "{err}");
+}

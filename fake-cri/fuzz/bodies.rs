@@ -255,10 +255,14 @@ fn state() -> &'static State {
     })
 }
 
-/// `State::save`'s encoding, then `State::load`'s decoding.
+/// `State::save`'s encoding (`state.json` and the record files), then `State::load`'s decoding.
 fn reload(state: &State) -> State {
     let bytes = serde_json::to_vec(state).expect("fake-cri's state encodes");
-    serde_json::from_slice(&bytes).expect("the state.json fake-cri wrote loads again")
+    let mut back: State = serde_json::from_slice(&bytes).expect("the state.json fake-cri wrote loads again");
+    for (name, bytes) in state.record_files().expect("fake-cri's records encode") {
+        back.insert_record(&name, &bytes).expect("a record fake-cri wrote loads again");
+    }
+    back
 }
 
 /// A sandbox record a request made must come back unchanged after a restart (or the restarted

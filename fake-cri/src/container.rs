@@ -152,7 +152,7 @@ impl Runtime {
         {
             let mut st = lock(&self.state);
             st.containers.insert(id.clone(), rec);
-            self.save(&st);
+            self.save_container(&st, &id);
         }
         self.emit(&id, cri::ContainerEventType::ContainerCreatedEvent, None, Some(status));
         Ok(id)
@@ -190,7 +190,7 @@ impl Runtime {
                 c.reason = "StartError".into();
                 c.message = e.to_string();
             }
-            self.save(&st);
+            self.save_container(&st, &rec.id);
         }
         result
     }
@@ -286,7 +286,7 @@ impl Runtime {
             c.cgroup = cgroup.clone();
             c.cgroup_created = cgroup_created;
             let s = self.container_status_of(c);
-            self.save(&st);
+            self.save_container(&st, &rec.id);
             s
         };
         self.emit(&rec.id, cri::ContainerEventType::ContainerStartedEvent, None, Some(status));
@@ -390,7 +390,7 @@ impl Runtime {
                 "Error".into()
             };
             let s = self.container_status_of(c);
-            self.save(&st);
+            self.save_container(&st, id);
             s
         };
         let _ = tx.send(true);
@@ -445,7 +445,7 @@ impl Runtime {
         let rec = {
             let mut st = lock(&self.state);
             let r = st.containers.remove(&id);
-            self.save(&st);
+            self.save_container(&st, &id);
             r
         };
         lock(&self.live).remove(&id);
@@ -569,7 +569,7 @@ impl Runtime {
             c.memory_limit = r.memory_limit_in_bytes;
         }
         c.resources = Some(r);
-        self.save(&st);
+        self.save_container(&st, &id);
         Ok(())
     }
 

@@ -44,7 +44,8 @@
 //! like containerd's, else `<memory>/<--cgroup-parent>/<id>`, else
 //! `<memory>/fake-cri-<state dir>-<hash>/<id>`; directories fake-cri made are removed with them.
 //!
-//! Files in the state dir: `state.json` (sandboxes, containers, pod CIDR, IPs, images),
+//! Files in the state dir: `state.json` (pod CIDR, IPs, images), `records/{sandbox,container}-<id>.json`
+//! (one file per object, written when that object changes),
 //! `cri-calls.jsonl` (one line per RPC: ts, method, id, duration_us, code), `faults.json`,
 //! `netns/<id>` (bind-mounted pod namespaces), `sandboxes/<id>/{resolv.conf,hostname}`.
 //!

@@ -147,7 +147,7 @@ impl Net {
     pub async fn setup_pod(&self, id: &str, netns_path: &Path, cidr: &Cidr, ip: Ipv4Addr) -> Result<PodNet> {
         let bridge_idx = self.ensure_bridge(cidr).await?;
         let t = std::time::Instant::now();
-        let (fd, pod_conn, pod) = new_netns(netns_path)?;
+        let (fd, pod_conn, pod) = new_netns(netns_path).await?;
         tracing::debug!(took = ?t.elapsed(), "pod netns created");
         let pod_conn = tokio::spawn(pod_conn);
         let result = self.wire_pod(id, &fd, &pod, bridge_idx, cidr, ip).await;
@@ -253,23 +253,30 @@ pub fn veth_name(id: &str) -> String {
 
 type PodConn = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
 
-/// Makes a network namespace on a helper thread, bind-mounts it at `path` and opens a netlink
-/// connection inside it.
-fn new_netns(path: &Path) -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
+/// Makes a network namespace on a helper thread of its own (it ends with the namespace it
+/// entered), bind-mounts it at `path` and opens a netlink connection inside it. The caller awaits
+/// the thread without holding a runtime worker.
+async fn new_netns(path: &Path) -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
     let path = path.to_path_buf();
     let rt = tokio::runtime::Handle::current();
-    std::thread::spawn(move || -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(Error::sys("unshare(CLONE_NEWNET)"))?;
-        std::fs::File::create(&path).map_err(Error::io(format!("create {}", path.display())))?;
-        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(Error::sys(format!("bind netns at {}", path.display())))?;
-        let f = std::fs::File::open("/proc/thread-self/ns/net").map_err(Error::io("open netns"))?;
-        let _g = rt.enter();
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("pod netlink socket"))?;
-        Ok((OwnedFd::from(f), conn, handle))
-    })
-    .join()
-    .map_err(|_| Error::Unknown("netns thread panicked".into()))?
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let made = (|| -> Result<(OwnedFd, PodConn, rtnetlink::Handle)> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(Error::sys("unshare(CLONE_NEWNET)"))?;
+            std::fs::File::create(&path).map_err(Error::io(format!("create {}", path.display())))?;
+            mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(Error::sys(format!("bind netns at {}", path.display())))?;
+            let f = std::fs::File::open("/proc/thread-self/ns/net").map_err(Error::io("open netns"))?;
+            let _g = rt.enter();
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::io("pod netlink socket"))?;
+            Ok((OwnedFd::from(f), conn, handle))
+        })();
+        // The request was cancelled meanwhile: nobody will wire or remove this namespace.
+        if let Err(Ok(_)) = tx.send(made) {
+            remove_netns(&path);
+        }
+    });
+    rx.await.map_err(|_| Error::Unknown("netns thread ended without an answer".into()))?
 }
 
 /// Opens a bind-mounted namespace file.

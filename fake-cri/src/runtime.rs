@@ -64,7 +64,7 @@ impl Runtime {
     /// Builds the runtime: loads persisted state, opens netlink, makes directories.
     pub fn new(cfg: Config) -> Result<Arc<Self>> {
         let sd = &cfg.state_dir;
-        for d in [sd.clone(), sd.join("netns"), sd.join("sandboxes")] {
+        for d in [sd.clone(), sd.join("netns"), sd.join("sandboxes"), State::records_dir(sd)] {
             std::fs::create_dir_all(&d).map_err(Error::io(format!("mkdir {}", d.display())))?;
         }
         let mut state = State::load(sd)?;
@@ -108,6 +108,27 @@ impl Runtime {
     pub(crate) fn save(&self, st: &State) {
         if let Err(e) = st.save(&self.cfg.state_dir) {
             tracing::warn!("saving state: {e}");
+        }
+    }
+
+    /// Saves `state.json` only (pod CIDR, IPs, images).
+    pub(crate) fn save_meta(&self, st: &State) {
+        if let Err(e) = st.save_meta(&self.cfg.state_dir) {
+            tracing::warn!("saving state: {e}");
+        }
+    }
+
+    /// Saves one sandbox's record (removing its file when it is gone).
+    pub(crate) fn save_sandbox(&self, st: &State, id: &str) {
+        if let Err(e) = st.save_sandbox(&self.cfg.state_dir, id) {
+            tracing::warn!("saving sandbox {id}: {e}");
+        }
+    }
+
+    /// Saves one container's record (removing its file when it is gone).
+    pub(crate) fn save_container(&self, st: &State, id: &str) {
+        if let Err(e) = st.save_container(&self.cfg.state_dir, id) {
+            tracing::warn!("saving container {id}: {e}");
         }
     }
 
@@ -162,7 +183,7 @@ impl Runtime {
         self.ensure_bridge(&c).await?;
         let mut st = lock(&self.state);
         st.pod_cidr = Some(cidr.to_string());
-        self.save(&st);
+        self.save_meta(&st);
         Ok(())
     }
 
@@ -324,7 +345,8 @@ impl Runtime {
         {
             let mut st = lock(&self.state);
             st.sandboxes.insert(id.clone(), rec);
-            self.save(&st);
+            self.save_sandbox(&st, &id);
+            self.save_meta(&st);
         }
         if has_ports
             && let Err(e) = self.sync_hostports().await {
@@ -375,7 +397,8 @@ impl Runtime {
             if !out.2.is_empty() {
                 st.allocated_ips.remove(&out.2);
             }
-            self.save(&st);
+            self.save_sandbox(&st, &id);
+            self.save_meta(&st);
             out
         };
         let _ = ip;
@@ -405,7 +428,7 @@ impl Runtime {
         }
         let mut st = lock(&self.state);
         st.sandboxes.remove(&id);
-        self.save(&st);
+        self.save_sandbox(&st, &id);
         drop(st);
         let _ = std::fs::remove_dir_all(self.cfg.state_dir.join("sandboxes").join(&id));
         Ok(())

@@ -420,7 +420,7 @@ impl ImageService for Service {
             let mut st = lock(&self.rt.state);
             st.images_present.insert(entry.reference.clone());
             st.images_removed.remove(&entry.reference);
-            self.rt.save(&st);
+            self.rt.save_meta(&st);
             Ok(cri::PullImageResponse { image_ref: crate::images::image_id(&entry) })
         })
         .await
@@ -435,7 +435,7 @@ impl ImageService for Service {
                 let mut st = lock(&self.rt.state);
                 st.images_present.remove(&e.reference);
                 st.images_removed.insert(e.reference.clone());
-                self.rt.save(&st);
+                self.rt.save_meta(&st);
             }
             Ok(cri::RemoveImageResponse {})
         })

@@ -1,4 +1,8 @@
-//! Persistent records of sandboxes, containers, images and IP allocations (`<state-dir>/state.json`).
+//! Persistent records of sandboxes, containers, images and IP allocations.
+//!
+//! `<state-dir>/state.json` holds the pod CIDR, IP allocations and images; every sandbox and
+//! container has its own file under `<state-dir>/records/` (as containerd keeps one metadata
+//! entry per object), so that a change costs one record's encoding, not the whole state's.
 use crate::error::{Error, Result};
 use k8s_cri::v1 as cri;
 use serde::{Deserialize, Serialize};
@@ -140,9 +144,11 @@ impl ContainerRecord {
 /// Everything persisted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
-    /// Sandboxes by id.
+    /// Sandboxes by id (one file each under `records/`).
+    #[serde(default, skip_serializing)]
     pub sandboxes: BTreeMap<String, SandboxRecord>,
-    /// Containers by id.
+    /// Containers by id (one file each under `records/`).
+    #[serde(default, skip_serializing)]
     pub containers: BTreeMap<String, ContainerRecord>,
     /// Pod CIDR from UpdateRuntimeConfig.
     pub pod_cidr: Option<String>,
@@ -160,23 +166,102 @@ impl State {
         state_dir.join("state.json")
     }
 
-    /// Loads the state, or an empty one when the file does not exist.
-    pub fn load(state_dir: &Path) -> Result<Self> {
-        let p = Self::path(state_dir);
-        match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { context: format!("state {}", p.display()), source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(Error::io(format!("read {}", p.display()))(e)),
-        }
+    /// The directory of the record files.
+    pub fn records_dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("records")
     }
 
-    /// Writes the state atomically.
-    pub fn save(&self, state_dir: &Path) -> Result<()> {
+    /// Loads the state, or an empty one when nothing was saved yet.
+    pub fn load(state_dir: &Path) -> Result<Self> {
         let p = Self::path(state_dir);
-        let tmp = state_dir.join("state.json.tmp");
+        let mut st: State = match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { context: format!("state {}", p.display()), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(Error::io(format!("read {}", p.display()))(e)),
+        };
+        let dir = Self::records_dir(state_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(st),
+            Err(e) => return Err(Error::io(format!("read {}", dir.display()))(e)),
+        };
+        for e in entries {
+            let e = e.map_err(Error::io(format!("read {}", dir.display())))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let bytes = std::fs::read(e.path()).map_err(Error::io(format!("read {}", e.path().display())))?;
+            st.insert_record(&name, &bytes).map_err(|err| match err {
+                Error::Json { source, .. } => Error::Json { context: format!("record {}", e.path().display()), source },
+                other => other,
+            })?;
+        }
+        Ok(st)
+    }
+
+    /// The record file name of a sandbox.
+    pub fn sandbox_file(id: &str) -> String {
+        format!("sandbox-{id}.json")
+    }
+
+    /// The record file name of a container.
+    pub fn container_file(id: &str) -> String {
+        format!("container-{id}.json")
+    }
+
+    /// Decodes one record file (by its name) into the state.
+    pub fn insert_record(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let json = |source| Error::Json { context: format!("record {name}"), source };
+        if name.starts_with("sandbox-") {
+            let r: SandboxRecord = serde_json::from_slice(bytes).map_err(json)?;
+            self.sandboxes.insert(r.id.clone(), r);
+        } else if name.starts_with("container-") {
+            let r: ContainerRecord = serde_json::from_slice(bytes).map_err(json)?;
+            self.containers.insert(r.id.clone(), r);
+        }
+        Ok(())
+    }
+
+    /// Every record encoded: (file name, bytes).
+    pub fn record_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let enc = |name: String, r: serde_json::Result<Vec<u8>>| r.map(|b| (name, b)).map_err(|source| Error::Json { context: "encode record".into(), source });
+        let sandboxes = self.sandboxes.values().map(|r| enc(Self::sandbox_file(&r.id), serde_json::to_vec(r)));
+        let containers = self.containers.values().map(|r| enc(Self::container_file(&r.id), serde_json::to_vec(r)));
+        sandboxes.chain(containers).collect()
+    }
+
+    /// Writes `state.json` (pod CIDR, IPs, images) atomically.
+    pub fn save_meta(&self, state_dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self).map_err(|source| Error::Json { context: "encode state".into(), source })?;
-        std::fs::write(&tmp, bytes).map_err(Error::io(format!("write {}", tmp.display())))?;
-        std::fs::rename(&tmp, &p).map_err(Error::io(format!("rename {}", p.display())))
+        write_atomic(state_dir, "state.json", &bytes)
+    }
+
+    /// Writes sandbox `id`'s record, or removes its file when the state no longer has it.
+    pub fn save_sandbox(&self, state_dir: &Path, id: &str) -> Result<()> {
+        save_record(state_dir, &Self::sandbox_file(id), self.sandboxes.get(id))
+    }
+
+    /// Writes container `id`'s record, or removes its file when the state no longer has it.
+    pub fn save_container(&self, state_dir: &Path, id: &str) -> Result<()> {
+        save_record(state_dir, &Self::container_file(id), self.containers.get(id))
+    }
+
+    /// Writes everything, and removes record files of objects the state no longer has.
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        self.save_meta(state_dir)?;
+        let dir = Self::records_dir(state_dir);
+        let files = self.record_files()?;
+        let keep: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".json") && !keep.contains(name.as_str()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        files.iter().try_for_each(|(name, bytes)| write_atomic(&dir, name, bytes))
     }
 
     /// Finds a sandbox by id or unique id prefix.
@@ -207,6 +292,27 @@ fn find_id<'a>(keys: impl Iterator<Item = &'a String>, id: &str) -> Option<Strin
         }
     }
     found
+}
+
+/// Writes `dir/name` through a temporary file and a rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let (p, tmp) = (dir.join(name), dir.join(format!("{name}.tmp")));
+    std::fs::write(&tmp, bytes).map_err(Error::io(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, &p).map_err(Error::io(format!("rename {}", p.display())))
+}
+
+fn save_record<T: Serialize>(state_dir: &Path, name: &str, rec: Option<&T>) -> Result<()> {
+    let dir = State::records_dir(state_dir);
+    match rec {
+        Some(r) => {
+            let bytes = serde_json::to_vec(r).map_err(|source| Error::Json { context: format!("encode {name}"), source })?;
+            write_atomic(&dir, name, &bytes)
+        }
+        None => match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("remove {}", dir.join(name).display()))(e)),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// A fresh 64-hex id.
@@ -249,5 +355,50 @@ mod tests {
         assert!(s.container_id("").is_err());
         assert_ne!(new_id(), new_id());
         assert_eq!(new_id().len(), 64);
+    }
+
+    fn sandbox(id: &str) -> SandboxRecord {
+        SandboxRecord {
+            id: id.into(),
+            config: Default::default(),
+            ready: true,
+            created_at: 1,
+            ip: "10.244.0.2".into(),
+            netns_path: None,
+            veth: None,
+            resolv_conf: None,
+            hostname_file: None,
+            host_network: false,
+        }
+    }
+
+    /// Each object is its own file: saving one writes only it, a removed object's file goes, and
+    /// a load sees exactly what was saved.
+    #[test]
+    fn records_are_saved_and_removed_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(State::records_dir(dir.path())).unwrap();
+        let mut st = State { pod_cidr: Some("10.244.0.0/24".into()), ..Default::default() };
+        st.sandboxes.insert("s1".into(), sandbox("s1"));
+        st.containers.insert("c1".into(), ContainerRecord::new("c1".into(), "s1".into(), Default::default(), 5));
+        st.save_meta(dir.path()).unwrap();
+        st.save_sandbox(dir.path(), "s1").unwrap();
+        let back = State::load(dir.path()).unwrap();
+        assert_eq!(back.pod_cidr.as_deref(), Some("10.244.0.0/24"));
+        assert_eq!(back.sandboxes.keys().collect::<Vec<_>>(), ["s1"]);
+        assert!(back.containers.is_empty(), "a container nobody saved was loaded");
+        st.save_container(dir.path(), "c1").unwrap();
+        assert_eq!(State::load(dir.path()).unwrap().containers["c1"].created_at, 5);
+        st.containers.remove("c1");
+        st.save_container(dir.path(), "c1").unwrap();
+        assert!(State::load(dir.path()).unwrap().containers.is_empty(), "a removed container came back");
+        let meta = std::fs::read_to_string(State::path(dir.path())).unwrap();
+        assert!(!meta.contains("s1"), "state.json repeats the records: {meta}");
+        // A full save drops files of objects the state no longer has.
+        st.save_container(dir.path(), "c1").unwrap();
+        std::fs::write(State::records_dir(dir.path()).join(State::container_file("gone")), b"{}").unwrap();
+        st.save(dir.path()).unwrap();
+        let back = State::load(dir.path()).unwrap();
+        assert_eq!((back.sandboxes.len(), back.containers.len()), (1, 0));
     }
 }

@@ -7,6 +7,7 @@
 //! - [`node`]: the Node authorizer over a graph of pods and what they reference.
 //! - [`restriction`]: the NodeRestriction admission plugin.
 //! - [`forbidden`]: 403/401 `Status` bodies with upstream's messages.
+//! - [`token_file`]: the static token file (`--token-auth-file`) and the bearer header.
 //!
 //! [`authorize`] is kube-apiserver's chain for `--authorization-mode=Node,RBAC`: the
 //! `system:masters` group authorizer, then Node, then RBAC; the first allow wins.
@@ -19,6 +20,7 @@ pub mod node;
 pub mod pod_refs;
 pub mod rbac;
 pub mod restriction;
+pub mod token_file;
 pub mod user;
 
 pub use attributes::{Attributes, RequestInfo, request_info};

@@ -53,19 +53,19 @@ impl User {
 
     /// The audit form of this user (name and groups).
     pub fn to_user_info(&self) -> UserInfo {
-        UserInfo { username: self.name.clone(), groups: self.groups.clone() }
+        UserInfo { username: self.name.clone(), uid: self.uid.clone(), groups: self.groups.clone() }
     }
 }
 
 impl From<&UserInfo> for User {
     fn from(u: &UserInfo) -> User {
-        User { name: u.username.clone(), groups: u.groups.clone(), ..User::default() }
+        User { name: u.username.clone(), uid: u.uid.clone(), groups: u.groups.clone(), ..User::default() }
     }
 }
 
 impl From<UserInfo> for User {
     fn from(u: UserInfo) -> User {
-        User { name: u.username, groups: u.groups, ..User::default() }
+        User { name: u.username, uid: u.uid, groups: u.groups, ..User::default() }
     }
 }
 
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn user_info_round_trip() {
-        let info = UserInfo { username: "bob".into(), groups: vec!["g".into()] };
+        let info = UserInfo { username: "bob".into(), groups: vec!["g".into()], ..UserInfo::default() };
         let user = User::from(&info);
         assert_eq!(user.name, "bob");
         assert_eq!(user.to_user_info(), info);

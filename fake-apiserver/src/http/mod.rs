@@ -1,6 +1,7 @@
 //! HTTP front: connection serving, request pipeline (partition, faults, body limits, audit) and routing.
 
 pub mod admin;
+pub mod authn;
 pub mod authz;
 pub mod connect;
 pub mod translate;
@@ -263,6 +264,10 @@ pub async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Result<Res
     let q = parse_query(&meta.query);
     let route = route(&meta.path);
     let verb = verb_of(&meta.method, &route, &q);
+    if let Err(refused) = authn::authenticate(&state, &mut req) {
+        state.audit.record(meta.audit(verb, refused.status().as_u16(), authz::Verdict::default()));
+        return Ok(*refused);
+    }
     let mut verdict = if state.config.authorization { authz::authorize_request(&state, &mut req) } else { authz::Verdict::default() };
     let resp = match verdict.refused.take() {
         Some(refused) => refused,

@@ -6,6 +6,26 @@ use fake_apiserver::Handle;
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
+/// kubectl with `kubeconfig` (HOME beside it): (success, stdout, stderr); `None` (with a
+/// message) when the machine has no kubectl.
+pub async fn with_kubeconfig(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String, String)> {
+    if !Path::new(KUBECTL).exists() {
+        eprintln!("skipping the kubectl part: {KUBECTL} is absent");
+        return None;
+    }
+    let home = kubeconfig.parent().unwrap_or(Path::new("/tmp"));
+    let out = tokio::process::Command::new(KUBECTL)
+        .args(args)
+        .env("HOME", home)
+        .env("KUBECONFIG", kubeconfig)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Some((out.status.success(), text(&out.stdout), text(&out.stderr)))
+}
+
 pub struct Kubectl {
     _dir: tempfile::TempDir,
     pub home: PathBuf,

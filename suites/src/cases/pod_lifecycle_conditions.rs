@@ -197,6 +197,9 @@ mod tests {
 
 /// Sets condition `type_` of pod `name` to `status` through pods/status (as the controller that
 /// owns a readiness gate would).
+/// How soon Ready must follow a readiness gate change (the agent's resync is a minute).
+const GATE_REACTION: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn set_gate(client: &kube::Client, name: &str, type_: &str, status: &str) -> anyhow::Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let patch = json!({"status": {"conditions": [{"type": type_, "status": status, "lastTransitionTime": jiff::Timestamp::now().to_string()}]}});
@@ -205,8 +208,12 @@ async fn set_gate(client: &kube::Client, name: &str, type_: &str, status: &str) 
 }
 
 async fn wait_ready_condition(env: &NodeEnv, name: &str, want: (&str, Option<&str>, Option<&str>)) -> anyhow::Result<()> {
+    wait_ready_condition_within(env, name, want, START).await
+}
+
+async fn wait_ready_condition_within(env: &NodeEnv, name: &str, want: (&str, Option<&str>, Option<&str>), within: std::time::Duration) -> anyhow::Result<()> {
     let what = format!("Ready condition {want:?}");
-    crate::kube_wait::pod(&env.client, "default", name, &what, START, |p| {
+    crate::kube_wait::pod(&env.client, "default", name, &what, within, |p| {
         let c = conditions(p).iter().find(|c| c.type_ == "Ready")?;
         (c.status == want.0 && c.reason.as_deref() == want.1 && c.message.as_deref() == want.2).then_some(())
     })
@@ -215,11 +222,14 @@ async fn wait_ready_condition(env: &NodeEnv, name: &str, want: (&str, Option<&st
 
 /// Upstream "should support pod readiness gates": with its containers ready, the pod stays
 /// Ready=False (ReadinessGatesNotReady, upstream's messages) while its gate's condition is
-/// missing or False, and becomes Ready once another controller sets it True. Catches an agent
-/// that ignores readinessGates, or overwrites the conditions other controllers own.
+/// missing or False, and becomes Ready once another controller sets it True. Like upstream's
+/// HandlePodReconcile, the agent follows a gate change when the pod update arrives: the agent
+/// here resyncs only every minute, and Ready must follow each gate change within
+/// [`GATE_REACTION`]. Catches an agent that ignores readinessGates, overwrites the conditions
+/// other controllers own, or notices a gate only at its periodic resync.
 pub fn readiness_gates(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
-        let env = env(&ctx).await?;
+        let env = NodeEnv::start(&ctx, "syncFrequency: 1m").await?;
         let gate = "example.com/feature-1";
         let p = pods::pod("gated", NODE, vec![container("c", &["pause"])], json!({"readinessGates": [{"conditionType": gate}]}))?;
         pods::create(&env.client, &p).await?;
@@ -230,9 +240,9 @@ pub fn readiness_gates(ctx: CaseCtx) -> BodyFuture {
         ensure!(cr.as_deref() == Some("True"), "ContainersReady is {cr:?} while only the gate holds Ready");
         set_gate(&env.client, "gated", gate, "False").await?;
         let not_true = format!("the status of pod readiness gate \"{gate}\" is not \"True\", but False");
-        wait_ready_condition(&env, "gated", ("False", Some("ReadinessGatesNotReady"), Some(&not_true))).await?;
+        wait_ready_condition_within(&env, "gated", ("False", Some("ReadinessGatesNotReady"), Some(&not_true)), GATE_REACTION).await?;
         set_gate(&env.client, "gated", gate, "True").await?;
-        wait_ready_condition(&env, "gated", ("True", None, None)).await?;
+        wait_ready_condition_within(&env, "gated", ("True", None, None), GATE_REACTION).await?;
         // The gate's condition, owned by another controller, is still there.
         let p = crate::kube_wait::pod(&env.client, "default", "gated", "status", START, |p| Some(p.clone())).await?;
         ensure!(conditions(&p).iter().any(|c| c.type_ == gate && c.status == "True"), "the agent dropped condition {gate}: {:?}", conditions(&p));

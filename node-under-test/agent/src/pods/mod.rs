@@ -6,6 +6,7 @@ pub mod model;
 pub mod worker;
 pub mod spec;
 pub mod status;
+pub mod status_writer;
 pub mod events;
 pub mod effects;
 pub mod kills;

@@ -129,7 +129,9 @@ pub async fn run_pod_worker<R: Runtime>(
     let mut st = PodState::new(deps.params);
     let mut last_pod: Option<Pod> = None;
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut written: Option<PodStatus> = None;
+    // The last status handed to the writer (written, or queued for writing).
+    let mut queued: Option<PodStatus> = None;
+    let writer = super::status_writer::StatusWriter::spawn(Arc::new(ApiWriter(deps.clone())), uid.clone(), cancel.child_token());
     let mut prev_status: Option<PodStatus> = None;
     let first_seen = Instant::now();
     let mut deleted_in_api = false;
@@ -202,47 +204,37 @@ pub async fn run_pod_worker<R: Runtime>(
         // A kill's completion wakes the worker by itself.
         let busy = actions.iter().any(|a| !matches!(a, Action::WakeAt(_) | Action::Event { .. } | Action::KillContainer { .. }));
         let again = busy && busy_streak < 3;
-        // Like upstream's sync: the status of this observation is written, beside the actions.
+        // Like upstream's sync: the status of this observation.
         let status = (!gone && !deleted_in_api).then(|| {
             read_messages(&deps.spec_ctx, &pod, &obs, &mut messages);
             let cx = StatusContext { runtime_name: &deps.runtime_name, host_ip: deps.host_ip.as_deref(), messages: messages.clone() };
             compute_status(&pod, &obs, &st, &cx, prev_status.as_ref())
         });
-        let to_write = status.as_ref().filter(|s| written.as_ref() != Some(*s));
-        // The status is written while the actions run, as upstream's status manager writes it
-        // beside SyncPod.
-        let act = async {
-            let done = effects.execute(&pod, &obs, &actions, &mut kills).await;
-            let mut next = None;
-            if again && starts_only(&actions) {
-                let prev = super::observe::RuntimePod {
-                    sandbox: obs.sandbox.clone(),
-                    all_sandboxes: rt.all_sandboxes.clone(),
-                    containers: obs.containers.clone(),
-                    fingerprint: rt.fingerprint.clone(),
-                };
-                match super::observe::after_own_starts(deps.runtime.as_ref(), prev, &done).await {
-                    Ok(n) => next = n,
-                    Err(e) => tracing::warn!(error = %e, %uid, "reading what was started failed"),
-                }
+        if writer.take_failed() {
+            queued = None;
+        }
+        // Like upstream's status manager: the status is written by its own task while the
+        // worker goes on.
+        if let Some(s) = status.as_ref().filter(|s| queued.as_ref() != Some(*s)) {
+            writer.send(&pod, s.clone());
+            queued = Some(s.clone());
+        }
+        let done = effects.execute(&pod, &obs, &actions, &mut kills).await;
+        reuse = None;
+        if again && starts_only(&actions) {
+            let prev = super::observe::RuntimePod {
+                sandbox: obs.sandbox.clone(),
+                all_sandboxes: rt.all_sandboxes.clone(),
+                containers: obs.containers.clone(),
+                fingerprint: rt.fingerprint.clone(),
+            };
+            match super::observe::after_own_starts(deps.runtime.as_ref(), prev, &done).await {
+                Ok(n) => reuse = n,
+                Err(e) => tracing::warn!(error = %e, %uid, "reading what was started failed"),
             }
-            (done, next)
-        };
-        let write = async {
-            match to_write {
-                Some(s) => Some(write_status(&deps, &pod, s).await),
-                None => None,
-            }
-        };
-        let ((done, next), wrote) = tokio::join!(act, write);
-        reuse = next;
+        }
         outcomes.extend(done);
         deps.metrics.pod_sync_duration.observe(sync_started.elapsed());
-        match wrote {
-            Some(Ok(())) => written = to_write.cloned(),
-            Some(Err(e)) => tracing::warn!(error = %e, %uid, "pod status update failed"),
-            None => {}
-        }
         if let Some(status) = status {
             if started_running(prev_status.as_ref(), &status) {
                 deps.metrics.pod_start_duration.observe(first_seen.elapsed());
@@ -250,6 +242,8 @@ pub async fn run_pod_worker<R: Runtime>(
             prev_status = Some(status);
         }
         if actions.contains(&Action::DeleteFromApi) && !deleted_in_api {
+            // The final status is written before the object goes.
+            writer.flush().await;
             match delete_in_api(&deps, &pod).await {
                 Ok(()) => deleted_in_api = true,
                 Err(e) => {
@@ -284,6 +278,7 @@ pub async fn run_pod_worker<R: Runtime>(
         }
     }
     deps.health.pleg().unsubscribe(&uid);
+    writer.shutdown().await;
     kills.shutdown(KILL_SHUTDOWN).await;
     probes.shutdown().await;
 }
@@ -319,6 +314,15 @@ fn read_messages(ctx: &SpecContext, pod: &Pod, obs: &Observation, cache: &mut Ha
         cache.insert(c.id.clone(), msg.unwrap_or_default());
     }
     cache.retain(|id, _| obs.containers.iter().any(|c| &c.id == id));
+}
+
+/// The worker's status write: the pod's status subresource, or its mirror pod's.
+struct ApiWriter<R>(Arc<WorkerDeps<R>>);
+
+impl<R: Send + Sync + 'static> super::status_writer::WriteStatus for ApiWriter<R> {
+    async fn write(&self, pod: &Pod, status: &PodStatus) -> crate::Result<()> {
+        write_status(&self.0, pod, status).await
+    }
 }
 
 async fn write_status<R>(deps: &WorkerDeps<R>, pod: &Pod, status: &PodStatus) -> crate::Result<()> {

@@ -1,0 +1,73 @@
+//! Static token authentication (`--token-auth-file`): a bearer token acts as its user for
+//! RBAC and the reviews, an unknown token is upstream's 401 (never anonymous), a client
+//! certificate comes first; the real kubectl with a token kubeconfig.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::kubectl::with_kubeconfig as kubectl;
+use common::pki::{Tls, call};
+use fake_apiserver::auth::token_file::TokenFile;
+use serde_json::json;
+
+const SSR_PATH: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+const TOKENS: &str = "alice-token,alice,uid-alice,\"dev,qa\"\nadmin-token,root,uid-root,system:masters\n";
+
+/// A kube-rs client and a kubeconfig file that present `token` and no certificate.
+async fn token_user(t: &Tls, name: &str, token: &str) -> (kube::Client, PathBuf) {
+    let text = t.kubeconfig(None).replace("  user:\n    {}\n", &format!("  user:\n    token: {token}\n"));
+    assert!(text.contains(token), "the kubeconfig carries the token");
+    let p = t.dir.path().join(format!("{name}.kubeconfig"));
+    std::fs::write(&p, &text).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    (kube::Client::try_from(cfg).unwrap(), p)
+}
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_authenticate_and_unknown_ones_are_refused() {
+    let (tokens, warnings) = TokenFile::parse("tokens.csv", TOKENS).unwrap();
+    assert!(warnings.is_empty());
+    let t = Tls::start(|c| {
+        c.authorization = true;
+        c.token_auth = Some(tokens);
+    })
+    .await;
+    let ssr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+
+    let (alice, alice_kc) = token_user(&t, "alice", "alice-token").await;
+    let (code, review) = call(&alice, "POST", SSR_PATH, &[], Some(ssr.clone())).await;
+    assert_eq!(code, 201, "{review}");
+    assert_eq!(review["status"]["userInfo"], json!({"username": "alice", "uid": "uid-alice", "groups": ["dev", "qa", "system:authenticated"]}));
+    let (code, st) = call(&alice, "GET", "/api/v1/namespaces/default/pods", &[], None).await;
+    assert_eq!(code, 403);
+    assert_eq!(st["message"], "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"");
+    let (admin, _) = token_user(&t, "admin", "admin-token").await;
+    assert_eq!(call(&admin, "GET", "/api/v1/namespaces/default/pods", &[], None).await.0, 200);
+
+    // An unknown token is refused, not served as anonymous; the refusal is audited.
+    let (stranger, stranger_kc) = token_user(&t, "stranger", "no-such-token").await;
+    let (code, st) = call(&stranger, "POST", SSR_PATH, &[], Some(ssr.clone())).await;
+    assert_eq!(code, 401);
+    assert_eq!(st, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401}));
+    assert!(t.h.audit().iter().any(|e| e.path == SSR_PATH && e.code == 401), "the 401 is audited");
+
+    // A verified client certificate comes first: its user, whatever token rides along.
+    let bob = t.client("bob", &["team"]).await;
+    let (code, review) = call(&bob, "POST", SSR_PATH, &[("Authorization", "Bearer no-such-token")], Some(ssr)).await;
+    assert_eq!(code, 201, "{review}");
+    assert_eq!(review["status"]["userInfo"]["username"], "bob");
+
+    let Some((ok, out, err)) = kubectl(&alice_kc, &["auth", "whoami"]).await else { return t.h.shutdown().await };
+    assert!(ok, "{err}");
+    assert!(out.contains("alice") && out.contains("uid-alice") && out.contains("[dev qa system:authenticated]"), "{out}");
+    let (ok, _, err) = kubectl(&alice_kc, &["get", "pods"]).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\""), "{err}");
+    let (ok, _, err) = kubectl(&stranger_kc, &["get", "pods"]).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("You must be logged in to the server (Unauthorized)"), "{err}");
+    t.h.shutdown().await;
+}
