@@ -1,6 +1,6 @@
 //! Static token authentication (`--token-auth-file`): a bearer token acts as its user for
 //! RBAC and the reviews, an unknown token is upstream's 401 (never anonymous), a client
-//! certificate comes first; the real kubectl with a token kubeconfig.
+//! certificate comes first; TokenReview; the real kubectl with a token kubeconfig.
 
 mod common;
 
@@ -59,6 +59,26 @@ async fn bearer_tokens_authenticate_and_unknown_ones_are_refused() {
     let (code, review) = call(&bob, "POST", SSR_PATH, &[("Authorization", "Bearer no-such-token")], Some(ssr)).await;
     assert_eq!(code, 201, "{review}");
     assert_eq!(review["status"]["userInfo"]["username"], "bob");
+
+    // TokenReview answers for the same tokens, for the API's audience only; it needs RBAC.
+    let tr = |token: &str, auds: &[&str]| json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token, "audiences": auds}});
+    const TR_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let (code, r) = call(&admin, "POST", TR_PATH, &[], Some(tr("alice-token", &[]))).await;
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(
+        r["status"],
+        json!({"authenticated": true, "user": {"username": "alice", "uid": "uid-alice", "groups": ["dev", "qa", "system:authenticated"]},
+               "audiences": ["https://kubernetes.default.svc.cluster.local"]})
+    );
+    let (_, r) = call(&admin, "POST", TR_PATH, &[], Some(tr("no-such-token", &[]))).await;
+    assert_eq!(r["status"], json!({"user": {}, "error": "invalid bearer token"}));
+    let (_, r) = call(&admin, "POST", TR_PATH, &[], Some(tr("alice-token", &["vault"]))).await;
+    assert_eq!(r["status"], json!({"user": {}, "error": "invalid bearer token"}), "a static token is not for other audiences");
+    let (code, st) = call(&admin, "POST", TR_PATH, &[], Some(tr("", &[]))).await;
+    assert_eq!((code, st["message"].as_str()), (400, Some("token is required for TokenReview in authentication")));
+    let (code, st) = call(&alice, "POST", TR_PATH, &[], Some(tr("admin-token", &[]))).await;
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(st["message"], "tokenreviews.authentication.k8s.io is forbidden: User \"alice\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope");
 
     let Some((ok, out, err)) = kubectl(&alice_kc, &["auth", "whoami"]).await else { return t.h.shutdown().await };
     assert!(ok, "{err}");

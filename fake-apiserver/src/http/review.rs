@@ -1,5 +1,5 @@
 //! The review APIs (create only, nothing stored): `authentication.k8s.io/v1`
-//! SelfSubjectReview (`kubectl auth whoami`) and `authorization.k8s.io/v1`
+//! SelfSubjectReview (`kubectl auth whoami`) and TokenReview, and `authorization.k8s.io/v1`
 //! SelfSubjectAccessReview (`kubectl auth can-i`), SubjectAccessReview and namespaced
 //! LocalSubjectAccessReview, answered as upstream's REST storage does: the acting user's
 //! UserInfo, or the decision of [`crate::auth::authorize`] over the current policy. They
@@ -27,14 +27,16 @@ pub const GROUPS: [(&str, &str); 2] = [(AUTHENTICATION_GROUP, "v1"), (AUTHORIZAT
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewKind {
     SelfSubjectReview,
+    TokenReview,
     SelfSubjectAccessReview,
     SubjectAccessReview,
     LocalSubjectAccessReview,
 }
 
 /// (group, kind, plural, namespaced) of every review kind.
-const KINDS: [(ReviewKind, &str, &str, &str, bool); 4] = [
+const KINDS: [(ReviewKind, &str, &str, &str, bool); 5] = [
     (ReviewKind::SelfSubjectReview, AUTHENTICATION_GROUP, "SelfSubjectReview", "selfsubjectreviews", false),
+    (ReviewKind::TokenReview, AUTHENTICATION_GROUP, "TokenReview", "tokenreviews", false),
     (ReviewKind::LocalSubjectAccessReview, AUTHORIZATION_GROUP, "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
     (ReviewKind::SelfSubjectAccessReview, AUTHORIZATION_GROUP, "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
     (ReviewKind::SubjectAccessReview, AUTHORIZATION_GROUP, "SubjectAccessReview", "subjectaccessreviews", false),
@@ -109,6 +111,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>, route: &ReviewRo
     check_type(route.kind, &mut obj)?;
     let out = match route.kind {
         ReviewKind::SelfSubjectReview => self_subject_review(&user),
+        ReviewKind::TokenReview => token_review(state, obj)?,
         _ => access_review(state, route, &user, obj)?,
     };
     Ok(value_response(201, &out))
@@ -135,8 +138,9 @@ fn check_type(kind: ReviewKind, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Upstream's SelfSubjectReview: the acting user's name, uid, groups and extra.
-fn self_subject_review(user: &User) -> Value {
+/// Upstream's `authentication.k8s.io/v1` UserInfo of `user`: name, and uid, groups and extra
+/// when set.
+fn user_info(user: &User) -> Map<String, Value> {
     let mut info = Map::new();
     info.insert("username".into(), json!(user.name));
     if !user.uid.is_empty() {
@@ -148,12 +152,51 @@ fn self_subject_review(user: &User) -> Value {
     if !user.extra.is_empty() {
         info.insert("extra".into(), json!(user.extra));
     }
+    info
+}
+
+/// Upstream's SelfSubjectReview: the acting user's name, uid, groups and extra.
+fn self_subject_review(user: &User) -> Value {
     json!({
         "kind": "SelfSubjectReview",
         "apiVersion": format!("{AUTHENTICATION_GROUP}/v1"),
         "metadata": {"creationTimestamp": crate::api::now_rfc3339()},
-        "status": {"userInfo": info},
+        "status": {"userInfo": user_info(user)},
     })
+}
+
+/// The audiences the API server's own tokens are for (upstream's `--api-audiences`, which
+/// defaults to the service account issuer).
+pub const API_AUDIENCES: [&str; 1] = ["https://kubernetes.default.svc.cluster.local"];
+
+/// Upstream's TokenReview (`pkg/registry/authentication/tokenreview/storage.go`): the spec's
+/// token authenticated by the server's token authenticators for the requested audiences (the
+/// API's own when none are asked for). Static tokens are valid for the API's audiences only,
+/// as upstream's audience-agnostic wrapper makes them.
+fn token_review(state: &State, mut obj: Value) -> ApiResult<Value> {
+    let token = obj.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default().to_string();
+    if token.is_empty() {
+        return Err(ApiError::bad_request("token is required for TokenReview in authentication"));
+    }
+    let requested: Vec<String> = match obj.pointer("/spec/audiences") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let audiences: Vec<String> = if requested.is_empty() {
+        API_AUDIENCES.iter().map(|a| a.to_string()).collect()
+    } else {
+        requested.into_iter().filter(|a| API_AUDIENCES.contains(&a.as_str())).collect()
+    };
+    let user = state.config.token_auth.as_ref().and_then(|t| t.authenticate(&token)).filter(|_| !audiences.is_empty());
+    let status = match user {
+        Some(u) => json!({"authenticated": true, "user": user_info(&u), "audiences": audiences}),
+        None => json!({"user": {}, "error": "invalid bearer token"}),
+    };
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("metadata".into(), json!({"creationTimestamp": crate::api::now_rfc3339()}));
+        m.insert("status".into(), status);
+    }
+    Ok(obj)
 }
 
 #[path = "review_access.rs"]

@@ -64,8 +64,10 @@ pub struct RuntimePod {
 }
 
 impl RuntimePod {
-    fn sort_fingerprint(&mut self) {
-        self.fingerprint.sort();
+    /// Adds a container the runtime reported, to the observation and the fingerprint.
+    fn push_container(&mut self, s: &api::ContainerStatus) {
+        self.fingerprint.push((s.id.clone(), 100 + s.state));
+        self.containers.push(container_obs(s));
     }
 }
 
@@ -104,15 +106,12 @@ pub async fn observe_runtime<R: Runtime>(rt: &R, uid: &str) -> Result<RuntimePod
     }
     for s in statuses {
         match s {
-            Ok(s) => {
-                out.fingerprint.push((s.id.clone(), 100 + s.state));
-                out.containers.push(container_obs(&s));
-            }
+            Ok(s) => out.push_container(&s),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
-    out.sort_fingerprint();
+    out.fingerprint.sort();
     Ok(out)
 }
 
@@ -143,17 +142,14 @@ pub async fn after_own_starts<R: Runtime>(rt: &R, mut prev: RuntimePod, outcomes
                 });
             }
             Outcome::Started { id, .. } => match rt.container_status(id).await {
-                Ok(s) => {
-                    prev.fingerprint.push((s.id.clone(), 100 + s.state));
-                    prev.containers.push(container_obs(&s));
-                }
+                Ok(s) => prev.push_container(&s),
                 Err(e) if e.is_not_found() => return Ok(None),
                 Err(e) => return Err(e),
             },
             _ => return Ok(None),
         }
     }
-    prev.sort_fingerprint();
+    prev.fingerprint.sort();
     Ok(Some(prev))
 }
 
