@@ -158,6 +158,9 @@ const SAR_SPEC: &[Field] = &[
 const SELF_SAR: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SELF_SAR_SPEC))];
 const SAR: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SAR_SPEC))];
 const SELF_SUBJECT_REVIEW: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META))];
+const TOKEN_REVIEW_SPEC: &[Field] = &[f(1, "token", Ty::Str), f(2, "audiences", Ty::RepStr)];
+/// What the kubelet's webhook token authenticator sends (client-go speaks protobuf to the server).
+const TOKEN_REVIEW: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(TOKEN_REVIEW_SPEC))];
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
 const UNKNOWN: &[Field] = &[f(1, "typeMeta", Ty::Msg(TYPE_META)), f(2, "raw", Ty::Bytes)];
 
@@ -343,6 +346,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "SelfSubjectAccessReview" => SELF_SAR,
         "SubjectAccessReview" | "LocalSubjectAccessReview" => SAR,
         "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
+        "TokenReview" => TOKEN_REVIEW,
         other => {
             return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));
         }
