@@ -95,7 +95,7 @@ async fn bearer_tokens_authenticate_and_unknown_ones_are_refused() {
 /// Go clients (the kubelet's webhook authenticator) send TokenReviews as protobuf.
 #[test]
 fn token_reviews_decode_from_protobuf() {
-    let field = |n: u8, data: &[u8]| [vec![(n << 3) | 2, u8::try_from(data.len()).unwrap()], data.to_vec()].concat();
+    let field = common::pb::bytes;
     let spec = [field(1, b"alice-token"), field(2, b"aud-1"), field(2, b"aud-2")].concat();
     let type_meta = [field(1, b"authentication.k8s.io/v1"), field(2, b"TokenReview")].concat();
     let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &field(2, &spec))].concat();

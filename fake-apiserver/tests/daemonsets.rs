@@ -347,45 +347,16 @@ async fn on_delete_keeps_old_pods_until_deleted() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A protobuf field: tag and varint value.
-fn pb_varint(field: u64, mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut key = field << 3;
-    loop {
-        let (b, rest) = ((key & 0x7f) as u8, key >> 7);
-        out.push(if rest == 0 { b } else { b | 0x80 });
-        if rest == 0 {
-            break;
-        }
-        key = rest;
-    }
-    loop {
-        let (b, rest) = ((v & 0x7f) as u8, v >> 7);
-        out.push(if rest == 0 { b } else { b | 0x80 });
-        if rest == 0 {
-            return out;
-        }
-        v = rest;
-    }
-}
-
-/// A protobuf field: tag and length-delimited bytes (short messages only).
-fn pb_bytes(field: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = vec![u8::try_from((field << 3) | 2).expect("small field"), u8::try_from(data.len()).ok().filter(|n| *n < 0x80).expect("shorter than 128 bytes")];
-    out.extend_from_slice(data);
-    out
-}
-
 #[test]
 fn typed_clients_may_send_daemonsets_as_protobuf() {
-    let entry = [pb_bytes(1, b"app"), pb_bytes(2, b"agent")].concat();
-    let selector = pb_bytes(1, &entry);
-    let max_unavailable = [pb_varint(1, 0), pb_varint(2, 2)].concat();
-    let strategy = [pb_bytes(1, b"RollingUpdate"), pb_bytes(2, &pb_bytes(1, &max_unavailable))].concat();
-    let spec = [pb_bytes(1, &selector), pb_bytes(3, &strategy), pb_varint(4, 5), pb_varint(6, 3)].concat();
-    let raw = [pb_bytes(1, &pb_bytes(1, b"agent")), pb_bytes(2, &spec)].concat();
-    let type_meta = [pb_bytes(1, b"apps/v1"), pb_bytes(2, b"DaemonSet")].concat();
-    let body = [b"k8s\0".to_vec(), pb_bytes(1, &type_meta), pb_bytes(2, &raw)].concat();
+    let entry = [common::pb::bytes(1, b"app"), common::pb::bytes(2, b"agent")].concat();
+    let selector = common::pb::bytes(1, &entry);
+    let max_unavailable = [common::pb::varint(1, 0), common::pb::varint(2, 2)].concat();
+    let strategy = [common::pb::bytes(1, b"RollingUpdate"), common::pb::bytes(2, &common::pb::bytes(1, &max_unavailable))].concat();
+    let spec = [common::pb::bytes(1, &selector), common::pb::bytes(3, &strategy), common::pb::varint(4, 5), common::pb::varint(6, 3)].concat();
+    let raw = [common::pb::bytes(1, &common::pb::bytes(1, b"agent")), common::pb::bytes(2, &spec)].concat();
+    let type_meta = [common::pb::bytes(1, b"apps/v1"), common::pb::bytes(2, b"DaemonSet")].concat();
+    let body = [b"k8s\0".to_vec(), common::pb::bytes(1, &type_meta), common::pb::bytes(2, &raw)].concat();
     let v = fake_apiserver::protobuf::decode(&body).expect("decodes");
     assert_eq!(v, json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
         "spec": {"selector": {"matchLabels": {"app": "agent"}}, "minReadySeconds": 5, "revisionHistoryLimit": 3,

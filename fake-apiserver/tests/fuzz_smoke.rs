@@ -2,6 +2,9 @@
 //! random bytes, token soup and mutated realistic seeds. Each input must return (`Ok` or
 //! `Err`) without panicking, and quickly. `fuzz/` runs the same bodies under libFuzzer.
 
+mod common;
+
+use common::pb;
 use fuzz_smoke::smoke;
 
 #[path = "../fuzz/bodies.rs"]
@@ -79,42 +82,19 @@ fn apply_patch_smoke() {
     smoke("apply_patch", 0x5EED_A004, &seeds, JSON_TOKENS, bodies::apply_patch);
 }
 
-fn pb_varint_raw(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn pb_bytes(field: u64, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    pb_varint_raw(field << 3 | 2, &mut out);
-    pb_varint_raw(body.len() as u64, &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
-fn pb_varint(field: u64, v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    pb_varint_raw(field << 3, &mut out);
-    pb_varint_raw(v, &mut out);
-    out
-}
-
 /// `runtime.Unknown` envelopes holding a ConfigMap and a Pod.
 fn protobuf_seeds() -> Vec<Vec<u8>> {
     let envelope = |api: &str, kind: &str, raw: &[u8]| {
-        let type_meta = [pb_bytes(1, api.as_bytes()), pb_bytes(2, kind.as_bytes())].concat();
-        [b"k8s\0".to_vec(), pb_bytes(1, &type_meta), pb_bytes(2, raw)].concat()
+        let type_meta = [pb::bytes(1, api.as_bytes()), pb::bytes(2, kind.as_bytes())].concat();
+        [b"k8s\0".to_vec(), pb::bytes(1, &type_meta), pb::bytes(2, raw)].concat()
     };
-    let label = [pb_bytes(1, b"app"), pb_bytes(2, b"web")].concat();
-    let meta = [pb_bytes(1, b"cm"), pb_bytes(3, b"default"), pb_bytes(11, &label)].concat();
-    let data = [pb_bytes(1, b"k"), pb_bytes(2, b"v")].concat();
-    let cm = [pb_bytes(1, &meta), pb_bytes(2, &data)].concat();
-    let container = [pb_bytes(1, b"c"), pb_bytes(2, b"nginx:1")].concat();
-    let spec = [pb_bytes(2, &container), pb_varint(4, 30)].concat();
-    let pod = [pb_bytes(1, &pb_bytes(1, b"web")), pb_bytes(2, &spec)].concat();
+    let label = [pb::bytes(1, b"app"), pb::bytes(2, b"web")].concat();
+    let meta = [pb::bytes(1, b"cm"), pb::bytes(3, b"default"), pb::bytes(11, &label)].concat();
+    let data = [pb::bytes(1, b"k"), pb::bytes(2, b"v")].concat();
+    let cm = [pb::bytes(1, &meta), pb::bytes(2, &data)].concat();
+    let container = [pb::bytes(1, b"c"), pb::bytes(2, b"nginx:1")].concat();
+    let spec = [pb::bytes(2, &container), pb::varint(4, 30)].concat();
+    let pod = [pb::bytes(1, &pb::bytes(1, b"web")), pb::bytes(2, &spec)].concat();
     vec![envelope("v1", "ConfigMap", &cm), envelope("v1", "Pod", &pod), envelope("v1", "Secret", &[]), b"k8s\0".to_vec()]
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kubectl;
+pub mod pb;
 pub mod pki;
 
 use std::time::{Duration, Instant};

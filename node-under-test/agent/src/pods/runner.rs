@@ -220,7 +220,6 @@ pub async fn run_pod_worker<R: Runtime>(
             queued = Some(s.clone());
         }
         let done = effects.execute(&pod, &obs, &actions, &mut kills).await;
-        reuse = None;
         if again && starts_only(&actions) {
             let prev = super::observe::RuntimePod {
                 sandbox: obs.sandbox.clone(),
