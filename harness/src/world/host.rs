@@ -81,6 +81,18 @@ impl Host {
         Ok(tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd)))
     }
 
+    /// One connection attempt from `src` (an address of this host) to `to`, the source port
+    /// chosen at connect time (see [`crate::world::tcp`]). Needs a tokio runtime.
+    pub async fn tcp_attempt(
+        &self,
+        src: Ipv4Addr,
+        to: std::net::SocketAddrV4,
+        timeout: std::time::Duration,
+    ) -> Result<crate::world::tcp::Attempt> {
+        let fd = self.run(crate::world::tcp::new_tcp_fd)?.ctx(|| format!("{}: creating a TCP socket", self.name))?;
+        crate::world::tcp::attempt_from(fd, src, to, timeout).await
+    }
+
     /// Connects from inside this host.
     pub async fn tcp_connect(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream> {
         self.tcp_socket()?.connect(addr).await.ctx(|| format!("{}: connecting to {addr}", self.name))

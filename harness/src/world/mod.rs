@@ -9,6 +9,7 @@
 mod host;
 pub mod net;
 pub mod plan;
+pub mod tcp;
 
 use std::net::Ipv4Addr;
 use std::time::Instant;

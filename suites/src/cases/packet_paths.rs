@@ -95,19 +95,8 @@ pub fn cases() -> Vec<Case> {
         "session-affinity-clientip" => policy::session_affinity, SingleNode, All, SLOW, [];
         "external-traffic-policy-local" => policy::external_local, TwoNodes, All, C, [];
         "udp-round-trip-conntrack-cleanup" => udp::udp_conntrack, SingleNode, All, C, [];
+        "terminating-endpoint-serves-until-a-ready-one-exists" => terminating::terminating_serving, SingleNode, All, C, [];
     };
-    // nftables mode only for now: in iptables mode (iptables-nft) about one run in ten sees a
-    // fresh SYN to the ClusterIP get a conntrack entry without DNAT (UNREPLIED, routed back
-    // out with an ICMP redirect) while both endpoints exist; that is under investigation and
-    // a case that fails by chance gates nothing.
-    all.push(Case {
-        id: "packet-paths/nftables/terminating-endpoint-serves-until-a-ready-one-exists",
-        labels: C,
-        needs: &[Capability::Nftables],
-        topology: Topology::SingleNode,
-        runtimes: Runtimes::All,
-        body: terminating::terminating_serving::<Nft> as fn(CaseCtx) -> BodyFuture,
-    });
     // Area node-failure, here for the packet-path fixture it shares.
     let heal: [HealRow; 4] = [
         ("node-failure/nftables/node-killed-pods-replaced-service-heals", heal::node_killed::<Nft>, &[Capability::Nftables]),

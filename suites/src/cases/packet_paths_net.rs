@@ -16,7 +16,7 @@ use harness::path::Captures;
 use harness::world::Host;
 use nix::sched::{CloneFlags, setns};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 
 use crate::context::CaseCtx;
 
@@ -160,18 +160,6 @@ impl Origin<'_> {
         }
     }
 
-    /// A TCP socket bound to the origin's address and an ephemeral port.
-    fn tcp_socket(&self) -> anyhow::Result<(TcpSocket, SocketAddrV4)> {
-        let s = match self {
-            Origin::Host(h) | Origin::HostFrom(h, _) => h.tcp_socket()?,
-            Origin::Pod(p) => p.run(TcpSocket::new_v4)??,
-        };
-        s.bind(SocketAddr::from((self.ip(), 0)))
-            .with_context(|| format!("binding a TCP socket to {}", self.ip()))?;
-        let port = s.local_addr()?.port();
-        Ok((s, SocketAddrV4::new(self.ip(), port)))
-    }
-
     /// A UDP socket bound to the origin's address and an ephemeral port.
     pub fn udp_socket(&self) -> anyhow::Result<UdpSocket> {
         let bind = SocketAddr::from((self.ip(), 0));
@@ -186,46 +174,25 @@ impl Origin<'_> {
     }
 }
 
-/// How a connection attempt ended.
-pub(super) enum Attempt {
-    Connected(TcpStream, SocketAddrV4),
-    /// ECONNREFUSED: a TCP RST or an ICMP port-unreachable came back.
-    Refused(SocketAddrV4),
-    /// Nothing came back within the timeout.
-    TimedOut(SocketAddrV4),
-    /// Another error (host unreachable, …).
-    Failed(SocketAddrV4, std::io::Error),
-}
+pub(super) use harness::world::tcp::Attempt;
 
-impl Attempt {
-    /// One word for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Attempt::Connected(_, l) => format!("connected from {l}"),
-            Attempt::Refused(l) => format!("refused (from {l})"),
-            Attempt::TimedOut(l) => format!("timed out (from {l})"),
-            Attempt::Failed(l, e) => format!("failed from {l}: {e}"),
-        }
-    }
-}
-
-/// Connects from `from` to `to` within `timeout`.
+/// Connects from `from` to `to` within `timeout`, the source port chosen at connect time (see
+/// `harness::world::tcp`: a random port can meet the conntrack entry of an earlier attempt).
 pub(super) async fn attempt(
     from: Origin<'_>,
     to: SocketAddr,
     timeout: Duration,
 ) -> anyhow::Result<Attempt> {
-    let (sock, local) = from.tcp_socket()?;
-    Ok(
-        match tokio::time::timeout(timeout, sock.connect(to)).await {
-            Err(_) => Attempt::TimedOut(local),
-            Ok(Ok(s)) => Attempt::Connected(s, local),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Attempt::Refused(local)
-            }
-            Ok(Err(e)) => Attempt::Failed(local, e),
-        },
-    )
+    let SocketAddr::V4(to4) = to else {
+        bail!("IPv6 target {to}")
+    };
+    Ok(match from {
+        Origin::Host(h) | Origin::HostFrom(h, _) => h.tcp_attempt(from.ip(), to4, timeout).await?,
+        Origin::Pod(p) => {
+            let fd = p.run(harness::world::tcp::new_tcp_fd)??;
+            harness::world::tcp::attempt_from(fd, p.ip, to4, timeout).await?
+        }
+    })
 }
 
 /// One answered `GET /hostname`: the client's address and the body (the pod's hostname).

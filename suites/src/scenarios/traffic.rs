@@ -14,7 +14,7 @@
 //! no answer is refused on its retransmission a second later.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -215,12 +215,10 @@ async fn batch(world: &ScenarioWorld, client: &Client, t: &Traffic, out: &Path, 
     }
     let mut ports = Vec::new();
     for _ in 0..t.connections {
-        let socket = from.tcp_socket()?;
-        socket.bind(SocketAddr::from((from.ip(), 0)))?;
-        ports.push(socket.local_addr()?.port());
-        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT, socket.connect(SocketAddr::V4(target))).await {
-            drop(stream);
-        }
+        // The port is chosen at connect time: a random one can meet the conntrack entry of an
+        // earlier attempt (see `harness::world::tcp`).
+        let attempt = from.tcp_attempt(from.ip(), target, CONNECT).await?;
+        ports.push(attempt.local().port());
     }
     let sent = sender.stop().await?;
     let mut bridges = Vec::new();
