@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::catalog::Label;
-use crate::plan::{Run, Selection};
+use crate::plan::{Run, Selection, Shard};
 use crate::report;
 use crate::runner::{self, Outcome, RunOptions, RunResult};
 use crate::target::RuntimeTarget;
@@ -65,15 +65,23 @@ enum BenchKind {
 
 #[derive(Debug, clap::Args)]
 struct SelectArgs {
-    /// Only runs whose name (`area/behaviour[runtime]`) contains EXPR, or matches it as a `*` glob.
-    #[arg(long, value_name = "EXPR")]
-    filter: Option<String>,
+    /// Only runs whose name (`area/behaviour[runtime]`) contains EXPR, or matches it as a `*`
+    /// glob (repeatable: a run matching any is kept).
+    #[arg(long = "filter", value_name = "EXPR")]
+    filters: Vec<String>,
+    /// Leave out runs whose name contains EXPR or matches it as a `*` glob (repeatable).
+    #[arg(long = "exclude", value_name = "EXPR")]
+    excludes: Vec<String>,
     /// Only cases carrying this label (repeatable): Conformance, Disruptive, Slow.
     #[arg(long = "label", value_name = "LABEL", value_parser = parse_label)]
     labels: Vec<Label>,
     /// Runtime backend: fake-cri (default), containerd, or unix:///path/to/cri.sock (repeatable).
     #[arg(long = "runtime", value_name = "RUNTIME")]
     runtimes: Vec<RuntimeTarget>,
+    /// Only part K of the selection split into N parts (1 <= K <= N); the N shards partition
+    /// it, and a run's shard is a hash of its name, the same on every machine.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +97,10 @@ struct ConformanceArgs {
     /// Keep artifacts of passing cases too (failing cases always keep theirs).
     #[arg(long)]
     keep_artifacts: bool,
+    /// Exit 0 even when every selected run was skipped (by default that is exit 3: nothing
+    /// was tested).
+    #[arg(long)]
+    allow_skipped: bool,
     /// Cases run at once (default: the number of CPUs).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -110,13 +122,15 @@ fn parse_label(s: &str) -> Result<Label, String> {
 impl SelectArgs {
     fn selection(&self) -> Selection {
         Selection {
-            filter: self.filter.clone(),
+            filters: self.filters.clone(),
+            excludes: self.excludes.clone(),
             labels: self.labels.clone(),
             runtimes: if self.runtimes.is_empty() {
                 vec![RuntimeTarget::FakeCri]
             } else {
                 self.runtimes.clone()
             },
+            shard: self.shard,
         }
     }
 }
@@ -126,23 +140,44 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Conformance(args) => conformance(args),
-        Command::List(args) => {
-            for run in args.selection().runs() {
-                match &run.skip {
-                    None => println!("{}", run.name()),
-                    Some(why) => println!("{}  (skipped: {why})", run.name()),
-                }
-            }
-            ExitCode::SUCCESS
-        }
+        Command::List(args) => list(&args),
         Command::Up(args) => crate::live::up(args),
         Command::Run(args) => crate::scenarios::run(args),
         Command::Bench { what, runs } => bench(what, runs),
     }
 }
 
+/// `nodekit list`: one line per run with its labels, runtime and topology, and why it would
+/// be skipped. Exit 2 when a selected target is unusable, as `conformance` would.
+fn list(args: &SelectArgs) -> ExitCode {
+    let selection = args.selection();
+    if let Some(code) = refuse_unusable_targets(&selection) {
+        return code;
+    }
+    print!("{}", report::list_table(&selection.runs()));
+    ExitCode::SUCCESS
+}
+
+/// Exit 2 with the reason when a selected runtime target cannot be used at all (an external
+/// socket that is missing or does not answer CRI): nothing would be tested on it.
+fn refuse_unusable_targets(selection: &Selection) -> Option<ExitCode> {
+    for rt in &selection.runtimes {
+        if let RuntimeTarget::External(endpoint) = rt {
+            if let Err(why) = crate::target::probe_external(endpoint) {
+                eprintln!("nodekit: --runtime {endpoint}: {why}");
+                return Some(ExitCode::from(2));
+            }
+        }
+    }
+    None
+}
+
 fn conformance(args: ConformanceArgs) -> ExitCode {
-    let runs = args.select.selection().runs();
+    let selection = args.select.selection();
+    if let Some(code) = refuse_unusable_targets(&selection) {
+        return code;
+    }
+    let runs = selection.runs();
     if runs.is_empty() {
         eprintln!("nodekit: no case matches the selection (see `nodekit list`)");
         return ExitCode::from(2);
@@ -199,7 +234,26 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
         }
         println!("junit: {}", path.display());
     }
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    exit_code(&results, args.allow_skipped)
+}
+
+/// 1 when a run failed; 3 when none failed but none ran either (every run skipped), unless
+/// skipped runs are accepted; 0 otherwise.
+fn exit_code(results: &[RunResult], allow_skipped: bool) -> ExitCode {
+    let failed = results.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
+    let ran = results.iter().filter(|r| !matches!(r.outcome, Outcome::Skipped(_))).count();
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else if ran == 0 && !allow_skipped {
+        eprintln!(
+            "nodekit: all {} selected runs were skipped: nothing was tested (see the reasons above; \
+             --allow-skipped accepts this)",
+            results.len()
+        );
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Runs everything with `jobs` worker threads, in catalog order of completion reporting.

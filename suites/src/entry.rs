@@ -35,9 +35,8 @@ pub fn main() -> ExitCode {
     }
     // Every runtime backend; a backend this machine lacks shows as ignored (skipped) at list time.
     let selection = Selection {
-        filter: None,
-        labels: vec![],
         runtimes: vec![RuntimeTarget::FakeCri, RuntimeTarget::Containerd],
+        ..Selection::default()
     };
     let opts = RunOptions {
         artifacts_root: artifacts_root(),

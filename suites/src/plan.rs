@@ -27,6 +27,11 @@ impl Run {
             .unmet_needs()
             .or_else(|| runtime.as_ref().and_then(RuntimeTarget::unavailable))
             .or_else(|| match (&runtime, case.runtimes) {
+                (Some(RuntimeTarget::External(_)), _) if case.area() != "runtime" => Some(
+                    "node areas need a runtime nodekit starts inside the world (fake-cri, containerd); an \
+                     external CRI socket runs the CRI-level area (runtime/) only"
+                        .into(),
+                ),
                 (Some(rt), Runtimes::FakeOnly) if *rt != RuntimeTarget::FakeCri => Some(format!(
                     "declared for fake-cri only (it drives fake-cri's fault controls, or does not depend on \
                      the runtime); not run on {}",
@@ -38,15 +43,56 @@ impl Run {
     }
 }
 
-/// What to run: a filter over ids, required labels, and the runtime targets.
-#[derive(Debug, Clone)]
+/// One part of a catalog split into `of` parts (`--shard K/N`, `index` = K, 1-based). A run
+/// belongs to the shard its name hashes to, so the shards of N partition any selection, and a
+/// run's shard does not depend on the machine, the catalog order or what else was selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl Shard {
+    /// Whether the run named `name` falls in this shard.
+    pub fn contains(&self, name: &str) -> bool {
+        // FNV-1a, 64 bit: fixed, and spread well over short ASCII names.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h % u64::from(self.of) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("invalid shard {s:?}: use K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, of) = (k.trim().parse::<u32>().map_err(|_| bad())?, n.trim().parse::<u32>().map_err(|_| bad())?);
+        if index == 0 || of == 0 || index > of {
+            return Err(bad());
+        }
+        Ok(Shard { index, of })
+    }
+}
+
+/// What to run: filters over run names, required labels, the runtime targets and a shard.
+#[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Substring or `*` glob over the run name (`area/behaviour[runtime]`).
-    pub filter: Option<String>,
+    /// Substrings or `*` globs over the run name (`area/behaviour[runtime]`); a run is kept
+    /// when any matches (all runs when empty).
+    pub filters: Vec<String>,
+    /// Runs matching any of these are dropped.
+    pub excludes: Vec<String>,
     /// Every listed label must be on the case.
     pub labels: Vec<Label>,
     /// Runtime targets for cases that involve a runtime.
     pub runtimes: Vec<RuntimeTarget>,
+    /// Only this part of the selection.
+    pub shard: Option<Shard>,
 }
 
 impl Selection {
@@ -69,7 +115,12 @@ impl Selection {
                 }
             }
         }
-        out.retain(|r| self.filter.as_deref().is_none_or(|f| matches(f, &r.name())));
+        out.retain(|r| {
+            let name = r.name();
+            (self.filters.is_empty() || self.filters.iter().any(|f| matches(f, &name)))
+                && !self.excludes.iter().any(|f| matches(f, &name))
+                && self.shard.is_none_or(|s| s.contains(&name))
+        });
         out
     }
 }
@@ -125,11 +176,7 @@ mod tests {
 
     #[test]
     fn expands_runtimes_and_skips_fake_only_on_real() {
-        let sel = Selection {
-            filter: None,
-            labels: vec![],
-            runtimes: vec![RuntimeTarget::FakeCri, RuntimeTarget::Containerd],
-        };
+        let sel = Selection { runtimes: vec![RuntimeTarget::FakeCri, RuntimeTarget::Containerd], ..Selection::default() };
         let runs = sel.runs_of(vec![
             case("world/x", Runtimes::None, &[]),
             case("runtime/y", Runtimes::All, &[]),
@@ -153,14 +200,65 @@ mod tests {
     #[test]
     fn label_filter_and_unmet_needs() {
         let sel = Selection {
-            filter: None,
             labels: vec![Label::Conformance],
             runtimes: vec![RuntimeTarget::FakeCri],
+            ..Selection::default()
         };
         let mut needy = case("kubectl/x", Runtimes::None, &[Label::Conformance]);
         needy.needs = &[Capability::Kubectl];
         let runs = sel.runs_of(vec![case("a/b", Runtimes::None, &[]), needy]);
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].case.id, "kubectl/x");
+    }
+
+    #[test]
+    fn filters_are_alternatives_and_excludes_win() {
+        let sel = Selection {
+            filters: vec!["probes/".into(), "world/".into()],
+            excludes: vec!["*liveness*".into()],
+            runtimes: vec![RuntimeTarget::FakeCri],
+            ..Selection::default()
+        };
+        let runs = sel.runs_of(vec![
+            case("world/x", Runtimes::None, &[]),
+            case("probes/liveness-kills", Runtimes::All, &[]),
+            case("probes/readiness", Runtimes::All, &[]),
+            case("runtime/y", Runtimes::All, &[]),
+        ]);
+        let names: Vec<String> = runs.iter().map(Run::name).collect();
+        assert_eq!(names, ["world/x", "probes/readiness[fake-cri]"]);
+    }
+
+    /// The shards of N partition the whole catalog: every run in exactly one shard, none empty,
+    /// and a run's shard does not change with the rest of the selection.
+    #[test]
+    fn shards_partition_the_catalog() {
+        let all = Selection { runtimes: vec![RuntimeTarget::FakeCri, RuntimeTarget::Containerd], ..Selection::default() };
+        let names: Vec<String> = all.runs().iter().map(Run::name).collect();
+        for n in [1u32, 2, 3, 4, 7] {
+            let mut seen: Vec<String> = Vec::new();
+            for k in 1..=n {
+                let sel = Selection { shard: Some(Shard { index: k, of: n }), ..all.clone() };
+                let part: Vec<String> = sel.runs().iter().map(Run::name).collect();
+                assert!(!part.is_empty(), "shard {k}/{n} is empty");
+                seen.extend(part);
+            }
+            seen.sort();
+            let mut want = names.clone();
+            want.sort();
+            assert_eq!(seen, want, "shards of {n} do not partition the catalog");
+        }
+        let one = Selection { filters: vec!["probes/".into()], shard: Some(Shard { index: 2, of: 3 }), ..all.clone() };
+        let whole = Selection { shard: Some(Shard { index: 2, of: 3 }), ..all };
+        let whole: Vec<String> = whole.runs().iter().map(Run::name).collect();
+        assert!(one.runs().iter().all(|r| whole.contains(&r.name())));
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, of: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().unwrap_err().contains("K/N"), "{bad}");
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::catalog::{Runtimes, Topology};
+use crate::plan::Run;
 use crate::runner::{Outcome, RunResult};
 
 /// Per-area counts.
@@ -58,6 +60,46 @@ pub fn table(results: &[RunResult]) -> String {
 }
 
 /// One progress line for a finished run.
+/// `nodekit list`: one row per run with the case's labels, the runtimes it is declared for,
+/// its topology, and why the run would be skipped here.
+pub fn list_table(runs: &[Run]) -> String {
+    let rows: Vec<[String; 5]> = runs
+        .iter()
+        .map(|r| {
+            let labels: Vec<&str> = r.case.labels.iter().map(|l| l.as_str()).collect();
+            let runtimes = match r.case.runtimes {
+                Runtimes::None => "none",
+                Runtimes::FakeOnly => "fake-cri only",
+                Runtimes::All => "all",
+            };
+            let topology = match r.case.topology {
+                Topology::SingleNode => "single-node",
+                Topology::TwoNodes => "two-nodes",
+            };
+            let skip = r.skip.as_deref().map(|w| format!("skipped: {w}")).unwrap_or_default();
+            let labels = if labels.is_empty() { "-".to_string() } else { labels.join(",") };
+            [r.name(), labels, runtimes.to_string(), topology.to_string(), skip]
+        })
+        .collect();
+    let head = ["RUN", "LABELS", "RUNTIMES", "TOPOLOGY", ""].map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&head).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            row[0], row[1], row[2], row[3], row[4],
+            w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3]
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
 pub fn progress_line(done: usize, total: usize, r: &RunResult) -> String {
     let (tag, detail) = match &r.outcome {
         Outcome::Passed => ("PASS", String::new()),

@@ -55,6 +55,42 @@ impl RuntimeTarget {
     }
 }
 
+/// How long an external socket has to answer CRI `Version` before it is refused.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks that the external CRI endpoint exists and answers CRI `Version`; the reason when it
+/// does not.
+pub fn probe_external(endpoint: &str) -> Result<String, String> {
+    probe_within(endpoint, PROBE_TIMEOUT)
+}
+
+fn probe_within(endpoint: &str, within: std::time::Duration) -> Result<String, String> {
+    let path = std::path::PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or(endpoint));
+    if !path.exists() {
+        return Err(format!("CRI socket {} does not exist", path.display()));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime to probe the socket: {e}"))?;
+    rt.block_on(async {
+        let ask = async {
+            let channel = fake_cri::client::channel(&path).await.map_err(|e| format!("cannot connect: {e}"))?;
+            let mut client = k8s_cri::v1::runtime_service_client::RuntimeServiceClient::new(channel);
+            let v = client
+                .version(k8s_cri::v1::VersionRequest { version: "v1".into() })
+                .await
+                .map_err(|s| format!("CRI Version failed: {}: {}", s.code(), s.message()))?
+                .into_inner();
+            Ok(format!("{} {} (CRI {})", v.runtime_name, v.runtime_version, v.runtime_api_version))
+        };
+        match tokio::time::timeout(within, ask).await {
+            Ok(r) => r.map_err(|e: String| format!("{} does not answer CRI: {e}", path.display())),
+            Err(_) => Err(format!("{} does not answer CRI Version within {within:?}", path.display())),
+        }
+    })
+}
+
 impl fmt::Display for RuntimeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -97,6 +133,30 @@ mod tests {
         );
         let err = "docker".parse::<RuntimeTarget>().unwrap_err().to_string();
         assert!(err.contains("fake-cri, containerd or unix:///"), "{err}");
+    }
+
+    #[test]
+    fn missing_or_mute_sockets_are_refused() {
+        let err = probe_external("unix:///nonexistent/cri.sock").unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        // A socket that accepts connections but speaks no HTTP/2.
+        let dir = std::env::temp_dir().join(format!("nodekit-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("mute.sock");
+        let _ = std::fs::remove_file(&sock);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let keep = std::thread::spawn(move || {
+            let held = listener.accept();
+            let _ = done_rx.recv();
+            drop(held);
+        });
+        let err = probe_within(&format!("unix://{}", sock.display()), std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(err.contains("does not answer CRI"), "{err}");
+        // The holder ends once it accepted; it is not joined in case the probe never connected.
+        let _ = done_tx.send(());
+        drop(keep);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
