@@ -83,6 +83,10 @@ pub enum Runtimes {
     FakeOnly,
     /// Every runtime backend.
     All,
+    /// Every runtime nodekit starts inside the world (fake-cri, containerd), not an external
+    /// socket: the case looks at the runtime from the node host (its processes, its pod
+    /// network), which a runtime started elsewhere does not share.
+    Sealed,
 }
 
 pub type BodyFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;

@@ -193,10 +193,17 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
         timeout: Duration::from_secs(args.timeout),
         capture_output: true,
     };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        .max(1);
+    let external = selection.runtimes.iter().any(|r| matches!(r, RuntimeTarget::External(_)));
+    let jobs = if external {
+        // Runs on an external runtime share it: one at a time, so that no case sees another's
+        // objects or loses an image another case removed.
+        if args.jobs.is_some_and(|j| j > 1) {
+            eprintln!("nodekit: an external runtime is shared by its runs: they run one at a time");
+        }
+        1
+    } else {
+        args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+    };
     if let Some(msg) = runner::sweep_cgroups() {
         eprintln!("nodekit: before the run: {msg}");
     }

@@ -25,6 +25,31 @@ pub struct Cri {
     /// ImageService.
     pub img: ImageServiceClient<Channel>,
     node: String,
+    /// Set for a runtime someone else runs: what this client creates is the case's only.
+    scope: Option<std::sync::Arc<Scope>>,
+}
+
+/// Label on every sandbox and container a case creates on an external runtime.
+pub const RUN_LABEL: &str = "nodekit.dev/run";
+
+/// One case's share of an external runtime: a tag no other run has (on the labels and uids of
+/// everything it creates, and on every list it makes) and a log directory outside the world,
+/// where the runtime can write and the case can read.
+#[derive(Debug)]
+pub struct Scope {
+    pub tag: String,
+    pub logs: PathBuf,
+}
+
+impl Scope {
+    /// A scope for this case process (pid and start time).
+    pub fn new() -> anyhow::Result<Scope> {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let tag = format!("nk-{}-{:x}", std::process::id(), since.as_millis());
+        let logs = std::env::temp_dir().join(format!("nodekit-cri-logs-{tag}"));
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        Ok(Scope { tag, logs })
+    }
 }
 
 /// Connects to the CRI socket at `socket` (a runtime of node `node`).
@@ -36,6 +61,7 @@ pub async fn connect(socket: &Path, node: &str) -> anyhow::Result<Cri> {
         rt: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         img: ImageServiceClient::new(channel),
         node: node.to_string(),
+        scope: None,
     })
 }
 
@@ -131,27 +157,82 @@ pub fn container(name: &str, args: &[&str]) -> Ctr {
 }
 
 impl Cri {
+    /// This client, scoped to one case's share of an external runtime.
+    pub fn scoped(mut self, scope: Scope) -> Cri {
+        self.scope = Some(std::sync::Arc::new(scope));
+        self
+    }
+
+    /// Whether this client works on an external runtime's share (see [`Scope`]).
+    pub fn is_scoped(&self) -> bool {
+        self.scope.is_some()
+    }
+
     /// The sandbox config of pod `name` (namespace `default`, uid `uid-<name>`, hostname
     /// `name`), with a log directory in the world's scratch space and the world's cgroup parent.
+    /// On an external runtime: the uid carries the scope's tag, the pod its label, the log
+    /// directory is the scope's, and the runtime picks the cgroup parent.
     pub fn pod(&self, name: &str) -> anyhow::Result<Pod> {
-        let logs = harness::backend::scratch_dir(&format!("pod-logs/{name}"))?;
-        Ok(Pod {
+        let (uid, logs, cgroup_parent) = match &self.scope {
+            None => (
+                format!("uid-{name}"),
+                harness::backend::scratch_dir(&format!("pod-logs/{name}"))?,
+                harness::backend::cgroup_parent(&self.node, name)?,
+            ),
+            Some(s) => {
+                let logs = s.logs.join(name);
+                std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+                (format!("uid-{name}-{}", s.tag), logs, String::new())
+            }
+        };
+        let mut pod = Pod {
             config: api::PodSandboxConfig {
-                metadata: Some(api::PodSandboxMetadata {
-                    name: name.into(),
-                    uid: format!("uid-{name}"),
-                    namespace: "default".into(),
-                    attempt: 0,
-                }),
+                metadata: Some(api::PodSandboxMetadata { name: name.into(), uid, namespace: "default".into(), attempt: 0 }),
                 hostname: name.into(),
                 log_directory: logs.to_string_lossy().into_owned(),
-                linux: Some(api::LinuxPodSandboxConfig {
-                    cgroup_parent: harness::backend::cgroup_parent(&self.node, name)?,
-                    ..Default::default()
-                }),
+                linux: Some(api::LinuxPodSandboxConfig { cgroup_parent, ..Default::default() }),
                 ..Default::default()
             },
-        })
+        };
+        if let Some(s) = &self.scope {
+            pod = pod.label(RUN_LABEL, &s.tag);
+        }
+        Ok(pod)
+    }
+
+    /// Removes every container and sandbox of this client's scope, then fails when the
+    /// runtime still lists any (a leftover check); a no-op for runtimes of the world.
+    pub async fn remove_scoped(&mut self) -> anyhow::Result<()> {
+        let Some(scope) = self.scope.clone() else { return Ok(()) };
+        let sel = labels(&[(RUN_LABEL, &scope.tag)]);
+        let mut errors = Vec::new();
+        for c in self.list(api::ContainerFilter { label_selector: sel.clone(), ..Default::default() }).await? {
+            let _ = self.stop(&c.id, 0).await;
+            if let Err(e) = self.remove(&c.id).await {
+                errors.push(format!("RemoveContainer {}: {}", c.id, e.message()));
+            }
+        }
+        for p in self.list_pods(api::PodSandboxFilter { label_selector: sel.clone(), ..Default::default() }).await? {
+            let _ = self.stop_pod(&p.id).await;
+            if let Err(e) = self.remove_pod(&p.id).await {
+                errors.push(format!("RemovePodSandbox {}: {}", p.id, e.message()));
+            }
+        }
+        let pods = self.list_pods(api::PodSandboxFilter { label_selector: sel.clone(), ..Default::default() }).await?;
+        let ctrs = self.list(api::ContainerFilter { label_selector: sel, ..Default::default() }).await?;
+        let _ = std::fs::remove_dir_all(&scope.logs);
+        if !pods.is_empty() || !ctrs.is_empty() {
+            let ids = |v: Vec<String>| v.join(", ");
+            bail!(
+                "left behind on the runtime after removing everything labelled {RUN_LABEL}={}: sandboxes [{}], \
+                 containers [{}] ({})",
+                scope.tag,
+                ids(pods.into_iter().map(|p| p.id).collect()),
+                ids(ctrs.into_iter().map(|c| c.id).collect()),
+                errors.join("; ")
+            );
+        }
+        Ok(())
     }
 
     /// RunPodSandbox; returns the sandbox id.
@@ -170,7 +251,10 @@ impl Cri {
             .rt
             .create_container(api::CreateContainerRequest {
                 pod_sandbox_id: sandbox.into(),
-                config: Some(c.config.clone()),
+                config: Some(match &self.scope {
+                    None => c.config.clone(),
+                    Some(s) => c.clone().label(RUN_LABEL, &s.tag).config,
+                }),
                 sandbox_config: Some(pod.config.clone()),
             })
             .await
@@ -231,13 +315,21 @@ impl Cri {
     }
 
     /// ListPodSandbox with a filter.
-    pub async fn list_pods(&mut self, filter: api::PodSandboxFilter) -> anyhow::Result<Vec<api::PodSandbox>> {
+    /// On an external runtime only this case's sandboxes are listed.
+    pub async fn list_pods(&mut self, mut filter: api::PodSandboxFilter) -> anyhow::Result<Vec<api::PodSandbox>> {
+        if let Some(s) = &self.scope {
+            filter.label_selector.insert(RUN_LABEL.into(), s.tag.clone());
+        }
         let r = self.rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) }).await.context("ListPodSandbox")?;
         Ok(r.into_inner().items)
     }
 
     /// ListContainers with a filter.
-    pub async fn list(&mut self, filter: api::ContainerFilter) -> anyhow::Result<Vec<api::Container>> {
+    /// On an external runtime only this case's containers are listed.
+    pub async fn list(&mut self, mut filter: api::ContainerFilter) -> anyhow::Result<Vec<api::Container>> {
+        if let Some(s) = &self.scope {
+            filter.label_selector.insert(RUN_LABEL.into(), s.tag.clone());
+        }
         let r = self.rt.list_containers(api::ListContainersRequest { filter: Some(filter) }).await.context("ListContainers")?;
         Ok(r.into_inner().containers)
     }

@@ -27,6 +27,11 @@ impl Run {
             .unmet_needs()
             .or_else(|| runtime.as_ref().and_then(RuntimeTarget::unavailable))
             .or_else(|| match (&runtime, case.runtimes) {
+                (Some(RuntimeTarget::External(_)), Runtimes::Sealed) => Some(
+                    "looks at the runtime from the node host (its processes or its pod network), which an \
+                     external runtime does not share"
+                        .into(),
+                ),
                 (Some(RuntimeTarget::External(_)), _) if case.area() != "runtime" => Some(
                     "node areas need a runtime nodekit starts inside the world (fake-cri, containerd); an \
                      external CRI socket runs the CRI-level area (runtime/) only"

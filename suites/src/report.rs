@@ -71,6 +71,7 @@ pub fn list_table(runs: &[Run]) -> String {
                 Runtimes::None => "none",
                 Runtimes::FakeOnly => "fake-cri only",
                 Runtimes::All => "all",
+                Runtimes::Sealed => "in-world",
             };
             let topology = match r.case.topology {
                 Topology::SingleNode => "single-node",

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::catalog::{BodyFuture, Case, Label, Runtimes, Topology};
 use crate::context::CaseCtx;
+use crate::target::RuntimeTarget;
 use crate::cri::Cri;
 
 /// The node whose runtime the cases drive.
@@ -38,6 +39,12 @@ impl Env {
     async fn start(ctx: &CaseCtx) -> anyhow::Result<Env> {
         let runtime = crate::fixtures::start_runtime(ctx, NODE).await?;
         let mut cri = crate::cri::connect(runtime.socket(), NODE).await?;
+        if matches!(ctx.runtime()?, RuntimeTarget::External(_)) {
+            // A runtime someone else runs: its network is its own, and what this case
+            // creates on it is labelled, listed and removed as this case's only.
+            cri = cri.scoped(crate::cri::Scope::new()?);
+            return Ok(Env { runtime, cri });
+        }
         // As kubelet does once the node has a pod CIDR (containerd without a CNI config
         // template accepts and ignores it; fake-cri takes its pod range from it).
         let cidr = ctx.world.host(NODE)?.pod_cidr().ok_or_else(|| anyhow::anyhow!("{NODE} has no pod CIDR"))?;
@@ -51,12 +58,15 @@ impl Env {
         Ok(Env { runtime, cri })
     }
 
-    /// Stops the runtime; the body's error wins over a stop error.
+    /// Removes what the case created on an external runtime (also after a failure) and fails
+    /// on anything left behind, then stops the runtime; the body's error wins.
     async fn finish(self, body: anyhow::Result<()>) -> anyhow::Result<()> {
-        let Env { runtime, cri } = self;
+        let Env { runtime, mut cri } = self;
+        let cleaned = cri.remove_scoped().await;
         drop(cri);
         let stopped = runtime.stop().await;
         body?;
+        cleaned?;
         stopped.map_err(|e| anyhow::anyhow!("stopping the runtime: {e}"))
     }
 }
@@ -80,6 +90,11 @@ fn case(id: &'static str, body: crate::catalog::Body) -> Case {
     Case { id, labels: &[Label::Conformance], needs: &[], topology: Topology::SingleNode, runtimes: Runtimes::All, body }
 }
 
+/// A case that looks at the runtime from the node host: not run on an external socket.
+fn in_world(id: &'static str, body: crate::catalog::Body) -> Case {
+    Case { runtimes: Runtimes::Sealed, ..case(id, body) }
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         case("runtime/version-and-status", body!(pods::version_and_status)),
@@ -96,15 +111,15 @@ pub fn cases() -> Vec<Case> {
         case("runtime/oom-killed", body!(containers::oom_killed)),
         case("runtime/security-context-basics", body!(containers::security_context)),
         case("runtime/exec-sync", body!(exec::exec_sync)),
-        case("runtime/exec-sync-timeout", body!(exec::exec_timeout)),
+        in_world("runtime/exec-sync-timeout", body!(exec::exec_timeout)),
         case("runtime/log-format", body!(exec::log_format)),
         case("runtime/log-reopen", body!(exec::log_reopen)),
         case("runtime/stats", body!(exec::stats)),
         case("runtime/images", body!(exec::images)),
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
-        case("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
-        case("runtime/containers-share-pod-network", body!(net::shared_network)),
+        in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
+        in_world("runtime/containers-share-pod-network", body!(net::shared_network)),
     ]
 }
 

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use k8s_cri::v1 as api;
 
-use super::net::http_get;
-use super::{Env, NODE, WAIT, timing};
+use super::{Env, WAIT, timing};
 use crate::context::CaseCtx;
 use crate::cri::{ContainerState, IMAGE, LogLine, container, image_spec, labels, parse_log, text, wait_log};
 
@@ -102,7 +101,7 @@ pub(crate) async fn log_format(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()
     Ok(())
 }
 
-pub(crate) async fn log_reopen(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
+pub(crate) async fn log_reopen(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
     let pod = e.cri.pod("reopen")?;
     let sid = e.cri.run_pod(&pod).await?;
     let id = e.cri.run(&sid, &pod, &container("server", &["netexec", "--http-port", "8080"])).await?;
@@ -116,10 +115,9 @@ pub(crate) async fn log_reopen(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()>
         .await
         .context("ReopenContainerLog")?;
     ensure!(log.exists(), "ReopenContainerLog did not create a new {}", log.display());
-    // Make the container write after the reopen: /exit prints a line and exits.
-    let ip = e.cri.pod_ip(&sid).await?;
-    let node = ctx.world.host(NODE)?;
-    let _ = http_get(node, ip, 8080, "/exit?code=3").await;
+    // Make the container write after the reopen: /exit prints a line and exits. The request
+    // comes from inside the pod (the exec may end with the container).
+    let _ = e.cri.exec(&id, &["/workload", "check-port", "8080", "--get", "/exit?code=3"], 5).await;
     let st = e.cri.wait_state(&id, ContainerState::ContainerExited, WAIT).await?;
     ensure!(st.exit_code == 3, "netexec /exit?code=3 exits 3: {st:?}");
     let new = read_log(&log.to_string_lossy())?;
@@ -210,6 +208,12 @@ pub(crate) async fn images(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
     let fs = e.cri.img.image_fs_info(api::ImageFsInfoRequest {}).await.context("ImageFsInfo")?.into_inner();
     ensure!(!fs.image_filesystems.is_empty(), "ImageFsInfo lists no filesystem: {fs:?}");
 
+    // A runtime someone else runs keeps its images: the workload image is removed only when
+    // it can be pulled back, and is pulled back at the end.
+    let shared = e.cri.is_scoped();
+    if shared {
+        pull(e, "before removing it").await?;
+    }
     e.cri.img.remove_image(api::RemoveImageRequest { image: Some(image_spec(IMAGE)) }).await.context("RemoveImage")?;
     ensure!(e.cri.image(IMAGE).await?.is_none(), "ImageStatus after RemoveImage still finds the image");
     let all = list(None).await?;
@@ -219,5 +223,18 @@ pub(crate) async fn images(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
         .remove_image(api::RemoveImageRequest { image: Some(image_spec(IMAGE)) })
         .await
         .context("RemoveImage of an image that is already gone")?;
+    if shared {
+        pull(e, "to restore it").await?;
+    }
+    Ok(())
+}
+
+/// PullImage of the workload image (on an external runtime, which must be able to get it).
+async fn pull(e: &mut Env, why: &str) -> anyhow::Result<()> {
+    e.cri
+        .img
+        .pull_image(api::PullImageRequest { image: Some(image_spec(IMAGE)), auth: None, sandbox_config: None })
+        .await
+        .with_context(|| format!("PullImage {IMAGE} {why}: the runtime must be able to pull the workload image"))?;
     Ok(())
 }

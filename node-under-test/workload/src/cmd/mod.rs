@@ -20,7 +20,8 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
                                           grpc.health.v1 Health (Check, Watch)
   exit [--code 0] [--after D]             exit with the code (after D)
   check-file PATH [--contains TEXT]       exit 0 if PATH exists (and holds TEXT), else 1
-  check-port PORT                         exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1
+  check-port PORT [--get PATH]            exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1;
+                                          with --get, send GET PATH (HTTP/1.0) and print the answer
   touch PATH | rm PATH                    create / remove a file
   cat [PATH|-]... | env | hostname        print files (or stdin) / the environment / the hostname
   agnhost SUBCOMMAND [FLAGS]              upstream agnhost's subcommands (also as /agnhost …)

@@ -13,7 +13,10 @@ pub async fn check_port(inv: &Invocation) -> Result<i32> {
         .parse()
         .map_err(|_| Error::Usage("check-port takes a port number".into()))?;
     match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(("127.0.0.1", port))).await {
-        Ok(Ok(_)) => Ok(0),
+        Ok(Ok(s)) => match inv.flag("get") {
+            None => Ok(0),
+            Some(path) => http_get(s, port, path).await,
+        },
         Ok(Err(e)) => {
             eprintln!("127.0.0.1:{port}: {e}");
             Ok(1)
@@ -23,6 +26,18 @@ pub async fn check_port(inv: &Invocation) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `check-port PORT --get PATH`: `GET PATH` (HTTP/1.0) over the connection `s`; prints the
+/// answer. Exit 0 when one came, 1 when the connection ended without any.
+async fn http_get(mut s: tokio::net::TcpStream, port: u16, path: &str) -> Result<i32> {
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| Error::io("write the request", e))?;
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    print!("{}", String::from_utf8_lossy(&answer));
+    Ok(if answer.is_empty() { 1 } else { 0 })
 }
 
 pub async fn tcp_echo(inv: &Invocation) -> Result<i32> {
