@@ -18,3 +18,4 @@ pub mod manager;
 pub mod changes;
 pub mod registry;
 pub mod volumes;
+pub mod volumes_projected;

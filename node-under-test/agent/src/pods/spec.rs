@@ -388,8 +388,8 @@ fn linux_resources(c: &Container) -> api::LinuxContainerResources {
     r
 }
 
-/// The volume host directory of `volume` (emptyDir, hostPath, configMap or secret) and whether
-/// it is always mounted read-only (configMap and secret).
+/// The volume host directory of `volume` (emptyDir, hostPath, configMap, secret or projected)
+/// and whether it is always mounted read-only (configMap, secret and projected).
 fn volume_host_path(pod: &Pod, root: &Path, volume: &str) -> Option<(PathBuf, bool)> {
     let v = pod.spec.as_ref()?.volumes.as_ref()?.iter().find(|v| v.name == volume)?;
     if v.empty_dir.is_some() {
@@ -402,7 +402,7 @@ fn volume_host_path(pod: &Pod, root: &Path, volume: &str) -> Option<(PathBuf, bo
 }
 
 /// The volume mounts of `c` that this agent cannot provide (volume types other than emptyDir,
-/// hostPath, configMap and secret, or no such volume): `(volume, why)`. The container starts
+/// hostPath, configMap, secret and projected, or no such volume): `(volume, why)`. The container starts
 /// without them.
 pub fn unsupported_mounts(pod: &Pod, c: &Container) -> Vec<(String, String)> {
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
@@ -413,14 +413,14 @@ pub fn unsupported_mounts(pod: &Pod, c: &Container) -> Vec<(String, String)> {
             let Some(v) = volumes.and_then(|vs| vs.iter().find(|v| v.name == m.name)) else {
                 return Some((m.name.clone(), "the pod has no such volume".to_string()));
             };
-            if v.empty_dir.is_some() || v.host_path.is_some() || v.config_map.is_some() || v.secret.is_some() {
+            if v.empty_dir.is_some() || v.host_path.is_some() || v.config_map.is_some() || v.secret.is_some() || v.projected.is_some() {
                 return None;
             }
             let kind = serde_json::to_value(v)
                 .ok()
                 .and_then(|j| j.as_object().and_then(|o| o.keys().find(|k| *k != "name").cloned()))
                 .unwrap_or_else(|| "unknown".into());
-            Some((m.name.clone(), format!("{kind} volumes are not supported by this agent (emptyDir, hostPath, configMap and secret are)")))
+            Some((m.name.clone(), format!("{kind} volumes are not supported by this agent (emptyDir, hostPath, configMap, secret and projected are)")))
         })
         .collect()
 }

@@ -1,4 +1,4 @@
-//! configMap and secret volumes: the object's keys become files in the pod's volume directory
+//! configMap and secret volumes (projected ones in `volumes_projected`): the object's keys become files in the pod's volume directory
 //! (`volumes/kubernetes.io~configmap/<volume>`, `…~secret/<volume>`), mounted read-only;
 //! `items` pick and rename keys, `defaultMode`/`mode` set permissions, `optional` tolerates a
 //! missing object or key. The files are written before each container start, laid out as
@@ -9,8 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, Volume};
-use kube::api::Api;
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount, Volume};
+use kube::api::{Api, PostParams};
 
 /// Where configMap and secret objects are read from (none in unit tests).
 #[derive(Clone)]
@@ -27,6 +28,31 @@ impl ApiObjects {
     /// No API server: every read fails.
     pub fn none() -> ApiObjects {
         ApiObjects { client: None, timeout: Duration::ZERO }
+    }
+
+    /// A token of the pod's ServiceAccount bound to the pod (TokenRequest, as upstream's
+    /// token manager asks for it): `audience` or the API server's own, `expiration` seconds.
+    pub async fn token(&self, owner: &super::volumes_projected::TokenOwner<'_>, audience: Option<&str>, expiration: i64) -> Result<String, String> {
+        let Some(client) = &self.client else { return Err("no API server to read from".into()) };
+        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), owner.namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
+                expiration_seconds: Some(expiration),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(owner.pod_name.into()),
+                    uid: Some(owner.pod_uid.into()),
+                }),
+            },
+            ..Default::default()
+        };
+        let op = format!("create token for serviceaccount {}/{}", owner.namespace, owner.service_account);
+        let answer: TokenRequest = crate::error::api(op, self.timeout, api.create_subresource("token", owner.service_account, &PostParams::default(), &request))
+            .await
+            .map_err(|e| e.to_string())?;
+        answer.status.map(|s| s.token).filter(|t| !t.is_empty()).ok_or_else(|| "the TokenRequest answer holds no token".to_string())
     }
 
     /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist.
@@ -49,12 +75,12 @@ impl ApiObjects {
 }
 
 /// One configMap or secret volume, as the pod spec names it.
-struct Source<'a> {
-    secret: bool,
-    object: String,
-    items: Option<&'a [KeyToPath]>,
-    default_mode: Option<i32>,
-    optional: bool,
+pub(super) struct Source<'a> {
+    pub secret: bool,
+    pub object: String,
+    pub items: Option<&'a [KeyToPath]>,
+    pub default_mode: Option<i32>,
+    pub optional: bool,
 }
 
 impl Source<'_> {
@@ -83,8 +109,11 @@ impl Source<'_> {
     }
 }
 
-/// The host directory of a configMap or secret volume of pod `uid`.
+/// The host directory of a configMap, secret or projected volume of pod `uid`.
 pub fn host_dir(pod_dir: &Path, v: &Volume) -> Option<PathBuf> {
+    if v.projected.is_some() {
+        return Some(super::volumes_projected::host_dir(pod_dir, &v.name));
+    }
     let plugin = if v.config_map.is_some() {
         "kubernetes.io~configmap"
     } else if v.secret.is_some() {
@@ -103,13 +132,13 @@ pub struct File {
     pub mode: u32,
 }
 
-fn relative(p: &str) -> Option<PathBuf> {
+pub(super) fn relative(p: &str) -> Option<PathBuf> {
     let path = PathBuf::from(p);
     (!p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))).then_some(path)
 }
 
 /// The files of a volume from the object's keys (`None`: the object does not exist).
-fn files(src: &Source<'_>, keys: Option<&BTreeMap<String, Vec<u8>>>) -> Result<Vec<File>, String> {
+pub(super) fn files(src: &Source<'_>, keys: Option<&BTreeMap<String, Vec<u8>>>) -> Result<Vec<File>, String> {
     let mode = |m: Option<i32>| (m.or(src.default_mode).unwrap_or(0o644) & 0o777) as u32;
     let Some(keys) = keys else {
         return if src.optional { Ok(Vec::new()) } else { Err(format!("{} {:?} not found", src.kind(), src.object)) };
@@ -178,15 +207,20 @@ fn write(dir: &Path, files: &[File]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes every configMap and secret volume of `pod` under `pod_dir`; the error is the
-/// message of upstream's FailedMount event.
+/// Writes every configMap, secret and projected volume of `pod` under `pod_dir`; the error is
+/// the message of upstream's FailedMount event.
 pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Result<(), String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
-        let (Some(src), Some(dir)) = (Source::of(v), host_dir(pod_dir, v)) else { continue };
+        let Some(dir) = host_dir(pod_dir, v) else { continue };
         let failed = |why: String| format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name);
-        let keys = objects.keys(src.secret, ns, &src.object).await.map_err(failed)?;
-        let files = files(&src, keys.as_ref()).map_err(failed)?;
+        let files = if let Some(p) = &v.projected {
+            super::volumes_projected::projected_files(objects, pod, p).await.map_err(failed)?
+        } else {
+            let Some(src) = Source::of(v) else { continue };
+            let keys = objects.keys(src.secret, ns, &src.object).await.map_err(failed)?;
+            files(&src, keys.as_ref()).map_err(failed)?
+        };
         write(&dir, &files).map_err(|e| failed(format!("writing {}: {e}", dir.display())))?;
     }
     Ok(())
