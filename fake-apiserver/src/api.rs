@@ -72,7 +72,8 @@ pub fn now_micro() -> String {
     jiff::Timestamp::now().round(jiff::Unit::Microsecond).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()).unwrap_or_default()
 }
 
-fn new_uid() -> String {
+/// A random (version 4) UUID, as object uids are.
+pub fn new_uid() -> String {
     let mut b: [u8; 16] = rand::rng().random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -20,7 +20,8 @@ pub struct AuditEntry {
     pub user_agent: String,
     pub code: u16,
     pub latency_ms: f64,
-    /// The authenticated user (HTTPS only; absent on plain HTTP).
+    /// The authenticated user: a client certificate's (or anonymous) over HTTPS, a bearer
+    /// token's on either; absent on plain HTTP without a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserInfo>,
     /// The user the request impersonated (`Impersonate-*` headers honoured with
@@ -41,6 +42,9 @@ pub struct UserInfo {
     pub uid: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// Upstream's `extra` (e.g. the pod a ServiceAccount token is bound to).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// In-memory audit log with an optional file sink.

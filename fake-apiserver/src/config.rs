@@ -91,6 +91,19 @@ pub struct Config {
     /// carries `Authorization: Bearer <token>` acts as the token's user; a token the file does
     /// not have is answered 401 `Unauthorized`. `None`: bearer tokens are not looked at.
     pub token_auth: Option<crate::auth::token_file::TokenFile>,
+    /// ServiceAccount tokens (always on, as upstream's authenticator): the issuer, audiences,
+    /// keys and expiration limits of the `serviceaccounts/token` subresource and of the
+    /// bearer tokens it issues.
+    pub service_accounts: crate::auth::service_account::ServiceAccountConfig,
+    /// Run the serviceaccounts controller: a `default` ServiceAccount in every namespace,
+    /// recreated when deleted.
+    pub serviceaccounts_controller: bool,
+    /// Run the root CA publisher: a `kube-root-ca.crt` ConfigMap in every namespace holding
+    /// [`Config::root_ca_file`] (or, without it, the client CA bundle of [`Config::tls`]) as
+    /// `ca.crt`. Without TLS nothing is published.
+    pub root_ca_publisher: bool,
+    /// kube-controller-manager's `--root-ca-file`: the CA bundle published as `ca.crt`.
+    pub root_ca_file: Option<PathBuf>,
 }
 
 /// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
@@ -152,6 +165,10 @@ impl Default for Config {
             metrics_server: false,
             metric_resolution: Duration::from_secs(15),
             authorization: false,
+            service_accounts: crate::auth::service_account::ServiceAccountConfig::default(),
+            serviceaccounts_controller: true,
+            root_ca_publisher: true,
+            root_ca_file: None,
         }
     }
 }

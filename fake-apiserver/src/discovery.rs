@@ -96,6 +96,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
                 "eviction" => ("Eviction", vec!["create"], "policy", "v1"),
                 "finalize" => (d.kind, vec!["update"], "", ""),
                 "scale" => ("Scale", vec!["get", "patch", "update"], "autoscaling", "v1"),
+                "token" => ("TokenRequest", vec!["create"], "authentication.k8s.io", "v1"),
                 _ => continue,
             };
             let mut e = json!({"name": format!("{}/{s}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs});

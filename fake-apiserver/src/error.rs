@@ -17,6 +17,10 @@ pub enum Error {
     Tls(String),
     #[error(transparent)]
     Bootstrap(Box<crate::rbac_resources::BootstrapError>),
+    #[error("service account tokens: {0}")]
+    ServiceAccounts(#[from] crate::auth::service_account::ConfigError),
+    #[error("reading the root CA bundle {path}: {source}")]
+    RootCa { path: String, source: std::io::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,6 +18,13 @@
 //! the review APIs (`kubectl auth whoami`, `kubectl auth can-i`). With
 //! [`Config::authorization`] it also enforces them as kube-apiserver with
 //! `--authorization-mode=Node,RBAC` and NodeRestriction ([`http::authz`]).
+//!
+//! ServiceAccount tokens are always on, as upstream's authenticator: `serviceaccounts/token`
+//! (`kubectl create token`) issues JWTs signed with a key made at start (or
+//! [`Config::service_accounts`]' key file), bearer tokens are checked against it and the
+//! objects they name ([`auth::service_account`]), and TokenReview reviews them. The
+//! serviceaccounts controller keeps a `default` ServiceAccount in every namespace, and over
+//! HTTPS the root CA publisher a `kube-root-ca.crt` ConfigMap.
 
 pub mod admission;
 pub mod alloc;
@@ -52,6 +59,7 @@ pub mod tls;
 pub mod validation;
 
 pub use audit::{AuditEntry, UserInfo};
+pub use auth::service_account::ServiceAccountConfig;
 pub use bench::{BenchOpts, BenchReport};
 pub use config::{Config, KubeletClientConfig, TlsConfig};
 pub use error::{ApiError, Error, Result};

@@ -73,6 +73,33 @@ struct Args {
     /// Static token file (kube-apiserver's --token-auth-file): CSV `token,user,uid[,"g1,g2"]`.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Identifier of the ServiceAccount token issuer (the `iss` claim); repeatable: the first
+    /// issues tokens, all are accepted.
+    #[arg(long = "service-account-issuer", default_value = fake_apiserver::auth::service_account::DEFAULT_ISSUER)]
+    service_account_issuer: Vec<String>,
+    /// Identifiers of the API (comma-separated, repeatable); ServiceAccount tokens used against
+    /// the API must be for one of them. Default: the issuers.
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
+    /// PEM private key (ECDSA P-256 or RSA) that signs ServiceAccount tokens; default: a P-256
+    /// key made at start.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// PEM public keys (or certificates, or private keys) that also verify ServiceAccount
+    /// tokens; repeatable.
+    #[arg(long)]
+    service_account_key_file: Vec<PathBuf>,
+    /// The longest a requested token may live (e.g. `48h`); longer requests are shortened.
+    #[arg(long)]
+    service_account_max_token_expiration: Option<jiff::SignedDuration>,
+    /// Extend the kubelet's projected tokens (3607 s, bound to a pod) to a year, warning after
+    /// the requested time.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    service_account_extend_token_expiration: bool,
+    /// CA bundle published as `ca.crt` in every namespace's `kube-root-ca.crt` ConfigMap
+    /// (default: the --client-ca-file bundle; nothing without TLS).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -132,6 +159,15 @@ async fn main() -> anyhow::Result<()> {
         metric_resolution: Duration::from_secs_f64(a.metric_resolution.max(0.01)),
         authorization: a.authorization,
         token_auth,
+        service_accounts: fake_apiserver::ServiceAccountConfig {
+            issuers: a.service_account_issuer,
+            api_audiences: a.api_audiences,
+            signing_key_file: a.service_account_signing_key_file,
+            key_files: a.service_account_key_file,
+            max_token_expiration_seconds: a.service_account_max_token_expiration.map(|d| d.as_secs()),
+            extend_token_expiration: a.service_account_extend_token_expiration,
+        },
+        root_ca_file: a.root_ca_file,
         ..Config::default()
     };
     let handle = Server::start(config).await?;

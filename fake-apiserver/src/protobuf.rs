@@ -3,7 +3,8 @@
 //! ServiceAccount, Pod, Service, Deployment, ReplicaSet and DaemonSet (the fields `kubectl run` /
 //! `kubectl create` set), Binding,
 //! Eviction and DeleteOptions, the RBAC kinds (`kubectl create role|clusterrole|rolebinding|
-//! clusterrolebinding`) and the review kinds of `kubectl auth can-i` and `kubectl auth whoami`.
+//! clusterrolebinding`), the review kinds of `kubectl auth can-i` and `kubectl auth whoami`, and
+//! TokenRequest (`kubectl create token`).
 //! Fields outside that subset are dropped.
 
 use base64::Engine;
@@ -161,6 +162,11 @@ const SELF_SUBJECT_REVIEW: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META))];
 const TOKEN_REVIEW_SPEC: &[Field] = &[f(1, "token", Ty::Str), f(2, "audiences", Ty::RepStr)];
 /// What the kubelet's webhook token authenticator sends (client-go speaks protobuf to the server).
 const TOKEN_REVIEW: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(TOKEN_REVIEW_SPEC))];
+const BOUND_OBJECT_REF: &[Field] = &[f(1, "kind", Ty::Str), f(2, "apiVersion", Ty::Str), f(3, "name", Ty::Str), f(4, "uid", Ty::Str)];
+const TOKEN_REQUEST_SPEC: &[Field] =
+    &[f(1, "audiences", Ty::RepStr), f(3, "boundObjectRef", Ty::Msg(BOUND_OBJECT_REF)), f(4, "expirationSeconds", Ty::Int)];
+/// What `kubectl create token` and the kubelet send to `serviceaccounts/token`.
+const TOKEN_REQUEST: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(TOKEN_REQUEST_SPEC))];
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
 const UNKNOWN: &[Field] = &[f(1, "typeMeta", Ty::Msg(TYPE_META)), f(2, "raw", Ty::Bytes)];
 
@@ -347,6 +353,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         "SubjectAccessReview" | "LocalSubjectAccessReview" => SAR,
         "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
         "TokenReview" => TOKEN_REVIEW,
+        "TokenRequest" => TOKEN_REQUEST,
         other => {
             return Err(ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (kind {other:?} not decodable; use application/json)")));
         }

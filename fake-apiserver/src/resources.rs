@@ -115,7 +115,7 @@ pub static TABLE: &[ResourceDesc] = &[
     },
     ResourceDesc {
         group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
-        namespaced: true, short_names: &["sa"], categories: &[], subresources: &[],
+        namespaced: true, short_names: &["sa"], categories: &[], subresources: &["token"],
         field_selectors: &[], name_rule: NameRule::Subdomain, generation: false,
     },
     ResourceDesc {

@@ -35,6 +35,8 @@ pub struct State {
     pub metrics: parking_lot::Mutex<crate::http::metrics::Storage>,
     /// The authorizer's cached view of RBAC objects and pods.
     pub authz: crate::authz_snapshot::SnapshotCache,
+    /// Issues and checks ServiceAccount tokens.
+    pub tokens: crate::auth::service_account::TokenAuthority,
 }
 
 /// Entry points to start a server.
@@ -77,7 +79,10 @@ impl Server {
         let kubelet = crate::kubelet_client::KubeletDialer::new(config.kubelet_client.as_ref())?;
         let metrics = parking_lot::Mutex::new(crate::http::metrics::Storage::new(config.metric_resolution));
         let authz = crate::authz_snapshot::SnapshotCache::new(store.clone());
-        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel: CancellationToken::new(), addr, kubelet, metrics, authz });
+        let tokens = crate::auth::service_account::TokenAuthority::new(&config.service_accounts)?;
+        let root_ca = crate::controllers::root_ca_publisher::root_ca(&config)?;
+        let cancel = CancellationToken::new();
+        let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel, addr, kubelet, metrics, authz, tokens });
         bootstrap(&state)?;
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, tls));
@@ -105,6 +110,12 @@ impl Server {
         }
         if state.config.metrics_server {
             tasks.spawn(crate::http::metrics::scraper::run(state.clone()));
+        }
+        if state.config.serviceaccounts_controller {
+            tasks.spawn(crate::controllers::service_accounts::run(state.clone()));
+        }
+        if let Some(ca) = root_ca.filter(|_| state.config.root_ca_publisher) {
+            tasks.spawn(crate::controllers::root_ca_publisher::run(state.clone(), ca));
         }
         Ok(Handle { state, tasks, started: t0.elapsed() })
     }

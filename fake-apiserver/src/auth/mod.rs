@@ -8,6 +8,8 @@
 //! - [`restriction`]: the NodeRestriction admission plugin.
 //! - [`forbidden`]: 403/401 `Status` bodies with upstream's messages.
 //! - [`token_file`]: the static token file (`--token-auth-file`) and the bearer header.
+//! - [`service_account`]: ServiceAccount tokens (JWTs) issued and checked as upstream's, with
+//!   their keys in [`service_account_keys`].
 //!
 //! [`authorize`] is kube-apiserver's chain for `--authorization-mode=Node,RBAC`: the
 //! `system:masters` group authorizer, then Node, then RBAC; the first allow wins.
@@ -20,6 +22,8 @@ pub mod node;
 pub mod pod_refs;
 pub mod rbac;
 pub mod restriction;
+pub mod service_account;
+pub mod service_account_keys;
 pub mod token_file;
 pub mod user;
 

@@ -51,21 +51,21 @@ impl User {
         self.groups.iter().any(|g| g == group)
     }
 
-    /// The audit form of this user (name and groups).
+    /// The audit form of this user.
     pub fn to_user_info(&self) -> UserInfo {
-        UserInfo { username: self.name.clone(), uid: self.uid.clone(), groups: self.groups.clone() }
+        UserInfo { username: self.name.clone(), uid: self.uid.clone(), groups: self.groups.clone(), extra: self.extra.clone() }
     }
 }
 
 impl From<&UserInfo> for User {
     fn from(u: &UserInfo) -> User {
-        User { name: u.username.clone(), uid: u.uid.clone(), groups: u.groups.clone(), ..User::default() }
+        User { name: u.username.clone(), uid: u.uid.clone(), groups: u.groups.clone(), extra: u.extra.clone() }
     }
 }
 
 impl From<UserInfo> for User {
     fn from(u: UserInfo) -> User {
-        User { name: u.username, uid: u.uid, groups: u.groups, ..User::default() }
+        User { name: u.username, uid: u.uid, groups: u.groups, extra: u.extra }
     }
 }
 

@@ -6,7 +6,9 @@ pub mod event_ttl;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod recorder;
+pub mod root_ca_publisher;
 pub mod scheduler;
+pub mod service_accounts;
 pub mod taint_eviction;
 pub mod workloads;
 

@@ -170,6 +170,9 @@ impl ResourceCall<'_> {
         if r.res == crate::resources::EVENTS_V1 {
             return super::events_v1::handle(state, r, verb, &self.method, &self.ct, &self.body, q, self.close_watch_after);
         }
+        if r.sub.as_deref() == Some("token") {
+            return if verb == "create" { self.token() } else { Err(ApiError::method_not_allowed(verb)) };
+        }
         if r.sub.as_deref() == Some("scale") && matches!(verb, "get" | "update" | "patch") {
             let table = self.as_table.then(|| include_object(q));
             let field_manager = q.get("fieldManager").map(String::as_str);
@@ -238,6 +241,18 @@ impl ResourceCall<'_> {
             }
             _ => Err(ApiError::method_not_allowed("create")),
         }
+    }
+
+    /// `serviceaccounts/token`: a TokenRequest, NodeRestriction admitting its body.
+    fn token(&self) -> ApiResult<Response<Body>> {
+        let name = self.r.name.as_deref().unwrap_or("");
+        let v = body_value(&self.ct, &self.body)?;
+        let node = self.node.as_ref().filter(|n| n.admits_body());
+        let admit = |tr: &Value| node.map_or(Ok(()), |n| n.admit_body(&self.state.store, &self.ns, name, tr));
+        let issued = super::token_request::create(self.state, &self.ns, name, v, &admit)?;
+        let mut resp = with_warnings(value_response(201, &issued.object), &issued.warnings);
+        resp.extensions_mut().insert(super::AuditAnnotations(issued.annotations.into_iter().collect()));
+        Ok(resp)
     }
 
     fn update(&self) -> ApiResult<Response<Body>> {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod node_admission;
 pub mod review;
 pub mod scale;
+pub mod token_request;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -205,6 +206,11 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
     }
 }
 
+/// Audit annotations a handler adds to its request's entry (e.g. TokenRequest's
+/// `authentication.kubernetes.io/issued-credential-id`), carried as a response extension.
+#[derive(Debug, Clone, Default)]
+pub struct AuditAnnotations(pub std::collections::BTreeMap<String, String>);
+
 /// What the audit entry of a request needs from its start.
 struct RequestMeta {
     start: Instant,
@@ -253,7 +259,7 @@ pub async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Result<Res
     if req.uri().path().starts_with("/nodekit/") || req.uri().path() == "/nodekit" {
         return Ok(admin::handle(&state, req).await);
     }
-    let meta = RequestMeta::of(&req);
+    let mut meta = RequestMeta::of(&req);
     if state.faults.partitioned() {
         let mut rx = state.faults.partition_rx();
         tokio::select! {
@@ -268,11 +274,15 @@ pub async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Result<Res
         state.audit.record(meta.audit(verb, refused.status().as_u16(), authz::Verdict::default()));
         return Ok(*refused);
     }
+    meta.user = req.extensions().get::<UserInfo>().cloned();
     let mut verdict = if state.config.authorization { authz::authorize_request(&state, &mut req) } else { authz::Verdict::default() };
-    let resp = match verdict.refused.take() {
+    let mut resp = match verdict.refused.take() {
         Some(refused) => refused,
         None => serve(&state, req, &route, verb, &q).await,
     };
+    if let Some(AuditAnnotations(extra)) = resp.extensions_mut().remove::<AuditAnnotations>() {
+        verdict.annotations.extend(extra);
+    }
     state.audit.record(meta.audit(verb, resp.status().as_u16(), verdict));
     Ok(resp)
 }

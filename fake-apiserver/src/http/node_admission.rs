@@ -1,7 +1,8 @@
 //! NodeRestriction on the writes of node users (`system:node:<name>` in `system:nodes`), with
 //! [`crate::Config::authorization`] on: plain writes are admitted inside the registry on the
 //! object about to be stored ([`crate::admission`]); subresource creates (`pods/eviction`,
-//! `pods/binding`) on their request body before the registry runs.
+//! `pods/binding`) on their request body before the registry runs, `serviceaccounts/token` on
+//! the TokenRequest where upstream's TokenREST calls admission.
 
 use std::rc::Rc;
 
@@ -87,9 +88,11 @@ impl NodeWrites {
         }
     }
 
-    /// Whether the request's subresource is admitted on its body ([`NodeWrites::admit_body`]).
+    /// Whether the request's subresource is admitted on its body ([`NodeWrites::admit_body`]):
+    /// `pods/eviction`, `pods/binding` and `serviceaccounts/token`.
     pub fn admits_body(&self) -> bool {
-        self.api_group.is_empty() && self.resource == "pods" && matches!(self.subresource.as_str(), "eviction" | "binding")
+        self.api_group.is_empty()
+            && matches!((self.resource.as_str(), self.subresource.as_str()), ("pods", "eviction" | "binding") | ("serviceaccounts", "token"))
     }
 
     /// The check of the registry writes of a request on `res` (writes to other resources,
@@ -111,7 +114,8 @@ impl NodeWrites {
         }))
     }
 
-    /// NodeRestriction of a subresource create (`pods/eviction`, `pods/binding`) on its body.
+    /// NodeRestriction of a subresource create (`pods/eviction`, `pods/binding`,
+    /// `serviceaccounts/token`) on its body.
     pub fn admit_body(&self, store: &Store, namespace: &str, name: &str, body: &Value) -> ApiResult<()> {
         let req = AdmissionRequest {
             user: &self.user,

@@ -165,14 +165,11 @@ fn self_subject_review(user: &User) -> Value {
     })
 }
 
-/// The audiences the API server's own tokens are for (upstream's `--api-audiences`, which
-/// defaults to the service account issuer).
-pub const API_AUDIENCES: [&str; 1] = ["https://kubernetes.default.svc.cluster.local"];
-
 /// Upstream's TokenReview (`pkg/registry/authentication/tokenreview/storage.go`): the spec's
-/// token authenticated by the server's token authenticators for the requested audiences (the
-/// API's own when none are asked for). Static tokens are valid for the API's audiences only,
-/// as upstream's audience-agnostic wrapper makes them.
+/// token authenticated by the server's token authenticators ([`super::authn::authenticate_token`]:
+/// the static token file, then ServiceAccount tokens) for the requested audiences (the API's
+/// own, `--api-audiences`, when none are asked for); `status.audiences` are those the token
+/// was accepted for, `status.error` upstream's reason when it was not.
 fn token_review(state: &State, mut obj: Value) -> ApiResult<Value> {
     let token = obj.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default().to_string();
     if token.is_empty() {
@@ -182,15 +179,9 @@ fn token_review(state: &State, mut obj: Value) -> ApiResult<Value> {
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => Vec::new(),
     };
-    let audiences: Vec<String> = if requested.is_empty() {
-        API_AUDIENCES.iter().map(|a| a.to_string()).collect()
-    } else {
-        requested.into_iter().filter(|a| API_AUDIENCES.contains(&a.as_str())).collect()
-    };
-    let user = state.config.token_auth.as_ref().and_then(|t| t.authenticate(&token)).filter(|_| !audiences.is_empty());
-    let status = match user {
-        Some(u) => json!({"authenticated": true, "user": user_info(&u), "audiences": audiences}),
-        None => json!({"user": {}, "error": "invalid bearer token"}),
+    let status = match super::authn::authenticate_token(state, &token, Some(&requested)) {
+        Ok(accepted) => json!({"authenticated": true, "user": user_info(&accepted.user), "audiences": accepted.audiences}),
+        Err(reason) => json!({"user": {}, "error": reason}),
     };
     if let Some(m) = obj.as_object_mut() {
         m.insert("metadata".into(), json!({"creationTimestamp": crate::api::now_rfc3339()}));
