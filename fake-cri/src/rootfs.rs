@@ -1,6 +1,7 @@
 //! A container's root filesystem: an overlay whose lower layer is the runtime's root filesystem
 //! and whose writable layer lives on a tmpfs private to the container (read-only when the
-//! security context asks for it), with the runtime's other mounts bound in, a private /tmp,
+//! security context asks for it), with the runtime's other mounts bound in, a private /tmp and
+//! /run,
 //! resolv.conf, /etc/hostname and the request mounts; then `pivot_root` into it. Writes to the
 //! root filesystem stay inside the container, as with containerd's snapshots.
 use std::ffi::{CStr, CString, OsStr};
@@ -35,7 +36,7 @@ pub fn top_mounts() -> Vec<CString> {
     let Some(root) = rows.iter().rev().find(|(_, _, mp)| mp == "/").map(|r| r.0) else { return vec![] };
     let mut out: Vec<CString> = Vec::new();
     for (_, parent, mp) in &rows {
-        if *parent != root || mp == "/" || Path::new(mp).starts_with(STAGE) {
+        if *parent != root || mp == "/" || Path::new(mp).starts_with(STAGE) || Path::new(mp).starts_with("/run") {
             continue;
         }
         if let Ok(c) = CString::new(mp.as_bytes())
@@ -99,7 +100,58 @@ pub fn stage(top: &[CString]) -> std::io::Result<()> {
             mnt(Some(mp), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         }
     }
-    mnt(Some(c"tmpfs"), &staged(c"/tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+    mnt(Some(c"tmpfs"), &staged(c"/tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
+    // /run is the container's own, as an image's empty /run is: the runtime's state under it is
+    // not the container's business, and mount points below it (a ServiceAccount volume at
+    // /var/run/secrets/…) can be made.
+    let run = staged(c"/run");
+    if run.is_dir() {
+        mnt(Some(c"tmpfs"), &run, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))?;
+    }
+    Ok(())
+}
+
+/// `dst` (absolute, in the container's view) below the staged new root, with every symlink on
+/// the way resolved inside that root (an absolute link target starts again at the new root,
+/// never at the runtime's), as a mount point must be found in the container's filesystem.
+fn resolved(dst: &CStr) -> PathBuf {
+    let mut todo: Vec<std::ffi::OsString> = Path::new(OsStr::from_bytes(dst.to_bytes()))
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_os_string()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut at = PathBuf::from(NEW_ROOT);
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            if at != Path::new(NEW_ROOT) {
+                at.pop();
+            }
+            continue;
+        }
+        let next = at.join(&name);
+        match std::fs::read_link(&next) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    at = PathBuf::from(NEW_ROOT);
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(n) => todo.push(n.to_os_string()),
+                        std::path::Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => at = next,
+        }
+    }
+    at
 }
 
 /// Binds a pinned file over `dst` (in the container's view) when `dst` exists.
@@ -115,11 +167,11 @@ pub fn bind_over(p: &Pinned, dst: &CStr) -> std::io::Result<()> {
 /// the container's own root or /tmp (never on a filesystem shared with the runtime).
 fn creatable(target: &Path) -> bool {
     let own = |p: &str| std::fs::metadata(p).map(|m| m.dev()).ok();
-    let (root, tmp) = (own(NEW_ROOT), own(&format!("{NEW_ROOT}/tmp")));
+    let owned = [own(NEW_ROOT), own(&format!("{NEW_ROOT}/tmp")), own(&format!("{NEW_ROOT}/run"))];
     let mut a = target.parent();
     while let Some(p) = a {
         if let Ok(m) = std::fs::metadata(p) {
-            return Some(m.dev()) == root || Some(m.dev()) == tmp;
+            return owned.contains(&Some(m.dev()));
         }
         a = p.parent();
     }
@@ -129,7 +181,7 @@ fn creatable(target: &Path) -> bool {
 /// Binds a request mount (pinned source) at `dst`, creating the mount point where allowed;
 /// skipped when the mount point is missing and cannot be created.
 pub fn bind_request(p: &Pinned, dst: &CStr, readonly: bool) -> std::io::Result<()> {
-    let target = staged(dst);
+    let target = resolved(dst);
     if !target.exists() {
         if !creatable(&target) {
             return Ok(());

@@ -37,10 +37,12 @@ pub enum Fault {
     NoLogRotation,
     /// Kubelet API: a followed log stays on the file it opened when the log is rotated.
     FollowIgnoresRotation,
+    /// Volumes: projected ServiceAccount tokens are requested without binding them to the pod.
+    UnboundToken,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -53,6 +55,7 @@ impl Fault {
         Fault::KeepStalePods,
         Fault::NoLogRotation,
         Fault::FollowIgnoresRotation,
+        Fault::UnboundToken,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Fault {
             Fault::KeepStalePods => "keep-stale-pods",
             Fault::NoLogRotation => "no-log-rotation",
             Fault::FollowIgnoresRotation => "follow-ignores-rotation",
+            Fault::UnboundToken => "unbound-token",
         }
     }
 }

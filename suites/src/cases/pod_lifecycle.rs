@@ -1,6 +1,6 @@
 //! Area `pod-lifecycle`: phases per restart policy, condition order, init containers, crash
 //! back-off, graceful termination with preStop, postStart hooks (exec, http, failing), configMap
-//! and secret volumes, deletion, exit codes, and restart adoption.
+//! and secret volumes, projected ServiceAccount tokens, deletion, exit codes, and restart adoption.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ mod conditions;
 mod faults;
 #[path = "pod_lifecycle_security.rs"]
 mod security;
+#[path = "pod_lifecycle_tokens.rs"]
+mod tokens;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -54,6 +56,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/poststart-http-hook", C, Runtimes::All, poststart_http),
         case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
         case("pod-lifecycle/configmap-and-secret-volumes-and-env", C, Runtimes::All, configmap_secret_volumes),
+        case("pod-lifecycle/projected-service-account-token", C, Runtimes::All, tokens::projected_token),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
         case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),

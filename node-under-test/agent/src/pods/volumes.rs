@@ -39,7 +39,7 @@ impl ApiObjects {
             spec: TokenRequestSpec {
                 audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
                 expiration_seconds: Some(expiration),
-                bound_object_ref: Some(BoundObjectReference {
+                bound_object_ref: (!crate::faults::active(crate::faults::Fault::UnboundToken)).then(|| BoundObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some("Pod".into()),
                     name: Some(owner.pod_name.into()),
