@@ -54,6 +54,7 @@
 //! log pipes at fds 3 and 4, reopened through /proc). The exit code of a re-attached container
 //! cannot be observed (it is not our child): it is reported as 255, reason Error.
 
+pub mod authority;
 pub mod bench;
 pub mod calllog;
 pub mod cgroup;
@@ -62,6 +63,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod exec;
+pub mod hpack;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;

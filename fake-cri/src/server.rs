@@ -1,4 +1,5 @@
 //! Starting and stopping the server: the UDS listener, the services, the library handle.
+use crate::authority::LenientAuthority;
 use crate::config::{Config, Faults};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -44,12 +45,20 @@ impl FakeCri {
             tonic::transport::Server::builder()
                 .add_service(RuntimeServiceServer::new(svc.clone()).max_decoding_message_size(16 << 20).max_encoding_message_size(64 << 20))
                 .add_service(ImageServiceServer::new(svc))
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), async move {
-                    stop.cancelled().await
-                }),
+                .serve_with_incoming_shutdown(incoming(listener), async move { stop.cancelled().await }),
         );
         Ok(Handle { rt, server, stop_serving, socket })
     }
+}
+
+/// The accepted connections, each behind [`LenientAuthority`]: h2 would refuse (RST_STREAM
+/// PROTOCOL_ERROR) every call of a gRPC C-core client, whose `:authority` for a unix socket is the
+/// percent-encoded socket path; like containerd, fake-cri ignores what it cannot parse.
+fn incoming(
+    listener: tokio::net::UnixListener,
+) -> impl futures::Stream<Item = std::io::Result<LenientAuthority<tokio::net::UnixStream>>> {
+    use futures::TryStreamExt;
+    tokio_stream::wrappers::UnixListenerStream::new(listener).map_ok(LenientAuthority::new)
 }
 
 /// Binds the streaming server on `stream_address` and serves it until `stop`. When it cannot

@@ -174,15 +174,22 @@ async fn pod_ip_reachable_from_node_and_shared_pod_network() {
     })
     .await;
     assert_eq!(body, "web-0");
+    // The echo server listens once it has started, which nothing above waited for.
     let echo: std::net::SocketAddr = format!("{ip}:9000").parse().unwrap();
-    let got = w.in_node_net(move || {
-        let mut s = std::net::TcpStream::connect_timeout(&echo, Duration::from_secs(2)).ok()?;
-        s.write_all(b"ping").ok()?;
-        let mut b = [0u8; 4];
-        s.read_exact(&mut b).ok()?;
-        Some(b)
-    });
-    assert_eq!(got, Some(*b"ping"));
+    let got = wait_for("the echo server to answer", Duration::from_secs(10), || {
+        let ns = ns.clone();
+        async move {
+            in_netns(&ns, move || {
+                let mut s = std::net::TcpStream::connect_timeout(&echo, Duration::from_secs(2)).ok()?;
+                s.write_all(b"ping").ok()?;
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b).ok()?;
+                Some(b)
+            })
+        }
+    })
+    .await;
+    assert_eq!(got, *b"ping");
     // A second server on the same port in the same pod cannot bind: the network is shared.
     let dup = w.run_container(&sid, container("dup", &["netexec", "--http-port", "8080"])).await;
     let s = w.wait_exited(&dup).await;
