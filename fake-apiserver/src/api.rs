@@ -62,6 +62,9 @@ pub struct Api {
     alloc: Mutex<Allocator>,
     /// DefaultTolerationSeconds admission: (not-ready, unreachable) seconds.
     default_tolerations: (i64, i64),
+    /// ServiceAccount admission of new pods: `None` off, `Some(inject)` on, injecting the
+    /// `kube-api-access-*` volume when `inject` (a root CA is published for it to carry).
+    service_account_admission: Option<bool>,
 }
 
 pub fn now_rfc3339() -> String {
@@ -180,7 +183,14 @@ pub fn check_type(res: ResourceId, body: &mut Value) -> ApiResult<()> {
 
 impl Api {
     pub fn new(store: Arc<Store>, service_cidr: &str) -> Option<Api> {
-        Some(Api { store, alloc: Mutex::new(Allocator::new(service_cidr)?), default_tolerations: (300, 300) })
+        Some(Api { store, alloc: Mutex::new(Allocator::new(service_cidr)?), default_tolerations: (300, 300), service_account_admission: None })
+    }
+
+    /// Turns the ServiceAccount admission plugin on for new pods; `inject` adds the
+    /// `kube-api-access-*` volume (see [`crate::sa_admission`]).
+    pub fn with_service_account_admission(mut self, on: bool, inject: bool) -> Api {
+        self.service_account_admission = on.then_some(inject);
+        self
     }
 
     /// The tolerationSeconds DefaultTolerationSeconds admission gives new pods for the
@@ -273,6 +283,9 @@ impl Api {
         defaults::apply_defaults(res, &mut body);
         if res == resources::PODS {
             defaults::default_toleration_seconds(&mut body, self.default_tolerations);
+            if let Some(inject) = self.service_account_admission {
+                self.admit_service_account(ns, &mut body, inject)?;
+            }
         }
         let name = meta_str(&body, "name").unwrap_or("").to_string();
         admission::admit(&Write { res, operation: Operation::Create, namespace: ns, name: &name, object: Some(&body), old_object: None })?;
@@ -292,6 +305,22 @@ impl Api {
             let _ = self.create(resources::SERVICEACCOUNTS, &name, sa);
         }
         Ok(out.obj)
+    }
+
+    /// The ServiceAccount admission plugin on a new pod (the account looked up here, before the
+    /// store is locked for the write).
+    fn admit_service_account(&self, ns: &str, pod: &mut Value, inject: bool) -> ApiResult<()> {
+        let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default").to_string();
+        let account = self.store.get(resources::SERVICEACCOUNTS, ns, &sa).map(|o| o.value.clone());
+        if !inject {
+            // The account must exist all the same; only the volume is left out.
+            let mut unchanged = pod.clone();
+            if let Some(spec) = unchanged.get_mut("spec") {
+                spec["automountServiceAccountToken"] = json!(false);
+            }
+            return crate::sa_admission::admit_pod(&mut unchanged, ns, account.as_ref(), "");
+        }
+        crate::sa_admission::admit_pod(pod, ns, account.as_ref(), &random_suffix(5))
     }
 
     /// Turn a full new object into the stored form relative to `cur` (update semantics).

@@ -104,6 +104,9 @@ pub struct Config {
     pub root_ca_publisher: bool,
     /// kube-controller-manager's `--root-ca-file`: the CA bundle published as `ca.crt`.
     pub root_ca_file: Option<PathBuf>,
+    /// The ServiceAccount admission plugin: a new pod's account must exist, and (where a root
+    /// CA is published for it) every container gets the `kube-api-access-*` volume.
+    pub service_account_admission: bool,
 }
 
 /// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
@@ -169,6 +172,7 @@ impl Default for Config {
             serviceaccounts_controller: true,
             root_ca_publisher: true,
             root_ca_file: None,
+            service_account_admission: true,
         }
     }
 }

@@ -51,6 +51,7 @@ pub mod pdb;
 pub mod protobuf;
 pub mod rbac_resources;
 pub mod resources;
+pub mod sa_admission;
 pub mod selectors;
 pub mod server;
 pub mod store;

@@ -100,6 +100,9 @@ struct Args {
     /// (default: the --client-ca-file bundle; nothing without TLS).
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// Admission plugins to turn off (upstream's flag); `ServiceAccount` is the one that can be.
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
     /// Run the built-in benchmark against an in-process server and exit.
     #[arg(long)]
     bench: bool,
@@ -117,6 +120,10 @@ async fn main() -> anyhow::Result<()> {
         let report = fake_apiserver::bench::run(opts).await?;
         println!("{report}");
         return Ok(());
+    }
+    if let Some(p) = a.disable_admission_plugins.iter().find(|p| p.as_str() != "ServiceAccount") {
+        eprintln!("fake-apiserver: --disable-admission-plugins: {p:?} cannot be turned off here; only ServiceAccount can");
+        std::process::exit(2);
     }
     let token_auth = match &a.token_auth_file {
         Some(p) => match fake_apiserver::auth::token_file::TokenFile::load(p) {
@@ -168,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
             extend_token_expiration: a.service_account_extend_token_expiration,
         },
         root_ca_file: a.root_ca_file,
+        service_account_admission: !a.disable_admission_plugins.iter().any(|p| p == "ServiceAccount"),
         ..Config::default()
     };
     let handle = Server::start(config).await?;

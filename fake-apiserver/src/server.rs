@@ -70,9 +70,12 @@ impl Server {
         let t0 = Instant::now();
         let addr = listener.local_addr().map_err(Error::LocalAddr)?;
         let store = Arc::new(Store::new(config.watch_history));
+        let root_ca = crate::controllers::root_ca_publisher::root_ca(&config)?;
+        let inject = root_ca.is_some() && config.root_ca_publisher;
         let api = Api::new(store.clone(), &config.service_cidr)
             .ok_or_else(|| Error::Config(format!("invalid service CIDR {:?}", config.service_cidr)))?
-            .with_default_tolerations(config.default_not_ready_toleration_seconds, config.default_unreachable_toleration_seconds);
+            .with_default_tolerations(config.default_not_ready_toleration_seconds, config.default_unreachable_toleration_seconds)
+            .with_service_account_admission(config.service_account_admission, inject);
         let audit = AuditLog::new(config.audit_file.as_ref(), config.audit_limit)
             .map_err(|source| Error::Write { path: format!("{:?}", config.audit_file), source })?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
@@ -80,7 +83,6 @@ impl Server {
         let metrics = parking_lot::Mutex::new(crate::http::metrics::Storage::new(config.metric_resolution));
         let authz = crate::authz_snapshot::SnapshotCache::new(store.clone());
         let tokens = crate::auth::service_account::TokenAuthority::new(&config.service_accounts)?;
-        let root_ca = crate::controllers::root_ca_publisher::root_ca(&config)?;
         let cancel = CancellationToken::new();
         let state = Arc::new(State { config, store, api, audit, faults: Faults::default(), cancel, addr, kubelet, metrics, authz, tokens });
         bootstrap(&state)?;
