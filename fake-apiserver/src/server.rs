@@ -124,7 +124,7 @@ impl Server {
 }
 
 /// The objects every API server starts with: the system namespaces, the `kubernetes`
-/// Service and (upstream's RBAC post-start hook) the bootstrap RBAC policy.
+/// Service and its endpoints, and (upstream's RBAC post-start hook) the bootstrap RBAC policy.
 fn bootstrap(state: &State) -> Result<()> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let _ = state.api.create(resources::NAMESPACES, "", json!({"metadata": {"name": ns}}));
@@ -134,8 +134,36 @@ fn bootstrap(state: &State) -> Result<()> {
         "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": state.addr.port()}]},
     });
     let _ = state.api.create(resources::SERVICES, "default", svc);
+    publish_own_endpoints(state);
     crate::rbac_resources::create_bootstrap_policy(&state.api).map_err(|e| Error::Bootstrap(Box::new(e)))?;
     Ok(())
+}
+
+/// The `kubernetes` Service's endpoints: this server's own address and port, as upstream's
+/// endpoint reconciler writes them (an Endpoints object and an EndpointSlice, both named
+/// `kubernetes`), so that pods reach the API through the Service's ClusterIP. Written once at
+/// start (a single server's address does not change); nothing is written for an unspecified
+/// or loopback listen address, which no pod could reach.
+fn publish_own_endpoints(state: &State) {
+    let (ip, port) = (state.addr.ip(), state.addr.port());
+    if ip.is_unspecified() || ip.is_loopback() {
+        return;
+    }
+    let ip = ip.to_string();
+    let endpoints = json!({
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    let _ = state.api.create(resources::ENDPOINTS, "default", endpoints);
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    let _ = state.api.create(resources::ENDPOINTSLICES, "default", slice);
 }
 
 async fn accept_loop(state: Arc<State>, listener: TcpListener, tls: Option<TlsAcceptor>) {

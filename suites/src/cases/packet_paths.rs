@@ -26,6 +26,8 @@ mod heal;
 mod net;
 #[path = "packet_paths_policy.rs"]
 mod policy;
+#[path = "packet_paths_security.rs"]
+mod security;
 #[path = "packet_paths_terminating.rs"]
 mod terminating;
 #[path = "packet_paths_udp.rs"]
@@ -97,6 +99,15 @@ pub fn cases() -> Vec<Case> {
         "udp-round-trip-conntrack-cleanup" => udp::udp_conntrack, SingleNode, All, C, [];
         "terminating-endpoint-serves-until-a-ready-one-exists" => terminating::terminating_serving, SingleNode, All, C, [];
     };
+    // Area security, here for the cluster fixture it shares.
+    all.push(Case {
+        id: "security/pod-token-reaches-the-api-through-the-service-and-is-held-to-rbac",
+        labels: C,
+        needs: &[Capability::Nftables],
+        topology: Topology::SingleNode,
+        runtimes: Runtimes::All,
+        body: security::pod_token_reaches_the_api as fn(CaseCtx) -> BodyFuture,
+    });
     // Area node-failure, here for the packet-path fixture it shares.
     let heal: [HealRow; 4] = [
         ("node-failure/nftables/node-killed-pods-replaced-service-heals", heal::node_killed::<Nft>, &[Capability::Nftables]),

@@ -55,6 +55,21 @@ impl Cluster {
     pub async fn start(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<Cluster> {
         let cp =
             ControlPlane::start(&ctx.world, ControlPlane::compressed_config(NODE_GRACE)).await?;
+        Self::start_on(ctx, mode, cp).await
+    }
+
+    /// Like [`Cluster::start`] over HTTPS with the world PKI (every component authenticates
+    /// with its certificate), with RBAC, the Node authorizer and NodeRestriction enforced
+    /// when `authorization`. [`Cluster::client`] is then the admin's.
+    pub async fn start_secure(ctx: &CaseCtx, mode: ProxyMode, authorization: bool) -> anyhow::Result<Cluster> {
+        let mut config = ControlPlane::compressed_config(NODE_GRACE);
+        config.authorization = authorization;
+        let cp = ControlPlane::start_secure(&ctx.world, config).await?;
+        Self::start_on(ctx, mode, cp).await
+    }
+
+    /// The runtime, agent and proxy of every node against `cp`, then every node Ready.
+    async fn start_on(ctx: &CaseCtx, mode: ProxyMode, cp: ControlPlane) -> anyhow::Result<Cluster> {
         let kind = crate::fixtures::runtime_kind(ctx.runtime()?);
         let names: Vec<String> = ctx
             .world
@@ -115,6 +130,11 @@ impl Cluster {
     pub async fn partition_from_api(&self, ctx: &CaseCtx, node: &str, on: bool) -> anyhow::Result<()> {
         ctx.world.host(node)?.isolate_from(ctx.world.host("cp")?.ip(), on).await?;
         Ok(())
+    }
+
+    /// The CRI socket of `node`'s runtime.
+    pub fn runtime_socket(&self, node: &str) -> anyhow::Result<&std::path::Path> {
+        Ok(self.nodes.iter().find(|n| n.name == node).with_context(|| format!("no node {node} in the cluster"))?.runtime.socket())
     }
 
     /// Stops proxies, agents, runtimes and the API server.

@@ -3,6 +3,7 @@ use crate::args::Invocation;
 use crate::Result;
 
 mod basic;
+mod https;
 mod net;
 mod resources;
 
@@ -22,6 +23,8 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   check-file PATH [--contains TEXT]       exit 0 if PATH exists (and holds TEXT), else 1
   check-port PORT [--get PATH]            exit 0 if tcp 127.0.0.1:PORT accepts a connection, else 1;
                                           with --get, send GET PATH (HTTP/1.0) and print the answer
+  https-get URL [--ca FILE] [--bearer-file FILE] [--method M] [--body TEXT]
+                                          one HTTPS request; prints HTTP <status> and the body
   touch PATH | rm PATH                    create / remove a file
   cat [PATH|-]... | env | hostname        print files (or stdin) / the environment / the hostname
   agnhost SUBCOMMAND [FLAGS]              upstream agnhost's subcommands (also as /agnhost …)
@@ -46,6 +49,7 @@ const COMMANDS: &[&str] = &[
     "exit",
     "check-file",
     "check-port",
+    "https-get",
     "touch",
     "rm",
     "cat",
@@ -77,6 +81,7 @@ pub async fn dispatch(inv: Invocation) -> Result<i32> {
         "exit" => basic::exit(&inv).await,
         "check-file" => basic::check_file(&inv),
         "check-port" => net::check_port(&inv).await,
+        "https-get" => https::https_get(&inv).await,
         "touch" => basic::touch(&inv),
         "rm" => basic::rm(&inv),
         "cat" => basic::cat(&inv),

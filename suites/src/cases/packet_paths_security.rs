@@ -1,0 +1,95 @@
+//! Area `security` (here for the cluster fixture it shares with the packet paths): a pod's
+//! ServiceAccount credentials, as the API server's admission plugin mounts them and the agent
+//! writes them, reach the API server from inside the pod through the `kubernetes` Service's
+//! ClusterIP (DNAT by the reference proxy), verify its serving certificate with the published
+//! root CA, authenticate as the pod's ServiceAccount, and are held to RBAC.
+
+use anyhow::{Context, ensure};
+use harness::backend::ProxyMode;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+use super::basic::NODE_A;
+use super::env::{Cluster, POD_READY};
+use crate::catalog::BodyFuture;
+use crate::context::CaseCtx;
+use crate::pods::{self, container};
+use crate::{cri, kube_wait};
+
+/// Where upstream mounts the token, CA bundle and namespace.
+const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The `kubernetes` Service, as a pod addresses it.
+const API: &str = "https://10.96.0.1:443";
+
+/// One HTTPS request from inside container `id` with the pod's token and CA: `(status, body)`.
+async fn from_pod(cri: &mut cri::Cri, id: &str, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<(String, String)> {
+    let url = format!("{API}{path}");
+    let (ca, token) = (format!("{MOUNT}/ca.crt"), format!("{MOUNT}/token"));
+    let mut cmd = vec!["/workload", "https-get", &url, "--ca", &ca, "--bearer-file", &token, "--method", method];
+    if let Some(b) = body {
+        cmd.extend(["--body", b]);
+    }
+    let out = cri.exec_ok(id, &cmd).await?;
+    let (status, rest) = out.split_once('\n').unwrap_or((out.as_str(), ""));
+    Ok((status.trim_start_matches("HTTP ").to_string(), rest.to_string()))
+}
+
+/// Broken behaviour caught: no ServiceAccount volume in the pod (admission or agent), a token
+/// the API server does not take, no route from a pod to the API through the Service (proxy
+/// or endpoints), a CA bundle that does not verify the server, a token that is allowed more
+/// than its account's RBAC, or RBAC that ignores a new binding.
+pub(super) fn pod_token_reaches_the_api(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let cl = Cluster::start_secure(&ctx, ProxyMode::Nftables, true).await?;
+        pods::create(&cl.client, &pods::pod("api-client", NODE_A, vec![container("c", &["pause"])], json!({}))?).await?;
+        let pod: Pod = kube_wait::pod(&cl.client, "default", "api-client", "Ready", POD_READY, |p| {
+            (kube_wait::pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
+        })
+        .await?;
+        let mounts = pod.spec.as_ref().and_then(|s| s.containers[0].volume_mounts.clone()).unwrap_or_default();
+        ensure!(mounts.iter().any(|m| m.mount_path == MOUNT), "no ServiceAccount volume mounted at {MOUNT}: {mounts:?}");
+        let id = pods::container_status(&pod, "c")
+            .and_then(|s| s.container_id.as_deref())
+            .and_then(|id| id.split_once("://").map(|(_, id)| id.to_string()))
+            .context("container c has no container ID")?;
+        let mut cri = cri::connect(cl.runtime_socket(NODE_A)?, NODE_A).await?;
+
+        // Who the pod is, to the API server.
+        let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).to_string();
+        let (status, body) = from_pod(&mut cri, &id, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", Some(&review)).await?;
+        ensure!(status == "201", "SelfSubjectReview from the pod: {status} {body}");
+        let who: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("SelfSubjectReview answer {body:?}"))?;
+        let user = who.pointer("/status/userInfo/username").and_then(|u| u.as_str()).unwrap_or_default();
+        ensure!(user == "system:serviceaccount:default:default", "the pod is {user:?} to the API server: {body}");
+
+        // Beyond its RBAC: refused with upstream's message.
+        let (status, body) = from_pod(&mut cri, &id, "GET", "/api/v1/namespaces/default/pods", None).await?;
+        ensure!(status == "403", "listing pods with the default account's token: {status} {body}");
+        let want = r#"pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""#;
+        ensure!(body.contains(want), "403 without upstream's message: {body}");
+
+        // Granted `view` in the namespace, the same token lists the pods.
+        let rb: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "default-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+        }))?;
+        Api::<RoleBinding>::namespaced(cl.client.clone(), "default").create(&PostParams::default(), &rb).await?;
+        let listed = harness::wait::wait_for("the pod's token to list pods once bound to view", std::time::Duration::from_secs(10), || {
+            let mut cri = cri.clone();
+            let id = id.clone();
+            async move {
+                match from_pod(&mut cri, &id, "GET", "/api/v1/namespaces/default/pods", None).await {
+                    Ok((s, b)) if s == "200" && b.contains("\"api-client\"") => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await;
+        listed?;
+        cl.stop().await
+    })
+}
