@@ -108,6 +108,14 @@ pub fn cases() -> Vec<Case> {
         runtimes: Runtimes::All,
         body: security::pod_token_reaches_the_api as fn(CaseCtx) -> BodyFuture,
     });
+    all.push(Case {
+        id: "security/node-credentials-are-confined-to-their-node",
+        labels: C,
+        needs: &[Capability::Nftables],
+        topology: Topology::TwoNodes,
+        runtimes: Runtimes::FakeOnly,
+        body: security::node_credentials_confined,
+    });
     // Area node-failure, here for the packet-path fixture it shares.
     let heal: [HealRow; 4] = [
         ("node-failure/nftables/node-killed-pods-replaced-service-heals", heal::node_killed::<Nft>, &[Capability::Nftables]),

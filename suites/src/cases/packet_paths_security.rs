@@ -93,3 +93,63 @@ pub(super) fn pod_token_reaches_the_api(ctx: CaseCtx) -> BodyFuture {
         cl.stop().await
     })
 }
+
+/// A kube client with node `node`'s own credentials (its kubeconfig from the world PKI).
+async fn node_client(cl: &Cluster, node: &str) -> anyhow::Result<kube::Client> {
+    let path = cl.control_plane().node_kubeconfig(node)?;
+    let kc = kube::config::Kubeconfig::read_from(&path)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// `(status code, message)` of a failed API call; `(200, "")` when it succeeded.
+fn outcome<T>(r: Result<T, kube::Error>) -> (u16, String) {
+    match r {
+        Ok(_) => (200, String::new()),
+        Err(kube::Error::Api(s)) => (s.code, s.message.clone()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Broken behaviour caught: a node credential that may read pods bound to another node or
+/// their secrets (Node authorizer), write another node's status or give itself a role label
+/// (NodeRestriction) — while its own pods, secrets and status stay reachable, so a server that
+/// refuses everything fails too.
+pub(super) fn node_credentials_confined(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        use k8s_openapi::api::core::v1::{Node, Secret};
+        use kube::api::{Patch, PatchParams};
+        let cl = Cluster::start_secure(&ctx, ProxyMode::Nftables, true).await?;
+        let secrets: Api<Secret> = Api::namespaced(cl.client.clone(), "default");
+        for name in ["a-secret", "b-secret"] {
+            let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"k": "v"}}))?;
+            secrets.create(&PostParams::default(), &s).await?;
+        }
+        for (pod, node, secret) in [("on-a", NODE_A, "a-secret"), ("on-b", "node-b", "b-secret")] {
+            let mut c = container("c", &["pause"]);
+            pods::merge(&mut c, json!({"volumeMounts": [{"name": "s", "mountPath": "/etc/s"}]}));
+            let spec = json!({"volumes": [{"name": "s", "secret": {"secretName": secret}}]});
+            pods::create(&cl.client, &pods::pod(pod, node, vec![c], spec)?).await?;
+        }
+        let a = node_client(&cl, NODE_A).await?;
+        let (pods_a, secrets_a, nodes_a): (Api<Pod>, Api<Secret>, Api<Node>) =
+            (Api::namespaced(a.clone(), "default"), Api::namespaced(a.clone(), "default"), Api::all(a.clone()));
+        // Its own: allowed.
+        ensure!(outcome(pods_a.get("on-a").await).0 == 200, "node-a cannot read its own pod");
+        ensure!(outcome(secrets_a.get("a-secret").await).0 == 200, "node-a cannot read its own pod's secret");
+        let status = json!({"status": {"conditions": [{"type": "NodekitProbe", "status": "True", "reason": "Probe", "message": "own status"}]}});
+        let (code, msg) = outcome(nodes_a.patch_status(NODE_A, &PatchParams::default(), &Patch::Strategic(&status)).await);
+        ensure!(code == 200, "node-a cannot patch its own status: {code} {msg}");
+        // Another node's: refused, each with the reason upstream gives.
+        let (code, msg) = outcome(pods_a.get("on-b").await);
+        ensure!(code == 403 && msg.contains("no relationship found between node 'node-a' and this object"), "node-a reading node-b's pod: {code} {msg}");
+        let (code, msg) = outcome(secrets_a.get("b-secret").await);
+        ensure!(code == 403 && msg.contains("no relationship found between node 'node-a' and this object"), "node-a reading node-b's secret: {code} {msg}");
+        let (code, msg) = outcome(nodes_a.patch_status("node-b", &PatchParams::default(), &Patch::Strategic(&status)).await);
+        ensure!(code == 403 && msg.contains("node-b"), "node-a patching node-b's status: {code} {msg}");
+        let label = json!({"metadata": {"labels": {"node-role.kubernetes.io/control-plane": ""}}});
+        let (code, msg) = outcome(nodes_a.patch(NODE_A, &PatchParams::default(), &Patch::Strategic(&label)).await);
+        ensure!(code == 403 && msg.contains("node-role.kubernetes.io/control-plane"), "node-a labelling itself with a role: {code} {msg}");
+        cl.stop().await
+    })
+}
