@@ -107,6 +107,9 @@ pub struct Config {
     /// The ServiceAccount admission plugin: a new pod's account must exist, and (where a root
     /// CA is published for it) every container gets the `kube-api-access-*` volume.
     pub service_account_admission: bool,
+    /// Upstream's `--anonymous-auth`: an HTTPS request without a client certificate or bearer
+    /// token is `system:anonymous` (on, upstream's default) or refused with 401 (off).
+    pub anonymous_auth: bool,
 }
 
 /// Upstream's `--kubelet-client-certificate`, `--kubelet-client-key` and
@@ -173,6 +176,7 @@ impl Default for Config {
             root_ca_publisher: true,
             root_ca_file: None,
             service_account_admission: true,
+            anonymous_auth: true,
         }
     }
 }

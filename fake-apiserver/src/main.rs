@@ -100,6 +100,10 @@ struct Args {
     /// (default: the --client-ca-file bundle; nothing without TLS).
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// Serve HTTPS requests without credentials as system:anonymous (upstream's default); with
+    /// `--anonymous-auth=false` they get 401 Unauthorized.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
     /// Admission plugins to turn off (upstream's flag); `ServiceAccount` is the one that can be.
     #[arg(long, value_delimiter = ',')]
     disable_admission_plugins: Vec<String>,
@@ -176,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
         },
         root_ca_file: a.root_ca_file,
         service_account_admission: !a.disable_admission_plugins.iter().any(|p| p == "ServiceAccount"),
+        anonymous_auth: a.anonymous_auth,
         ..Config::default()
     };
     let handle = Server::start(config).await?;

@@ -105,3 +105,33 @@ fn token_reviews_decode_from_protobuf() {
         json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "alice-token", "audiences": ["aud-1", "aud-2"]}})
     );
 }
+
+/// Anonymous HTTPS requests: `system:anonymous` held to RBAC by default (a 403 naming the
+/// user, discovery still allowed by `system:public-info-viewer`), 401 for everything with
+/// `--anonymous-auth=false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_are_system_anonymous_or_refused() {
+    let on = Tls::start(|c| c.authorization = true).await;
+    // An empty token: no credential at all. (kubectl without any credential prompts for a
+    // user name instead of calling, so the calls are kube-rs's.)
+    let (anon, _) = token_user(&on, "anon-client", "").await;
+    let (code, st) = call(&anon, "GET", "/api/v1/namespaces/default/pods", &[], None).await;
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(st["message"], "pods is forbidden: User \"system:anonymous\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"");
+    assert_eq!(call(&anon, "GET", "/version", &[], None).await.0, 200, "/version is public");
+
+    let off = Tls::start(|c| {
+        c.authorization = true;
+        c.anonymous_auth = false;
+    })
+    .await;
+    let (anon, _) = token_user(&off, "anon-client", "").await;
+    for path in ["/api/v1/namespaces/default/pods", "/version", "/api"] {
+        let (code, st) = call(&anon, "GET", path, &[], None).await;
+        assert_eq!(code, 401, "{path}: {st}");
+        assert_eq!(st["reason"], "Unauthorized");
+    }
+    // Credentials still work.
+    let admin = off.client("root", &["system:masters"]).await;
+    assert_eq!(call(&admin, "GET", "/api/v1/namespaces/default/pods", &[], None).await.0, 200);
+}

@@ -77,7 +77,14 @@ pub fn authenticate(state: &State, req: &mut Request<Incoming>) -> Result<(), Bo
         return Ok(());
     }
     let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(token) = header.and_then(bearer_token) else { return Ok(()) };
+    let Some(token) = header.and_then(bearer_token) else {
+        // No credential at all: anonymous, unless anonymous requests are turned off.
+        let anonymous = req.extensions().get::<UserInfo>().is_some_and(|u| u.username == ANONYMOUS);
+        if anonymous && !state.config.anonymous_auth {
+            return Err(Box::new(value_response(401, &unauthorized_status())));
+        }
+        return Ok(());
+    };
     match authenticate_token(state, token, None) {
         Ok(accepted) => {
             req.extensions_mut().insert(accepted.user.to_user_info());
