@@ -124,6 +124,7 @@ pub async fn run(
         stats: stats.clone(),
         pods: pods.clone(),
         metrics: metrics.clone(),
+        client: client.clone(),
     };
     let kubelet_api = start_kubelet_api(&settings, setup, &mut tasks, &cancel).await?;
     on_listen(Listening { healthz: bound, kubelet_api });

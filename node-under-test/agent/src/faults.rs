@@ -26,7 +26,7 @@ pub enum Fault {
     EvictionPodGrace,
     /// Static pods: no mirror pods in the API.
     NoMirrorPods,
-    /// Kubelet API: callers without a client certificate are served.
+    /// Kubelet API: callers without credentials are served (anonymous, and never authorized).
     KubeletAnonymous,
     /// Kubelet API: a port-forward reaches the runtime without its ports (neither in the CRI
     /// request nor in the query).

@@ -4,96 +4,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::kubelet::{Kubelet, NODE, TestCa, start_agent};
 use support::{enter_namespaces, wait_for, workload_bin};
-use tokio_util::sync::CancellationToken;
-
-const NODE: &str = "node-a";
-
-/// A test CA and a client certificate it issued (PEM cert, PEM key), the CA written to `ca_path`.
-fn client_certificate(ca_path: &Path) -> Result<(String, String)> {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "test-ca");
-    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
-    let ca_key = rcgen::KeyPair::generate()?;
-    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key)?;
-    std::fs::write(ca_path, ca.pem())?;
-    let mut client = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    client.distinguished_name.push(rcgen::DnType::CommonName, "system:kube-apiserver");
-    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate()?;
-    let cert = client.signed_by(&key, &ca)?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
-
-/// HTTPS to the kubelet API, trusting its self-signed certificate.
-struct Kubelet {
-    addr: SocketAddr,
-    with_cert: tokio_rustls::TlsConnector,
-    without_cert: tokio_rustls::TlsConnector,
-}
-
-impl Kubelet {
-    fn new(addr: SocketAddr, serving_cert: &Path, client: &(String, String)) -> Result<Kubelet> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(serving_cert)? {
-            roots.add(c?)?;
-        }
-        let builder = || {
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots.clone()))
-        };
-        let chain = vec![CertificateDer::from_pem_slice(client.0.as_bytes())?];
-        let key = PrivateKeyDer::from_pem_slice(client.1.as_bytes())?;
-        let with_cert = builder()?.with_client_auth_cert(chain, key)?;
-        let without_cert = builder()?.with_no_client_auth();
-        Ok(Kubelet {
-            addr,
-            with_cert: tokio_rustls::TlsConnector::from(Arc::new(with_cert)),
-            without_cert: tokio_rustls::TlsConnector::from(Arc::new(without_cert)),
-        })
-    }
-
-    async fn send(&self, cert: bool, method: &str, path: &str) -> Result<http::Response<hyper::body::Incoming>> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
-        let connector = if cert { &self.with_cert } else { &self.without_cert };
-        let tls = connector.connect(ServerName::IpAddress(self.addr.ip().into()), tcp).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
-        tokio::spawn(conn);
-        let req = http::Request::builder().method(method).uri(path).header("host", "kubelet").body(Empty::<Bytes>::new())?;
-        Ok(sender.send_request(req).await?)
-    }
-
-    async fn call(&self, cert: bool, method: &str, path: &str) -> Result<(u16, String)> {
-        let resp = self.send(cert, method, path).await?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
-
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
-        self.call(true, "GET", path).await
-    }
-
-    async fn get_ok(&self, path: &str) -> Result<String> {
-        let (status, body) = self.get(path).await?;
-        ensure!(status == 200, "GET {path}: {status} {body}");
-        Ok(body)
-    }
-}
 
 fn config(ca: &Path) -> String {
     format!(
@@ -121,41 +40,6 @@ nodekit:
 ",
         ca.display()
     )
-}
-
-struct Agent {
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<node_agent::Result<()>>,
-    kubelet_api: SocketAddr,
-}
-
-async fn start_agent(dir: &Path, kubeconfig: &Path, socket: &Path, ca: &Path) -> Result<Agent> {
-    let cfg = dir.join("kubelet.yaml");
-    std::fs::write(&cfg, config(ca))?;
-    let flags = <node_agent::cli::Flags as clap::Parser>::try_parse_from([
-        "node-agent".to_string(),
-        format!("--config={}", cfg.display()),
-        format!("--kubeconfig={}", kubeconfig.display()),
-        format!("--node-name={NODE}"),
-        format!("--container-runtime-endpoint=unix://{}", socket.display()),
-        format!("--root-dir={}", dir.join("root").display()),
-        "--node-ip=127.0.0.1".into(),
-        "--pod-cidr=10.244.1.0/24".into(),
-        "--healthz-bind-address=127.0.0.1:0".into(),
-    ])?;
-    let (settings, healthz) = flags.settings()?;
-    let cancel = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (c, kc) = (cancel.clone(), kubeconfig.to_path_buf());
-    let task = tokio::spawn(async move {
-        node_agent::agent::run(settings, &kc, healthz, c, move |l| {
-            let _ = tx.send(l);
-        })
-        .await
-    });
-    let listening = tokio::time::timeout(Duration::from_secs(20), rx).await?.context("agent stopped before listening")?;
-    let kubelet_api = listening.kubelet_api.context("the kubelet API is not served")?;
-    Ok(Agent { cancel, task, kubelet_api })
 }
 
 fn pod(name: &str, restart: &str, args: &[&str]) -> Result<Pod> {
@@ -307,8 +191,8 @@ async fn scenario() -> Result<()> {
     let socket = dir.path().join("cri.sock");
     let cri = fake_cri::FakeCri::start(fake_cri::Config::new(&socket, dir.path().join("cri-state"), &workload_bin())).await?;
     let ca = dir.path().join("client-ca.pem");
-    let client = client_certificate(&ca)?;
-    let agent = start_agent(dir.path(), &kubeconfig, &socket, &ca).await?;
+    let client = TestCa::new(&ca)?.client("system:kube-apiserver", None)?;
+    let agent = start_agent(dir.path(), &kubeconfig, &socket, &config(&ca)).await?;
     let k = Kubelet::new(agent.kubelet_api, &dir.path().join("root/pki/kubelet.crt"), &client)?;
 
     let api = node_agent::agent::client_from_kubeconfig(&kubeconfig).await?;

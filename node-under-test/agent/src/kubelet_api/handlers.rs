@@ -1,4 +1,4 @@
-//! Request dispatch: authentication, routing, and the small endpoints.
+//! Request dispatch: the auth filter, routing, and the small endpoints.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::KubeletApi;
-use super::auth::Caller;
+use super::auth::UserInfo;
 use super::respond::{Body, json, method_not_allowed, not_found, text, with_type};
 use super::router::{Route, route};
 use crate::cri::Runtime;
@@ -16,10 +16,12 @@ use crate::cri::Runtime;
 /// Largest form body `/run` reads.
 const MAX_FORM: usize = 1 << 20;
 
-/// Answers one request from `caller` (`None`: no valid credentials).
-pub async fn handle<R: Runtime>(api: Arc<KubeletApi<R>>, caller: Option<Caller>, req: Request<Incoming>) -> Response<Body> {
-    if caller.is_none() {
-        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+/// Answers one request on a connection whose verified client certificate names
+/// `certificate_user`; every path is authenticated and authorized first.
+pub async fn handle<R: Runtime>(api: Arc<KubeletApi<R>>, certificate_user: Option<&UserInfo>, mut req: Request<Incoming>) -> Response<Body> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    if let Err(refusal) = api.gate.admit(certificate_user, &method, &path, req.headers_mut()).await {
+        return refusal.response();
     }
     let query = req.uri().query().unwrap_or("").to_string();
     match route(req.method(), req.uri().path()) {

@@ -3,13 +3,18 @@
 //! /stats/summary, /metrics, /metrics/resource, /metrics/probes, /configz, /exec, /attach and
 //! /portForward.
 //!
-//! Layout: [`router`] (paths and methods), [`auth`] and [`tls`] (who may call), [`handlers`]
-//! (dispatch and the small endpoints), [`logs`] (pure) and [`logs_serve`], [`run`],
+//! Layout: [`router`] (paths and methods); who may call: [`tls`] (client certificates, read by
+//! [`x509`]), [`gate`] (the auth filter) over [`auth`] (authentication), [`attributes`] (pure:
+//! what a request is authorized as) and [`webhook`] (TokenReview and SubjectAccessReview,
+//! cached in [`ttl_cache`], made by [`review_client`]); [`handlers`] (dispatch and the small
+//! endpoints), [`logs`] (pure) and [`logs_serve`], [`run`],
 //! [`summary`] (pure) and [`stats_source`], [`resource`] and [`exposition`] over [`prom`].
 
+pub mod attributes;
 pub mod auth;
 pub mod containers;
 pub mod exposition;
+pub mod gate;
 pub mod handlers;
 pub mod logs;
 pub mod logs_serve;
@@ -17,12 +22,18 @@ pub mod prom;
 pub mod query;
 pub mod resource;
 pub mod respond;
+pub mod review_client;
+#[cfg(test)]
+pub mod review_fake;
 pub mod router;
 pub mod run;
 pub mod stats_source;
 pub mod stream;
 pub mod summary;
 pub mod tls;
+pub mod ttl_cache;
+pub mod webhook;
+pub mod x509;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -68,6 +79,8 @@ pub struct KubeletApi<R> {
     pub exec_timeout: Duration,
     /// Ends followed logs when the agent stops.
     pub cancel: CancellationToken,
+    /// Who may call.
+    pub gate: gate::Gate,
 }
 
 /// What the server is made of.
@@ -80,6 +93,8 @@ pub struct Setup<R> {
     pub stats: StatsClient,
     pub pods: PodRegistry,
     pub metrics: Metrics,
+    /// The agent's API client: TokenReview and SubjectAccessReview go through it.
+    pub client: kube::Client,
 }
 
 /// How long a client has to finish the TLS handshake.
@@ -96,9 +111,8 @@ pub async fn bind<R: Runtime>(
     let tls = tls::server_config(&setup.cfg, &setup.root_dir, &setup.node_name, setup.node_ip)?;
     let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
     let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
-    for note in auth::not_enforced(&setup.cfg) {
-        tracing::warn!("{note}");
-    }
+    let reviews = review_client::KubeReviews::new(setup.client, setup.cfg.nodekit.api_request_timeout.0);
+    let gate = gate::Gate::from_config(&setup.cfg, &setup.node_name, Arc::new(reviews), webhook::Backoff::default());
     let api = Arc::new(KubeletApi {
         stats: StatsSource::new(setup.runtime.clone(), setup.stats, setup.cfg.clone(), setup.root_dir, setup.node_name),
         runtime: setup.runtime,
@@ -108,6 +122,7 @@ pub async fn bind<R: Runtime>(
         cfg: setup.cfg,
         started: jiff::Timestamp::now(),
         cancel: cancel.clone(),
+        gate,
     });
     Ok((bound, serve(listener, tokio_rustls::TlsAcceptor::from(tls), api, cancel)))
 }
@@ -140,11 +155,12 @@ async fn connection<R: Runtime>(
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "kubelet API TLS handshake failed"),
         Err(_) => return tracing::debug!(%peer, "kubelet API TLS handshake timed out"),
     };
-    let has_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-    let caller = auth::authenticate(has_cert, api.cfg.authentication.anonymous.enabled);
+    // The TLS layer verified a presented certificate against the client CA.
+    let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+    let certificate_user = leaf.and_then(|der| auth::UserInfo::from_certificate(der.as_ref())).map(Arc::new);
     let svc = service_fn(move |req| {
-        let api = api.clone();
-        async move { Ok::<_, std::convert::Infallible>(handlers::handle(api, caller, req).await) }
+        let (api, user) = (api.clone(), certificate_user.clone());
+        async move { Ok::<_, std::convert::Infallible>(handlers::handle(api, user.as_deref(), req).await) }
     });
     // Upgrades: exec, attach and portForward switch the connection to WebSocket or SPDY.
     let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).with_upgrades();

@@ -78,7 +78,8 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// The server's TLS configuration (HTTP/1.1; client certificates asked for, verified against
-/// the client CA when one is configured, and optional: callers without one meet the 401).
+/// the client CA when one is configured, and optional: callers without one are left to the
+/// bearer token and anonymous authenticators of [`super::auth`]).
 pub fn server_config(
     cfg: &KubeletConfiguration,
     root_dir: &Path,

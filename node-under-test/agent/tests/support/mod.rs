@@ -1,7 +1,9 @@
 //! Shared by the agent's end-to-end tests: the workload binary, re-running a test inside fresh
-//! namespaces, and waiting on conditions.
+//! namespaces, and waiting on conditions; [`kubelet`]: HTTPS to the kubelet API.
 
 #![allow(dead_code)]
+
+pub mod kubelet;
 
 use std::path::PathBuf;
 use std::process::Command;
