@@ -112,6 +112,15 @@ impl Pki {
         &self.ca_pem
     }
 
+    /// The CA certificate as DER (what TLS clients take as a root).
+    pub fn ca_der(&self) -> Result<Vec<u8>> {
+        use base64::Engine as _;
+        let body: String = self.ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| crate::Error::invalid("the world CA PEM", e.to_string()))
+    }
+
     /// The API server's serving certificate for a control plane at `cp_ip`, with `extra`
     /// SANs (IP addresses or DNS names) on top of the upstream ones and 127.0.0.1.
     pub fn api_server(&self, cp_ip: IpAddr, extra: &[&str]) -> Result<Credential> {

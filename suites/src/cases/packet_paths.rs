@@ -116,6 +116,14 @@ pub fn cases() -> Vec<Case> {
         runtimes: Runtimes::FakeOnly,
         body: security::node_credentials_confined,
     });
+    all.push(Case {
+        id: "security/kubelet-api-serves-only-authorized-callers",
+        labels: C,
+        needs: &[Capability::Nftables],
+        topology: Topology::SingleNode,
+        runtimes: Runtimes::FakeOnly,
+        body: security::kubelet_api_authorizes,
+    });
     // Area node-failure, here for the packet-path fixture it shares.
     let heal: [HealRow; 4] = [
         ("node-failure/nftables/node-killed-pods-replaced-service-heals", heal::node_killed::<Nft>, &[Capability::Nftables]),

@@ -153,3 +153,87 @@ pub(super) fn node_credentials_confined(ctx: CaseCtx) -> BodyFuture {
         cl.stop().await
     })
 }
+
+/// A client of node-a's kubelet API (verifying it against the world CA) as `who`: a client
+/// certificate, a bearer token, or nobody.
+enum Caller<'a> {
+    Cert(&'a harness::pki::Credential),
+    Token(&'a str),
+    Anonymous,
+}
+
+async fn kubelet_client(cl: &Cluster, ctx: &CaseCtx, who: Caller<'_>) -> anyhow::Result<kube::Client> {
+    use base64::Engine as _;
+    let node: k8s_openapi::api::core::v1::Node = Api::all(cl.client.clone()).get(NODE_A).await?;
+    let port = node.status.and_then(|s| s.daemon_endpoints?.kubelet_endpoint).map(|e| e.port).context("daemonEndpoints")?;
+    let mut cfg = kube::Config::new(format!("https://{}:{port}", ctx.world.host(NODE_A)?.ip()).parse()?);
+    let pki = cl.control_plane().pki().context("the world serves HTTPS")?;
+    cfg.root_cert = Some(vec![pki.ca_der()?]);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    match who {
+        Caller::Cert(c) => {
+            cfg.auth_info.client_certificate_data = Some(b64(&c.cert_pem));
+            cfg.auth_info.client_key_data = Some(b64(&c.key_pem).into());
+        }
+        Caller::Token(t) => cfg.auth_info.token = Some(t.to_string().into()),
+        Caller::Anonymous => {}
+    }
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// `(status, body)` of `GET path` on the kubelet.
+async fn kubelet_get(client: &kube::Client, path: &str) -> anyhow::Result<(u16, String)> {
+    let req = http::Request::get(path).body(Vec::new())?;
+    Ok(match client.request_text(req).await {
+        Ok(body) => (200, body),
+        Err(kube::Error::Api(s)) => (s.code, s.message.clone()),
+        Err(e) => return Err(e.into()),
+    })
+}
+
+/// Grants `subject` (RBAC subject JSON) `get` on `nodes/<sub>` through a ClusterRole of its own.
+async fn grant(client: &kube::Client, name: &str, sub: &str, subject: serde_json::Value) -> anyhow::Result<()> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let role: ClusterRole = serde_json::from_value(json!({"metadata": {"name": name}, "rules": [{"apiGroups": [""], "resources": [format!("nodes/{sub}")], "verbs": ["get"]}]}))?;
+    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [subject],
+    }))?;
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await?;
+    Ok(())
+}
+
+/// Broken behaviour caught: a kubelet API that serves callers without credentials, that takes
+/// any authenticated caller (no SubjectAccessReview), that ignores bearer tokens, or that checks
+/// the wrong subresource (stats rights reading pods).
+pub(super) fn kubelet_api_authorizes(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let cl = Cluster::start_secure(&ctx, ProxyMode::Nftables, true).await?;
+        let pki = cl.control_plane().pki().context("the world serves HTTPS")?;
+        let (eve, olive) = (pki.client("eve", "eve", &[])?, pki.client("olive", "olive", &["ops"])?);
+        grant(&cl.client, "kubelet-pods-readers", "proxy", json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"})).await?;
+        let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "stats-reader"}}))?;
+        Api::<ServiceAccount>::namespaced(cl.client.clone(), "default").create(&PostParams::default(), &sa).await?;
+        grant(&cl.client, "kubelet-stats-readers", "stats", json!({"kind": "ServiceAccount", "name": "stats-reader", "namespace": "default"})).await?;
+        let tr = TokenRequest { spec: TokenRequestSpec { audiences: vec![], ..Default::default() }, ..Default::default() };
+        let tr: TokenRequest = Api::<ServiceAccount>::namespaced(cl.client.clone(), "default").create_subresource("token", "stats-reader", &PostParams::default(), &tr).await?;
+        let token = tr.status.map(|s| s.token).context("TokenRequest gave no token")?;
+
+        let (code, body) = kubelet_get(&kubelet_client(&cl, &ctx, Caller::Anonymous).await?, "/pods").await?;
+        ensure!(code == 401, "anonymous GET /pods on the kubelet: {code} {body}");
+        let (code, body) = kubelet_get(&kubelet_client(&cl, &ctx, Caller::Cert(&eve)).await?, "/pods").await?;
+        ensure!(code == 403 && body.contains("Forbidden (user=eve, verb=get, resource=nodes, subresource(s)=[pods proxy])"), "eve (no rights) GET /pods: {code} {body}");
+        let (code, body) = kubelet_get(&kubelet_client(&cl, &ctx, Caller::Cert(&olive)).await?, "/pods").await?;
+        ensure!(code == 200 && body.contains("\"PodList\""), "olive (nodes/proxy through group ops) GET /pods: {code} {body}");
+        let reader = kubelet_client(&cl, &ctx, Caller::Token(&token)).await?;
+        let (code, body) = kubelet_get(&reader, "/stats/summary").await?;
+        ensure!(code == 200 && body.contains("\"node\""), "the stats-reader token GET /stats/summary: {code} {body}");
+        let (code, body) = kubelet_get(&reader, "/pods").await?;
+        ensure!(code == 403 && body.contains("user=system:serviceaccount:default:stats-reader"), "the stats-reader token GET /pods: {code} {body}");
+        cl.stop().await
+    })
+}
