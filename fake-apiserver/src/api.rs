@@ -310,17 +310,9 @@ impl Api {
     /// The ServiceAccount admission plugin on a new pod (the account looked up here, before the
     /// store is locked for the write).
     fn admit_service_account(&self, ns: &str, pod: &mut Value, inject: bool) -> ApiResult<()> {
-        let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default").to_string();
-        let account = self.store.get(resources::SERVICEACCOUNTS, ns, &sa).map(|o| o.value.clone());
-        if !inject {
-            // The account must exist all the same; only the volume is left out.
-            let mut unchanged = pod.clone();
-            if let Some(spec) = unchanged.get_mut("spec") {
-                spec["automountServiceAccountToken"] = json!(false);
-            }
-            return crate::sa_admission::admit_pod(&mut unchanged, ns, account.as_ref(), "");
-        }
-        crate::sa_admission::admit_pod(pod, ns, account.as_ref(), &random_suffix(5))
+        let sa = crate::sa_admission::default_account(pod);
+        let account = sa.and_then(|sa| self.store.get(resources::SERVICEACCOUNTS, ns, &sa)).map(|o| o.value.clone());
+        crate::sa_admission::admit_pod(pod, ns, account.as_ref(), &random_suffix(5), inject)
     }
 
     /// Turn a full new object into the stored form relative to `cur` (update semantics).

@@ -114,9 +114,11 @@ fn default_pod(obj: &mut Value) {
         set_default(spec, "enableServiceLinks", json!(true));
         set_default(spec, "priority", json!(0));
         set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-        set_default(spec, "serviceAccountName", json!("default"));
-        let sa = spec.get("serviceAccountName").cloned().unwrap_or(json!("default"));
-        set_default(spec, "serviceAccount", sa);
+        // serviceAccountName is not defaulted here: the ServiceAccount admission plugin sets
+        // `default` on pods other than mirror pods. `serviceAccount` is its deprecated alias.
+        if let Some(sa) = spec.get("serviceAccountName").cloned().filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            spec.insert("serviceAccount".into(), sa);
+        }
         for key in ["containers", "initContainers"] {
             if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
                 list.iter_mut().for_each(default_container);

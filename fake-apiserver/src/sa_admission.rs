@@ -45,18 +45,32 @@ pub fn api_access_volume(name: &str) -> Value {
     })
 }
 
-/// Admits pod `pod` (defaults applied) in `ns`, whose ServiceAccount is `account` (`None`: it
-/// does not exist). `suffix` makes the volume name (5 characters, as upstream's generator).
-pub fn admit_pod(pod: &mut Value, ns: &str, account: Option<&Value>, suffix: &str) -> ApiResult<()> {
+/// Sets `spec.serviceAccountName` (and its alias `serviceAccount`) to `default` where it is
+/// empty, on pods other than mirror pods; the account to look up (`None` for a mirror pod).
+pub fn default_account(pod: &mut Value) -> Option<String> {
+    if is_mirror(pod) {
+        return None;
+    }
+    let name = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default").to_string();
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("serviceAccountName".into(), json!(name));
+        spec.insert("serviceAccount".into(), json!(name));
+    }
+    Some(name)
+}
+
+/// Admits pod `pod` (defaults applied, [`default_account`] called) in `ns`, whose
+/// ServiceAccount is `account` (`None`: it does not exist). `suffix` makes the volume name (5
+/// characters, as upstream's generator); the volume is injected only when `inject`.
+pub fn admit_pod(pod: &mut Value, ns: &str, account: Option<&Value>, suffix: &str, inject: bool) -> ApiResult<()> {
     let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
     let sa_name = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or_default().to_string();
     if is_mirror(pod) {
-        if !sa_name.is_empty() && sa_name != "default" {
+        if !sa_name.is_empty() {
             return Err(forbidden(&pod_name, "a mirror pod may not reference service accounts".into()));
         }
         return Ok(());
     }
-    let sa_name = if sa_name.is_empty() { "default".to_string() } else { sa_name };
     let Some(account) = account else {
         return Err(forbidden(
             &pod_name,
@@ -68,7 +82,7 @@ pub fn admit_pod(pod: &mut Value, ns: &str, account: Option<&Value>, suffix: &st
         .and_then(Value::as_bool)
         .or_else(|| account.get("automountServiceAccountToken").and_then(Value::as_bool))
         .unwrap_or(true);
-    if !automount {
+    if !automount || !inject {
         return Ok(());
     }
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
@@ -113,7 +127,7 @@ mod tests {
     #[test]
     fn every_container_without_the_mount_gets_the_volume() {
         let mut p = pod(json!({}));
-        admit_pod(&mut p, "ns", Some(&json!({})), "abcde").unwrap();
+        admit_pod(&mut p, "ns", Some(&json!({})), "abcde", true).unwrap();
         let mount = |c: &str| p.pointer(&format!("/spec/{c}/volumeMounts")).cloned().unwrap_or_default();
         let want = json!([{"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH}]);
         assert_eq!(mount("initContainers/0"), want);
@@ -125,20 +139,28 @@ mod tests {
     #[test]
     fn automount_off_on_the_pod_or_the_account_injects_nothing() {
         let mut p = pod(json!({"automountServiceAccountToken": false}));
-        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": true})), "abcde").unwrap();
+        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": true})), "abcde", true).unwrap();
         assert!(p.pointer("/spec/volumes").is_none());
         let mut p = pod(json!({}));
-        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": false})), "abcde").unwrap();
+        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": false})), "abcde", true).unwrap();
         assert!(p.pointer("/spec/volumes").is_none());
         let mut p = pod(json!({"automountServiceAccountToken": true}));
-        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": false})), "abcde").unwrap();
+        admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": false})), "abcde", true).unwrap();
         assert!(p.pointer("/spec/volumes").is_some(), "the pod's setting wins");
+    }
+
+    #[test]
+    fn an_empty_account_becomes_default() {
+        let mut p = pod(json!({}));
+        p["spec"].as_object_mut().unwrap().remove("serviceAccountName");
+        assert_eq!(default_account(&mut p).as_deref(), Some("default"));
+        assert_eq!(p.pointer("/spec/serviceAccount"), Some(&json!("default")));
     }
 
     #[test]
     fn a_missing_account_is_forbidden_with_upstreams_text() {
         let mut p = pod(json!({"serviceAccountName": "robot"}));
-        let e = admit_pod(&mut p, "ns", None, "abcde").unwrap_err();
+        let e = admit_pod(&mut p, "ns", None, "abcde", true).unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(e.message, "pods \"p\" is forbidden: error looking up service account ns/robot: serviceaccount \"robot\" not found");
     }
@@ -146,10 +168,13 @@ mod tests {
     #[test]
     fn mirror_pods_are_left_alone_and_may_not_name_an_account() {
         let mut p = pod(json!({}));
+        p["spec"].as_object_mut().unwrap().remove("serviceAccountName");
         p["metadata"]["annotations"] = json!({MIRROR_ANNOTATION: "hash"});
-        admit_pod(&mut p, "ns", None, "abcde").unwrap();
+        assert_eq!(default_account(&mut p), None);
+        assert!(p.pointer("/spec/serviceAccountName").is_none(), "no account is defaulted on a mirror pod");
+        admit_pod(&mut p, "ns", None, "abcde", true).unwrap();
         assert!(p.pointer("/spec/volumes").is_none());
         p["spec"]["serviceAccountName"] = json!("robot");
-        assert!(admit_pod(&mut p, "ns", None, "abcde").unwrap_err().message.contains("a mirror pod may not reference service accounts"));
+        assert!(admit_pod(&mut p, "ns", None, "abcde", true).unwrap_err().message.contains("a mirror pod may not reference service accounts"));
     }
 }

@@ -88,6 +88,14 @@ pub fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
 /// Node-lifecycle grace period used with [`COMPRESSED`] (upstream 50 s for a 40 s lease).
 pub const NODE_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// The control plane of a case's world: HTTPS with the world PKI (every component presents
+/// its own certificate), RBAC, the Node authorizer and NodeRestriction on, as a real cluster
+/// runs. [`ControlPlane::client`] is the admin's (`system:masters`).
+pub async fn control_plane(ctx: &CaseCtx, mut config: fake_apiserver::Config) -> anyhow::Result<harness::backend::ControlPlane> {
+    config.authorization = true;
+    Ok(harness::backend::ControlPlane::start_secure(&ctx.world, config).await?)
+}
+
 impl NodeEnv {
     /// Starts cp, runtime and agent with [`COMPRESSED`] and the YAML document `extra` merged
     /// over it (see [`agent_config`]).
@@ -99,7 +107,7 @@ impl NodeEnv {
     /// Like [`NodeEnv::start`], but the API server is partitioned before the runtime and the
     /// agent start (heal it with `env.cp.handle().set_partition(false)`).
     pub async fn start_partitioned(ctx: &CaseCtx, extra: &str) -> anyhow::Result<NodeEnv> {
-        let cp = harness::backend::ControlPlane::start(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let cp = control_plane(ctx, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
         cp.handle().set_partition(true);
         let runtime = start_runtime(ctx, NODE).await?;
         let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &agent_options(extra)?).await?;
@@ -111,7 +119,7 @@ impl NodeEnv {
     /// certificates and reaches the kubelet with its own; the agent serves its kubelet API with
     /// a certificate of the world CA and accepts only clients of that CA.
     pub async fn start_secure(ctx: &CaseCtx, extra: &str) -> anyhow::Result<NodeEnv> {
-        let cp = harness::backend::ControlPlane::start_secure(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let cp = control_plane(ctx, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
         let runtime = start_runtime(ctx, NODE).await?;
         let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &agent_options(extra)?).await?;
         let client = cp.client()?;
@@ -124,7 +132,7 @@ impl NodeEnv {
         api: fake_apiserver::Config,
         agent_config: &str,
     ) -> anyhow::Result<NodeEnv> {
-        let cp = harness::backend::ControlPlane::start(&ctx.world, api).await?;
+        let cp = control_plane(ctx, api).await?;
         let runtime = start_runtime(ctx, NODE).await?;
         let opts = harness::backend::AgentOptions { config_yaml: agent_config.to_string(), extra_args: Vec::new() };
         let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &opts).await?;

@@ -196,7 +196,7 @@ fn tolerations(ctx: CaseCtx) -> BodyFuture {
 fn node_joins(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let config = harness::backend::ControlPlane::compressed_config(crate::fixtures::NODE_GRACE);
-        let cp = harness::backend::ControlPlane::start(&ctx.world, config).await?;
+        let cp = crate::fixtures::control_plane(&ctx, config).await?;
         let opts = crate::fixtures::agent_options("")?;
         let client = cp.client()?;
         let rt_a = crate::fixtures::start_runtime(&ctx, NODE).await?;

@@ -53,8 +53,7 @@ impl Cluster {
     /// reference agent (compressed timings) and the reference proxy in `mode` (cluster CIDR
     /// 10.244.0.0/16), then waits until every node is Ready.
     pub async fn start(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<Cluster> {
-        let cp =
-            ControlPlane::start(&ctx.world, ControlPlane::compressed_config(NODE_GRACE)).await?;
+        let cp = crate::fixtures::control_plane(ctx, ControlPlane::compressed_config(NODE_GRACE)).await?;
         Self::start_on(ctx, mode, cp).await
     }
 
