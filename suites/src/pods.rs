@@ -65,6 +65,14 @@ pub async fn delete(client: &kube::Client, name: &str, grace: Option<u32>) -> an
     Ok(())
 }
 
+/// The runtime's id of container `name` of `pod` (its containerID without the `<runtime>://`).
+pub fn runtime_container_id(pod: &Pod, name: &str) -> anyhow::Result<String> {
+    container_status(pod, name)
+        .and_then(|s| s.container_id.as_deref())
+        .and_then(|id| id.split_once("://").map(|(_, id)| id.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("container {name} has no containerID"))
+}
+
 /// The status of container `name` (regular containers).
 pub fn container_status<'a>(
     pod: &'a Pod,

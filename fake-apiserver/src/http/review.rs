@@ -119,11 +119,16 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>, route: &ReviewRo
 
 /// Checks (and fills in) apiVersion and kind, as the decoder does.
 fn check_type(kind: ReviewKind, obj: &mut Value) -> ApiResult<()> {
+    fill_type(obj, &kind.api_version(), kind.kind())
+}
+
+/// Checks that a request body is an object whose apiVersion and kind, where given, are
+/// `api_version` and `kind`, and fills in the missing ones (the decoder's check).
+pub(crate) fn fill_type(obj: &mut Value, api_version: &str, kind: &str) -> ApiResult<()> {
     let Some(m) = obj.as_object_mut() else {
         return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
     };
-    let (av, k) = (kind.api_version(), kind.kind());
-    for (key, want) in [("apiVersion", av.as_str()), ("kind", k)] {
+    for (key, want) in [("apiVersion", api_version), ("kind", kind)] {
         match m.get(key) {
             None | Some(Value::Null) => {
                 m.insert(key.into(), json!(want));

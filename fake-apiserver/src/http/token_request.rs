@@ -59,20 +59,8 @@ fn go_type(v: &Value) -> &'static str {
 
 /// Checks the body's shape, fills apiVersion/kind and applies upstream's defaulting.
 fn decode(mut req: Value) -> ApiResult<Value> {
-    let api_version = format!("{GROUP}/v1");
+    super::review::fill_type(&mut req, &format!("{GROUP}/v1"), KIND)?;
     let Some(m) = req.as_object_mut() else { return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object")) };
-    for (key, want) in [("apiVersion", api_version.as_str()), ("kind", KIND)] {
-        match m.get(key) {
-            None | Some(Value::Null) => {
-                m.insert(key.into(), json!(want));
-            }
-            Some(Value::String(s)) if s == want => {}
-            Some(other) => {
-                let got = other.as_str().map_or_else(|| other.to_string(), str::to_string);
-                return Err(ApiError::bad_request(format!("{key} {got:?} does not match the expected {want:?}")));
-            }
-        }
-    }
     let spec = m.entry("spec").or_insert_with(|| json!({}));
     if spec.is_null() {
         *spec = json!({});

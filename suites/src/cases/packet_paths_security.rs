@@ -51,10 +51,7 @@ pub(super) fn pod_token_reaches_the_api(ctx: CaseCtx) -> BodyFuture {
         .await?;
         let mounts = pod.spec.as_ref().and_then(|s| s.containers[0].volume_mounts.clone()).unwrap_or_default();
         ensure!(mounts.iter().any(|m| m.mount_path == MOUNT), "no ServiceAccount volume mounted at {MOUNT}: {mounts:?}");
-        let id = pods::container_status(&pod, "c")
-            .and_then(|s| s.container_id.as_deref())
-            .and_then(|id| id.split_once("://").map(|(_, id)| id.to_string()))
-            .context("container c has no container ID")?;
+        let id = pods::runtime_container_id(&pod, "c")?;
         let mut cri = cri::connect(cl.runtime_socket(NODE_A)?, NODE_A).await?;
 
         // Who the pod is, to the API server.

@@ -15,10 +15,7 @@ use crate::pods::{self, container, container_status};
 
 /// The text container `c` of `p` wrote, read from the runtime's CRI log file.
 async fn container_log(env: &NodeEnv, p: &Pod, c: &str) -> anyhow::Result<String> {
-    let id = container_status(p, c)
-        .and_then(|s| s.container_id.clone())
-        .and_then(|id| id.split_once("://").map(|(_, id)| id.to_string()))
-        .with_context(|| format!("container {c} has no containerID"))?;
+    let id = pods::runtime_container_id(p, c)?;
     let mut cri = crate::cri::connect(env.runtime.socket(), NODE).await?;
     let st = cri.status(&id).await.with_context(|| format!("ContainerStatus {id}"))?;
     let text = std::fs::read_to_string(&st.log_path).with_context(|| format!("reading {}", st.log_path))?;

@@ -57,10 +57,7 @@ pub(super) fn projected_token(ctx: CaseCtx) -> BodyFuture {
             (pod_condition_status(p, "Ready").as_deref() == Some("True")).then(|| p.clone())
         })
         .await?;
-        let id = pods::container_status(&pod, "c")
-            .and_then(|s| s.container_id.as_deref())
-            .and_then(|id| id.split_once("://").map(|(_, id)| id.to_string()))
-            .context("container c has no container ID")?;
+        let id = pods::runtime_container_id(&pod, "c")?;
         let mut cri = crate::cri::connect(env.runtime.socket(), NODE).await?;
         let token = cri.exec_ok(&id, &["/workload", "cat", &format!("{MOUNT}/token")]).await?;
         let token = token.trim();
