@@ -34,6 +34,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz_snapshot;
 pub mod bench;
+pub mod bench_tls;
 pub mod config;
 pub mod controllers;
 pub mod defaults;
@@ -61,7 +62,7 @@ pub mod validation;
 
 pub use audit::{AuditEntry, UserInfo};
 pub use auth::service_account::ServiceAccountConfig;
-pub use bench::{BenchOpts, BenchReport};
+pub use bench::{BenchOpts, BenchReport, RunFigures};
 pub use config::{Config, KubeletClientConfig, TlsConfig};
 pub use error::{ApiError, Error, Result};
 pub use faults::FaultRule;
