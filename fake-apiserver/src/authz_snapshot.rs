@@ -2,14 +2,17 @@
 //! when a Role, ClusterRole, RoleBinding or ClusterRoleBinding changed, and the Node
 //! authorizer's graph follows pod changes incrementally from the store's event history (a full
 //! rebuild only when that history no longer reaches back far enough). Requests that find it
-//! current share a read lock, so authorization adds no per-request copying.
+//! current share a read lock, so authorization adds no per-request copying. The graph is
+//! brought up to date only for node users, the only ones the Node authorizer judges: a busy
+//! stream of pod writes by anyone else never takes the write lock.
 
 use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockWriteGuard};
 use tokio::sync::watch;
 
-use crate::auth::{NodeGraph, RbacSnapshot, Snapshot};
+use crate::auth::user::node_identity;
+use crate::auth::{Attributes, Decision, NodeGraph, RbacSnapshot, Snapshot};
 use crate::resources::{self, ResourceId};
 use crate::store::{EventType, Store};
 
@@ -30,18 +33,20 @@ struct Cached {
 }
 
 impl Cached {
-    fn is_current(&self, latest: &Versions) -> bool {
-        self.rbac_seen.is_some_and(|seen| seen[..] == latest[..4]) && self.pods_seen.is_some_and(|seen| seen >= latest[4])
+    /// Whether the snapshot holds every change in `latest`; pods only when `needs_pods`.
+    fn is_current(&self, latest: &Versions, needs_pods: bool) -> bool {
+        self.rbac_seen.is_some_and(|seen| seen[..] == latest[..4])
+            && (!needs_pods || self.pods_seen.is_some_and(|seen| seen >= latest[4]))
     }
 
-    fn refresh(&mut self, store: &Store, latest: &Versions) {
+    fn refresh(&mut self, store: &Store, latest: &Versions, needs_pods: bool) {
         let rbac_latest = [latest[0], latest[1], latest[2], latest[3]];
         if self.rbac_seen != Some(rbac_latest) {
             let objects: Vec<_> = resources::RBAC.iter().flat_map(|r| store.snapshot(*r, None).0).collect();
             self.snapshot.rbac = RbacSnapshot::from_objects(objects.iter().map(|o| &o.value));
             self.rbac_seen = Some(rbac_latest);
         }
-        if self.pods_seen.is_none_or(|seen| seen < latest[4]) {
+        if needs_pods && self.pods_seen.is_none_or(|seen| seen < latest[4]) {
             self.follow_pods(store);
         }
     }
@@ -91,18 +96,26 @@ impl SnapshotCache {
         v
     }
 
-    /// Runs `f` over a snapshot that includes every change stored before this call.
-    pub fn with<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+    /// kube-apiserver's `Node,RBAC` decision ([`crate::auth::authorize`]) on `attrs`, over a
+    /// snapshot holding every change stored before this call that can bear on it.
+    pub fn authorize(&self, attrs: &Attributes) -> Decision {
+        let needs_pods = node_identity(&attrs.user).is_some();
+        self.with(needs_pods, |snapshot| crate::auth::authorize(attrs, snapshot))
+    }
+
+    /// Runs `f` over a snapshot that includes every RBAC change stored before this call, and
+    /// every pod change too when `needs_pods`.
+    pub fn with<R>(&self, needs_pods: bool, f: impl FnOnce(&Snapshot) -> R) -> R {
         let latest = self.latest();
         {
             let cached = self.cached.read();
-            if cached.is_current(&latest) {
+            if cached.is_current(&latest, needs_pods) {
                 return f(&cached.snapshot);
             }
         }
         let mut cached = self.cached.write();
-        if !cached.is_current(&latest) {
-            cached.refresh(&self.store, &latest);
+        if !cached.is_current(&latest, needs_pods) {
+            cached.refresh(&self.store, &latest, needs_pods);
         }
         let cached = RwLockWriteGuard::downgrade(cached);
         f(&cached.snapshot)
@@ -131,30 +144,44 @@ mod tests {
         let store = Arc::new(Store::new(100));
         let cache = SnapshotCache::new(store.clone());
         let alice = || Attributes::resource(User::new("alice", &[]), "get", "", "pods", "ns", "p");
-        assert!(!cache.with(|s| authorize(&alice(), s).is_allowed()));
+        assert!(!cache.authorize(&alice()).is_allowed());
         put(&store, resources::CLUSTERROLES, "", json!({"kind": "ClusterRole", "metadata": {"name": "r"},
             "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]}));
         put(&store, resources::ROLEBINDINGS, "ns", json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "ns"},
             "roleRef": {"kind": "ClusterRole", "name": "r"}, "subjects": [{"kind": "User", "name": "alice"}]}));
-        assert!(cache.with(|s| authorize(&alice(), s).is_allowed()));
+        assert!(cache.authorize(&alice()).is_allowed());
 
-        assert!(!cache.with(|s| node_get_pod(s, "p")));
+        assert!(!cache.with(true, |s| node_get_pod(s, "p")));
         let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
         put(&store, resources::PODS, "ns", pod);
-        assert!(cache.with(|s| node_get_pod(s, "p")), "added incrementally");
+        assert!(cache.with(true, |s| node_get_pod(s, "p")), "added incrementally");
         store.mutate(resources::PODS, "ns", "p", |_| Ok(Change::Delete)).unwrap();
-        assert!(!cache.with(|s| node_get_pod(s, "p")), "removed incrementally");
+        assert!(!cache.with(true, |s| node_get_pod(s, "p")), "removed incrementally");
+    }
+
+    #[test]
+    fn only_node_users_bring_the_graph_up_to_date() {
+        let store = Arc::new(Store::new(100));
+        let cache = SnapshotCache::new(store.clone());
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
+        put(&store, resources::PODS, "ns", pod);
+        let alice = Attributes::resource(User::new("alice", &[]), "create", "", "pods", "ns", "");
+        assert!(!cache.authorize(&alice).is_allowed());
+        assert_eq!(cache.cached.read().pods_seen, None, "a non-node request left the graph alone");
+        let node = Attributes::resource(User::new("system:node:n1", &["system:nodes"]), "get", "", "pods", "ns", "p");
+        assert!(cache.authorize(&node).is_allowed(), "a node request sees the pod stored before it");
+        assert!(cache.cached.read().pods_seen.is_some());
     }
 
     #[test]
     fn rebuilds_when_history_is_compacted() {
         let store = Arc::new(Store::new(2));
         let cache = SnapshotCache::new(store.clone());
-        assert!(!cache.with(|s| node_get_pod(s, "p0")));
+        assert!(!cache.with(true, |s| node_get_pod(s, "p0")));
         for i in 0..5 {
             let pod = json!({"kind": "Pod", "metadata": {"name": format!("p{i}"), "namespace": "ns"}, "spec": {"nodeName": "n1"}});
             put(&store, resources::PODS, "ns", pod);
         }
-        assert!(cache.with(|s| (0..5).all(|i| node_get_pod(s, &format!("p{i}")))));
+        assert!(cache.with(true, |s| (0..5).all(|i| node_get_pod(s, &format!("p{i}")))));
     }
 }

@@ -113,7 +113,7 @@ async fn role_binding_role_ref_is_immutable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reviews_answer_for_the_certificate_user() {
-    let t = Tls::start(|_| {}).await;
+    let t = Tls::start(|c| c.authorization = true).await;
     let alice = t.client("alice", &["dev", "qa"]).await;
     let (code, ssr) = call(&alice, "POST", SSR_PATH, &[], Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))).await;
     assert_eq!(code, 201, "{ssr}");
@@ -264,6 +264,9 @@ async fn authorization_off_serves_everyone_as_before() {
     assert_eq!(call(&alice, "GET", "/api/v1/namespaces/default/configmaps", &headers, None).await.0, 200);
     let node = t.client(NODE_A.0, NODE_A.1).await;
     assert_eq!(call(&node, "PATCH", "/api/v1/nodes/node-b/status", &[], Some(ready_patch())).await.0, 200);
+    // Reviews answer as kube-apiserver's AlwaysAllow does.
+    let (code, review) = call(&alice, "POST", SSAR_PATH, &[], Some(ssar("delete", "secrets", "kube-system"))).await;
+    assert_eq!((code, &review["status"]), (201, &json!({"allowed": true})), "{review}");
     let audit = t.h.audit();
     assert!(audit.iter().all(|e| e.annotations.is_empty() && e.impersonated_user.is_none()));
     let line = serde_json::to_string(audit_of(&audit, "GET", "/api/v1/namespaces/default/pods")).unwrap();

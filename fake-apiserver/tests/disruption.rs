@@ -478,3 +478,38 @@ async fn kubectl_drain_retries_until_the_budget_allows() -> anyhow::Result<()> {
     h.shutdown().await;
     Ok(())
 }
+
+/// `syncStalePodDisruption`: a `DisruptionTarget=True` condition that outlived two minutes
+/// without a deletion goes back to False, also for pods that got it after the controller
+/// started (it follows pod changes, not only the first list); a fresh one and the kubelet's
+/// (`TerminationByKubelet`) stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_disruption_targets_are_reset() -> anyhow::Result<()> {
+    let h = start(true).await;
+    let ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let target = |reason: &str, at: &str| {
+        json!({"status": {"phase": "Running", "conditions": [
+            {"type": "DisruptionTarget", "status": "True", "reason": reason, "lastTransitionTime": at}]}})
+    };
+    // Let the controller make its first pass before the pods exist.
+    create_budget(&h, "pdb", "none", json!({"minAvailable": 1}))?;
+    settled(&h, "pdb", |_| true).await;
+    for (name, body) in [
+        ("stale", target("EvictionByEvictionAPI", &ago)),
+        ("fresh", target("EvictionByEvictionAPI", &now())),
+        ("kubelet", target("TerminationByKubelet", &ago)),
+    ] {
+        pod(&h, name, json!({}), Some("n1"))?;
+        h.api().patch(resources::PODS, "default", name, PatchType::Merge, body.to_string().as_bytes(), Some("status"), None)?;
+    }
+    let status_of = |name: &str| stored_pod(&h, name).and_then(|p| pod_condition(&p, "DisruptionTarget")).map(|c| c["status"].clone());
+    common::wait_for("the stale DisruptionTarget reset", WAIT, || {
+        let reset = status_of("stale").filter(|s| s == "False");
+        async move { reset }
+    })
+    .await;
+    assert_eq!(status_of("fresh"), Some(json!("True")));
+    assert_eq!(status_of("kubelet"), Some(json!("True")));
+    h.shutdown().await;
+    Ok(())
+}

@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::api::now_rfc3339;
+use crate::controllers::follow::Follow;
 use crate::controllers::workloads::{controller_ref, is_pod_ready, uid};
 use crate::error::ApiError;
 use crate::pdb;
@@ -204,6 +205,12 @@ pub fn fail_safe_status(budget: &Value, err: &str, now: &str) -> Option<Value> {
 /// with a `DisruptionTarget=True` condition not set by the kubelet, the seconds left before
 /// the condition is stale (0 = stale now).
 pub fn stale_disruption_wait(pod: &Value, now: i64) -> Option<i64> {
+    disruption_target_since(pod).map(|since| (since + STALE_POD_DISRUPTION_TIMEOUT_SECS - now).max(0))
+}
+
+/// When (epoch seconds) a pod that [`stale_disruption_wait`] watches got its
+/// `DisruptionTarget=True` condition; `None` for every other pod.
+fn disruption_target_since(pod: &Value) -> Option<i64> {
     if being_deleted(pod) || matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed") {
         return None;
     }
@@ -212,7 +219,7 @@ pub fn stale_disruption_wait(pod: &Value, now: i64) -> Option<i64> {
     if str_at(c, "/status") != "True" || str_at(c, "/reason") == "TerminationByKubelet" {
         return None;
     }
-    Some((epoch(c.get("lastTransitionTime")) + STALE_POD_DISRUPTION_TIMEOUT_SECS - now).max(0))
+    Some(epoch(c.get("lastTransitionTime")))
 }
 
 /// `getPodsForPdb`: the pods of the budget's namespace its selector matches (a null selector
@@ -335,16 +342,21 @@ fn sync(state: &State, budget: &Obj, now: i64, now_str: &str) -> Option<i64> {
     recheck
 }
 
-/// `syncStalePodDisruption` for every pod: reset stale `DisruptionTarget` conditions to
-/// False; returns when the next one becomes stale.
-fn clear_stale_disruption_targets(state: &State, now: i64, now_str: &str) -> Option<i64> {
-    let (pods, _) = state.store.snapshot(resources::PODS, None);
+/// `syncStalePodDisruption` for every pod with a `DisruptionTarget` condition (followed
+/// incrementally in `targets`): reset stale ones to False; returns when the next one becomes
+/// stale.
+fn clear_stale_disruption_targets(state: &State, targets: &mut Follow<i64>, now: i64, now_str: &str) -> Option<i64> {
     let mut wake: Option<i64> = None;
-    for pod in pods {
-        match stale_disruption_wait(&pod.value, now) {
-            Some(0) => reset_disruption_target(state, &pod, now, now_str),
-            Some(w) => wake = Some(wake.map_or(now + w, |x| x.min(now + w))),
-            None => {}
+    let mut stale = Vec::new();
+    for ((ns, name), since) in targets.refresh(&state.store) {
+        match (since + STALE_POD_DISRUPTION_TIMEOUT_SECS - now).max(0) {
+            0 => stale.push((ns.clone(), name.clone())),
+            w => wake = Some(wake.map_or(now + w, |x| x.min(now + w))),
+        }
+    }
+    for (ns, name) in stale {
+        if let Some(pod) = state.store.get(resources::PODS, &ns, &name) {
+            reset_disruption_target(state, &pod, now, now_str);
         }
     }
     wake
@@ -366,22 +378,36 @@ fn reset_disruption_target(state: &State, pod: &Obj, now: i64, now_str: &str) {
     });
 }
 
-/// One pass over every budget and pod; returns the earliest time (epoch seconds) a pass is
-/// due without any change.
-pub fn sync_all(state: &State) -> Option<i64> {
-    let now = jiff::Timestamp::now().as_second();
-    let now_str = now_rfc3339();
-    let (budgets, _) = state.store.snapshot(resources::PODDISRUPTIONBUDGETS, None);
-    let rechecks: Vec<i64> = budgets.iter().filter_map(|b| sync(state, b, now, &now_str)).collect();
-    rechecks.into_iter().chain(clear_stale_disruption_targets(state, now, &now_str)).min()
+/// The controller's memory across passes: the pods with a `DisruptionTarget` condition.
+pub struct Disruption {
+    targets: Follow<i64>,
+}
+
+impl Default for Disruption {
+    fn default() -> Disruption {
+        Disruption { targets: Follow::new(resources::PODS, disruption_target_since) }
+    }
+}
+
+impl Disruption {
+    /// One pass over every budget and every pod with a `DisruptionTarget` condition; returns
+    /// the earliest time (epoch seconds) a pass is due without any change.
+    pub fn sync_all(&mut self, state: &State) -> Option<i64> {
+        let now = jiff::Timestamp::now().as_second();
+        let now_str = now_rfc3339();
+        let (budgets, _) = state.store.snapshot(resources::PODDISRUPTIONBUDGETS, None);
+        let rechecks: Vec<i64> = budgets.iter().filter_map(|b| sync(state, b, now, &now_str)).collect();
+        rechecks.into_iter().chain(clear_stale_disruption_targets(state, &mut self.targets, now, &now_str)).min()
+    }
 }
 
 /// Run until the server is cancelled.
 pub async fn run(state: Arc<State>) {
     let watched = [resources::PODS, resources::PODDISRUPTIONBUDGETS, resources::REPLICASETS, resources::DEPLOYMENTS];
     let mut rxs = watched.map(|r| state.store.subscribe(r));
+    let mut controller = Disruption::default();
     loop {
-        let wake = sync_all(&state);
+        let wake = controller.sync_all(&state);
         let secs = wake.map_or(3600, |w| (w - jiff::Timestamp::now().as_second()).max(1));
         if !super::next_pass(&state, &mut rxs, Duration::from_secs(secs.unsigned_abs())).await {
             return;

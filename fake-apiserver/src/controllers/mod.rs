@@ -3,6 +3,7 @@
 pub mod disruption;
 pub mod endpointslices;
 pub mod event_ttl;
+pub mod follow;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod recorder;

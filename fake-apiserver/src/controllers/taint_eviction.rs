@@ -101,12 +101,23 @@ pub struct Schedule {
     pods: HashMap<String, Scheduled>,
 }
 
+/// Whether `taints` hold one with the NoExecute effect (the only ones this controller acts on).
+fn has_no_execute(taints: &[Value]) -> bool {
+    taints.iter().any(|t| Taint::from_json(t).effect == "NoExecute")
+}
+
 impl Schedule {
     /// One pass: apply [`step`] to every bound pod, forget pods that are gone, run the due
     /// deletions. Returns the next time something is due.
     pub fn pass(&mut self, state: &State, now: Instant) -> Option<Instant> {
         let (nodes, _) = state.store.snapshot(resources::NODES, None);
-        let tainted: HashMap<&str, &[Value]> = nodes.iter().map(|n| (n.name(), node_taints(&n.value))).collect();
+        let tainted: HashMap<&str, &[Value]> =
+            nodes.iter().map(|n| (n.name(), node_taints(&n.value))).filter(|(_, taints)| has_no_execute(taints)).collect();
+        if tainted.is_empty() && self.pods.is_empty() {
+            // No node has a NoExecute taint and nothing is scheduled: no pod can change state,
+            // so a pass over every pod (each pod write wakes this task) would find nothing.
+            return None;
+        }
         let (pods, _) = state.store.snapshot(resources::PODS, None);
         let mut seen = std::collections::HashSet::new();
         for pod in &pods {

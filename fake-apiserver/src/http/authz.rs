@@ -19,7 +19,7 @@ use crate::audit::UserInfo;
 use crate::auth::forbidden::forbidden_status;
 use crate::auth::impersonation::{self, Impersonation};
 use crate::auth::user::{ALL_AUTHENTICATED, SYSTEM_PRIVILEGED_GROUP, node_identity};
-use crate::auth::{Attributes, Decision, User, authorize, authorize_privileged};
+use crate::auth::{Attributes, Decision, User, authorize_privileged};
 use crate::server::State;
 
 /// The user of plain-HTTP requests: upstream's superuser of its (deprecated) insecure port.
@@ -101,7 +101,7 @@ pub fn acting_user(req: &Request<Incoming>) -> Result<User, Box<Response<Body>>>
 fn decide(state: &State, attrs: &Attributes, verdict: &mut Verdict) -> bool {
     let decision = match authorize_privileged(attrs) {
         allow @ Decision::Allow { .. } => allow,
-        Decision::NoOpinion { .. } => state.authz.with(|snapshot| authorize(attrs, snapshot)),
+        Decision::NoOpinion { .. } => state.authz.authorize(attrs),
     };
     let allowed = decision.is_allowed();
     verdict.annotations.insert(DECISION_ANNOTATION.into(), if allowed { "allow" } else { "forbid" }.into());

@@ -186,7 +186,7 @@ async fn scenario() -> Result<()> {
     let _ = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status();
     let dir = tempfile::Builder::new().prefix("kubelet-api-auth").tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let (tokens_file, _) = fake_apiserver::auth::token_file::TokenFile::parse("tokens.csv", TOKENS)?;
-    let cfg = fake_apiserver::Config { token_auth: Some(tokens_file), ..fake_apiserver::Config::with_listen("127.0.0.1:0") };
+    let cfg = fake_apiserver::Config { token_auth: Some(tokens_file), authorization: true, ..fake_apiserver::Config::with_listen("127.0.0.1:0") };
     let server = fake_apiserver::Server::start(cfg).await?;
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig)?;
