@@ -16,6 +16,7 @@
 
 pub mod attributes;
 pub mod bootstrap;
+pub mod escalation;
 pub mod forbidden;
 pub mod impersonation;
 pub mod node;

@@ -148,6 +148,7 @@ async fn resource(
     let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let method = req.method().clone();
     let node = req.extensions().get::<NodeWrites>().cloned();
+    let escalation = super::rbac_escalation::request(state, &req, r, verb);
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -160,6 +161,7 @@ async fn resource(
     let call = ResourceCall { state, r, verb, q, close_watch_after, ns, method, ct, body, as_table, dry_run, fields, node };
     let writes = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
     let check = call.node.as_ref().filter(|_| writes).and_then(|n| n.check(&state.store, r.res));
+    let check = super::rbac_escalation::both(check, escalation.and_then(|e| e.check(state)));
     crate::admission::scoped(check, || call.run())
 }
 

@@ -9,6 +9,7 @@ pub mod events_v1;
 pub mod handlers;
 pub mod metrics;
 pub mod node_admission;
+pub mod rbac_escalation;
 pub mod review;
 pub mod scale;
 pub mod token_request;
