@@ -47,7 +47,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::load::{Node, Yaml};
-use crate::model::{Action, Delete, NodeSpec, ObjectQuery, Operation, ProxyMode, Resources, Scenario, Step, WorldSpec};
+use crate::model::{Action, AuthorizationMode, Delete, NodeSpec, ObjectQuery, Operation, ProxyMode, Resources, Scenario, Step, WorldSpec};
 
 /// The world a Chainsaw Test runs in (and a Scenario without `spec.world`).
 pub fn default_world() -> WorldSpec {
@@ -58,6 +58,7 @@ pub fn default_world() -> WorldSpec {
         kubelet_config: Value::Object(Map::new()),
         proxy_config: Value::Object(Map::new()),
         node_monitor_grace_period: Duration::from_secs(20),
+        authorization_mode: AuthorizationMode::NodeRbac,
     }
 }
 

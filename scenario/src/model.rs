@@ -49,6 +49,39 @@ pub struct WorldSpec {
     /// `timing.nodeMonitorGracePeriod`: the control plane's node grace period; the other
     /// grace-tied timings scale with it (upstream: 50 s).
     pub node_monitor_grace_period: Duration,
+    /// `authorizationMode`: how the API server authorizes requests (default `Node,RBAC`).
+    pub authorization_mode: AuthorizationMode,
+}
+
+/// kube-apiserver's `--authorization-mode` choices a world offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthorizationMode {
+    /// The Node authorizer, then RBAC, with NodeRestriction admission: what clusters run.
+    #[default]
+    NodeRbac,
+    /// Every authenticated request is allowed (for worlds that need a bare server).
+    AlwaysAllow,
+}
+
+impl AuthorizationMode {
+    /// The spellings, as upstream's flag takes them.
+    pub const ALLOWED: &'static str = "Node,RBAC or AlwaysAllow";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizationMode::NodeRbac => "Node,RBAC",
+            AuthorizationMode::AlwaysAllow => "AlwaysAllow",
+        }
+    }
+
+    /// Parses upstream's spelling (`Node,RBAC`, `RBAC,Node` or `AlwaysAllow`).
+    pub fn parse(s: &str) -> Option<AuthorizationMode> {
+        match s {
+            "Node,RBAC" | "RBAC,Node" => Some(AuthorizationMode::NodeRbac),
+            "AlwaysAllow" => Some(AuthorizationMode::AlwaysAllow),
+            _ => None,
+        }
+    }
 }
 
 /// One worker node.

@@ -294,6 +294,7 @@ fn a_file_may_hold_a_scenario_and_a_test() {
     let all = load_file(Path::new("tests/data/good/two-in-one.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].origin, Origin::Scenario);
+    assert_eq!(all[0].world.authorization_mode, AuthorizationMode::NodeRbac, "Node,RBAC unless the file says otherwise");
     assert_eq!(all[0].world.nodes.len(), 2);
     assert_eq!(all[0].world.nodes[1].kubelet_config, json!({"maxPods": 10}));
     assert_eq!(all[0].world.runtime, None);
@@ -581,4 +582,14 @@ fn file_globs_and_relative_origins() {
     let text = text.replace("*.yaml", "*.json");
     let e = load_str(&text, &root.join("s.yaml")).unwrap_err();
     assert_eq!(e.message, "manifests/*.json: no file matches");
+}
+
+#[test]
+fn authorization_mode_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bare.yaml");
+    let text = "apiVersion: nodekit.dev/v1alpha1\nkind: Scenario\nmetadata:\n  name: bare\nspec:\n  world:\n    authorizationMode: AlwaysAllow\n  steps:\n  - try:\n    - sleep: {duration: 1s}\n";
+    std::fs::write(&path, text).unwrap();
+    let all = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all[0].world.authorization_mode, AuthorizationMode::AlwaysAllow);
 }

@@ -27,6 +27,13 @@ fn up_two_nodes_kubectl_then_sigint_leaves_nothing() {
     let kc = std::fs::read_to_string(&live.kubeconfig).unwrap();
     assert!(kc.contains("client-certificate-data:") && kc.contains("certificate-authority-data:"), "{kc}");
     live.drive(&["node-a", "node-b"], "node-b");
+    // The world authorizes as clusters do (Node,RBAC): the admin may, a ServiceAccount without
+    // bindings may not, and a node may write its own status but not read an unrelated secret.
+    assert_eq!(live.can_i(&["list", "secrets", "-A"]), "yes");
+    assert_eq!(live.can_i(&["list", "secrets", "--as=system:serviceaccount:default:default"]), "no");
+    let node_a = ["--as=system:node:node-a", "--as-group=system:nodes"];
+    assert_eq!(live.can_i(&["patch", "nodes/node-a", "--subresource=status", node_a[0], node_a[1]]), "yes");
+    assert_eq!(live.can_i(&["get", "secrets/db", node_a[0], node_a[1]]), "no", "a secret no pod of node-a references");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(live.child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let status = live.child.wait().unwrap();
     let stderr = live.stderr.take().unwrap().join().unwrap();
@@ -42,8 +49,10 @@ fn up_sigkill_leaves_nothing() {
         return;
     }
     let netns_before = netns_list();
-    let mut live = up(&["--nodes", "1", "--proxy-mode", "iptables"]);
+    let mut live = up(&["--nodes", "1", "--proxy-mode", "iptables", "--authorization-mode", "AlwaysAllow"]);
     live.drive(&["node-a"], "node-a");
+    // A bare server on request: everyone may do everything.
+    assert_eq!(live.can_i(&["list", "secrets", "--as=system:serviceaccount:default:default"]), "yes");
     // Pods have cgroup directories where the runtime makes them (containerd always; fake-cri
     // when the v1 memory controller is mounted): they must be swept too.
     eprintln!("cgroup directories of the world before the kill: {:?}", live.cgroup_dirs());
@@ -72,6 +81,9 @@ fn up_refuses_bad_files_before_starting() {
     assert!(err.contains("--proxy-config") && err.contains("not a YAML document"), "{err}");
     let (code, err) = run(&["--nodes", "0"]);
     assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["--authorization-mode", "Webhook"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(r#"unknown authorization mode "Webhook"; allowed: Node,RBAC or AlwaysAllow"#), "{err}");
     // Someone else's file is never overwritten.
     std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
     let (code, err) = run(&[]);

@@ -6,7 +6,7 @@ use super::fields::{Fields, Item, Loader, R};
 use super::text::index;
 use super::yaml::{Node, Yaml};
 use crate::chainsaw;
-use crate::model::{NodeSpec, ProxyMode, RuntimeName, WorldSpec};
+use crate::model::{AuthorizationMode, NodeSpec, ProxyMode, RuntimeName, WorldSpec};
 
 /// Why a world's node count is limited, for messages.
 const WHY: &str = "a world has 1 to 8 worker nodes";
@@ -16,7 +16,7 @@ impl Loader {
         let f = self.fields(
             item,
             "world",
-            &["nodes", "runtime", "proxyMode", "kubeletConfig", "proxyConfig", "images", "timing"],
+            &["nodes", "runtime", "proxyMode", "authorizationMode", "kubeletConfig", "proxyConfig", "images", "timing"],
             &[],
         )?;
         let mut world = chainsaw::default_world();
@@ -28,6 +28,12 @@ impl Loader {
         }
         if let Some(pm) = f.get("proxyMode") {
             world.proxy_mode = self.proxy_mode(&pm)?;
+        }
+        if let Some(am) = f.get("authorizationMode") {
+            let text = self.string(&am)?;
+            world.authorization_mode = AuthorizationMode::parse(&text).ok_or_else(|| {
+                self.err_at(am.node, &am.path, format!("unknown authorization mode {text:?}; allowed: {}", AuthorizationMode::ALLOWED))
+            })?;
         }
         if let Some(kc) = f.get("kubeletConfig") {
             world.kubelet_config = self.mapping_json(&kc, "kubeletConfig (KubeletConfiguration fields)")?;

@@ -68,6 +68,10 @@ pub struct UpArgs {
     /// The proxy's rule backend (default: the --proxy-config file's mode, else nftables).
     #[arg(long, value_enum)]
     pub proxy_mode: Option<LiveProxyMode>,
+    /// How the API server authorizes requests, as kube-apiserver's flag: `Node,RBAC` (the
+    /// default: the Node authorizer, RBAC and NodeRestriction) or `AlwaysAllow`.
+    #[arg(long, value_name = "MODE", value_parser = parse_authorization_mode)]
+    pub authorization_mode: Option<scenario::model::AuthorizationMode>,
     /// Where to write the admin kubeconfig (removed again on exit).
     #[arg(long, value_name = "PATH", default_value = "nodekit.kubeconfig")]
     pub kubeconfig: PathBuf,
@@ -86,11 +90,16 @@ pub struct UpArgs {
     pub report: PathBuf,
 }
 
+fn parse_authorization_mode(s: &str) -> Result<scenario::model::AuthorizationMode, String> {
+    use scenario::model::AuthorizationMode;
+    AuthorizationMode::parse(s).ok_or_else(|| format!("unknown authorization mode {s:?}; allowed: {}", AuthorizationMode::ALLOWED))
+}
+
 /// Checks everything that can be checked before a world starts.
 fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
     let kubeconfig = janitor::check_kubeconfig_path(&args.kubeconfig)?;
     if let Some(file) = &args.scenario {
-        for (given, flag) in [(args.nodes.is_some(), "--nodes"), (args.kubelet_config.is_some(), "--kubelet-config"), (args.proxy_config.is_some(), "--proxy-config"), (args.proxy_mode.is_some(), "--proxy-mode")] {
+        for (given, flag) in [(args.nodes.is_some(), "--nodes"), (args.kubelet_config.is_some(), "--kubelet-config"), (args.proxy_config.is_some(), "--proxy-config"), (args.proxy_mode.is_some(), "--proxy-mode"), (args.authorization_mode.is_some(), "--authorization-mode")] {
             if given {
                 return Err(UsageError(format!("{flag} and --scenario: the scenario's spec.world describes the world; drop {flag} or edit {}", file.display())));
             }
@@ -105,7 +114,10 @@ fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
     }
     let agent_config = spec::agent_config(args.kubelet_config.as_ref())?;
     let (proxy_config, proxy_mode) = spec::proxy_config(args.proxy_config.as_ref(), args.proxy_mode)?;
-    let prepared = crate::scenarios::prepared_world(nodes, args.runtime.unwrap_or(LiveRuntime::FakeCri), proxy_mode, agent_config, proxy_config);
+    let mut prepared = crate::scenarios::prepared_world(nodes, args.runtime.unwrap_or(LiveRuntime::FakeCri), proxy_mode, agent_config, proxy_config);
+    if let Some(mode) = args.authorization_mode {
+        prepared.scenario.world.authorization_mode = mode;
+    }
     Ok((LiveSpec { port: 0, prepared, run_steps: false }, kubeconfig))
 }
 

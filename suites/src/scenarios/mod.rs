@@ -161,7 +161,7 @@ pub fn prepare_one(file: &Path, runtime: Option<LiveRuntime>, out: PathBuf) -> R
 
 /// The world of a plain `nodekit up`: `nodes` nodes (node-a, …) and no steps.
 pub fn prepared_world(nodes: usize, runtime: LiveRuntime, mode: LiveProxyMode, agent_config: String, proxy_config: String) -> Prepared {
-    use scenario::model::{NodeSpec, Origin, ProxyMode, Timeouts, WorldSpec};
+    use scenario::model::{AuthorizationMode, NodeSpec, Origin, ProxyMode, Timeouts, WorldSpec};
     let runtime = match runtime {
         LiveRuntime::FakeCri => RuntimeName::FakeCri,
         LiveRuntime::Containerd => RuntimeName::Containerd,
@@ -177,6 +177,7 @@ pub fn prepared_world(nodes: usize, runtime: LiveRuntime, mode: LiveProxyMode, a
         kubelet_config: serde_json::Value::Null,
         proxy_config: serde_json::Value::Null,
         node_monitor_grace_period: crate::live::spec::NODE_GRACE,
+        authorization_mode: AuthorizationMode::NodeRbac,
     };
     let scenario = Scenario {
         name: "live".into(),

@@ -1,5 +1,6 @@
 //! The world a scenario runs in: built like `nodekit up`'s (control plane over HTTPS with the
-//! scenario's compressed timings, then every node's runtime, agent and proxy), with each node's
+//! scenario's compressed timings and authorization mode — the Node authorizer, RBAC and
+//! NodeRestriction unless the scenario says `AlwaysAllow` — then every node's runtime, agent and proxy), with each node's
 //! components kept apart so faults can stop, kill and start them again.
 
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ impl ScenarioWorld {
         let names: Vec<String> = p.scenario.world.nodes.iter().map(|n| n.name.clone()).collect();
         let plan = Plan::named_nodes(&names)?.named(name);
         let world = World::build_with(&plan, harness::artifacts::Artifacts::at(out)).await?;
-        let config = ControlPlane::compressed_config(p.scenario.world.node_monitor_grace_period);
+        let mut config = ControlPlane::compressed_config(p.scenario.world.node_monitor_grace_period);
+        config.authorization = p.scenario.world.authorization_mode == scenario::model::AuthorizationMode::NodeRbac;
         let cp = ControlPlane::start_secure(&world, config).await?;
         let kind = match p.runtime {
             scenario::model::RuntimeName::FakeCri => RuntimeKind::FakeCri,

@@ -103,6 +103,22 @@ impl Live {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl auth can-i ARGS`'s answer (`yes` or `no`; it exits 1 on `no`), without the reason.
+    pub fn can_i(&self, args: &[&str]) -> String {
+        let out = Command::new(KUBECTL)
+            .args(["auth", "can-i"])
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .unwrap();
+        // `no` may be followed by the authorizer's reason (`no - no relationship found …`).
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let answer = stdout.split_whitespace().next().unwrap_or_default().to_string();
+        assert!(matches!(answer.as_str(), "yes" | "no"), "kubectl auth can-i {args:?}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        answer
+    }
+
     pub fn kubectl_json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
