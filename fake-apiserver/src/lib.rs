@@ -37,6 +37,7 @@ pub mod bench;
 pub mod bench_tls;
 pub mod config;
 pub mod controllers;
+pub mod debug_faults;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
