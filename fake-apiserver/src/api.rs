@@ -369,7 +369,9 @@ impl Api {
             let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             out["metadata"]["generation"] = json!(g);
         }
-        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS, resources::ROLEBINDINGS, resources::CLUSTERROLEBINDINGS].contains(&res) {
+        // A Secret's write-only stringData is folded into data on every write, updates and
+        // patches too (upstream's conversion), so `kubectl patch -p '{"stringData": …}'` works.
+        if [resources::PODS, resources::SERVICES, resources::REPLICASETS, resources::DEPLOYMENTS, resources::DAEMONSETS, resources::ROLEBINDINGS, resources::CLUSTERROLEBINDINGS, resources::SECRETS].contains(&res) {
             defaults::apply_defaults(res, &mut out);
         }
         validation::validate_update(res, cur, &out)?;

@@ -338,3 +338,22 @@ async fn dry_run_computes_without_storing() {
     assert_eq!(code, 400);
     h.shutdown().await;
 }
+
+/// A Secret's write-only `stringData` is folded into `data` on updates and patches too, as
+/// upstream's conversion does on every write (its keys win over `data`'s).
+#[tokio::test]
+async fn secret_string_data_is_folded_on_every_write() {
+    let h = common::start().await;
+    let c = client();
+    let url = format!("{}/api/v1/namespaces/default/secrets", h.url());
+    let (code, _) = call(&c, "POST", &url, r#"{"metadata": {"name": "s"}, "stringData": {"key": "first"}}"#).await;
+    assert_eq!(code, 201);
+    let patch = r#"{"stringData": {"key": "second", "more": "x"}}"#;
+    let (code, s) = call_h(&c, "PATCH", &format!("{url}/s"), &[("content-type", "application/merge-patch+json")], patch).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(s["data"], json!({"key": "c2Vjb25k", "more": "eA=="}), "{s}");
+    assert!(s.get("stringData").is_none(), "{s}");
+    let stored = h.store().get(resources::SECRETS, "default", "s").unwrap().value.clone();
+    assert_eq!(stored["data"]["key"], "c2Vjb25k");
+    h.shutdown().await;
+}

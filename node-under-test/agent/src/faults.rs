@@ -39,10 +39,12 @@ pub enum Fault {
     FollowIgnoresRotation,
     /// Volumes: projected ServiceAccount tokens are requested without binding them to the pod.
     UnboundToken,
+    /// Volumes: written only when a container starts, never again while the pod runs.
+    NoVolumeRefresh,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -56,6 +58,7 @@ impl Fault {
         Fault::NoLogRotation,
         Fault::FollowIgnoresRotation,
         Fault::UnboundToken,
+        Fault::NoVolumeRefresh,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Fault {
             Fault::NoLogRotation => "no-log-rotation",
             Fault::FollowIgnoresRotation => "follow-ignores-rotation",
             Fault::UnboundToken => "unbound-token",
+            Fault::NoVolumeRefresh => "no-volume-refresh",
         }
     }
 }

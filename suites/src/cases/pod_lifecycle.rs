@@ -27,6 +27,8 @@ mod faults;
 mod security;
 #[path = "pod_lifecycle_tokens.rs"]
 mod tokens;
+#[path = "pod_lifecycle_volumes.rs"]
+mod volumes;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -57,6 +59,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
         case("pod-lifecycle/configmap-and-secret-volumes-and-env", C, Runtimes::All, configmap_secret_volumes),
         case("pod-lifecycle/projected-service-account-token", C, Runtimes::All, tokens::projected_token),
+        case("pod-lifecycle/volume-updates-reach-the-running-pod", C, Runtimes::All, volumes::updates_reach_running_pod),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
         case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),

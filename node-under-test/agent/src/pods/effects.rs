@@ -109,6 +109,17 @@ impl<R: Runtime> Effects<R> {
         self.recorder.record(&pod_ref(pod), &cref(pod, container), warning, reason, message);
     }
 
+    /// The periodic remount of a running pod (upstream's volume manager at each sync): its
+    /// configMap, secret and projected volumes are written again where their objects changed or
+    /// a token needs a refresh. A failure is upstream's FailedMount warning; the containers keep
+    /// the files they have.
+    pub async fn refresh_volumes(&self, pod: &Pod) {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        if let Err(msg) = super::volumes::materialize(&self.objects, pod, &spec::pod_dir(&self.spec_ctx.root_dir, uid)).await {
+            self.event(pod, None, true, "FailedMount", &msg);
+        }
+    }
+
     /// Runs `actions`, returning outcomes for the next step. Kills are started as tasks in
     /// `kills` (their completion is reported from there), the rest run here in order.
     pub async fn execute(&self, pod: &Pod, obs: &Observation, actions: &[Action], kills: &mut KillTasks) -> Vec<Outcome> {

@@ -18,4 +18,5 @@ pub mod manager;
 pub mod changes;
 pub mod registry;
 pub mod volumes;
+pub mod token_cache;
 pub mod volumes_projected;

@@ -144,6 +144,7 @@ pub async fn run_pod_worker<R: Runtime>(
     let relisted = deps.health.pleg().subscribe(&uid);
     // The runtime as left by this worker's own start actions, used instead of observing anew.
     let mut reuse: Option<super::observe::RuntimePod> = None;
+    let mut volumes_refreshed = Instant::now();
     loop {
         while let Some(o) = kills.try_next() {
             outcomes.push(o);
@@ -257,6 +258,12 @@ pub async fn run_pod_worker<R: Runtime>(
             continue;
         }
         busy_streak = 0;
+        let running = prev_status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let refresh_due = volumes_refreshed.elapsed() >= deps.resync && !crate::faults::active(crate::faults::Fault::NoVolumeRefresh);
+        if running && !gone && !deleted_in_api && pod.metadata.deletion_timestamp.is_none() && refresh_due {
+            effects.refresh_volumes(&pod).await;
+            volumes_refreshed = Instant::now();
+        }
         let now = jiff::Timestamp::now();
         let mut sleep_for = deps.resync;
         if let Some(w) = wake {

@@ -1,8 +1,11 @@
 //! configMap and secret volumes (projected ones in `volumes_projected`): the object's keys become files in the pod's volume directory
 //! (`volumes/kubernetes.io~configmap/<volume>`, `…~secret/<volume>`), mounted read-only;
 //! `items` pick and rename keys, `defaultMode`/`mode` set permissions, `optional` tolerates a
-//! missing object or key. The files are written before each container start, laid out as
-//! upstream's atomic writer does (`..data` → `..<timestamp>`, each name a symlink into it).
+//! missing object or key. The files are written before each container start and again at the
+//! periodic sync of a running pod (so changes of the objects, and refreshed ServiceAccount
+//! tokens, reach running containers as upstream's remount does), laid out as upstream's atomic
+//! writer does (`..data` → `..<timestamp>`, each name a symlink into it) and only when the
+//! payload changed.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -18,21 +21,40 @@ use kube::api::{Api, PostParams};
 pub struct ApiObjects {
     client: Option<kube::Client>,
     timeout: Duration,
+    tokens: super::token_cache::TokenCache,
 }
 
 impl ApiObjects {
     pub fn new(client: kube::Client, timeout: Duration) -> ApiObjects {
-        ApiObjects { client: Some(client), timeout }
+        ApiObjects { client: Some(client), timeout, tokens: Default::default() }
     }
 
     /// No API server: every read fails.
     pub fn none() -> ApiObjects {
-        ApiObjects { client: None, timeout: Duration::ZERO }
+        ApiObjects { client: None, timeout: Duration::ZERO, tokens: Default::default() }
     }
 
     /// A token of the pod's ServiceAccount bound to the pod (TokenRequest, as upstream's
     /// token manager asks for it): `audience` or the API server's own, `expiration` seconds.
+    /// A token still fresh from an earlier request is reused ([`super::token_cache`]).
     pub async fn token(&self, owner: &super::volumes_projected::TokenOwner<'_>, audience: Option<&str>, expiration: i64) -> Result<String, String> {
+        let key = super::token_cache::TokenKey {
+            namespace: owner.namespace.to_string(),
+            service_account: owner.service_account.to_string(),
+            pod_uid: owner.pod_uid.to_string(),
+            audience: audience.map(str::to_string),
+            expiration_seconds: expiration,
+        };
+        if let Some(token) = self.tokens.fresh(&key, jiff::Timestamp::now()) {
+            return Ok(token);
+        }
+        let issued = self.request_token(owner, audience, expiration).await?;
+        let token = issued.token.clone();
+        self.tokens.store(key, issued);
+        Ok(token)
+    }
+
+    async fn request_token(&self, owner: &super::volumes_projected::TokenOwner<'_>, audience: Option<&str>, expiration: i64) -> Result<super::token_cache::Issued, String> {
         let Some(client) = &self.client else { return Err("no API server to read from".into()) };
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), owner.namespace);
         let request = TokenRequest {
@@ -52,7 +74,9 @@ impl ApiObjects {
         let answer: TokenRequest = crate::error::api(op, self.timeout, api.create_subresource("token", owner.service_account, &PostParams::default(), &request))
             .await
             .map_err(|e| e.to_string())?;
-        answer.status.map(|s| s.token).filter(|t| !t.is_empty()).ok_or_else(|| "the TokenRequest answer holds no token".to_string())
+        let expiration_seconds = answer.spec.expiration_seconds.unwrap_or(expiration);
+        let status = answer.status.filter(|s| !s.token.is_empty()).ok_or_else(|| "the TokenRequest answer holds no token".to_string())?;
+        Ok(super::token_cache::Issued { token: status.token, expires: status.expiration_timestamp.0, expiration_seconds })
     }
 
     /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist.
@@ -171,6 +195,9 @@ pub(super) fn files(src: &Source<'_>, keys: Option<&BTreeMap<String, Vec<u8>>>) 
 /// `..<timestamp>` directory, the `..data` symlink is renamed over to point at it, and each
 /// top-level name is a symlink into `..data`.
 fn write(dir: &Path, files: &[File]) -> std::io::Result<()> {
+    if unchanged(dir, files) {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir)?;
     let stamp = format!("..{}", jiff::Timestamp::now().as_nanosecond());
     let fresh = dir.join(&stamp);
@@ -205,6 +232,28 @@ fn write(dir: &Path, files: &[File]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dir` already holds exactly `files` (upstream's `shouldWritePayload` is false):
+/// the same paths, contents and modes under `..data`, and nothing else.
+fn unchanged(dir: &Path, files: &[File]) -> bool {
+    let data = dir.join("..data");
+    let same = |f: &File| {
+        let path = data.join(&f.path);
+        let mode = path.metadata().map(|m| m.permissions().mode() & 0o7777).ok();
+        mode == Some(f.mode) && std::fs::read(&path).is_ok_and(|c| c == f.content)
+    };
+    data.is_dir() && count_files(&data) == Some(files.len()) && files.iter().all(same)
+}
+
+/// Regular files under `dir`, recursively (`None` when unreadable).
+fn count_files(dir: &Path) -> Option<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let ty = e.file_type().ok()?;
+        n += if ty.is_dir() { count_files(&e.path())? } else { 1 };
+    }
+    Some(n)
 }
 
 /// Writes every configMap, secret and projected volume of `pod` under `pod_dir`; the error is
