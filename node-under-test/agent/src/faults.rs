@@ -1,6 +1,6 @@
 //! Deliberate defects, to show that the conformance suites catch a broken node agent.
 //!
-//! Debug builds read `NODEKIT_AGENT_FAULTS` (comma-separated names from [`Fault::ALL`]) once;
+//! Debug builds read `NODEKIT_AGENT_FAULTS` (comma-separated fault names) once;
 //! release builds never read it and every fault is off. Each fault breaks one behaviour an
 //! area asserts; `ci/fault-check` runs every area against its fault and expects failures.
 
@@ -43,8 +43,8 @@ pub enum Fault {
     NoVolumeRefresh,
 }
 
-impl Fault {
-    pub const ALL: [Fault; 14] = [
+impl fault_switch::Fault for Fault {
+    const ALL: &'static [Fault] = &[
         Fault::HostSize,
         Fault::NoLeaseRenewal,
         Fault::NeverRestart,
@@ -61,7 +61,7 @@ impl Fault {
         Fault::NoVolumeRefresh,
     ];
 
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Fault::HostSize => "host-size",
             Fault::NoLeaseRenewal => "no-lease-renewal",
@@ -81,36 +81,9 @@ impl Fault {
     }
 }
 
-/// The faults named in `spec`; unknown names are returned separately.
-pub fn parse(spec: &str) -> (Vec<Fault>, Vec<String>) {
-    let mut on = Vec::new();
-    let mut unknown = Vec::new();
-    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match Fault::ALL.iter().find(|f| f.name() == name) {
-            Some(f) => on.push(*f),
-            None => unknown.push(name.to_string()),
-        }
-    }
-    (on, unknown)
-}
-
 fn enabled() -> &'static [Fault] {
     static ON: OnceLock<Vec<Fault>> = OnceLock::new();
-    ON.get_or_init(|| {
-        if !cfg!(debug_assertions) {
-            return Vec::new();
-        }
-        let spec = std::env::var(ENV).unwrap_or_default();
-        let (on, unknown) = parse(&spec);
-        if !unknown.is_empty() {
-            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-            tracing::error!(?unknown, known = ?names, "{ENV} names unknown faults; they are ignored");
-        }
-        if !on.is_empty() {
-            tracing::warn!(faults = ?on, "deliberate faults are on: this agent is broken on purpose");
-        }
-        on
-    })
+    ON.get_or_init(|| fault_switch::from_env(ENV, "agent"))
 }
 
 /// Is `f` switched on (debug builds only)?
@@ -126,14 +99,12 @@ pub fn announce() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fault_switch::Fault as _;
 
     #[test]
-    fn parses_names_and_reports_unknown_ones() {
-        let (on, unknown) = parse("never-restart, host-size,,bogus");
-        assert_eq!(on, [Fault::NeverRestart, Fault::HostSize]);
-        assert_eq!(unknown, ["bogus"]);
-        for f in Fault::ALL {
-            assert_eq!(parse(f.name()).0, [f]);
+    fn every_fault_is_named() {
+        for f in <Fault as fault_switch::Fault>::ALL {
+            assert_eq!(fault_switch::parse::<Fault>(f.name()).0, [*f]);
         }
     }
 }
