@@ -1,10 +1,11 @@
 //! Deliberate defects, to show that the suites catch a broken component.
 //!
-//! A component lists its faults as an enum implementing [`Fault`] and keeps the switched-on
-//! set in a `OnceLock` filled by [`from_env`]: debug builds read the component's variable
-//! (comma-separated fault names) once; release builds never read it and every fault is off.
+//! A component lists its faults as an enum implementing [`Fault`] and asks a static
+//! [`Switch`] whether one is on: debug builds read the component's variable (comma-separated
+//! fault names) once; release builds never read it and every fault is off.
 
 use std::fmt::Debug;
+use std::sync::OnceLock;
 
 /// One component's deliberate defects.
 pub trait Fault: Copy + Debug + PartialEq + 'static {
@@ -44,6 +45,30 @@ pub fn from_env<F: Fault>(env: &str, component: &str) -> Vec<F> {
     on
 }
 
+/// The switched-on faults of one component, read from its variable on first use.
+pub struct Switch<F> {
+    env: &'static str,
+    component: &'static str,
+    on: OnceLock<Vec<F>>,
+}
+
+impl<F: Fault> Switch<F> {
+    /// A switch reading `env`; its log lines call the component `component`.
+    pub const fn new(env: &'static str, component: &'static str) -> Switch<F> {
+        Switch { env, component, on: OnceLock::new() }
+    }
+
+    /// Is `f` switched on (debug builds only)?
+    pub fn active(&self, f: F) -> bool {
+        self.on.get_or_init(|| from_env(self.env, self.component)).contains(&f)
+    }
+
+    /// Every fault is named by its `name` (for the components' tests).
+    pub fn names_round_trip() -> bool {
+        F::ALL.iter().all(|f| parse::<F>(f.name()).0 == [*f])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +94,8 @@ mod tests {
         let (on, unknown) = parse::<Demo>("b-fault, a-fault,,bogus");
         assert_eq!(on, [Demo::B, Demo::A]);
         assert_eq!(unknown, ["bogus"]);
+        assert!(Switch::<Demo>::names_round_trip());
+        let switch = Switch::<Demo>::new("FAULT_SWITCH_TEST_UNSET", "demo");
+        assert!(!switch.active(Demo::A));
     }
 }
