@@ -227,6 +227,7 @@ fn sandbox_record(id: &str, config: cri::PodSandboxConfig) -> SandboxRecord {
         resolv_conf: None,
         hostname_file: None,
         host_network: false,
+        runtime_handler: String::new(),
     }
 }
 

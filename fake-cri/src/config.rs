@@ -161,6 +161,9 @@ impl Faults {
     }
 }
 
+/// The named handler offered by default, as containerd's default configuration names runc.
+pub const DEFAULT_RUNTIME_HANDLER: &str = "runc";
+
 /// Runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -186,6 +189,8 @@ pub struct Config {
     /// Where the streaming server (Exec, Attach, PortForward URLs) listens; containerd's
     /// default is 127.0.0.1 with a free port.
     pub stream_address: String,
+    /// The named runtime handlers a RunPodSandbox may ask for besides the default ("").
+    pub runtime_handlers: Vec<String>,
 }
 
 impl Config {
@@ -202,6 +207,7 @@ impl Config {
             cgroup_parent: None,
             event_buffer: 1024,
             stream_address: "127.0.0.1:0".into(),
+            runtime_handlers: vec![DEFAULT_RUNTIME_HANDLER.to_string()],
         }
     }
 }

@@ -43,6 +43,10 @@ struct Args {
     /// `stream_server_address` and `stream_server_port`).
     #[arg(long, default_value = "127.0.0.1:0")]
     stream_address: String,
+    /// The named runtime handlers RuntimeClasses may name (repeatable; default: runc, as
+    /// containerd's default configuration offers).
+    #[arg(long = "runtime-handler", value_name = "NAME")]
+    runtime_handlers: Vec<String>,
     /// Run the latency benchmark against --socket (a running fake-cri) with this many runs.
     #[arg(long)]
     bench: Option<usize>,
@@ -64,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = fake_cri::Config::new(&args.socket, &args.state_dir, &workload);
     cfg.event_buffer = args.event_buffer.max(1);
     cfg.stream_address = args.stream_address.clone();
+    if !args.runtime_handlers.is_empty() {
+        cfg.runtime_handlers = args.runtime_handlers.clone();
+    }
     if let Some(c) = &args.catalog {
         cfg.catalog = fake_cri::Catalog::load(c)?;
     }

@@ -228,8 +228,12 @@ impl Runtime {
     // ---- sandboxes ----
 
     /// RunPodSandbox.
-    pub async fn run_pod_sandbox(&self, config: Option<cri::PodSandboxConfig>) -> Result<String> {
+    pub async fn run_pod_sandbox(&self, config: Option<cri::PodSandboxConfig>, runtime_handler: &str) -> Result<String> {
         let config = config.ok_or_else(|| Error::InvalidArgument("sandbox config is required".into()))?;
+        if !runtime_handler.is_empty() && !self.cfg.runtime_handlers.iter().any(|h| h == runtime_handler) {
+            // containerd's text for a handler its configuration does not name.
+            return Err(Error::Unknown(format!("failed to get sandbox runtime: no runtime for {runtime_handler:?} is configured")));
+        }
         let md = config
             .metadata
             .as_ref()
@@ -304,6 +308,7 @@ impl Runtime {
             resolv_conf,
             hostname_file,
             host_network,
+            runtime_handler: runtime_handler.to_string(),
         };
         if !host_network {
             let cidr = lock(&self.state).pod_cidr.clone();
@@ -450,7 +455,7 @@ impl Runtime {
             linux: Some(cri::LinuxPodSandboxStatus { namespaces: Some(cri::Namespace { options: ns }) }),
             labels: s.config.labels.clone(),
             annotations: s.config.annotations.clone(),
-            runtime_handler: String::new(),
+            runtime_handler: s.runtime_handler.clone(),
         }
     }
 
@@ -494,7 +499,7 @@ impl Runtime {
                 created_at: s.created_at,
                 labels: s.config.labels.clone(),
                 annotations: s.config.annotations.clone(),
-                runtime_handler: String::new(),
+                runtime_handler: s.runtime_handler.clone(),
             })
             .collect()
     }

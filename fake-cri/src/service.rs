@@ -75,7 +75,7 @@ impl RuntimeService for Service {
         let req = r.into_inner();
         let name = req.config.as_ref().and_then(|c| c.metadata.as_ref()).map(|m| m.name.clone()).unwrap_or_default();
         self.call("RunPodSandbox", &name, async {
-            let id = self.rt.run_pod_sandbox(req.config).await?;
+            let id = self.rt.run_pod_sandbox(req.config, &req.runtime_handler).await?;
             Ok(cri::RunPodSandboxResponse { pod_sandbox_id: id })
         })
         .await
@@ -277,7 +277,10 @@ impl RuntimeService for Service {
             Ok(cri::StatusResponse {
                 status: Some(cri::RuntimeStatus { conditions }),
                 info,
-                runtime_handlers: vec![cri::RuntimeHandler { name: String::new(), features: Some(cri::RuntimeHandlerFeatures::default()) }],
+                runtime_handlers: std::iter::once(String::new())
+                    .chain(self.rt.cfg.runtime_handlers.iter().cloned())
+                    .map(|name| cri::RuntimeHandler { name, features: Some(cri::RuntimeHandlerFeatures::default()) })
+                    .collect(),
                 features: Some(cri::RuntimeFeatures::default()),
             })
         })

@@ -33,6 +33,9 @@ pub struct SandboxRecord {
     pub hostname_file: Option<PathBuf>,
     /// Host network (namespace_options.network == NODE).
     pub host_network: bool,
+    /// The runtime handler it was created with ("" for the default).
+    #[serde(default)]
+    pub runtime_handler: String,
 }
 
 /// Container states.
@@ -369,6 +372,7 @@ mod tests {
             resolv_conf: None,
             hostname_file: None,
             host_network: false,
+            runtime_handler: String::new(),
         }
     }
 

@@ -182,3 +182,25 @@ async fn container_lifecycle_from_every_state() {
     assert_eq!(seen, vec![0, 1, 2, 3]);
 }
 
+
+/// Runtime handlers (RuntimeClass): the default and `runc` are offered unless `--runtime-handler`
+/// names others; a sandbox remembers its handler (PodSandboxStatus, ListPodSandbox); a handler
+/// not offered is containerd's error, and no sandbox is left.
+#[tokio::test]
+async fn runtime_handlers_are_offered_recorded_and_refused() {
+    let mut w = World::start(&["--runtime-handler", "runc", "--runtime-handler", "kata"]).await;
+    w.set_cidr().await;
+    let s = w.client.runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
+    let names: Vec<&str> = s.runtime_handlers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["", "runc", "kata"]);
+    let run = |name: &str, handler: &str| cri::RunPodSandboxRequest { config: Some(pod_config(name)), runtime_handler: handler.into() };
+    let id = w.client.runtime.run_pod_sandbox(run("k", "kata")).await.unwrap().into_inner().pod_sandbox_id;
+    let st = w.client.runtime.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: id.clone(), verbose: false }).await.unwrap().into_inner();
+    assert_eq!(st.status.unwrap().runtime_handler, "kata");
+    let list = w.client.runtime.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    assert_eq!(list.iter().map(|s| s.runtime_handler.as_str()).collect::<Vec<_>>(), ["kata"]);
+    let err = w.client.runtime.run_pod_sandbox(run("x", "gvisor")).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unknown, r#"failed to get sandbox runtime: no runtime for "gvisor" is configured"#));
+    let list = w.client.runtime.list_pod_sandbox(cri::ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    assert_eq!(list.len(), 1, "a refused handler leaves no sandbox");
+}

@@ -22,6 +22,8 @@ pub struct Layout {
     pub ttrpc: PathBuf,
     /// runc's state root; runc state of namespace `k8s.io` lives in `<runc>/k8s.io`.
     pub runc: PathBuf,
+    /// crun's state root (the `crun` runtime handler).
+    pub crun: PathBuf,
     /// The CNI configuration directory.
     pub cni_conf: PathBuf,
     /// host-local IPAM's data directory.
@@ -43,6 +45,7 @@ impl Layout {
             socket: dir.join("containerd.sock"),
             ttrpc: dir.join("containerd.sock.ttrpc"),
             runc: dir.join("runc"),
+            crun: dir.join("crun"),
             cni_conf: dir.join("cni/net.d"),
             ipam: dir.join("cni/ipam"),
             opt: dir.join("opt"),
@@ -51,8 +54,8 @@ impl Layout {
     }
 
     /// Directories to create before containerd starts.
-    pub fn dirs(&self) -> [&Path; 8] {
-        [&self.root, &self.state, &self.runc, &self.cni_conf, &self.ipam, &self.opt, &self.images, &self.dir]
+    pub fn dirs(&self) -> [&Path; 9] {
+        [&self.root, &self.state, &self.runc, &self.crun, &self.cni_conf, &self.ipam, &self.opt, &self.images, &self.dir]
     }
 }
 
@@ -83,6 +86,9 @@ fn toml_str(s: &str) -> String {
     out.push('"');
     out
 }
+
+/// Debian's crun, installed by `ci/bootstrap`.
+pub const CRUN: &str = "/usr/bin/crun";
 
 /// containerd's `config.toml` (version 2).
 pub fn containerd_toml(l: &Layout, sandbox_image: &str, log_level: &str) -> String {
@@ -136,6 +142,15 @@ oom_score = 0
         SystemdCgroup = false
         Root = {runc}
 
+    # RuntimeClass handler `crun`: the same shim running Debian's crun instead of runc.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+        SystemdCgroup = false
+        BinaryName = {crun_bin}
+        Root = {crun}
+
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = {cni}
@@ -152,6 +167,8 @@ oom_score = 0
         opt = q(&l.opt),
         sandbox = toml_str(sandbox_image),
         runc = q(&l.runc),
+        crun = q(&l.crun),
+        crun_bin = toml_str(CRUN),
         cni = q(&l.cni_conf),
     )
 }
@@ -196,6 +213,7 @@ mod tests {
             let ok = line.contains("/run/nodekit/containerd-node-a")
                 || line.contains("/usr/lib/cni")
                 || line.contains("nodekit.local/pause")
+                || line.contains(&format!("BinaryName = \"{CRUN}\""))
                 || line.trim_start().starts_with('#')
                 || line.contains("plugins.\"io");
             assert!(ok, "path outside the instance: {line}");

@@ -73,7 +73,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn version(&self) -> impl Future<Output = Result<RuntimeVersion>> + Send;
     fn status(&self) -> impl Future<Output = Result<Vec<RuntimeCondition>>> + Send;
     fn update_pod_cidr(&self, cidr: &str) -> impl Future<Output = Result<()>> + Send;
-    fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> impl Future<Output = Result<String>> + Send;
+    /// RunPodSandbox with the runtime handler of the pod's RuntimeClass ("" for the default).
+    fn run_pod_sandbox(&self, config: api::PodSandboxConfig, runtime_handler: &str) -> impl Future<Output = Result<String>> + Send;
     fn stop_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     fn remove_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     fn list_pod_sandboxes(

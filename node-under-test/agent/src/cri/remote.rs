@@ -97,9 +97,9 @@ impl Runtime for RemoteRuntime {
         Ok(())
     }
 
-    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> Result<String> {
+    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig, runtime_handler: &str) -> Result<String> {
         let mut c = self.runtime.clone();
-        let req = api::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() };
+        let req = api::RunPodSandboxRequest { config: Some(config), runtime_handler: runtime_handler.to_string() };
         Ok(self.call("RunPodSandbox", Duration::ZERO, c.run_pod_sandbox(req)).await?.pod_sandbox_id)
     }
 

@@ -168,8 +168,16 @@ impl<R: Runtime> Effects<R> {
                 return Outcome::SandboxFailed { message: format!("creating {}: {e}", dir.display()) };
             }
         }
+        let class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref()).filter(|c| !c.is_empty());
+        let handler = match class {
+            Some(class) => match self.objects.runtime_handler(class).await {
+                Ok(h) => h,
+                Err(message) => return Outcome::SandboxFailed { message },
+            },
+            None => String::new(),
+        };
         let cfg = spec::sandbox_config(pod, &self.spec_ctx, attempt);
-        match self.runtime.run_pod_sandbox(cfg).await {
+        match self.runtime.run_pod_sandbox(cfg, &handler).await {
             Ok(id) => {
                 tracing::info!(pod = ?pod.metadata.name, sandbox = %id, "sandbox created");
                 let unhonoured = super::security::unhonoured(pod);

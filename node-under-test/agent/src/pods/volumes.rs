@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount, Volume};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, PostParams};
 
 /// Where configMap and secret objects are read from (none in unit tests).
@@ -77,6 +78,18 @@ impl ApiObjects {
         let expiration_seconds = answer.spec.expiration_seconds.unwrap_or(expiration);
         let status = answer.status.filter(|s| !s.token.is_empty()).ok_or_else(|| "the TokenRequest answer holds no token".to_string())?;
         Ok(super::token_cache::Issued { token: status.token, expires: status.expiration_timestamp.0, expiration_seconds })
+    }
+
+    /// The CRI runtime handler of RuntimeClass `class` (upstream's `LookupRuntimeHandler`); a
+    /// class that does not exist is upstream's `runtimeclass.node.k8s.io "x" not found`.
+    pub async fn runtime_handler(&self, class: &str) -> Result<String, String> {
+        let Some(client) = &self.client else { return Err("no API server to read from".into()) };
+        let api: Api<RuntimeClass> = Api::all(client.clone());
+        match crate::error::api("get runtimeclass", self.timeout, api.get_opt(class)).await {
+            Ok(Some(rc)) => Ok(rc.handler),
+            Ok(None) => Err(format!("runtimeclass.node.k8s.io {class:?} not found")),
+            Err(e) => Err(format!("failed to lookup RuntimeClass {class}: {e}")),
+        }
     }
 
     /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist.

@@ -41,8 +41,9 @@ impl Runtime for FakeRuntime {
         self.log(format!("ReopenContainerLog {id}"));
         Ok(())
     }
-    async fn run_pod_sandbox(&self, c: api::PodSandboxConfig) -> CriResult<String> {
-        self.log(format!("RunPodSandbox {}", c.metadata.map(|m| m.name).unwrap_or_default()));
+    async fn run_pod_sandbox(&self, c: api::PodSandboxConfig, handler: &str) -> CriResult<String> {
+        let handler = if handler.is_empty() { String::new() } else { format!(" handler={handler}") };
+        self.log(format!("RunPodSandbox {}{handler}", c.metadata.map(|m| m.name).unwrap_or_default()));
         Ok("sb".into())
     }
     async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()> {
