@@ -286,6 +286,7 @@ impl Api {
             if let Some(inject) = self.service_account_admission {
                 self.admit_service_account(ns, &mut body, inject)?;
             }
+            self.admit_runtime_class(&mut body)?;
         }
         let name = meta_str(&body, "name").unwrap_or("").to_string();
         admission::admit(&Write { res, operation: Operation::Create, namespace: ns, name: &name, object: Some(&body), old_object: None })?;
@@ -313,6 +314,15 @@ impl Api {
         let sa = crate::sa_admission::default_account(pod);
         let account = sa.and_then(|sa| self.store.get(resources::SERVICEACCOUNTS, ns, &sa)).map(|o| o.value.clone());
         crate::sa_admission::admit_pod(pod, ns, account.as_ref(), &random_suffix(5), inject)
+    }
+
+    /// The RuntimeClass admission plugin on a new pod that names a class.
+    fn admit_runtime_class(&self, pod: &mut Value) -> ApiResult<()> {
+        let Some(class) = pod.pointer("/spec/runtimeClassName").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_string) else {
+            return Ok(());
+        };
+        let found = self.store.get(resources::RUNTIMECLASSES, "", &class).map(|o| o.value.clone());
+        crate::runtime_classes::admit_pod(pod, &class, found.as_ref())
     }
 
     /// Turn a full new object into the stored form relative to `cur` (update semantics).

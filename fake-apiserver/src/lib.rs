@@ -53,6 +53,7 @@ pub mod pdb;
 pub mod protobuf;
 pub mod rbac_resources;
 pub mod resources;
+pub mod runtime_classes;
 pub mod sa_admission;
 pub mod selectors;
 pub mod server;

@@ -180,6 +180,11 @@ pub static TABLE: &[ResourceDesc] = &[
         singular: "clusterrolebinding", namespaced: false, short_names: &[], categories: &[], subresources: &[],
         field_selectors: &[], name_rule: NameRule::PathSegment, generation: false,
     },
+    ResourceDesc {
+        group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
+        singular: "runtimeclass", namespaced: false, short_names: &[], categories: &[], subresources: &[],
+        field_selectors: &[], name_rule: NameRule::Subdomain, generation: false,
+    },
 ];
 
 pub const NAMESPACES: ResourceId = ResourceId(0);
@@ -202,6 +207,7 @@ pub const ROLES: ResourceId = ResourceId(16);
 pub const ROLEBINDINGS: ResourceId = ResourceId(17);
 pub const CLUSTERROLES: ResourceId = ResourceId(18);
 pub const CLUSTERROLEBINDINGS: ResourceId = ResourceId(19);
+pub const RUNTIMECLASSES: ResourceId = ResourceId(20);
 
 /// The RBAC resources (what the authorizer's snapshot is built from).
 pub const RBAC: [ResourceId; 4] = [ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS];

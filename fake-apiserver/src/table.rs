@@ -122,6 +122,7 @@ fn columns(res: ResourceId) -> Vec<Value> {
         }
         resources::PODDISRUPTIONBUDGETS => crate::pdb::table_columns(name, age),
         r if resources::RBAC.contains(&r) => crate::rbac_resources::table_columns(r, name, age),
+        resources::RUNTIMECLASSES => crate::runtime_classes::table_columns(name, age),
         _ => vec![name, age],
     }
 }
@@ -324,6 +325,7 @@ fn cells(res: ResourceId, v: &Value) -> Vec<Value> {
         resources::DAEMONSETS => daemonset_cells(v, created),
         resources::PODDISRUPTIONBUDGETS => crate::pdb::table_cells(v, created),
         r if resources::RBAC.contains(&r) => crate::rbac_resources::table_cells(r, v, created),
+        resources::RUNTIMECLASSES => crate::runtime_classes::table_cells(v, created),
         _ => vec![name, json!(created)],
     }
 }

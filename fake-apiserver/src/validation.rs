@@ -251,6 +251,7 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
                 causes.push(Cause::required("addressType"));
             }
         r if resources::RBAC.contains(&r) => crate::rbac_resources::check(r, obj, &mut causes),
+        resources::RUNTIMECLASSES => crate::runtime_classes::check(obj, &mut causes),
         _ => {}
     }
     finish(res, obj, causes)
@@ -323,6 +324,7 @@ pub fn validate_update(res: ResourceId, old: &Value, new: &Value) -> ApiResult<(
             }
         }
         r if resources::RBAC.contains(&r) => crate::rbac_resources::check_update(r, old, new, &mut causes),
+        resources::RUNTIMECLASSES => crate::runtime_classes::check_update(old, new, &mut causes),
         _ => {}
     }
     finish(res, new, causes)

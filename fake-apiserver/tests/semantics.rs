@@ -253,7 +253,7 @@ async fn table_responses() {
         groups,
         [
             "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "apps", "policy", "rbac.authorization.k8s.io",
-            "authentication.k8s.io", "authorization.k8s.io",
+            "node.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
         ]
     );
     assert!(v["groups"].as_array().unwrap().iter().any(|g| g["name"] == "policy" && g["preferredVersion"]["version"] == "v1"));

@@ -83,9 +83,6 @@ pub enum Runtimes {
     FakeOnly,
     /// Every runtime backend.
     All,
-    /// containerd only: the case uses what only containerd's configuration offers (the `crun`
-    /// runtime handler) and looks at it from the node host.
-    ContainerdOnly,
     /// Every runtime nodekit starts inside the world (fake-cri, containerd), not an external
     /// socket: the case looks at the runtime from the node host (its processes, its pod
     /// network), which a runtime started elsewhere does not share.

@@ -37,11 +37,6 @@ impl Run {
                      external CRI socket runs the CRI-level area (runtime/) only"
                         .into(),
                 ),
-                (Some(rt), Runtimes::ContainerdOnly) if *rt != RuntimeTarget::Containerd => Some(format!(
-                    "declared for containerd only (it uses the crun runtime handler of nodekit's containerd \
-                     configuration); not run on {}",
-                    rt.name()
-                )),
                 (Some(rt), Runtimes::FakeOnly) if *rt != RuntimeTarget::FakeCri => Some(format!(
                     "declared for fake-cri only (it drives fake-cri's fault controls, or does not depend on \
                      the runtime); not run on {}",

@@ -72,7 +72,6 @@ pub fn list_table(runs: &[Run]) -> String {
                 Runtimes::FakeOnly => "fake-cri only",
                 Runtimes::All => "all",
                 Runtimes::Sealed => "in-world",
-                Runtimes::ContainerdOnly => "containerd only",
             };
             let topology = match r.case.topology {
                 Topology::SingleNode => "single-node",

@@ -39,6 +39,8 @@ pub enum Fault {
     UnboundToken,
     /// Volumes: written only when a container starts, never again while the pod runs.
     NoVolumeRefresh,
+    /// RuntimeClass: every sandbox runs with the runtime's default handler.
+    IgnoreRuntimeClass,
 }
 
 impl fault_switch::Fault for Fault {
@@ -57,6 +59,7 @@ impl fault_switch::Fault for Fault {
         Fault::FollowIgnoresRotation,
         Fault::UnboundToken,
         Fault::NoVolumeRefresh,
+        Fault::IgnoreRuntimeClass,
     ];
 
     fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl fault_switch::Fault for Fault {
             Fault::FollowIgnoresRotation => "follow-ignores-rotation",
             Fault::UnboundToken => "unbound-token",
             Fault::NoVolumeRefresh => "no-volume-refresh",
+            Fault::IgnoreRuntimeClass => "ignore-runtime-class",
         }
     }
 }

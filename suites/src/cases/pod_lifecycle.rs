@@ -29,6 +29,8 @@ mod security;
 mod tokens;
 #[path = "pod_lifecycle_volumes.rs"]
 mod volumes;
+#[path = "pod_lifecycle_runtime_class.rs"]
+mod runtime_class;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -60,6 +62,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/configmap-and-secret-volumes-and-env", C, Runtimes::All, configmap_secret_volumes),
         case("pod-lifecycle/projected-service-account-token", C, Runtimes::All, tokens::projected_token),
         case("pod-lifecycle/volume-updates-reach-the-running-pod", C, Runtimes::All, volumes::updates_reach_running_pod),
+        case("pod-lifecycle/runtime-class-selects-the-handler", C, Runtimes::All, runtime_class::handler_is_used),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
         case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),

@@ -169,6 +169,7 @@ impl<R: Runtime> Effects<R> {
             }
         }
         let class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref()).filter(|c| !c.is_empty());
+        let class = class.filter(|_| !crate::faults::active(crate::faults::Fault::IgnoreRuntimeClass));
         let handler = match class {
             Some(class) => match self.objects.runtime_handler(class).await {
                 Ok(h) => h,
