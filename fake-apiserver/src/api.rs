@@ -316,13 +316,13 @@ impl Api {
         crate::sa_admission::admit_pod(pod, ns, account.as_ref(), &random_suffix(5), inject)
     }
 
-    /// The RuntimeClass admission plugin on a new pod that names a class.
+    /// The RuntimeClass admission plugin on a new pod (every pod: one that sets an overhead
+    /// without a class defining it is refused too); the class is looked up here, before the
+    /// store is locked for the write.
     fn admit_runtime_class(&self, pod: &mut Value) -> ApiResult<()> {
-        let Some(class) = pod.pointer("/spec/runtimeClassName").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_string) else {
-            return Ok(());
-        };
-        let found = self.store.get(resources::RUNTIMECLASSES, "", &class).map(|o| o.value.clone());
-        crate::runtime_classes::admit_pod(pod, &class, found.as_ref())
+        let class = crate::runtimeclass_admission::class_name(pod);
+        let found = class.as_deref().and_then(|c| self.store.get(resources::RUNTIMECLASSES, "", c)).map(|o| o.value.clone());
+        crate::runtimeclass_admission::admit_pod(pod, class.as_deref(), found.as_ref())
     }
 
     /// Turn a full new object into the stored form relative to `cur` (update semantics).
@@ -419,12 +419,15 @@ impl Api {
         let mut create_instead = false;
         let out = self.store.mutate_with(res, ns, name, dry, |cur| {
             let Some(cur) = cur else {
-                if sub.is_none() && matches!(res, resources::LEASES | resources::EVENTS | resources::ENDPOINTS) {
+                if sub.is_none() && matches!(res, resources::LEASES | resources::EVENTS | resources::ENDPOINTS | resources::RUNTIMECLASSES) {
                     create_instead = true;
                     return Ok(Change::Keep);
                 }
                 return Err(ApiError::not_found(desc.group, desc.plural, name));
             };
+            if res == resources::RUNTIMECLASSES {
+                crate::runtime_classes::check_conditional_update(&body, name)?;
+            }
             let new = self.prepare_update(res, &cur.value, body.clone(), sub)?;
             admit_update(res, ns, name, &new, &cur.value)?;
             self.finish_write(res, cur, new, dry)

@@ -56,6 +56,7 @@ fn typed(res: ResourceId, v: &Value) -> Option<Value> {
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::RoleBinding>(v),
         ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRole>(v),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(v),
+        ("node.k8s.io", "RuntimeClass") => roundtrip::<k8s_openapi::api::node::v1::RuntimeClass>(v),
         _ => None,
     }
 }

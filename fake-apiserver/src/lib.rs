@@ -54,6 +54,7 @@ pub mod protobuf;
 pub mod rbac_resources;
 pub mod resources;
 pub mod runtime_classes;
+pub mod runtimeclass_admission;
 pub mod sa_admission;
 pub mod selectors;
 pub mod server;

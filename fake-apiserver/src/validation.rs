@@ -125,6 +125,13 @@ fn check_pod(obj: &Value, causes: &mut Vec<Cause>) {
     {
         causes.push(Cause::not_supported("spec.restartPolicy", rp, &["Always", "Never", "OnFailure"]));
     }
+    // `ValidateRuntimeClassName`; a named class that does not exist was refused at admission.
+    if let Some(rc) = spec.get("runtimeClassName").filter(|v| !v.is_null()) {
+        let class = rc.as_str().unwrap_or("");
+        if let Some(msg) = check_name(NameRule::Subdomain, class) {
+            causes.push(Cause::invalid("spec.runtimeClassName", class, msg));
+        }
+    }
     if let Some(g) = spec.get("terminationGracePeriodSeconds")
         && !g.is_null()
         && g.as_i64().is_none()
@@ -262,7 +269,8 @@ fn finish(res: ResourceId, obj: &Value, causes: Vec<Cause>) -> ApiResult<()> {
         return Ok(());
     }
     let name = str_at(obj, "/metadata/name").unwrap_or("");
-    if resources::RBAC.contains(&res) {
+    // Upstream's `NewInvalid` names `Kind.group`; the RBAC kinds and RuntimeClass say so.
+    if resources::RBAC.contains(&res) || res == resources::RUNTIMECLASSES {
         return Err(crate::rbac_resources::invalid(res, name, causes));
     }
     let desc = res.desc();
