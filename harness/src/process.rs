@@ -31,6 +31,9 @@ pub struct ProcessSpec {
     pub log_name: String,
     /// Give the process its own mount namespace (private propagation), e.g. for containerd.
     pub private_mounts: bool,
+    /// Mount points detached in that private mount namespace before the program starts (paths
+    /// that are not mount points are left alone); only with `private_mounts`.
+    pub unmount: Vec<std::ffi::CString>,
 }
 
 impl ProcessSpec {
@@ -43,6 +46,7 @@ impl ProcessSpec {
             cwd: None,
             log_name: log_name.to_string(),
             private_mounts: false,
+            unmount: Vec::new(),
         }
     }
     /// Adds an argument.
@@ -68,6 +72,16 @@ impl ProcessSpec {
     /// Requests a private mount namespace.
     pub fn private_mounts(mut self, on: bool) -> Self {
         self.private_mounts = on;
+        self
+    }
+    /// Detaches the mount at `path` in the private mount namespace before the program starts
+    /// (implies [`ProcessSpec::private_mounts`]); nothing happens when it is not a mount point.
+    pub fn unmount(mut self, path: &std::path::Path) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+            self.unmount.push(c);
+        }
+        self.private_mounts = true;
         self
     }
 }
@@ -198,8 +212,9 @@ fn spawn(ns: &NetNs, log: &std::path::Path, spec: &ProcessSpec) -> Result<(tokio
     }
     let fd = ns.fd().clone();
     let private = spec.private_mounts;
-    // SAFETY: between fork and exec only async-signal-safe calls (setns, unshare, mount) on
-    // values prepared before the fork.
+    let unmount = spec.unmount.clone();
+    // SAFETY: between fork and exec only async-signal-safe calls (setns, unshare, mount,
+    // umount2) on values prepared before the fork.
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || {
@@ -214,6 +229,13 @@ fn spawn(ns: &NetNs, log: &std::path::Path, spec: &ProcessSpec) -> Result<(tokio
                     None::<&str>,
                 )
                 .map_err(std::io::Error::from)?;
+                for path in &unmount {
+                    // EINVAL: not a mount point; ENOENT: not there. Both leave nothing to hide.
+                    match nix::mount::umount2(path.as_c_str(), nix::mount::MntFlags::MNT_DETACH) {
+                        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+                        Err(e) => return Err(std::io::Error::from(e)),
+                    }
+                }
             }
             Ok(())
         });

@@ -87,6 +87,9 @@ pub enum Runtimes {
     /// socket: the case looks at the runtime from the node host (its processes, its pod
     /// network), which a runtime started elsewhere does not share.
     Sealed,
+    /// Every runtime nodekit starts that pulls images from the world's registry (containerd,
+    /// runtime profiles); not fake-cri, which builds its images from the workload binary.
+    Pulling,
 }
 
 pub type BodyFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;

@@ -34,6 +34,9 @@ enum Command {
     /// each in its own sealed world; writes an HTML report and optionally JUnit. Exit 0 when
     /// all passed, 1 when any failed, 2 when a file was refused (nothing ran).
     Run(crate::scenarios::RunArgs),
+    /// Serve the kit's images (and any --image archive) as a read-only OCI registry for a
+    /// runtime nodekit does not start, until SIGINT/SIGTERM.
+    Registry(crate::registry_cmd::RegistryArgs),
     /// Measure the kit and print figures next to a floor measured in the same run.
     Bench {
         #[arg(value_enum)]
@@ -75,7 +78,8 @@ struct SelectArgs {
     /// Only cases carrying this label (repeatable): Conformance, Disruptive, Slow.
     #[arg(long = "label", value_name = "LABEL", value_parser = parse_label)]
     labels: Vec<Label>,
-    /// Runtime backend: fake-cri (default), containerd, or unix:///path/to/cri.sock (repeatable).
+    /// Runtime backend (repeatable): fake-cri (default), containerd, containerd-crun, a runtime
+    /// profile file (*.yaml; see suites/examples/runtimes/), or unix:///path/to/cri.sock.
     #[arg(long = "runtime", value_name = "RUNTIME")]
     runtimes: Vec<RuntimeTarget>,
     /// Only part K of the selection split into N parts (1 <= K <= N); the N shards partition
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list(&args),
         Command::Up(args) => crate::live::up(args),
         Command::Run(args) => crate::scenarios::run(args),
+        Command::Registry(args) => crate::registry_cmd::run(args),
         Command::Bench { what, runs } => bench(what, runs),
     }
 }
@@ -161,6 +166,15 @@ fn list(args: &SelectArgs) -> ExitCode {
 /// Exit 2 with the reason when a selected runtime target cannot be used at all (an external
 /// socket that is missing or does not answer CRI): nothing would be tested on it.
 fn refuse_unusable_targets(selection: &Selection) -> Option<ExitCode> {
+    for (i, rt) in selection.runtimes.iter().enumerate() {
+        if let Some(other) = selection.runtimes[..i].iter().find(|o| o.name() == rt.name()) {
+            eprintln!(
+                "nodekit: --runtime {other} and --runtime {rt} are both called {:?}: their runs would share names and artifacts; give one of them its own metadata.name",
+                rt.name()
+            );
+            return Some(ExitCode::from(2));
+        }
+    }
     for rt in &selection.runtimes {
         if let RuntimeTarget::External(endpoint) = rt {
             if let Err(why) = crate::target::probe_external(endpoint) {

@@ -11,6 +11,7 @@ pub fn runtime_kind(t: &RuntimeTarget) -> RuntimeKind {
         RuntimeTarget::FakeCri => RuntimeKind::FakeCri,
         RuntimeTarget::Containerd => RuntimeKind::Containerd,
         RuntimeTarget::External(e) => RuntimeKind::External(e.clone()),
+        RuntimeTarget::Profile { profile, .. } => RuntimeKind::Profile(profile.clone()),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod live;
 pub mod plan;
 pub mod pods;
 pub mod quantity;
+pub mod registry_cmd;
 pub mod report;
 pub mod runner;
 pub mod scenarios;

@@ -27,7 +27,11 @@ impl Run {
             .unmet_needs()
             .or_else(|| runtime.as_ref().and_then(RuntimeTarget::unavailable))
             .or_else(|| match (&runtime, case.runtimes) {
-                (Some(RuntimeTarget::External(_)), Runtimes::Sealed) => Some(
+                (Some(RuntimeTarget::FakeCri), Runtimes::Pulling) => Some(
+                    "pulls from the world's registry; fake-cri builds its images from the workload binary and does not pull"
+                        .into(),
+                ),
+                (Some(RuntimeTarget::External(_)), Runtimes::Sealed | Runtimes::Pulling) => Some(
                     "looks at the runtime from the node host (its processes or its pod network), which an \
                      external runtime does not share"
                         .into(),

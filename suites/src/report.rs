@@ -72,6 +72,7 @@ pub fn list_table(runs: &[Run]) -> String {
                 Runtimes::FakeOnly => "fake-cri only",
                 Runtimes::All => "all",
                 Runtimes::Sealed => "in-world",
+                Runtimes::Pulling => "in-world, pulling",
             };
             let topology = match r.case.topology {
                 Topology::SingleNode => "single-node",

@@ -20,6 +20,8 @@ use crate::target::RuntimeTarget;
 
 pub const CASE_ENV: &str = "NODEKIT_CASE";
 pub const RUNTIME_ENV: &str = "NODEKIT_RUNTIME";
+/// The text of the runtime profile named by [`RUNTIME_ENV`], as the run read it.
+pub const RUNTIME_PROFILE_ENV: &str = "NODEKIT_RUNTIME_PROFILE";
 pub const ARTIFACTS_ENV: &str = "NODEKIT_CASE_ARTIFACTS";
 pub const EXIT_SKIPPED: i32 = 77;
 pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
@@ -84,8 +86,9 @@ pub fn child_entry() -> Option<ExitCode> {
 
 fn run_child(id: &str) -> anyhow::Result<()> {
     let case = catalog::find(id).ok_or_else(|| anyhow::anyhow!("no case with id {id:?}"))?;
-    let runtime = match std::env::var(RUNTIME_ENV) {
-        Ok(s) if !s.is_empty() => Some(s.parse::<RuntimeTarget>()?),
+    let runtime = match (std::env::var(RUNTIME_ENV), std::env::var(RUNTIME_PROFILE_ENV)) {
+        (Ok(spec), Ok(text)) if !spec.is_empty() => Some(RuntimeTarget::from_profile_text(&spec, &text)?),
+        (Ok(s), _) if !s.is_empty() => Some(s.parse::<RuntimeTarget>()?),
         _ => None,
     };
     let artifacts = std::env::var_os(ARTIFACTS_ENV)
@@ -174,6 +177,9 @@ fn spawn_and_wait(run: &Run, dir: &Path, opts: &RunOptions) -> io::Result<(Outco
         .env(RUNTIME_ENV, run.runtime.as_ref().map(|r| r.to_string()).unwrap_or_default())
         .env(ARTIFACTS_ENV, dir)
         .stdin(Stdio::null());
+    if let Some(text) = run.runtime.as_ref().and_then(RuntimeTarget::profile_text) {
+        cmd.env(RUNTIME_PROFILE_ENV, text);
+    }
     let log_path = dir.join("case.log");
     if opts.capture_output {
         let log = fs::File::create(&log_path)?;

@@ -1,7 +1,11 @@
 //! The targets a case runs against: which container runtime backs the node.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use harness::backend::RuntimeProfile;
 
 use crate::catalog::on_path;
 
@@ -14,6 +18,10 @@ pub enum RuntimeTarget {
     Containerd,
     /// A CRI endpoint the user started themselves (`unix:///path/to.sock`).
     External(String),
+    /// A runtime started inside the world from a runtime profile: `spec` is what was given
+    /// (a shipped profile's name, or the file's absolute path); `text` is the profile as it was
+    /// read, which case processes load again (an edit of the file during a run changes nothing).
+    Profile { spec: String, text: Arc<str>, profile: Arc<RuntimeProfile> },
 }
 
 impl RuntimeTarget {
@@ -23,6 +31,27 @@ impl RuntimeTarget {
             RuntimeTarget::FakeCri => "fake-cri",
             RuntimeTarget::Containerd => "containerd",
             RuntimeTarget::External(_) => "external",
+            RuntimeTarget::Profile { profile, .. } => &profile.name,
+        }
+    }
+
+    /// The `runtime_name` the runtime's CRI `Version` reports, when the target knows it.
+    pub fn runtime_name(&self) -> Option<&str> {
+        match self {
+            RuntimeTarget::FakeCri => Some("fake-cri"),
+            RuntimeTarget::Containerd => Some("containerd"),
+            RuntimeTarget::External(_) => None,
+            RuntimeTarget::Profile { profile, .. } => Some(&profile.runtime_name),
+        }
+    }
+
+    /// The RuntimeClass handlers the runtime offers (the first is the default), when known.
+    pub fn handlers(&self) -> Vec<String> {
+        match self {
+            RuntimeTarget::FakeCri => vec!["runc".into()],
+            RuntimeTarget::Containerd => vec!["runc".into(), "crun".into()],
+            RuntimeTarget::External(_) => Vec::new(),
+            RuntimeTarget::Profile { profile, .. } => profile.handlers.clone(),
         }
     }
 
@@ -43,6 +72,8 @@ impl RuntimeTarget {
                     None
                 }
             }
+            // A profile's binaries were checked when it was loaded.
+            RuntimeTarget::Profile { .. } => None,
             RuntimeTarget::External(endpoint) => {
                 let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
                 if std::path::Path::new(path).exists() {
@@ -95,15 +126,68 @@ impl fmt::Display for RuntimeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RuntimeTarget::External(e) => f.write_str(e),
+            RuntimeTarget::Profile { spec, .. } => f.write_str(spec),
             other => f.write_str(other.name()),
         }
     }
 }
 
-/// Error for a `--runtime` value that names no backend.
+/// Error for a `--runtime` value that names no usable backend.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown runtime {0:?}: use fake-cri, containerd or unix:///path/to/cri.sock")]
-pub struct UnknownRuntime(String);
+pub enum UnknownRuntime {
+    /// Neither a built-in name, a socket nor a profile file.
+    #[error(
+        "unknown runtime {0:?}: use fake-cri, containerd, containerd-crun, unix:///path/to/cri.sock or a runtime profile file (*.yaml, see suites/examples/runtimes/)"
+    )]
+    Name(String),
+    /// A profile that does not load, or names a binary that is not there.
+    #[error("{0}")]
+    Profile(#[from] runtime_profile::LoadError),
+}
+
+/// Whether `s` names a runtime profile file rather than a built-in runtime or a socket.
+fn is_profile_file(s: &str) -> bool {
+    s.ends_with(".yaml") || s.ends_with(".yml")
+}
+
+/// Loads a profile (a shipped one by name, or a file) and checks that its binaries exist.
+fn load_profile(s: &str) -> Result<Option<RuntimeTarget>, UnknownRuntime> {
+    if is_profile_file(s) {
+        let path = std::fs::canonicalize(s).unwrap_or_else(|_| Path::new(s).to_path_buf());
+        let text = std::fs::read_to_string(&path).map_err(|e| runtime_profile::LoadError {
+            file: path.clone(),
+            field: String::new(),
+            message: format!("cannot read the runtime profile: {e}"),
+        })?;
+        return RuntimeTarget::from_profile_text(&path.to_string_lossy(), &text).map(Some);
+    }
+    match runtime_profile::builtin::SHIPPED.iter().find(|(name, _, _)| *name == s) {
+        Some((name, _, text)) => RuntimeTarget::from_profile_text(name, text).map(Some),
+        None => Ok(None),
+    }
+}
+
+impl RuntimeTarget {
+    /// The profile target given as `spec` (a shipped profile's name or a file's path) whose
+    /// text is `text`; its binaries must exist.
+    pub fn from_profile_text(spec: &str, text: &str) -> Result<RuntimeTarget, UnknownRuntime> {
+        let origin = runtime_profile::builtin::SHIPPED
+            .iter()
+            .find(|(name, _, _)| *name == spec)
+            .map_or(spec, |(_, origin, _)| *origin);
+        let profile = runtime_profile::load_str(text, Path::new(origin))?;
+        runtime_profile::load::check_binaries(&profile, harness::backend::find_binary)?;
+        Ok(RuntimeTarget::Profile { spec: spec.to_string(), text: text.into(), profile: Arc::new(profile) })
+    }
+
+    /// The profile's text, for a profile target.
+    pub fn profile_text(&self) -> Option<&str> {
+        match self {
+            RuntimeTarget::Profile { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+}
 
 impl FromStr for RuntimeTarget {
     type Err = UnknownRuntime;
@@ -113,8 +197,8 @@ impl FromStr for RuntimeTarget {
             "fake-cri" | "fake" => Ok(RuntimeTarget::FakeCri),
             "containerd" => Ok(RuntimeTarget::Containerd),
             s if s.starts_with("unix:///") => Ok(RuntimeTarget::External(s.to_string())),
-            s if s.starts_with('/') => Ok(RuntimeTarget::External(format!("unix://{s}"))),
-            other => Err(UnknownRuntime(other.to_string())),
+            s if s.starts_with('/') && !is_profile_file(s) => Ok(RuntimeTarget::External(format!("unix://{s}"))),
+            other => load_profile(other)?.ok_or_else(|| UnknownRuntime::Name(other.to_string())),
         }
     }
 }
@@ -132,7 +216,16 @@ mod tests {
             RuntimeTarget::External("unix:///run/x.sock".into())
         );
         let err = "docker".parse::<RuntimeTarget>().unwrap_err().to_string();
-        assert!(err.contains("fake-cri, containerd or unix:///"), "{err}");
+        assert!(err.contains("fake-cri, containerd, containerd-crun, unix:///"), "{err}");
+        let crun = "containerd-crun".parse::<RuntimeTarget>();
+        if harness::backend::find_binary("containerd").is_some() && harness::backend::find_binary("crun").is_some() {
+            let crun = crun.unwrap();
+            assert_eq!(crun.name(), "containerd-crun");
+            assert_eq!(crun.to_string().parse::<RuntimeTarget>().unwrap(), crun, "a profile target parses back from its text");
+            assert_eq!(crun.handlers(), vec!["crun".to_string(), "runc".to_string()]);
+        }
+        let err = "./missing-profile.yaml".parse::<RuntimeTarget>().unwrap_err().to_string();
+        assert!(err.contains("missing-profile.yaml: cannot read the runtime profile"), "{err}");
     }
 
     #[test]

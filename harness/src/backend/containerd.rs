@@ -20,7 +20,7 @@
 
 mod cgroups;
 mod config;
-mod cri;
+pub(super) mod cri;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,6 +72,7 @@ impl ContainerdOptions {
 
 /// A running containerd.
 pub struct Containerd {
+    registry: Option<super::WorldRegistry>,
     node: String,
     layout: Layout,
     process: Process,
@@ -86,8 +87,11 @@ impl std::fmt::Debug for Containerd {
     }
 }
 
+/// Where a hybrid cgroup host mounts its cgroup v2 hierarchy next to the v1 controllers.
+pub const HYBRID_CGROUP2: &str = "/sys/fs/cgroup/unified";
+
 /// Finds `name` on PATH or in the sbin directories.
-fn program(name: &str) -> Result<PathBuf> {
+pub(super) fn program(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
@@ -97,7 +101,7 @@ fn program(name: &str) -> Result<PathBuf> {
 }
 
 /// PATH for containerd: the caller's plus the sbin directories (runc lives in /usr/sbin).
-fn daemon_path() -> std::ffi::OsString {
+pub(super) fn daemon_path() -> std::ffi::OsString {
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
     for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         if !dirs.iter().any(|x| x == Path::new(d)) {
@@ -126,6 +130,8 @@ impl Containerd {
         let conflist = layout.cni_conf.join("10-nodekit-bridge.conflist");
         std::fs::write(&conflist, config::bridge_conflist(&opts.bridge, cidr, &layout.ipam))
             .map_err(io_err(format!("writing {}", conflist.display())))?;
+        let bound = super::registry::BoundRegistry::bind(world, node)?;
+        super::registry::write_containerd_hosts(&layout.registry_hosts, &super::registry::world_registry_hosts(), bound.addr())?;
         // Pod → ClusterIP → pod on the same bridge needs bridged traffic to traverse iptables.
         host.sysctl("net.bridge.bridge-nf-call-iptables", "1")?;
         let cgroup_root = node_cgroup_root(node)?;
@@ -142,7 +148,10 @@ impl Containerd {
             .arg("--config")
             .arg(&layout.config)
             .env("PATH", daemon_path())
-            .private_mounts(true);
+            .private_mounts(true)
+            // crun (the `crun` handler) refuses a hybrid cgroup host; containerd and runc work
+            // on cgroup v1 alone. Hidden only in containerd's own mount namespace.
+            .unmount(Path::new(HYBRID_CGROUP2));
         let mut process = host.spawn(spec)?;
         let log = process.log_path().to_path_buf();
         let deadline = started + opts.start_timeout;
@@ -166,7 +175,7 @@ impl Containerd {
         world.timeline().record(node, format!("containerd socket up after {:?}", started.elapsed()));
 
         let mut containerd =
-            Containerd { node: node.to_string(), layout, process, cgroup_root, stop_grace: opts.stop_grace, timeline: world.timeline().clone() };
+            Containerd { registry: None, node: node.to_string(), layout, process, cgroup_root, stop_grace: opts.stop_grace, timeline: world.timeline().clone() };
         if let Some(t) = tarballs {
             let tars = t.await.map_err(|e| Error::Component(format!("building images: {e}")))??;
             world.timeline().record(node, format!("containerd image tarballs built after {:?}", started.elapsed()));
@@ -174,6 +183,7 @@ impl Containerd {
                 let _ = containerd.process.kill().await;
                 return Err(e);
             }
+            containerd.registry = Some(bound.serve(&tars)?);
             world.timeline().record(node, format!("containerd images imported after {:?}", started.elapsed()));
         }
         let images = if opts.import_images { imported_references() } else { Vec::new() };
@@ -224,6 +234,11 @@ impl Containerd {
         &self.layout.socket
     }
 
+    /// The world's registry this containerd pulls from (when it was started with images).
+    pub fn registry(&self) -> Option<&super::WorldRegistry> {
+        self.registry.as_ref()
+    }
+
     /// `unix:///…` endpoint for CRI clients.
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.layout.socket.display())
@@ -271,32 +286,15 @@ impl Containerd {
             async move { if left.is_empty() { Ok(()) } else { Err(left) } }
         })
         .await?;
-        let mut problems = Vec::new();
         let runc = program("runc")?;
-        let runc_root = self.layout.runc.join("k8s.io");
-        for id in runc_containers(&runc_root) {
-            let out = tokio::process::Command::new(&runc)
-                .arg("--root")
-                .arg(&runc_root)
-                .args(["delete", "--force", &id])
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output()
-                .await
-                .map_err(io_err(format!("running runc delete {id}")))?;
-            if !out.status.success() && runc_root.join(&id).exists() {
-                problems.push(format!("runc delete --force {id}: {}", String::from_utf8_lossy(&out.stderr).trim()));
-            }
+        let mut problems = delete_oci_containers(&runc, &self.layout.runc.join("k8s.io")).await?;
+        let crun_root = self.layout.crun.join("k8s.io");
+        if !oci_containers(&crun_root).is_empty() {
+            problems.extend(delete_oci_containers(Path::new(config::CRUN), &crun_root).await?);
         }
-        let report = cgroups::remove_tree(&self.cgroup_root, Duration::from_secs(10)).await?;
-        // The world's root goes too once no other node uses it.
-        if let Ok(root) = cgroup_root() {
-            for d in cgroups::tree_dirs(&root)? {
-                let _ = std::fs::remove_dir(d);
-            }
-        }
-        for (dir, why) in &report.busy {
-            problems.push(format!("cgroup {} could not be removed: {why}", dir.display()));
+        let removed = remove_node_cgroups(&self.cgroup_root, &mut problems).await?;
+        if let Some(r) = self.registry.take() {
+            r.stop().await?;
         }
         self.timeline.record_with(
             &self.node,
@@ -304,7 +302,7 @@ impl Containerd {
             serde_json::json!({
                 "millis": started.elapsed().as_secs_f64() * 1000.0,
                 "shims_killed": shims.len(),
-                "cgroups_removed": report.removed.len(),
+                "cgroups_removed": removed,
             }),
         );
         if problems.is_empty() {
@@ -341,7 +339,7 @@ pub fn imported_references() -> Vec<String> {
 /// next to the workload binary (`nodekit-images/<key>/`, keyed by the workload binary and the
 /// running executable, so a rebuild of either builds them again), else built into `scratch`.
 /// Building them costs seconds in unoptimised builds (hashing a few MiB several times).
-fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
     const FILES: [&str; 3] = ["pause.tar", "workload.tar", "agnhost.tar"];
     if let Some(dir) = std::env::var_os(IMAGE_DIR_ENV).map(PathBuf::from) {
         let tars: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
@@ -425,12 +423,49 @@ fn shims_of(socket: &Path) -> Vec<u32> {
     pids
 }
 
-/// Container ids that have runc state under `root`.
-fn runc_containers(root: &Path) -> Vec<String> {
+/// `<runtime> --root <root> delete --force <id>` for every container with state under `root`
+/// (kills what still runs and removes the runtime's cgroups); what could not be deleted.
+pub(super) async fn delete_oci_containers(runtime: &Path, root: &Path) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for id in oci_containers(root) {
+        let out = tokio::process::Command::new(runtime)
+            .arg("--root")
+            .arg(root)
+            .args(["delete", "--force", &id])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(io_err(format!("running {} delete {id}", runtime.display())))?;
+        if !out.status.success() && root.join(&id).exists() {
+            problems.push(format!("{} delete --force {id}: {}", runtime.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    Ok(problems)
+}
+
+/// Removes the node's cgroup tree, and the world's root once no other node uses it; how many
+/// directories went (what could not go is added to `problems`).
+pub(super) async fn remove_node_cgroups(node_root: &str, problems: &mut Vec<String>) -> Result<usize> {
+    let report = cgroups::remove_tree(node_root, Duration::from_secs(10)).await?;
+    if let Ok(root) = cgroup_root() {
+        for d in cgroups::tree_dirs(&root)? {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    for (dir, why) in &report.busy {
+        problems.push(format!("cgroup {} could not be removed: {why}", dir.display()));
+    }
+    Ok(report.removed.len())
+}
+
+/// Container ids that have OCI runtime state under `root`: a directory each (runc keeps
+/// `state.json` in it, crun `status`).
+pub(super) fn oci_containers(root: &Path) -> Vec<String> {
     std::fs::read_dir(root)
         .map(|d| {
             d.flatten()
-                .filter(|e| e.path().join("state.json").is_file())
+                .filter(|e| e.path().is_dir())
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
                 .collect()
         })
@@ -438,7 +473,7 @@ fn runc_containers(root: &Path) -> Vec<String> {
 }
 
 /// The last lines of a log file, for error messages.
-fn log_tail(path: &Path) -> String {
+pub(super) fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(15);

@@ -10,6 +10,8 @@ mod containerd;
 mod control_plane;
 mod error;
 mod node;
+mod profile;
+mod registry;
 mod runtime;
 
 use std::path::{Path, PathBuf};
@@ -22,12 +24,28 @@ pub use containerd::{
 pub use control_plane::ControlPlane;
 pub use error::{Error, Result};
 pub use node::{AgentOptions, NodeAgent, NodeProxy, ProxyMode};
+pub use profile::{CNI_BIN_DIR, ProfileRuntime, find_binary};
+pub use registry::{BoundRegistry, WorldRegistry, world_registry_hosts, write_containerd_hosts};
 pub use runtime::{Runtime, RuntimeKind};
+pub use runtime_profile::RuntimeProfile;
 
 /// Image references every backend provides (imported into containerd, catalogued in fake-cri).
 pub const WORKLOAD_IMAGE: &str = "nodekit.local/workload:1.0";
 /// The pause (sandbox) image.
 pub const PAUSE_IMAGE: &str = "nodekit.local/pause:3.10";
+
+/// The OCI image-layout tarballs of the images every backend provides (the workload, pause
+/// and upstream stand-in images, built from the workload binary; cached next to it), for
+/// importing into a runtime nodekit does not start (`ctr -n k8s.io images import FILE`). A
+/// fresh build goes to `scratch`.
+pub fn world_image_tarballs(scratch: &Path) -> Result<Vec<PathBuf>> {
+    containerd::images(&workload_binary()?, scratch)
+}
+
+/// Every image reference the tarballs of [`world_image_tarballs`] hold.
+pub fn world_image_references() -> Vec<String> {
+    containerd::imported_references()
+}
 
 /// The world's scratch directory: `/run/nodekit` on a tmpfs mounted over `/run` inside the
 /// world's private mount namespace (created on first use). Must be called inside a sealed world.

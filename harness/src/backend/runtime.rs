@@ -2,9 +2,10 @@
 //! or an external CRI endpoint the user runs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Containerd, ContainerdOptions, Error, Result, scratch_dir, workload_binary};
+use super::{Containerd, ContainerdOptions, Error, ProfileRuntime, Result, RuntimeProfile, scratch_dir, workload_binary};
 use crate::process::{Process, ProcessSpec};
 use crate::world::World;
 
@@ -17,11 +18,14 @@ pub enum RuntimeKind {
     Containerd,
     /// An endpoint (`unix:///…`) started by the user.
     External(String),
+    /// A runtime started from a runtime profile.
+    Profile(Arc<RuntimeProfile>),
 }
 
 enum Inner {
-    FakeCri(Process),
-    Containerd(Containerd),
+    FakeCri(Box<Process>),
+    Containerd(Box<Containerd>),
+    Profile(Box<ProfileRuntime>),
     External,
 }
 
@@ -57,7 +61,7 @@ impl Runtime {
                 let process = host.spawn(spec)?;
                 wait_for_socket(&socket, Duration::from_secs(20)).await?;
                 world.timeline().record(node, "fake-cri ready");
-                Ok(Runtime { kind, socket, state_dir: Some(dir.join("state")), inner: Inner::FakeCri(process) })
+                Ok(Runtime { kind, socket, state_dir: Some(dir.join("state")), inner: Inner::FakeCri(Box::new(process)) })
             }
             RuntimeKind::Containerd => {
                 let pod_cidr = host
@@ -66,7 +70,12 @@ impl Runtime {
                 let c = Containerd::start(world, node, ContainerdOptions::new(pod_cidr.to_string())).await?;
                 let socket = c.socket().to_path_buf();
                 world.timeline().record(node, "containerd ready");
-                Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Containerd(c) })
+                Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Containerd(Box::new(c)) })
+            }
+            RuntimeKind::Profile(profile) => {
+                let p = ProfileRuntime::start(world, node, profile.clone()).await?;
+                let socket = p.socket().to_path_buf();
+                Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Profile(Box::new(p)) })
             }
             RuntimeKind::External(endpoint) => {
                 let socket = PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or(endpoint));
@@ -91,6 +100,38 @@ impl Runtime {
         &self.socket
     }
 
+    /// The runtime profile this runtime was started from, if it was.
+    pub fn profile(&self) -> Option<&Arc<RuntimeProfile>> {
+        match &self.inner {
+            Inner::Profile(p) => Some(p.profile()),
+            _ => None,
+        }
+    }
+
+    /// The world's registry this runtime pulls from: containerd and profile runtimes (fake-cri
+    /// builds its images from the workload binary; an external runtime has its own).
+    pub fn registry(&self) -> Option<&super::WorldRegistry> {
+        match &self.inner {
+            Inner::Containerd(c) => c.registry(),
+            Inner::Profile(p) => p.registry(),
+            Inner::FakeCri(_) | Inner::External => None,
+        }
+    }
+
+    /// The OCI runtimes the runtime drives and where each keeps container state (a container
+    /// it created has a directory named by its id there): containerd's `runc` and `crun`
+    /// roots, a profile's `cleanup.ociRuntimes`; empty for fake-cri and external runtimes.
+    pub fn oci_roots(&self) -> Result<Vec<(String, PathBuf)>> {
+        match &self.inner {
+            Inner::Containerd(c) => Ok(vec![
+                ("runc".to_string(), c.layout().runc.join("k8s.io")),
+                ("crun".to_string(), c.layout().crun.join("k8s.io")),
+            ]),
+            Inner::Profile(p) => p.oci_roots(),
+            Inner::FakeCri(_) | Inner::External => Ok(Vec::new()),
+        }
+    }
+
     /// fake-cri's state directory (faults file, CRI call log); `None` for other runtimes.
     pub fn state_dir(&self) -> Option<&Path> {
         self.state_dir.as_deref()
@@ -99,7 +140,7 @@ impl Runtime {
     /// The fake-cri process, for restart faults.
     pub fn fake_cri_process(&mut self) -> Option<&mut Process> {
         match &mut self.inner {
-            Inner::FakeCri(p) => Some(p),
+            Inner::FakeCri(p) => Some(p.as_mut()),
             _ => None,
         }
     }
@@ -113,6 +154,7 @@ impl Runtime {
                 Ok(())
             }
             Inner::Containerd(c) => c.kill().await,
+            Inner::Profile(p) => p.kill().await,
             Inner::External => Err(Error::Component("an external runtime cannot be killed by the harness".into())),
         }
     }
@@ -125,6 +167,7 @@ impl Runtime {
                 Ok(())
             }
             Inner::Containerd(c) => c.stop().await,
+            Inner::Profile(p) => p.stop().await,
             Inner::External => Ok(()),
         }
     }

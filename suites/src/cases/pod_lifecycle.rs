@@ -63,6 +63,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/projected-service-account-token", C, Runtimes::All, tokens::projected_token),
         case("pod-lifecycle/volume-updates-reach-the-running-pod", C, Runtimes::All, volumes::updates_reach_running_pod),
         case("pod-lifecycle/runtime-class-selects-the-handler", C, Runtimes::All, runtime_class::handler_is_used),
+        case("pod-lifecycle/runtime-class-runs-under-crun-and-runc", C, Runtimes::Sealed, runtime_class::crun_and_runc),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
         case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
         case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),

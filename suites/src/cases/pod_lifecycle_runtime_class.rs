@@ -46,11 +46,13 @@ async fn sandbox_handler(env: &NodeEnv, pod: &Pod) -> anyhow::Result<String> {
 pub(super) fn handler_is_used(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
-        runtime_class(&env.client, "runc-class", "runc").await?;
+        let handlers = ctx.runtime()?.handlers();
+        let offered = handlers.iter().find(|h| *h == "runc").or(handlers.first()).context("the runtime target declares no RuntimeClass handler")?.clone();
+        runtime_class(&env.client, "runc-class", &offered).await?;
         runtime_class(&env.client, "unconfigured", "no-such-handler").await?;
         let pod = running_pod(&env, "with-class", "runc-class").await?;
         let handler = sandbox_handler(&env, &pod).await?;
-        ensure!(handler == "runc", "the sandbox of a runc-class pod runs with handler {handler:?}");
+        ensure!(handler == offered, "the sandbox of a pod of a class with handler {offered:?} runs with handler {handler:?}");
         let p = pods::pod("unconfigured", NODE, vec![container("c", &["pause"])], json!({"runtimeClassName": "unconfigured"}))?;
         pods::create(&env.client, &p).await?;
         let ev = harness::wait::wait_for("FailedCreatePodSandBox for the unconfigured handler", START, || async {
@@ -74,6 +76,52 @@ pub(super) fn handler_is_used(ctx: CaseCtx) -> BodyFuture {
                 s.message
             ),
             other => anyhow::bail!("a pod of a missing RuntimeClass was not refused: {other:?}"),
+        }
+        env.stop().await
+    })
+}
+
+/// Upstream's RuntimeClass promise on a runtime with two OCI runtimes behind two handlers: a
+/// pod of a class with handler `crun` really runs under crun and a pod of a `runc` class under
+/// runc. The proof is where each container's OCI state lives: a runtime keeps a directory
+/// named by the container id under its own state root, so the crun pod's container must be
+/// under crun's root and not runc's, and the other way round. Catches a runtime configuration
+/// whose handlers both map to one OCI runtime, and an agent that drops `runtimeClassName`
+/// (both pods run under the default handler).
+pub(super) fn crun_and_runc(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let handlers = ctx.runtime()?.handlers();
+        if !(handlers.iter().any(|h| h == "crun") && handlers.iter().any(|h| h == "runc")) {
+            return Err(crate::context::skip(format!(
+                "the runtime offers handlers {handlers:?}; this case needs both crun and runc (containerd, containerd-crun)"
+            )));
+        }
+        let env = env(&ctx).await?;
+        let roots = env.runtime.oci_roots()?;
+        let root_of = |bin: &str| roots.iter().find(|(b, _)| b == bin).map(|(_, r)| r.clone());
+        let (Some(crun_root), Some(runc_root)) = (root_of("crun"), root_of("runc")) else {
+            anyhow::bail!("the runtime does not say where crun and runc keep state: {roots:?}");
+        };
+        for (class, handler) in [("crun-class", "crun"), ("runc-class", "runc")] {
+            runtime_class(&env.client, class, handler).await?;
+        }
+        for (name, class, handler, own, other) in
+            [("under-crun", "crun-class", "crun", &crun_root, &runc_root), ("under-runc", "runc-class", "runc", &runc_root, &crun_root)]
+        {
+            let pod = running_pod(&env, name, class).await?;
+            let sandbox = sandbox_handler(&env, &pod).await?;
+            ensure!(sandbox == handler, "the sandbox of pod {name} (class {class}) runs with handler {sandbox:?}");
+            let id = pods::runtime_container_id(&pod, "c")?;
+            ensure!(
+                own.join(&id).is_dir(),
+                "container {id} of pod {name} (handler {handler}) has no state under {handler}'s root {}",
+                own.display()
+            );
+            ensure!(
+                !other.join(&id).exists(),
+                "container {id} of pod {name} (handler {handler}) has state under the other runtime's root {}",
+                other.display()
+            );
         }
         env.stop().await
     })

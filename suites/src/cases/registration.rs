@@ -75,13 +75,9 @@ fn node_fields(ctx: CaseCtx) -> BodyFuture {
         ensure!(info.operating_system == "linux", "operatingSystem {:?}", info.operating_system);
         ensure!(!info.kernel_version.is_empty(), "kernelVersion empty");
         // containerRuntimeVersion is <runtime_name>://<runtime_version> from CRI Version.
-        let expected_prefix = match ctx.runtime()?.name() {
-            "fake-cri" => "fake-cri://",
-            "containerd" => "containerd://",
-            _ => "",
-        };
+        let expected_prefix = ctx.runtime()?.runtime_name().map(|n| format!("{n}://")).unwrap_or_default();
         ensure!(
-            info.container_runtime_version.starts_with(expected_prefix) && info.container_runtime_version.contains("://"),
+            info.container_runtime_version.starts_with(&expected_prefix) && info.container_runtime_version.contains("://"),
             "containerRuntimeVersion {:?}",
             info.container_runtime_version
         );

@@ -16,6 +16,8 @@ mod exec;
 mod net;
 #[path = "runtime_pods.rs"]
 mod pods;
+#[path = "runtime_pull.rs"]
+mod pull;
 
 use std::time::Duration;
 
@@ -95,6 +97,13 @@ fn in_world(id: &'static str, body: crate::catalog::Body) -> Case {
     Case { runtimes: Runtimes::Sealed, ..case(id, body) }
 }
 
+/// A case that pulls from the world's registry: runtimes nodekit starts that pull (not fake-cri,
+/// which builds its images from the workload binary; not an external socket, which has no
+/// world registry).
+fn pulls(id: &'static str, body: crate::catalog::Body) -> Case {
+    Case { runtimes: Runtimes::Pulling, ..case(id, body) }
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         case("runtime/version-and-status", body!(pods::version_and_status)),
@@ -116,6 +125,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/log-reopen", body!(exec::log_reopen)),
         case("runtime/stats", body!(exec::stats)),
         case("runtime/images", body!(exec::images)),
+        pulls("runtime/image-pull-by-tag-and-digest", body!(pull::pull_by_tag_and_digest)),
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),

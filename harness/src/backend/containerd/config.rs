@@ -32,6 +32,8 @@ pub struct Layout {
     pub opt: PathBuf,
     /// Image tarballs.
     pub images: PathBuf,
+    /// containerd's registry host configuration (`config_path`): the world's registry.
+    pub registry_hosts: PathBuf,
 }
 
 impl Layout {
@@ -50,12 +52,13 @@ impl Layout {
             ipam: dir.join("cni/ipam"),
             opt: dir.join("opt"),
             images: dir.join("images"),
+            registry_hosts: dir.join("registry-hosts"),
         }
     }
 
     /// Directories to create before containerd starts.
-    pub fn dirs(&self) -> [&Path; 9] {
-        [&self.root, &self.state, &self.runc, &self.crun, &self.cni_conf, &self.ipam, &self.opt, &self.images, &self.dir]
+    pub fn dirs(&self) -> [&Path; 10] {
+        [&self.root, &self.state, &self.runc, &self.crun, &self.cni_conf, &self.ipam, &self.opt, &self.images, &self.registry_hosts, &self.dir]
     }
 }
 
@@ -156,6 +159,10 @@ oom_score = 0
     conf_dir = {cni}
     max_conf_num = 1
     conf_template = ""
+
+  # Every registry host the world's images name is served by the world's registry.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = {registry_hosts}
 "#,
         dir = l.dir.display(),
         root = q(&l.root),
@@ -170,6 +177,7 @@ oom_score = 0
         crun = q(&l.crun),
         crun_bin = toml_str(CRUN),
         cni = q(&l.cni_conf),
+        registry_hosts = q(&l.registry_hosts),
     )
 }
 
