@@ -53,6 +53,9 @@ pub struct ContainerdOptions {
     pub start_timeout: Duration,
     /// How long containerd gets after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Image archives (OCI image layout or docker-archive) the world's registry serves besides
+    /// the kit's images: pulled on demand, not imported.
+    pub extra_images: Vec<PathBuf>,
 }
 
 impl ContainerdOptions {
@@ -66,6 +69,7 @@ impl ContainerdOptions {
             import_images: true,
             start_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
+            extra_images: Vec::new(),
         }
     }
 }
@@ -183,7 +187,9 @@ impl Containerd {
                 let _ = containerd.process.kill().await;
                 return Err(e);
             }
-            containerd.registry = Some(bound.serve(&tars)?);
+            let mut served = tars.clone();
+            served.extend(opts.extra_images.iter().cloned());
+            containerd.registry = Some(bound.serve(&served, Some(&containerd.layout.registry_hosts))?);
             world.timeline().record(node, format!("containerd images imported after {:?}", started.elapsed()));
         }
         let images = if opts.import_images { imported_references() } else { Vec::new() };

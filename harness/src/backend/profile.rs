@@ -81,7 +81,8 @@ fn values_for(world: &World, node: &str, dir: &Path) -> Result<Values> {
 
 impl ProfileRuntime {
     /// Starts `profile` in node host `node` and waits until it is ready with the images.
-    pub async fn start(world: &World, node: &str, profile: Arc<RuntimeProfile>) -> Result<ProfileRuntime> {
+    /// `extra_images`: archives the world's registry serves besides the kit's images.
+    pub async fn start(world: &World, node: &str, profile: Arc<RuntimeProfile>, extra_images: &[PathBuf]) -> Result<ProfileRuntime> {
         let started = Instant::now();
         let host = world.host(node)?;
         let dir = scratch_dir(&format!("{}-{node}", profile.name))?;
@@ -117,7 +118,7 @@ impl ProfileRuntime {
             profile,
             registry: None,
         };
-        if let Err(e) = rt.become_ready(started, tarballs, bound).await {
+        if let Err(e) = rt.become_ready(started, tarballs, bound, extra_images, &hosts_dir).await {
             let log = log_tail(rt.process.log_path());
             let _ = rt.process.kill().await;
             return Err(Error::Component(format!("{} on {node} did not start: {e}\n{log}", rt.profile.name)));
@@ -135,6 +136,8 @@ impl ProfileRuntime {
         started: Instant,
         tarballs: tokio::task::JoinHandle<Result<Vec<PathBuf>>>,
         registry: super::registry::BoundRegistry,
+        extra_images: &[PathBuf],
+        hosts_dir: &Path,
     ) -> Result<()> {
         let timeout = self.profile.readiness.timeout;
         let socket = self.socket.clone();
@@ -158,7 +161,9 @@ impl ProfileRuntime {
             }
             self.timeline.record(&self.node, format!("{} images imported after {:?}", self.profile.name, started.elapsed()));
         }
-        self.registry = Some(registry.serve(&tars)?);
+        let mut served = tars.clone();
+        served.extend(extra_images.iter().cloned());
+        self.registry = Some(registry.serve(&served, Some(hosts_dir))?);
         let refs = imported_references();
         let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
         let left = (started + timeout).saturating_duration_since(Instant::now()).max(Duration::from_secs(1));

@@ -38,11 +38,15 @@ impl BoundRegistry {
         self.addr
     }
 
-    /// Loads `archives` and serves them until the registry is dropped or stopped.
-    pub fn serve(self, archives: &[PathBuf]) -> Result<WorldRegistry> {
+    /// Loads `archives` and serves them until the registry is dropped or stopped; with
+    /// `hosts_dir`, writes containerd host files there for every registry host they name.
+    pub fn serve(self, archives: &[PathBuf], hosts_dir: Option<&Path>) -> Result<WorldRegistry> {
         let mut store = Store::new();
         for a in archives {
             store.load_archive(a).map_err(|e| Error::Component(format!("the world's registry: {e}")))?;
+        }
+        if let Some(dir) = hosts_dir {
+            write_containerd_hosts(dir, &store.registry_hosts(), self.addr)?;
         }
         let store = Arc::new(store);
         let cancel = CancellationToken::new();

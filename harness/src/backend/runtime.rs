@@ -40,6 +40,18 @@ pub struct Runtime {
 impl Runtime {
     /// Starts `kind` for node host `node` and waits until its CRI socket accepts connections.
     pub async fn start(world: &World, node: &str, kind: RuntimeKind) -> Result<Runtime> {
+        Runtime::start_with_images(world, node, kind, &[]).await
+    }
+
+    /// [`Runtime::start`], the world's registry serving `images` (OCI image-layout or
+    /// docker-archive tarballs) besides the kit's images. Only runtimes that pull (containerd,
+    /// profiles) can use them: fake-cri runs the kit's workload image alone.
+    pub async fn start_with_images(world: &World, node: &str, kind: RuntimeKind, images: &[PathBuf]) -> Result<Runtime> {
+        if !images.is_empty() && matches!(kind, RuntimeKind::FakeCri | RuntimeKind::External(_)) {
+            return Err(Error::Component(
+                "extra images need a runtime that pulls from the world's registry (containerd or a runtime profile); fake-cri runs the kit's workload image alone".into(),
+            ));
+        }
         let host = world.host(node)?;
         match &kind {
             RuntimeKind::FakeCri => {
@@ -67,13 +79,14 @@ impl Runtime {
                 let pod_cidr = host
                     .pod_cidr()
                     .ok_or_else(|| Error::Component(format!("{node} has no pod CIDR; containerd needs one")))?;
-                let c = Containerd::start(world, node, ContainerdOptions::new(pod_cidr.to_string())).await?;
+                let opts = ContainerdOptions { extra_images: images.to_vec(), ..ContainerdOptions::new(pod_cidr.to_string()) };
+                let c = Containerd::start(world, node, opts).await?;
                 let socket = c.socket().to_path_buf();
                 world.timeline().record(node, "containerd ready");
                 Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Containerd(Box::new(c)) })
             }
             RuntimeKind::Profile(profile) => {
-                let p = ProfileRuntime::start(world, node, profile.clone()).await?;
+                let p = ProfileRuntime::start(world, node, profile.clone(), images).await?;
                 let socket = p.socket().to_path_buf();
                 Ok(Runtime { kind, socket, state_dir: None, inner: Inner::Profile(Box::new(p)) })
             }

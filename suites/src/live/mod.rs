@@ -85,6 +85,11 @@ pub struct UpArgs {
     /// heal at their end; cleanup operations do not run), and hand the world over.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// An OCI image-layout or docker-archive tarball the world's registry serves besides the
+    /// kit's images (repeatable; needs --runtime containerd): pods pull its images by their
+    /// names, e.g. `docker.io/library/busybox:1.36`.
+    #[arg(long = "image", value_name = "ARCHIVE")]
+    pub images: Vec<PathBuf>,
     /// With --scenario: write the report of its steps here (report.html, JUnit).
     #[arg(long, value_name = "DIR", default_value = "nodekit-report")]
     pub report: PathBuf,
@@ -104,7 +109,8 @@ fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
                 return Err(UsageError(format!("{flag} and --scenario: the scenario's spec.world describes the world; drop {flag} or edit {}", file.display())));
             }
         }
-        let prepared = crate::scenarios::prepare_one(file, args.runtime, args.report.clone())?;
+        let mut prepared = crate::scenarios::prepare_one(file, args.runtime, args.report.clone())?;
+        prepared.images = check_images(&args.images, prepared.runtime)?;
         return Ok((LiveSpec { port: 0, prepared, run_steps: true }, kubeconfig));
     }
     let nodes = args.nodes.unwrap_or(1);
@@ -118,7 +124,30 @@ fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
     if let Some(mode) = args.authorization_mode {
         prepared.scenario.world.authorization_mode = mode;
     }
+    prepared.images = check_images(&args.images, prepared.runtime)?;
     Ok((LiveSpec { port: 0, prepared, run_steps: false }, kubeconfig))
+}
+
+/// The `--image` archives, absolute, each one loaded once to refuse a bad one before anything
+/// starts; they need a runtime that pulls.
+fn check_images(images: &[PathBuf], runtime: scenario::model::RuntimeName) -> Result<Vec<PathBuf>, UsageError> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    if runtime != scenario::model::RuntimeName::Containerd {
+        return Err(UsageError(
+            "--image needs --runtime containerd: fake-cri runs the kit's workload image alone and pulls nothing".into(),
+        ));
+    }
+    let mut store = oci_registry::Store::new();
+    images
+        .iter()
+        .map(|path| {
+            let abs = std::fs::canonicalize(path).map_err(|e| UsageError(format!("--image {}: {e}", path.display())))?;
+            store.load_archive(&abs).map_err(|e| UsageError(format!("--image {}: {e}", path.display())))?;
+            Ok(abs)
+        })
+        .collect()
 }
 
 /// Entry of `nodekit up`.

@@ -76,6 +76,10 @@ pub struct Prepared {
     pub out: PathBuf,
     /// Why it does not run here (it needs what this runtime cannot do).
     pub skip: Option<String>,
+    /// Image archives the world's registry serves besides the kit's images (`nodekit up
+    /// --image`), absolute.
+    #[serde(default)]
+    pub images: Vec<PathBuf>,
 }
 
 /// Entry of `nodekit run`.
@@ -189,7 +193,7 @@ pub fn prepared_world(nodes: usize, runtime: LiveRuntime, mode: LiveProxyMode, a
         timeouts: Timeouts::default(),
         steps: Vec::new(),
     };
-    Prepared { scenario, runtime, agent_configs: vec![agent_config; nodes], proxy_config, out: PathBuf::new(), skip: None }
+    Prepared { scenario, runtime, agent_configs: vec![agent_config; nodes], proxy_config, out: PathBuf::new(), skip: None, images: Vec::new() }
 }
 
 /// Loads and checks every file; the first refusal is the error (nothing has run).
@@ -249,7 +253,7 @@ fn prepare(s: Scenario, cli: Option<LiveRuntime>, out: PathBuf) -> Result<Prepar
         scenario::model::ProxyMode::Iptables => LiveProxyMode::Iptables,
     };
     let proxy_config = crate::live::spec::proxy_config_layers(&s.world.proxy_config, mode, &format!("{file}: spec.world.proxyConfig"))?;
-    Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip })
+    Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip, images: Vec::new() })
 }
 
 /// The line of the first fault that delays a link.

@@ -58,7 +58,9 @@ impl ScenarioWorld {
         let mut nodes = Vec::new();
         for (name, config) in names.iter().zip(&p.agent_configs) {
             let agent_options = AgentOptions { config_yaml: config.clone(), extra_args: Vec::new() };
-            let runtime = Runtime::start(&world, name, kind.clone()).await.with_context(|| format!("starting the runtime of {name}"))?;
+            let runtime = Runtime::start_with_images(&world, name, kind.clone(), &p.images)
+                .await
+                .with_context(|| format!("starting the runtime of {name}"))?;
             let agent = NodeAgent::start(&world, &cp, name, &runtime, &agent_options).await?;
             let proxy = NodeProxy::start(&world, &cp, name, mode, &proxy_args).await?;
             nodes.push(NodeParts { name: name.clone(), runtime: Some(runtime), agent: Some(agent), proxy: Some(proxy), agent_options });
