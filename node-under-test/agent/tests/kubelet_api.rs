@@ -11,8 +11,8 @@ use anyhow::{Context, Result, ensure};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
-use support::kubelet::{Kubelet, NODE, TestCa, start_agent};
-use support::{enter_namespaces, wait_for, workload_bin};
+use support::kubelet::{Kubelet, NODE, Stack};
+use support::{enter_namespaces, wait_for};
 
 fn config(ca: &Path) -> String {
     format!(
@@ -183,19 +183,11 @@ async fn the_rest(k: &Kubelet, ca: &Path) -> Result<()> {
 }
 
 async fn scenario() -> Result<()> {
-    let _ = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status();
-    let dir = tempfile::Builder::new().prefix("kubelet-api").tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-    let server = fake_apiserver::Server::start(fake_apiserver::Config::with_listen("127.0.0.1:0")).await?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
-    let socket = dir.path().join("cri.sock");
-    let cri = fake_cri::FakeCri::start(fake_cri::Config::new(&socket, dir.path().join("cri-state"), &workload_bin())).await?;
-    let ca = dir.path().join("client-ca.pem");
-    let client = TestCa::new(&ca)?.client("system:kube-apiserver", None)?;
-    let agent = start_agent(dir.path(), &kubeconfig, &socket, &config(&ca)).await?;
-    let k = Kubelet::new(agent.kubelet_api, &dir.path().join("root/pki/kubelet.crt"), &client)?;
+    let stack = Stack::start("kubelet-api", fake_apiserver::Config::with_listen("127.0.0.1:0"), config).await?;
+    let (agent, ca) = (&stack.agent, stack.ca_path.clone());
+    let k = stack.kubelet(&stack.ca.client("system:kube-apiserver", None)?)?;
 
-    let api = node_agent::agent::client_from_kubeconfig(&kubeconfig).await?;
+    let api = node_agent::agent::client_from_kubeconfig(&stack.kubeconfig).await?;
     let nodes: Api<Node> = Api::all(api.clone());
     let port = wait_for("the node's kubelet endpoint", Duration::from_secs(20), || async {
         nodes.get_opt(NODE).await.ok().flatten()?.status?.daemon_endpoints?.kubelet_endpoint.map(|e| e.port)
@@ -210,12 +202,7 @@ async fn scenario() -> Result<()> {
     the_rest(&k, &ca).await?;
     stats_and_metrics(&k).await?;
     follow(&k, &pods).await?;
-
-    agent.cancel.cancel();
-    agent.task.await??;
-    cri.shutdown().await?;
-    server.shutdown().await;
-    Ok(())
+    stack.stop().await
 }
 
 #[test]

@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use support::kubelet::{Kubelet, NODE, TestCa, start_agent};
-use support::{enter_namespaces, wait_for, workload_bin};
+use support::kubelet::{Kubelet, NODE, Stack, TestCa};
+use support::{enter_namespaces, wait_for};
 
 /// Upstream's `--token-auth-file` format: token, user, uid[, "groups"].
 const TOKENS: &str = "proxy-token,proxy-reader,uid-proxy\n\
@@ -183,36 +183,23 @@ async fn review_failures(k: &Kubelet, server: &fake_apiserver::Handle, ca: &Test
 }
 
 async fn scenario() -> Result<()> {
-    let _ = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status();
-    let dir = tempfile::Builder::new().prefix("kubelet-api-auth").tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let (tokens_file, _) = fake_apiserver::auth::token_file::TokenFile::parse("tokens.csv", TOKENS)?;
     let cfg = fake_apiserver::Config { token_auth: Some(tokens_file), authorization: true, ..fake_apiserver::Config::with_listen("127.0.0.1:0") };
-    let server = fake_apiserver::Server::start(cfg).await?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
-    let socket = dir.path().join("cri.sock");
-    let cri = fake_cri::FakeCri::start(fake_cri::Config::new(&socket, dir.path().join("cri-state"), &workload_bin())).await?;
-    let ca_path = dir.path().join("client-ca.pem");
-    let ca = TestCa::new(&ca_path)?;
-    let agent = start_agent(dir.path(), &kubeconfig, &socket, &config(&ca_path)).await?;
-    let k = Kubelet::new(agent.kubelet_api, &dir.path().join("root/pki/kubelet.crt"), &ca.client("unused", None)?)?;
+    let stack = Stack::start("kubelet-api-auth", cfg, config).await?;
+    let (server, ca) = (&stack.server, &stack.ca);
+    let k = stack.kubelet(&ca.client("unused", None)?)?;
 
-    let admin = node_agent::agent::client_from_kubeconfig(&kubeconfig).await?;
+    let admin = node_agent::agent::client_from_kubeconfig(&stack.kubeconfig).await?;
     let sa_token = service_account_token(&admin, "kubelet-reader").await?;
     let sa = json!({"kind": "ServiceAccount", "name": "kubelet-reader", "namespace": "default"});
     grant(&admin, "proxy", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "proxy-reader"}, sa])).await?;
     grant(&admin, "stats", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "stats-reader"}])).await?;
 
-    tokens(&k, &server, &sa_token).await?;
+    tokens(&k, server, &sa_token).await?;
     stats(&k).await?;
-    certificates(&k, &ca).await?;
-    review_failures(&k, &server, &ca).await?;
-
-    agent.cancel.cancel();
-    agent.task.await??;
-    cri.shutdown().await?;
-    server.shutdown().await;
-    Ok(())
+    certificates(&k, ca).await?;
+    review_failures(&k, server, ca).await?;
+    stack.stop().await
 }
 
 #[test]

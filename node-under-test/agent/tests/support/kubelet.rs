@@ -3,7 +3,7 @@
 //! in-process with a given KubeletConfiguration.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,4 +179,49 @@ pub async fn start_agent(dir: &Path, kubeconfig: &Path, socket: &Path, config: &
     let listening = tokio::time::timeout(Duration::from_secs(20), rx).await?.context("agent stopped before listening")?;
     let kubelet_api = listening.kubelet_api.context("the kubelet API is not served")?;
     Ok(Agent { cancel, task, kubelet_api })
+}
+
+/// The fake API server, fake-cri and the agent, each in this process, sharing one directory:
+/// what the kubelet API tests run against.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub server: fake_apiserver::Handle,
+    pub kubeconfig: PathBuf,
+    pub cri: fake_cri::Handle,
+    /// The test CA the agent trusts for client certificates (`client-ca.pem`).
+    pub ca: TestCa,
+    pub ca_path: PathBuf,
+    pub agent: Agent,
+}
+
+impl Stack {
+    /// Starts the API server with `server` (listening on loopback), fake-cri, and the agent with the KubeletConfiguration `config(ca_path)`. The directory
+    /// is not under /tmp: fake-cri gives containers a private /tmp.
+    pub async fn start(prefix: &str, server: fake_apiserver::Config, config: impl FnOnce(&Path) -> String) -> Result<Stack> {
+        let _ = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status();
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+        let server = fake_apiserver::Server::start(server).await?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig)?;
+        let socket = dir.path().join("cri.sock");
+        let cri = fake_cri::FakeCri::start(fake_cri::Config::new(&socket, dir.path().join("cri-state"), &super::workload_bin())).await?;
+        let ca_path = dir.path().join("client-ca.pem");
+        let ca = TestCa::new(&ca_path)?;
+        let agent = start_agent(dir.path(), &kubeconfig, &socket, &config(&ca_path)).await?;
+        Ok(Stack { dir, server, kubeconfig, cri, ca, ca_path, agent })
+    }
+
+    /// A kubelet API client presenting `client`, trusting the agent's serving certificate.
+    pub fn kubelet(&self, client: &Identity) -> Result<Kubelet> {
+        Kubelet::new(self.agent.kubelet_api, &self.dir.path().join("root/pki/kubelet.crt"), client)
+    }
+
+    /// Stops the agent, then fake-cri, then the API server.
+    pub async fn stop(self) -> Result<()> {
+        self.agent.cancel.cancel();
+        self.agent.task.await??;
+        self.cri.shutdown().await?;
+        self.server.shutdown().await;
+        Ok(())
+    }
 }
