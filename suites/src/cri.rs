@@ -118,6 +118,18 @@ impl Ctr {
         self.config.labels.insert(k.into(), v.into());
         self
     }
+    /// Adds an annotation.
+    pub fn annotation(mut self, k: &str, v: &str) -> Ctr {
+        self.config.annotations.insert(k.into(), v.into());
+        self
+    }
+    /// Sets the metadata's attempt (kubelet counts a container's restarts there).
+    pub fn attempt(mut self, attempt: u32) -> Ctr {
+        if let Some(m) = self.config.metadata.as_mut() {
+            m.attempt = attempt;
+        }
+        self
+    }
     /// Runs as `uid`:`gid`.
     pub fn user(mut self, uid: i64, gid: i64) -> Ctr {
         let sc = self.security();
@@ -322,6 +334,14 @@ impl Cri {
         }
         let r = self.rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) }).await.context("ListPodSandbox")?;
         Ok(r.into_inner().items)
+    }
+
+    /// `filter` limited to this client's share of an external runtime (unchanged otherwise).
+    pub fn scope_filter(&self, mut filter: api::ContainerStatsFilter) -> api::ContainerStatsFilter {
+        if let Some(s) = &self.scope {
+            filter.label_selector.insert(RUN_LABEL.into(), s.tag.clone());
+        }
+        filter
     }
 
     /// ListContainers with a filter.

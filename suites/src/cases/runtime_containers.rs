@@ -16,17 +16,25 @@ pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> 
     let pod = e.cri.pod("c-lifecycle")?;
     let sid = e.cri.run_pod(&pod).await?;
     let t = Instant::now();
-    let id = e.cri.create(&sid, &pod, &container("main", &[]).label("role", "main")).await?;
+    let ctr = container("main", &[]).label("role", "main").annotation("nodekit.dev/note", "kept").attempt(2);
+    let id = e.cri.create(&sid, &pod, &ctr).await?;
     timing(ctx, "CreateContainer", t.elapsed());
     let st = e.cri.status(&id).await.context("ContainerStatus after create")?;
     ensure!(st.state == ContainerState::ContainerCreated as i32, "a created container is CREATED: {st:?}");
     ensure!(st.created_at > 0 && st.started_at == 0 && st.finished_at == 0, "timestamps after create: {st:?}");
-    ensure!(st.metadata.as_ref().map(|m| m.name.as_str()) == Some("main"), "metadata: {st:?}");
+    ensure!(st.metadata.as_ref().map(|m| (m.name.as_str(), m.attempt)) == Some(("main", 2)), "metadata (name, attempt): {st:?}");
     ensure!(st.labels.get("role").map(String::as_str) == Some("main"), "labels: {st:?}");
+    ensure!(st.annotations.get("nodekit.dev/note").map(String::as_str) == Some("kept"), "annotations: {st:?}");
     ensure!(st.image.as_ref().map(|i| i.image.as_str()) == Some(IMAGE), "image: {st:?}");
     expect_image_ref(e, &st.image_ref).await.context("ContainerStatus after create")?;
     let log = pod.log_dir().join("main.log");
     ensure!(st.log_path == log.to_string_lossy(), "log_path {:?} should be {}", st.log_path, log.display());
+    // ListContainers answers the same attributes.
+    let listed = e.cri.list(api::ContainerFilter { id: id.clone(), ..Default::default() }).await?;
+    let [c] = listed.as_slice() else { anyhow::bail!("ListContainers by id: {listed:?}") };
+    ensure!(c.metadata == st.metadata && c.pod_sandbox_id == sid, "ListContainers metadata and sandbox: {c:?}");
+    ensure!(c.labels.get("role") == st.labels.get("role") && c.annotations.get("nodekit.dev/note") == st.annotations.get("nodekit.dev/note"), "ListContainers labels and annotations: {c:?}");
+    ensure!(c.image_ref == st.image_ref && c.state == st.state, "ListContainers image_ref and state: {c:?} vs {st:?}");
 
     let t = Instant::now();
     e.cri.start(&id).await?;
