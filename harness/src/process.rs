@@ -34,6 +34,9 @@ pub struct ProcessSpec {
     /// Mount points detached in that private mount namespace before the program starts (paths
     /// that are not mount points are left alone); only with `private_mounts`.
     pub unmount: Vec<std::ffi::CString>,
+    /// Directories covered by an empty tmpfs in that private mount namespace (what the program
+    /// writes there stays in it); only with `private_mounts`.
+    pub tmpfs: Vec<std::ffi::CString>,
 }
 
 impl ProcessSpec {
@@ -47,6 +50,7 @@ impl ProcessSpec {
             log_name: log_name.to_string(),
             private_mounts: false,
             unmount: Vec::new(),
+            tmpfs: Vec::new(),
         }
     }
     /// Adds an argument.
@@ -80,6 +84,17 @@ impl ProcessSpec {
         use std::os::unix::ffi::OsStrExt;
         if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
             self.unmount.push(c);
+        }
+        self.private_mounts = true;
+        self
+    }
+    /// Covers the directory `path` with an empty tmpfs in the private mount namespace before the
+    /// program starts (implies [`ProcessSpec::private_mounts`]), e.g. `/var/lib` so that CNI's
+    /// result cache (`/var/lib/cni`) never reaches the host.
+    pub fn tmpfs(mut self, path: &std::path::Path) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+            self.tmpfs.push(c);
         }
         self.private_mounts = true;
         self
@@ -213,6 +228,7 @@ fn spawn(ns: &NetNs, log: &std::path::Path, spec: &ProcessSpec) -> Result<(tokio
     let fd = ns.fd().clone();
     let private = spec.private_mounts;
     let unmount = spec.unmount.clone();
+    let tmpfs = spec.tmpfs.clone();
     // SAFETY: between fork and exec only async-signal-safe calls (setns, unshare, mount,
     // umount2) on values prepared before the fork.
     #[allow(unsafe_code)]
@@ -235,6 +251,16 @@ fn spawn(ns: &NetNs, log: &std::path::Path, spec: &ProcessSpec) -> Result<(tokio
                         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
                         Err(e) => return Err(std::io::Error::from(e)),
                     }
+                }
+                for path in &tmpfs {
+                    nix::mount::mount(
+                        Some(c"tmpfs"),
+                        path.as_c_str(),
+                        Some(c"tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                        Some(c"mode=755"),
+                    )
+                    .map_err(std::io::Error::from)?;
                 }
             }
             Ok(())

@@ -82,7 +82,7 @@ pub fn load_str(text: &str, origin: &Path) -> Result<RuntimeProfile> {
 
 /// The fields of `spec`.
 const SPEC_FIELDS: &[&str] =
-    &["runtimeName", "command", "env", "files", "privateMounts", "unmount", "sysctls", "readiness", "images", "handlers", "stop", "cleanup"];
+    &["runtimeName", "command", "env", "files", "privateMounts", "unmount", "tmpfs", "sysctls", "readiness", "images", "handlers", "stop", "cleanup"];
 
 struct Reader<'a> {
     file: &'a Path,
@@ -181,13 +181,19 @@ impl Reader<'_> {
             Some(v) => self.strings(v, "spec.unmount")?,
             None => Vec::new(),
         };
-        for (i, path) in unmount.iter().enumerate() {
-            if !path.starts_with('/') {
-                return Err(self.err(format!("spec.unmount[{i}]"), format!("{path:?} must be an absolute path")));
+        let tmpfs = match spec.get("tmpfs").filter(|v| !v.is_null()) {
+            Some(v) => self.strings(v, "spec.tmpfs")?,
+            None => Vec::new(),
+        };
+        for (field, paths) in [("spec.unmount", &unmount), ("spec.tmpfs", &tmpfs)] {
+            for (i, path) in paths.iter().enumerate() {
+                if !path.starts_with('/') {
+                    return Err(self.err(format!("{field}[{i}]"), format!("{path:?} must be an absolute path")));
+                }
             }
-        }
-        if !unmount.is_empty() && !private_mounts {
-            return Err(self.err("spec.unmount", "needs privateMounts: true (it would change the world's own mounts)"));
+            if !paths.is_empty() && !private_mounts {
+                return Err(self.err(field, "needs privateMounts: true (it would change the world's own mounts)"));
+            }
         }
         let sysctls = self.string_map(spec, "spec", "sysctls")?;
         let readiness = self.readiness(spec)?;
@@ -219,6 +225,7 @@ impl Reader<'_> {
             files,
             private_mounts,
             unmount,
+            tmpfs,
             sysctls,
             readiness,
             images,

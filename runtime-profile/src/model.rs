@@ -27,6 +27,9 @@ pub struct RuntimeProfile {
     /// starts (e.g. `/sys/fs/cgroup/unified`: crun refuses a hybrid cgroup host); needs
     /// `privateMounts`.
     pub unmount: Vec<String>,
+    /// `spec.tmpfs`: directories covered by an empty tmpfs in the runtime's private mount
+    /// namespace (e.g. `/var/lib`, where CNI caches results); needs `privateMounts`.
+    pub tmpfs: Vec<String>,
     /// `spec.sysctls`: sysctls set in the node host's network namespace before start.
     pub sysctls: BTreeMap<String, String>,
     /// `spec.readiness`.

@@ -180,7 +180,9 @@ state = "{d}/state"
         .args(["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "sh", "-c"])
         // `nodekit registry` serves the kit's images on the namespace's loopback and writes the
         // host files containerd's config points at, so the runtime can pull them back.
-        .arg(r#"ip link set lo up && "$2" registry --listen 127.0.0.1:5000 --hosts-dir "$3" > "$4" 2>&1 & exec "$0" --config "$1""#)
+        // Its network namespaces (/run/netns) and CNI's result cache (/var/lib/cni) stay in its
+        // own mount namespace.
+        .arg(r#"mount -t tmpfs nodekit /run && mkdir /run/netns && mount -t tmpfs nodekit /var/lib && ip link set lo up && "$2" registry --listen 127.0.0.1:5000 --hosts-dir "$3" > "$4" 2>&1 & exec "$0" --config "$1""#)
         .arg(&containerd)
         .arg(d.join("config.toml"))
         .arg(env!("CARGO_BIN_EXE_nodekit"))

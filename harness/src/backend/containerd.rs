@@ -91,6 +91,10 @@ impl std::fmt::Debug for Containerd {
     }
 }
 
+/// Covered by a tmpfs in containerd's mount namespace: libcni caches every sandbox's result
+/// under `/var/lib/cni` (containerd's own root and state are elsewhere).
+pub const PRIVATE_VAR_LIB: &str = "/var/lib";
+
 /// Where a hybrid cgroup host mounts its cgroup v2 hierarchy next to the v1 controllers.
 pub const HYBRID_CGROUP2: &str = "/sys/fs/cgroup/unified";
 
@@ -155,7 +159,10 @@ impl Containerd {
             .private_mounts(true)
             // crun (the `crun` handler) refuses a hybrid cgroup host; containerd and runc work
             // on cgroup v1 alone. Hidden only in containerd's own mount namespace.
-            .unmount(Path::new(HYBRID_CGROUP2));
+            .unmount(Path::new(HYBRID_CGROUP2))
+            // CNI's result cache (/var/lib/cni/results) would otherwise collect a file per
+            // sandbox on the host.
+            .tmpfs(Path::new(PRIVATE_VAR_LIB));
         let mut process = host.spawn(spec)?;
         let log = process.log_path().to_path_buf();
         let deadline = started + opts.start_timeout;

@@ -327,6 +327,9 @@ fn process_spec(profile: &RuntimeProfile, values: &Values, node: &str) -> Result
     for path in &profile.unmount {
         spec = spec.unmount(Path::new(path));
     }
+    for path in &profile.tmpfs {
+        spec = spec.tmpfs(Path::new(path));
+    }
     Ok(spec)
 }
 

@@ -98,6 +98,14 @@ pub(crate) async fn log_format(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()
     }
     let outs: Vec<jiff::Timestamp> = lines.iter().filter(|l| l.stream == "stdout").map(|l| l.time.parse()).collect::<Result<_, _>>()?;
     ensure!(outs.windows(2).all(|w| w[0] <= w[1]), "stdout timestamps out of order: {lines:?}");
+    // A second container of the pod logs to its own file, and only there.
+    let second = e.cri.run(&sid, &pod, &container("second", &["print", "--stdout", "second's line"])).await?;
+    let st2 = e.cri.wait_state(&second, ContainerState::ContainerExited, WAIT).await?;
+    ensure!(st2.log_path != st.log_path, "two containers share the log {}", st2.log_path);
+    let theirs = read_log(&st2.log_path)?;
+    ensure!(theirs.iter().map(|l| l.msg.as_str()).collect::<Vec<_>>() == ["second's line"], "the second container's log: {theirs:?}");
+    let mine = read_log(&st.log_path)?;
+    ensure!(!mine.iter().any(|l| l.msg.contains("second's")), "the first container's log got the second's line: {mine:?}");
     Ok(())
 }
 

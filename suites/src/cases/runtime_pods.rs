@@ -40,6 +40,14 @@ pub(crate) async fn sandbox_lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Res
     ensure!(st.labels.get("app").map(String::as_str) == Some("lifecycle"), "labels: {:?}", st.labels);
     ensure!(st.annotations.get("note").map(String::as_str) == Some("kept"), "annotations: {:?}", st.annotations);
     ensure!(st.created_at >= before - 1_000_000_000, "created_at {} is before the call ({before})", st.created_at);
+    // ListPodSandbox answers the same attributes.
+    let listed = e.cri.list_pods(api::PodSandboxFilter { id: id.clone(), ..Default::default() }).await?;
+    let [sb] = listed.as_slice() else { anyhow::bail!("ListPodSandbox by id: {listed:?}") };
+    ensure!(sb.metadata == st.metadata && sb.state == st.state && sb.created_at == st.created_at, "ListPodSandbox: {sb:?} vs {st:?}");
+    ensure!(
+        sb.labels.get("app") == st.labels.get("app") && sb.annotations.get("note") == st.annotations.get("note"),
+        "ListPodSandbox labels and annotations: {sb:?}"
+    );
     let ip = e.cri.pod_ip(&id).await?;
     if e.cri.is_scoped() {
         // An external runtime's pod network is its own.

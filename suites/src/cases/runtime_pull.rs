@@ -51,6 +51,22 @@ pub(crate) async fn pull_by_tag_and_digest(e: &mut Env, _ctx: &CaseCtx) -> anyho
             "pulled {how}: repo_digests {:?} lack {by_digest}",
             img.repo_digests
         );
+        // A container of the pulled reference runs that image.
+        let pod = e.cri.pod(&format!("pulled-{}", how.replace(' ', "-")))?;
+        let sid = e.cri.run_pod(&pod).await?;
+        let mut ctr = crate::cri::container("c", &[]);
+        ctr.config.image = Some(image_spec(&pull_ref));
+        let id = e.cri.create(&sid, &pod, &ctr).await?;
+        let st = e.cri.status(&id).await.context("ContainerStatus of a container of the pulled image")?;
+        // containerd reports the image's repo digest there, others the image id.
+        ensure!(
+            st.image_ref == r.image_ref || img.repo_digests.contains(&st.image_ref),
+            "a container of {pull_ref} has image_ref {}: neither PullImage's {} nor a repo digest of {:?}",
+            st.image_ref,
+            r.image_ref,
+            img.repo_digests
+        );
+        e.cri.remove_pod(&sid).await.context("RemovePodSandbox")?;
     }
     // The tag back for whatever comes after (the digest pull leaves the image untagged).
     e.cri
