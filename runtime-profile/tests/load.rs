@@ -64,6 +64,7 @@ fn bad_profiles_name_file_field_and_fix() {
         ("runtimeName: myrt", "runtimeName: \"\"", "my.yaml: spec.runtimeName: must not be empty"),
         ("  env: {LOG: debug}\n", "  env: {LOG: debug}\n  privateMounts: false\n  unmount: [/sys/fs/cgroup/unified]\n", "my.yaml: spec.unmount: needs privateMounts: true"),
         ("  env: {LOG: debug}\n", "  env: {LOG: debug}\n  unmount: [sys/fs/cgroup/unified]\n", "my.yaml: spec.unmount[0]: \"sys/fs/cgroup/unified\" must be an absolute path"),
+        ("  env: {LOG: debug}\n", "  env: {LOG: debug}\n  privateMounts: false\n  tmpfs: [/var/lib]\n", "my.yaml: spec.tmpfs: needs privateMounts: true"),
     ];
     for (from, to, want) in cases {
         assert!(GOOD.contains(from), "{from:?} not in the good profile");

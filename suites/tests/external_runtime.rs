@@ -46,6 +46,12 @@ fn start_fake_cri() -> Runtime {
     Runtime { child, dir }
 }
 
+/// Passed, failed and skipped of `area` in the summary table a run prints.
+fn area_counts(stdout: &str, area: &str) -> Vec<u32> {
+    let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(area)).unwrap_or_default();
+    line.split_whitespace().skip(1).take(3).filter_map(|w| w.parse().ok()).collect()
+}
+
 #[test]
 fn the_cri_area_passes_on_a_runtime_started_by_hand_and_leaves_nothing() {
     assert!(nix::unistd::Uid::effective().is_root(), "this test needs root (network namespaces, fake-cri's pods)");
@@ -63,8 +69,7 @@ fn the_cri_area_passes_on_a_runtime_started_by_hand_and_leaves_nothing() {
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let line = |area: &str| stdout.lines().find(|l| l.split_whitespace().next() == Some(area)).unwrap_or_default().to_string();
-    let cols = |area: &str| -> Vec<u32> { line(area).split_whitespace().skip(1).take(3).filter_map(|w| w.parse().ok()).collect() };
+    let cols = |area: &str| area_counts(&stdout, area);
     assert_eq!(cols("runtime"), [20, 0, 4], "runtime area: passed, failed, skipped\n{stderr}");
     let lifecycle = cols("pod-lifecycle");
     assert!(lifecycle.len() == 3 && lifecycle[0] == 0 && lifecycle[1] == 0 && lifecycle[2] > 0, "pod-lifecycle must be all skipped: {lifecycle:?}");
@@ -245,8 +250,7 @@ fn the_cri_area_passes_on_containerd_started_by_hand_and_leaves_nothing() {
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let runtime = stdout.lines().find(|l| l.split_whitespace().next() == Some("runtime")).unwrap_or_default();
-    let cols: Vec<u32> = runtime.split_whitespace().skip(1).take(3).filter_map(|w| w.parse().ok()).collect();
+    let cols = area_counts(&stdout, "runtime");
     assert_eq!(cols, [20, 0, 4], "runtime area: passed, failed, skipped\n{stdout}");
     // containerd keeps sandboxes as containers too: none of either is left, nor a task.
     assert_eq!(ctr_ids(&socket, "containers"), Vec::<String>::new(), "containers left on containerd");

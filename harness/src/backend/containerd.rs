@@ -138,8 +138,8 @@ impl Containerd {
         let conflist = layout.cni_conf.join("10-nodekit-bridge.conflist");
         std::fs::write(&conflist, config::bridge_conflist(&opts.bridge, cidr, &layout.ipam))
             .map_err(io_err(format!("writing {}", conflist.display())))?;
+        // Its host files (layout.registry_hosts) are written when it serves, before ready.
         let bound = super::registry::BoundRegistry::bind(world, node)?;
-        super::registry::write_containerd_hosts(&layout.registry_hosts, &super::registry::world_registry_hosts(), bound.addr())?;
         // Pod → ClusterIP → pod on the same bridge needs bridged traffic to traverse iptables.
         host.sysctl("net.bridge.bridge-nf-call-iptables", "1")?;
         let cgroup_root = node_cgroup_root(node)?;
@@ -167,18 +167,7 @@ impl Containerd {
         let log = process.log_path().to_path_buf();
         let deadline = started + opts.start_timeout;
 
-        let socket = layout.socket.clone();
-        let wait = crate::wait::wait_for("containerd's socket to accept connections", opts.start_timeout, || {
-            let socket = socket.clone();
-            let running = process.is_running();
-            async move {
-                if !running {
-                    return Err("containerd exited".to_string());
-                }
-                tokio::net::UnixStream::connect(&socket).await.map(|_| ()).map_err(|e| e.to_string())
-            }
-        })
-        .await;
+        let wait = super::runtime::wait_until_serving(&mut process, &layout.socket, opts.start_timeout, "containerd").await;
         if let Err(e) = wait {
             let _ = process.kill().await;
             return Err(Error::Component(format!("containerd on {node} did not start: {e}\n{}", log_tail(&log))));

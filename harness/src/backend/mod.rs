@@ -25,7 +25,7 @@ pub use control_plane::ControlPlane;
 pub use error::{Error, Result};
 pub use node::{AgentOptions, NodeAgent, NodeProxy, ProxyMode};
 pub use profile::{CNI_BIN_DIR, ProfileRuntime, find_binary};
-pub use registry::{BoundRegistry, WorldRegistry, world_registry_hosts, write_containerd_hosts};
+pub use registry::{BoundRegistry, WorldRegistry, write_containerd_hosts};
 pub use runtime::{Runtime, RuntimeKind};
 pub use runtime_profile::RuntimeProfile;
 

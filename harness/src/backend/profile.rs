@@ -86,14 +86,14 @@ impl ProfileRuntime {
         let started = Instant::now();
         let host = world.host(node)?;
         let dir = scratch_dir(&format!("{}-{node}", profile.name))?;
-        for sub in ["config", "state", "root", "cni/net.d", "cni/data", "images"] {
+        for sub in ["config", "config/registry-hosts", "state", "root", "cni/net.d", "cni/data", "images"] {
             let d = dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
         let mut values = values_for(world, node, &dir)?;
+        // The host files go there once the registry has loaded its archives (before ready).
         let bound = super::registry::BoundRegistry::bind(world, node)?;
         let hosts_dir = dir.join("config/registry-hosts");
-        super::registry::write_containerd_hosts(&hosts_dir, &super::registry::world_registry_hosts(), bound.addr())?;
         values.set(Placeholder::Registry, bound.addr().to_string()).set(Placeholder::RegistryHostsDir, hosts_dir.to_string_lossy());
         write_files(&profile, &values, &dir)?;
         for (k, v) in &profile.sysctls {
@@ -140,19 +140,7 @@ impl ProfileRuntime {
         hosts_dir: &Path,
     ) -> Result<()> {
         let timeout = self.profile.readiness.timeout;
-        let socket = self.socket.clone();
-        let process = &mut self.process;
-        crate::wait::wait_for("the runtime's socket to accept connections", timeout, || {
-            let socket = socket.clone();
-            let running = process.is_running();
-            async move {
-                if !running {
-                    return Err("the runtime exited".to_string());
-                }
-                tokio::net::UnixStream::connect(&socket).await.map(|_| ()).map_err(|e| e.to_string())
-            }
-        })
-        .await?;
+        super::runtime::wait_until_serving(&mut self.process, &self.socket, timeout, &self.profile.name).await?;
         self.timeline.record(&self.node, format!("{} socket up after {:?}", self.profile.name, started.elapsed()));
         let tars = tarballs.await.map_err(|e| Error::Component(format!("building images: {e}")))??;
         if let Images::Import { command } = &self.profile.images {

@@ -128,14 +128,3 @@ pub fn write_containerd_hosts(dir: &Path, hosts: &[String], addr: SocketAddr) ->
     }
     Ok(())
 }
-
-/// The registry hosts the world's images name (`nodekit.local`, `registry.k8s.io`).
-pub fn world_registry_hosts() -> Vec<String> {
-    let mut hosts: Vec<String> = super::world_image_references()
-        .iter()
-        .filter_map(|r| r.split_once('/').map(|(h, _)| h.to_string()))
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}

@@ -186,6 +186,22 @@ impl Runtime {
     }
 }
 
+/// Waits until the CRI socket of `process` accepts a connection; fails at once when the process
+/// exits (`who` names it in the message).
+pub(crate) async fn wait_until_serving(process: &mut Process, socket: &Path, timeout: Duration, who: &str) -> Result<()> {
+    crate::wait::wait_for(&format!("{who}'s socket to accept connections"), timeout, || {
+        let running = process.is_running();
+        async move {
+            if !running {
+                return Err(format!("{who} exited"));
+            }
+            tokio::net::UnixStream::connect(socket).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 /// Waits until a unix socket accepts a connection.
 pub(crate) async fn wait_for_socket(socket: &Path, timeout: Duration) -> Result<()> {
     let what = format!("the CRI socket {} to accept connections", socket.display());
