@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cases;
 pub mod context;
 pub mod cri;
+pub mod cri_stream;
 pub mod entry;
 pub mod fixtures;
 pub mod flags;

@@ -170,6 +170,23 @@ async fn scenario() -> Result<()> {
     }
     let web_cid = s.container_statuses.as_ref().and_then(|c| c[0].container_id.clone()).context("container id")?;
 
+    // Upstream's sync publishes its status, then creates the sandbox and starts the containers in
+    // one pass: a pod without probes is written twice (ContainerCreating, then Running), never
+    // between the agent's own starts (sandbox made, container not yet started).
+    pods.create(&PostParams::default(), &pod("plain", "Always", &["pause"], false)).await?;
+    wait_for("plain Running", Duration::from_secs(30), || async {
+        let p = pods.get_opt("plain").await.ok().flatten()?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await?;
+    let writes: Vec<String> = server
+        .audit()
+        .into_iter()
+        .filter(|e| e.verb == "patch" && e.path == "/api/v1/namespaces/default/pods/plain/status")
+        .map(|e| e.time)
+        .collect();
+    assert_eq!(writes.len(), 2, "status writes of a pod without probes up to Running: {writes:?}");
+
     // restartPolicy Never + exit 3: Failed with the exit code and reason Error.
     pods.create(&PostParams::default(), &pod("fails", "Never", &["exit", "--code=3"], false)).await?;
     let failed = wait_for("fails Failed", Duration::from_secs(30), || async {

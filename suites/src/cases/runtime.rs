@@ -6,7 +6,8 @@
 //!
 //! Submodules: [`pods`] (version, status, sandboxes), [`containers`] (container lifecycle,
 //! exit codes, env, OOM), [`exec`] (exec, logs, stats, images), [`net`] (hostname, DNS,
-//! pod networking).
+//! pod networking), [`pull`] (pulls from the world's registry), [`stream`] (Exec, Attach and
+//! PortForward through the runtime's streaming server).
 
 #[path = "runtime_containers.rs"]
 mod containers;
@@ -18,6 +19,8 @@ mod net;
 mod pods;
 #[path = "runtime_pull.rs"]
 mod pull;
+#[path = "runtime_stream.rs"]
+mod stream;
 
 use std::time::Duration;
 
@@ -130,6 +133,9 @@ pub fn cases() -> Vec<Case> {
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
         in_world("runtime/containers-share-pod-network", body!(net::shared_network)),
+        in_world("runtime/exec-streaming", body!(stream::exec_streaming)),
+        in_world("runtime/attach-streaming", body!(stream::attach_streaming)),
+        in_world("runtime/port-forward-streaming", body!(stream::port_forward_streaming)),
     ]
 }
 

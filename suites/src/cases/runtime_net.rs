@@ -42,7 +42,7 @@ fn unchunk(mut s: &str) -> String {
 }
 
 /// Waits until `GET /hostname` on `ip:port` from node-a answers 200 with `want`.
-async fn wait_hostname(ctx: &CaseCtx, ip: Ipv4Addr, port: u16, want: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_hostname(ctx: &CaseCtx, ip: Ipv4Addr, port: u16, want: &str) -> anyhow::Result<()> {
     let node = ctx.world.host(NODE)?;
     let what = format!("http://{ip}:{port}/hostname from {NODE} to answer {want:?}");
     harness::wait::wait_for(&what, WAIT, || async {

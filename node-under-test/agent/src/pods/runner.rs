@@ -161,6 +161,7 @@ pub async fn run_pod_worker<R: Runtime>(
         let Some(pod) = last_pod.clone() else { break };
         let mut view = pod_view(&pod, gone || deleted_in_api);
         let sync_started = Instant::now();
+        let continued = reuse.is_some();
         let observed = match reuse.take() {
             Some(rt) => Ok(rt),
             None => observe_runtime(deps.runtime.as_ref(), &uid).await,
@@ -214,9 +215,14 @@ pub async fn run_pod_worker<R: Runtime>(
         if writer.take_failed() {
             queued = None;
         }
+        // Upstream's sync publishes the status it computed, then creates the sandbox and starts
+        // the containers in the same pass; the next status comes from the next sync. A status
+        // computed between this worker's own starts (a sandbox made, its containers not yet
+        // started) is replaced within milliseconds and is not written.
+        let between_own_starts = continued && again && starts_only(&actions);
         // Like upstream's status manager: the status is written by its own task while the
         // worker goes on.
-        if let Some(s) = status.as_ref().filter(|s| queued.as_ref() != Some(*s)) {
+        if let Some(s) = status.as_ref().filter(|s| queued.as_ref() != Some(*s) && !between_own_starts) {
             writer.send(&pod, s.clone());
             queued = Some(s.clone());
         }
