@@ -1,6 +1,8 @@
 //! `nodekit bench pods`: pod startup latency through the reference agent (API create → Running
 //! seen by a watch) for 30 pods at once, on fake-cri and containerd, next to the raw CRI floor
-//! for the same work measured in the same run, and the agent's resident memory.
+//! for the same work measured in the same run, and the agent's resident memory. Each batch starts
+//! from an empty runtime (the agent's pods stopped by the agent, then removed), so no batch pays
+//! for the containers of an earlier one.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -188,7 +190,13 @@ async fn measure(
     for p in &specs {
         crate::kube_wait::pod_gone(client, "default", p.metadata.name.as_deref().unwrap_or_default(), Duration::from_secs(60)).await?;
     }
+    // A pod deleted with grace 0 leaves the API at once; its containers are the agent's to
+    // kill. Stopping the agent before that would leave them running into the next batch.
+    quiesced(rt).await?;
     agent.process().stop(Duration::from_secs(5)).await?;
+    // Every batch starts from an empty runtime: what the agent stopped (and would remove later)
+    // is removed now, before the floor.
+    clear_runtime(rt).await?;
     // The next runtime's agent registers the node anew: its idle RSS is read once it is Ready.
     Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).delete(NODE, &Default::default()).await?;
 
@@ -242,6 +250,40 @@ async fn raw_floor(
         c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
     }
     Ok((started.into_iter().map(|(took, _, _)| took).collect(), calls))
+}
+
+/// Waits until the runtime has no ready sandbox and no running container.
+async fn quiesced(rt: &harness::backend::Runtime) -> anyhow::Result<()> {
+    let mut c = fake_cri::client::connect(rt.socket()).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sandboxes = c.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await?.into_inner().items;
+        let containers = c.runtime.list_containers(cri::ListContainersRequest { filter: None }).await?.into_inner().containers;
+        let ready = sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32).count();
+        let running = containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32).count();
+        if ready == 0 && running == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("60 s after its pods were deleted the agent left {ready} sandboxes ready and {running} containers running");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops and removes every sandbox the runtime has (with its containers), then checks that
+/// none is left.
+async fn clear_runtime(rt: &harness::backend::Runtime) -> anyhow::Result<()> {
+    let mut c = fake_cri::client::connect(rt.socket()).await?;
+    let sandboxes = c.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await?.into_inner().items;
+    for s in &sandboxes {
+        c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: s.id.clone() }).await?;
+        c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: s.id.clone() }).await?;
+    }
+    let left = c.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await?.into_inner().items.len();
+    let containers = c.runtime.list_containers(cri::ListContainersRequest { filter: None }).await?.into_inner().containers.len();
+    anyhow::ensure!(left == 0 && containers == 0, "the runtime still lists {left} sandboxes and {containers} containers after clearing");
+    Ok(())
 }
 
 /// The CRI calls of the floor, in their order.
