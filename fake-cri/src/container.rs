@@ -260,13 +260,14 @@ impl Runtime {
         cmd.args(rec.argv.iter().skip(1))
             .env_clear()
             .envs(rec.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
-            .stdin(std::process::Stdio::null())
+            .stdin(if rec.config.stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() })
             .stdout(std::process::Stdio::from(out_w))
             .stderr(std::process::Stdio::from(err_w))
             .kill_on_drop(false);
         prepare(cmd.as_std_mut(), &enter);
         let t = std::time::Instant::now();
-        let child = cmd.spawn().map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
+        let mut child = cmd.spawn().map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
+        let stdin = tokio::sync::Mutex::new(child.stdin.take());
         drop(cmd);
         drop(enter);
         tracing::debug!(took = ?t.elapsed(), "container process spawned");
@@ -274,7 +275,14 @@ impl Runtime {
         let pid_start = crate::procfs::start_time(pid);
         let log = if rec.log_path.is_empty() { None } else { Some(LogSink::open(Path::new(&rec.log_path))?) };
         let (tx, rx) = watch::channel(false);
-        let live = Arc::new(Live { exited: rx, log: log.clone(), oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None) });
+        let live = Arc::new(Live {
+            exited: rx,
+            log: log.clone(),
+            oom: Arc::new(AtomicBool::new(false)),
+            cpu_sample: Mutex::new(None),
+            stdin,
+            stdin_once: rec.config.stdin_once,
+        });
         lock(&self.live).insert(rec.id.clone(), live.clone());
         let status = {
             let mut st = lock(&self.state);

@@ -59,7 +59,7 @@ impl Runtime {
                 }
             }
             let (tx, rx) = watch::channel(false);
-            let live = Arc::new(Live { exited: rx, log, oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None) });
+            let live = Arc::new(Live { exited: rx, log, oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None), stdin: Default::default(), stdin_once: false });
             lock(&self.live).insert(c.id.clone(), live);
             let rt = self.clone();
             let start = c.pid_start.unwrap_or(0);

@@ -25,6 +25,11 @@ pub struct Live {
     pub oom: Arc<AtomicBool>,
     /// Last CPU sample (cpu ns, wall ns) for usage_nano_cores.
     pub cpu_sample: Mutex<Option<(u64, i64)>>,
+    /// The container's stdin, for a container created with `stdin` (fed by attaches); `None`
+    /// without one, after `stdin_once` closed it, or for a container adopted after a restart.
+    pub stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    /// `stdin_once`: the first attach that ends its input closes the container's stdin.
+    pub stdin_once: bool,
 }
 
 struct FaultState {

@@ -90,8 +90,9 @@ impl Runtime {
         }
     }
 
-    /// Streams container `id`'s output from now until it exits or the client goes away.
-    /// Containers here have no stdin, so client input is read and dropped.
+    /// Streams container `id`'s output from now until it exits or the client goes away. The
+    /// client's input goes to the container's stdin when it was created with `stdin` (the end of
+    /// that input closes it under `stdin_once`); to a container without stdin it is dropped.
     pub async fn attach_streaming(&self, id: &str, io: Stdio) -> Result<(), ExecError> {
         let full_id = lock(&self.state).container_id(id).map_err(|e| ExecError::Failed(e.to_string()))?;
         let live = lock(&self.live).get(&full_id).cloned();
@@ -106,6 +107,7 @@ impl Runtime {
         let (mut stdout, mut stderr) = (io.stdout, io.stderr);
         let mut stdin_gone = io.stdin.is_none();
         let mut stdin = io.stdin;
+        let mut target = if stdin_gone { None } else { Some(live.stdin.lock().await) };
         let mut sink = [0u8; 4096];
         loop {
             tokio::select! {
@@ -120,14 +122,27 @@ impl Runtime {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 n = async { tokio::io::AsyncReadExt::read(stdin.as_mut().expect("guarded"), &mut sink).await }, if !stdin_gone => {
-                    if !matches!(n, Ok(k) if k > 0) {
-                        stdin_gone = true;
+                    let container_stdin = target.as_mut().and_then(|g| g.as_mut());
+                    match (n, container_stdin) {
+                        (Ok(k), Some(w)) if k > 0 => {
+                            if w.write_all(&sink[..k]).await.and(w.flush().await).is_err() {
+                                stdin_gone = true;
+                            }
+                        }
+                        (Ok(k), None) if k > 0 => {}
+                        _ => {
+                            stdin_gone = true;
+                            if live.stdin_once && let Some(g) = target.as_mut() {
+                                g.take();
+                            }
+                        }
                     }
                 }
                 _ = futures::FutureExt::map(exited.wait_for(|e| *e), |r| r.is_ok()) => break,
             }
         }
         drop(stdin);
+        drop(target);
         for w in [stdout.as_mut(), stderr.as_mut()].into_iter().flatten() {
             let _ = w.shutdown().await;
         }

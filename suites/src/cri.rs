@@ -137,6 +137,13 @@ impl Ctr {
         sc.run_as_group = Some(api::Int64Value { value: gid });
         self
     }
+    /// Gives the container a stdin (fed by attaches); `once`: closed when the first attach
+    /// that writes to it ends its input.
+    pub fn stdin(mut self, once: bool) -> Ctr {
+        self.config.stdin = true;
+        self.config.stdin_once = once;
+        self
+    }
     /// Mounts the root filesystem read-only.
     pub fn readonly_rootfs(mut self) -> Ctr {
         self.security().readonly_rootfs = true;

@@ -79,8 +79,10 @@ fn line_id(line: &str) -> Option<u64> {
 
 /// Attach to a running container's output: the lines it writes from then on arrive on the
 /// stderr channel (nothing on stdout), in order and none missing, without a replay of what it
-/// wrote before; detaching leaves it running. Catches a runtime whose Attach serves the log
-/// file instead of the live output, drops output, or stops the container on detach.
+/// wrote before; detaching leaves it running. Then critest's attach: input sent through an
+/// attach reaches the stdin of a container created with one, and its echo comes back on
+/// stdout. Catches a runtime whose Attach serves the log file instead of the live output,
+/// drops output, stops the container on detach, or drops the client's input.
 pub(crate) async fn attach_streaming(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
     let pod = e.cri.pod("stream-attach")?;
     let sid = e.cri.run_pod(&pod).await?;
@@ -108,6 +110,18 @@ pub(crate) async fn attach_streaming(e: &mut Env, ctx: &CaseCtx) -> anyhow::Resu
     ensure!(first as usize >= before, "the attach replayed earlier output: its first line is {first}, the log held {before} lines before Attach");
     let st = e.cri.status(&id).await.context("ContainerStatus after detaching")?;
     ensure!(st.state == ContainerState::ContainerRunning as i32, "the container stopped when the attach was closed: {st:?}");
+
+    let echo = e.cri.run(&sid, &pod, &container("echo", &["cat"]).stdin(false)).await?;
+    let req = api::AttachRequest { container_id: echo.clone(), stdin: true, tty: false, stdout: true, stderr: true };
+    let url = e.cri.rt.attach(req).await.context("Attach with stdin")?.into_inner().url;
+    let mut s = cri_stream::open(ctx.world.host(NODE)?, &url, REMOTE_COMMAND_PROTOCOLS).await?;
+    let line = "through the attach\n";
+    s.send(0, line.as_bytes()).await?;
+    let mut out = Output::default();
+    let echoed = s.read_until(&mut out, |o| o.stdout() == line).await?;
+    s.close().await;
+    ensure!(echoed, "the attach ended before the container echoed its input: stdout {:?}, stderr {:?}", out.stdout(), out.stderr());
+    ensure!(out.stderr.is_empty(), "cat wrote to stderr: {:?}", out.stderr());
     Ok(())
 }
 
