@@ -6,14 +6,17 @@
 //!
 //! The parts: [`model`] the typed profile, [`load`] YAML in and a [`LoadError`] naming file,
 //! field and what to fix out, [`template`] the placeholders and their rendering, [`builtin`] the
-//! profiles shipped with the kit (`suites/examples/runtimes/`).
+//! profiles shipped with the kit (`suites/examples/runtimes/`), [`agent`] node agent profiles
+//! (`kind: NodeAgentProfile`), which start a kubelet-compatible binary as the node under test.
 
+pub mod agent;
 pub mod builtin;
 pub mod duration;
 pub mod load;
 pub mod model;
 pub mod template;
 
+pub use agent::{AGENT_KIND, NodeAgentProfile, agent_binary, load_agent_file, load_agent_str};
 pub use load::{LoadError, load_file, load_str};
 pub use model::{Cleanup, FileTemplate, Images, OciRuntime, Readiness, RuntimeProfile};
 pub use template::{Placeholder, RenderError, Values};

@@ -84,40 +84,40 @@ pub fn load_str(text: &str, origin: &Path) -> Result<RuntimeProfile> {
 const SPEC_FIELDS: &[&str] =
     &["runtimeName", "command", "env", "files", "privateMounts", "unmount", "tmpfs", "sysctls", "readiness", "images", "handlers", "stop", "cleanup"];
 
-struct Reader<'a> {
-    file: &'a Path,
+pub(crate) struct Reader<'a> {
+    pub(crate) file: &'a Path,
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 impl Reader<'_> {
-    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> LoadError {
+    pub(crate) fn err(&self, field: impl Into<String>, message: impl Into<String>) -> LoadError {
         LoadError { file: self.file.to_path_buf(), field: field.into(), message: message.into() }
     }
 
-    fn map<'v>(&self, v: &'v Value, path: &str) -> Result<&'v Map<String, Value>> {
+    pub(crate) fn map<'v>(&self, v: &'v Value, path: &str) -> Result<&'v Map<String, Value>> {
         v.as_object().ok_or_else(|| self.err(path, format!("must be a mapping, not {}", type_name(v))))
     }
 
-    fn keys(&self, m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {
+    pub(crate) fn keys(&self, m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {
         match m.keys().find(|k| !allowed.contains(&k.as_str())) {
             Some(k) => Err(self.err(join(path, k), format!("unknown field; the fields here are {}", allowed.join(", ")))),
             None => Ok(()),
         }
     }
 
-    fn required<'v>(&self, m: &'v Map<String, Value>, path: &str, key: &str) -> Result<&'v Value> {
+    pub(crate) fn required<'v>(&self, m: &'v Map<String, Value>, path: &str, key: &str) -> Result<&'v Value> {
         m.get(key).filter(|v| !v.is_null()).ok_or_else(|| self.err(join(path, key), "is required"))
     }
 
-    fn string(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<String> {
+    pub(crate) fn string(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<String> {
         let v = self.required(m, path, key)?;
         self.as_string(v, &join(path, key))
     }
 
-    fn as_string(&self, v: &Value, field: &str) -> Result<String> {
+    pub(crate) fn as_string(&self, v: &Value, field: &str) -> Result<String> {
         match v {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             Value::String(_) => Err(self.err(field, "must not be empty")),
@@ -125,12 +125,12 @@ impl Reader<'_> {
         }
     }
 
-    fn strings(&self, v: &Value, field: &str) -> Result<Vec<String>> {
+    pub(crate) fn strings(&self, v: &Value, field: &str) -> Result<Vec<String>> {
         let items = v.as_array().ok_or_else(|| self.err(field, format!("must be a list of strings, not {}", type_name(v))))?;
         items.iter().enumerate().map(|(i, s)| self.as_string(s, &format!("{field}[{i}]"))).collect()
     }
 
-    fn command(&self, v: &Value, field: &str) -> Result<Vec<String>> {
+    pub(crate) fn command(&self, v: &Value, field: &str) -> Result<Vec<String>> {
         let c = self.strings(v, field)?;
         if c.is_empty() {
             return Err(self.err(field, "must name at least the binary to run"));
@@ -138,7 +138,7 @@ impl Reader<'_> {
         Ok(c)
     }
 
-    fn string_map(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn string_map(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<BTreeMap<String, String>> {
         let Some(v) = m.get(key).filter(|v| !v.is_null()) else { return Ok(BTreeMap::new()) };
         let field = join(path, key);
         let inner = self.map(v, &field)?;
@@ -152,7 +152,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn bool_or(&self, m: &Map<String, Value>, path: &str, key: &str, default: bool) -> Result<bool> {
+    pub(crate) fn bool_or(&self, m: &Map<String, Value>, path: &str, key: &str, default: bool) -> Result<bool> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -160,7 +160,7 @@ impl Reader<'_> {
         }
     }
 
-    fn duration_or(&self, m: &Map<String, Value>, path: &str, key: &str, default: Duration) -> Result<Duration> {
+    pub(crate) fn duration_or(&self, m: &Map<String, Value>, path: &str, key: &str, default: Duration) -> Result<Duration> {
         let Some(v) = m.get(key).filter(|v| !v.is_null()) else { return Ok(default) };
         let field = join(path, key);
         let text = self.as_string(v, &field)?;
@@ -170,7 +170,7 @@ impl Reader<'_> {
         }
     }
 
-    fn spec(&self, spec: &Map<String, Value>, name: String, origin: &Path) -> Result<RuntimeProfile> {
+    pub(crate) fn spec(&self, spec: &Map<String, Value>, name: String, origin: &Path) -> Result<RuntimeProfile> {
         self.keys(spec, "spec", SPEC_FIELDS)?;
         let runtime_name = self.string(spec, "spec", "runtimeName")?;
         let command = self.command(self.required(spec, "spec", "command")?, "spec.command")?;
@@ -235,7 +235,7 @@ impl Reader<'_> {
         })
     }
 
-    fn files(&self, spec: &Map<String, Value>) -> Result<Vec<FileTemplate>> {
+    pub(crate) fn files(&self, spec: &Map<String, Value>) -> Result<Vec<FileTemplate>> {
         let Some(v) = spec.get("files").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
         let items = v.as_array().ok_or_else(|| self.err("spec.files", "must be a list of {path, content}"))?;
         items
@@ -256,7 +256,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn readiness(&self, spec: &Map<String, Value>) -> Result<Readiness> {
+    pub(crate) fn readiness(&self, spec: &Map<String, Value>) -> Result<Readiness> {
         let default = Readiness { timeout: Duration::from_secs(30), network_ready: true };
         let Some(v) = spec.get("readiness").filter(|v| !v.is_null()) else { return Ok(default) };
         let m = self.map(v, "spec.readiness")?;
@@ -267,7 +267,7 @@ impl Reader<'_> {
         })
     }
 
-    fn images(&self, v: &Value) -> Result<Images> {
+    pub(crate) fn images(&self, v: &Value) -> Result<Images> {
         let m = self.map(v, "spec.images")?;
         self.keys(m, "spec.images", &["import", "preloaded"])?;
         match (m.get("import").filter(|v| !v.is_null()), self.bool_or(m, "spec.images", "preloaded", false)?) {
@@ -286,7 +286,7 @@ impl Reader<'_> {
         }
     }
 
-    fn cleanup(&self, spec: &Map<String, Value>) -> Result<Cleanup> {
+    pub(crate) fn cleanup(&self, spec: &Map<String, Value>) -> Result<Cleanup> {
         let Some(v) = spec.get("cleanup").filter(|v| !v.is_null()) else { return Ok(Cleanup::default()) };
         let m = self.map(v, "spec.cleanup")?;
         self.keys(m, "spec.cleanup", &["ociRuntimes", "commands"])?;
@@ -392,7 +392,7 @@ pub fn check_binaries(p: &RuntimeProfile, find: impl Fn(&str) -> Option<PathBuf>
     Ok(found)
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -404,7 +404,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// Why `s` is not a DNS-1123 label, if it is not.
-fn dns_label_problem(s: &str) -> Option<&'static str> {
+pub(crate) fn dns_label_problem(s: &str) -> Option<&'static str> {
     if s.is_empty() || s.len() > 63 {
         return Some("must be 1 to 63 characters long");
     }

@@ -42,11 +42,25 @@ pub enum Placeholder {
     RegistryHostsDir,
     /// One image archive to import (only in `spec.images.import.command`).
     Archive,
+    /// Node agent profiles: the agent's kubeconfig (API server, credentials).
+    Kubeconfig,
+    /// Node agent profiles: the `KubeletConfiguration` file nodekit wrote for the case.
+    KubeletConfig,
+    /// Node agent profiles: the CRI endpoint of the node's runtime (`unix:///…`).
+    CriSocket,
+    /// Node agent profiles: the node host's address.
+    NodeIp,
+    /// Node agent profiles: the world CA's certificate (secure worlds).
+    Ca,
+    /// Node agent profiles: the node's kubelet serving certificate (secure worlds).
+    Cert,
+    /// Node agent profiles: its key.
+    Key,
 }
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 17] = [
+    pub const ALL: [Placeholder; 24] = [
         Placeholder::Socket,
         Placeholder::ConfigDir,
         Placeholder::StateDir,
@@ -64,6 +78,28 @@ impl Placeholder {
         Placeholder::Registry,
         Placeholder::RegistryHostsDir,
         Placeholder::Archive,
+        Placeholder::Kubeconfig,
+        Placeholder::KubeletConfig,
+        Placeholder::CriSocket,
+        Placeholder::NodeIp,
+        Placeholder::Ca,
+        Placeholder::Cert,
+        Placeholder::Key,
+    ];
+
+    /// The placeholders of a node agent profile's templates.
+    pub const AGENT: [Placeholder; 11] = [
+        Placeholder::Kubeconfig,
+        Placeholder::KubeletConfig,
+        Placeholder::CriSocket,
+        Placeholder::RootDir,
+        Placeholder::NodeName,
+        Placeholder::NodeIp,
+        Placeholder::PodCidr,
+        Placeholder::CgroupRoot,
+        Placeholder::Ca,
+        Placeholder::Cert,
+        Placeholder::Key,
     ];
 
     /// The word between the braces.
@@ -86,6 +122,13 @@ impl Placeholder {
             Placeholder::Registry => "registry",
             Placeholder::RegistryHostsDir => "registry_hosts_dir",
             Placeholder::Archive => "archive",
+            Placeholder::Kubeconfig => "kubeconfig",
+            Placeholder::KubeletConfig => "kubelet_config",
+            Placeholder::CriSocket => "cri_socket",
+            Placeholder::NodeIp => "node_ip",
+            Placeholder::Ca => "ca",
+            Placeholder::Cert => "cert",
+            Placeholder::Key => "key",
         }
     }
 
@@ -94,9 +137,11 @@ impl Placeholder {
         Placeholder::ALL.into_iter().find(|p| p.word() == word)
     }
 
-    /// The placeholders every template may use (all but [`Placeholder::Archive`]).
+    /// The placeholders every runtime profile template may use (all but [`Placeholder::Archive`]
+    /// and those only node agent profiles have).
     pub fn general() -> Vec<Placeholder> {
-        Placeholder::ALL.into_iter().filter(|p| *p != Placeholder::Archive).collect()
+        let agent_only = |p: &Placeholder| Placeholder::AGENT.contains(p) && !matches!(p, Placeholder::RootDir | Placeholder::NodeName | Placeholder::PodCidr | Placeholder::CgroupRoot);
+        Placeholder::ALL.into_iter().filter(|p| *p != Placeholder::Archive && !agent_only(p)).collect()
     }
 }
 

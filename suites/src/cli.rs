@@ -111,6 +111,10 @@ struct ConformanceArgs {
     /// Per-case time limit in seconds; the world is killed when it runs out.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
+    /// A node agent profile (`kind: NodeAgentProfile`): node-level cases run its binary as the
+    /// node under test instead of the reference agent.
+    #[arg(long = "node-agent", value_name = "FILE")]
+    node_agent: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<Label, String> {
@@ -186,6 +190,21 @@ fn refuse_unusable_targets(selection: &Selection) -> Option<ExitCode> {
     None
 }
 
+/// Reads and checks a node agent profile (fields, placeholders, the binary): its path and text,
+/// which every case process gets; the error names file, field and what to fix.
+fn load_node_agent(path: &std::path::Path) -> Result<runner::NodeAgentTarget, String> {
+    let profile = runtime_profile::load_agent_file(path).map_err(|e| e.to_string())?;
+    runtime_profile::agent_binary(&profile, harness::backend::find_binary).map_err(|e| e.to_string())?;
+    if !profile.nodekit_extensions {
+        eprintln!(
+            "nodekit: node agent {:?} does not read nodekit's KubeletConfiguration extensions (spec.config.nodekitExtensions): node cases run with upstream's back-off, relist period and the host's size, so cases whose timings rely on the compressed ones may time out",
+            profile.name
+        );
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(runner::NodeAgentTarget { source: std::fs::canonicalize(path).unwrap_or(path.to_path_buf()), text })
+}
+
 fn conformance(args: ConformanceArgs) -> ExitCode {
     let selection = args.select.selection();
     if let Some(code) = refuse_unusable_targets(&selection) {
@@ -196,6 +215,13 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
         eprintln!("nodekit: no case matches the selection (see `nodekit list`)");
         return ExitCode::from(2);
     }
+    let node_agent = match args.node_agent.as_deref().map(load_node_agent).transpose() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("nodekit: --node-agent {msg}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(err) = std::fs::create_dir_all(&args.artifacts) {
         eprintln!("nodekit: cannot create the artifacts directory {}: {err}", args.artifacts.display());
         return ExitCode::from(2);
@@ -206,6 +232,7 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
         keep_artifacts: args.keep_artifacts,
         timeout: Duration::from_secs(args.timeout),
         capture_output: true,
+        node_agent,
     };
     let external = selection.runtimes.iter().any(|r| matches!(r, RuntimeTarget::External(_)));
     let jobs = if external {
@@ -355,6 +382,7 @@ fn bench_in_world_on(id: &str, runtime: Option<crate::target::RuntimeTarget>) ->
         keep_artifacts: false,
         timeout: Duration::from_secs(600),
         capture_output: true,
+        node_agent: None,
     };
     let run = Run { case, runtime, skip: None };
     let result = runner::run(&run, &opts);

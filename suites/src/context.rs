@@ -5,6 +5,20 @@ use std::path::PathBuf;
 use crate::target::RuntimeTarget;
 
 /// The context a case body runs with, inside its sealed world.
+/// The node agent profile of this case process, set once from the run's environment before
+/// the case starts (`nodekit conformance --node-agent FILE`); `None`: the reference agent.
+static NODE_AGENT: std::sync::OnceLock<std::sync::Arc<runtime_profile::NodeAgentProfile>> = std::sync::OnceLock::new();
+
+/// Sets this case process's node agent profile (once; later calls change nothing).
+pub fn set_node_agent_profile(p: std::sync::Arc<runtime_profile::NodeAgentProfile>) {
+    let _ = NODE_AGENT.set(p);
+}
+
+/// The node agent profile node cases start instead of the reference agent.
+pub fn node_agent_profile() -> Option<std::sync::Arc<runtime_profile::NodeAgentProfile>> {
+    NODE_AGENT.get().cloned()
+}
+
 pub struct CaseCtx {
     pub world: harness::world::World,
     /// The runtime behind node-a; `None` for cases that involve no runtime.

@@ -43,6 +43,7 @@ pub fn main() -> ExitCode {
         keep_artifacts: std::env::var_os("NODEKIT_KEEP_ARTIFACTS").is_some(),
         timeout: Duration::from_secs(170),
         capture_output: false,
+        node_agent: None,
     };
     let trials = selection
         .runs()

@@ -70,7 +70,7 @@ pub fn agent_config(extra: &str) -> anyhow::Result<String> {
 
 /// Agent options for [`agent_config`]`(extra)`.
 pub fn agent_options(extra: &str) -> anyhow::Result<harness::backend::AgentOptions> {
-    Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new() })
+    Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new(), profile: crate::context::node_agent_profile() })
 }
 
 /// Merges `over` into `base`: maps key by key, any other value replaces, null keeps the base.
@@ -135,7 +135,7 @@ impl NodeEnv {
     ) -> anyhow::Result<NodeEnv> {
         let cp = control_plane(ctx, api).await?;
         let runtime = start_runtime(ctx, NODE).await?;
-        let opts = harness::backend::AgentOptions { config_yaml: agent_config.to_string(), extra_args: Vec::new() };
+        let opts = harness::backend::AgentOptions { config_yaml: agent_config.to_string(), extra_args: Vec::new(), profile: crate::context::node_agent_profile() };
         let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &opts).await?;
         let client = cp.client()?;
         Ok(NodeEnv { cp, runtime, agent, client })

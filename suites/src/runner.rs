@@ -23,6 +23,17 @@ pub const RUNTIME_ENV: &str = "NODEKIT_RUNTIME";
 /// The text of the runtime profile named by [`RUNTIME_ENV`], as the run read it.
 pub const RUNTIME_PROFILE_ENV: &str = "NODEKIT_RUNTIME_PROFILE";
 pub const ARTIFACTS_ENV: &str = "NODEKIT_CASE_ARTIFACTS";
+/// The text of the node agent profile of the run, as the run read it.
+pub const NODE_AGENT_PROFILE_ENV: &str = "NODEKIT_NODE_AGENT_PROFILE";
+/// Where that profile came from (messages name it).
+pub const NODE_AGENT_SOURCE_ENV: &str = "NODEKIT_NODE_AGENT_SOURCE";
+
+/// A node agent profile a run uses instead of the reference agent: its file and its text.
+#[derive(Debug, Clone)]
+pub struct NodeAgentTarget {
+    pub source: PathBuf,
+    pub text: String,
+}
 pub const EXIT_SKIPPED: i32 = 77;
 pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
 
@@ -58,6 +69,8 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Capture the child's output into `case.log` (CLI) instead of inheriting it (nextest).
     pub capture_output: bool,
+    /// The node agent under test, when it is not the reference agent.
+    pub node_agent: Option<NodeAgentTarget>,
 }
 
 /// If this process was started to run one case, run it and return the exit code.
@@ -94,6 +107,11 @@ fn run_child(id: &str) -> anyhow::Result<()> {
     let artifacts = std::env::var_os(ARTIFACTS_ENV)
         .map(PathBuf::from)
         .ok_or_else(|| anyhow::anyhow!("{ARTIFACTS_ENV} is not set"))?;
+    if let Ok(text) = std::env::var(NODE_AGENT_PROFILE_ENV) {
+        let source = PathBuf::from(std::env::var_os(NODE_AGENT_SOURCE_ENV).unwrap_or_default());
+        let profile = runtime_profile::load_agent_str(&text, &source)?;
+        crate::context::set_node_agent_profile(std::sync::Arc::new(profile));
+    }
     // Only the case process returns from here; the sealing processes wait and exit.
     harness::sealed::block_on_sealed(async move {
         let plan = crate::topology_plan(case.topology);
@@ -179,6 +197,9 @@ fn spawn_and_wait(run: &Run, dir: &Path, opts: &RunOptions) -> io::Result<(Outco
         .stdin(Stdio::null());
     if let Some(text) = run.runtime.as_ref().and_then(RuntimeTarget::profile_text) {
         cmd.env(RUNTIME_PROFILE_ENV, text);
+    }
+    if let Some(agent) = &opts.node_agent {
+        cmd.env(NODE_AGENT_PROFILE_ENV, &agent.text).env(NODE_AGENT_SOURCE_ENV, &agent.source);
     }
     let log_path = dir.join("case.log");
     if opts.capture_output {

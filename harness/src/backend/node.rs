@@ -16,8 +16,10 @@ use crate::world::World;
 pub struct AgentOptions {
     /// The whole `KubeletConfiguration` (kubelet.config.k8s.io/v1beta1) as YAML.
     pub config_yaml: String,
-    /// Extra command-line flags.
+    /// Extra command-line flags (of the reference agent).
     pub extra_args: Vec<String>,
+    /// Start this node agent profile's binary instead of the reference agent.
+    pub profile: Option<std::sync::Arc<runtime_profile::NodeAgentProfile>>,
 }
 
 impl AgentOptions {
@@ -29,6 +31,7 @@ impl AgentOptions {
                 "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n{fields}"
             ),
             extra_args: Vec::new(),
+            profile: None,
         }
     }
 }
@@ -57,7 +60,65 @@ fn with_serving_cert(config_yaml: &str, pki: &Pki, node: &str, ip: std::net::Ipv
     serde_json::to_string_pretty(&doc).map_err(|e| Error::Component(format!("serializing the KubeletConfiguration: {e}")))
 }
 
-/// A running reference agent.
+/// `config_yaml` without its `nodekit:` block, for an agent that does not read nodekit's
+/// extensions (a kubelet refuses unknown fields).
+fn without_extensions(config_yaml: &str, agent: &str) -> Result<String> {
+    let mut doc: Value = serde_saphyr::from_str(config_yaml)
+        .map_err(|e| Error::Component(format!("the KubeletConfiguration for {agent} is not YAML: {e}")))?;
+    if let Value::Object(map) = &mut doc {
+        map.remove("nodekit");
+    }
+    serde_json::to_string_pretty(&doc).map_err(|e| Error::Component(format!("serializing the KubeletConfiguration: {e}")))
+}
+
+/// The values of a node agent profile's placeholders on `node`.
+fn agent_values(
+    cp: &ControlPlane,
+    node: &str,
+    ip: std::net::Ipv4Addr,
+    pod_cidr: Option<crate::world::Cidr>,
+    runtime: &Runtime,
+    root_dir: &Path,
+    config_path: &Path,
+) -> Result<runtime_profile::Values> {
+    use runtime_profile::Placeholder as P;
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let mut v = runtime_profile::Values::new();
+    v.set(P::Kubeconfig, text(&cp.node_kubeconfig(node)?))
+        .set(P::KubeletConfig, text(config_path))
+        .set(P::CriSocket, runtime.endpoint())
+        .set(P::RootDir, text(root_dir))
+        .set(P::NodeName, node)
+        .set(P::NodeIp, ip.to_string())
+        .set(P::CgroupRoot, super::node_cgroup_root(node)?);
+    if let Some(cidr) = pod_cidr {
+        v.set(P::PodCidr, cidr.to_string());
+    }
+    if let Some(pki) = cp.pki() {
+        let serving = pki.kubelet_serving(node, ip)?;
+        v.set(P::Ca, text(pki.ca_cert())).set(P::Cert, text(&serving.cert)).set(P::Key, text(&serving.key));
+    }
+    Ok(v)
+}
+
+/// The process of a node agent profile, its templates rendered with `values`.
+fn profile_spec(profile: &runtime_profile::NodeAgentProfile, values: &runtime_profile::Values, node: &str) -> Result<ProcessSpec> {
+    let render = |field: String, t: &str| {
+        values.render(t).map_err(|e| Error::Component(format!("{}: {field}: {e}", profile.source.display())))
+    };
+    let binary = runtime_profile::agent_binary(profile, super::find_binary)
+        .map_err(|e| Error::Component(e.to_string()))?;
+    let mut spec = ProcessSpec::new(binary, &format!("{}-{node}", profile.name));
+    for (i, a) in profile.command.iter().enumerate().skip(1) {
+        spec = spec.arg(render(format!("spec.command[{i}]"), a)?);
+    }
+    for (k, v) in &profile.env {
+        spec = spec.env(k, render(format!("spec.env.{k}"), v)?);
+    }
+    Ok(spec)
+}
+
+/// A running node agent: the reference agent, or a profile's.
 pub struct NodeAgent {
     node: String,
     root_dir: PathBuf,
@@ -78,12 +139,22 @@ impl NodeAgent {
         let dir = scratch_dir(&format!("agent-{node}"))?;
         let root_dir = dir.join("root");
         let config_path = world.artifacts().path(&format!("kubelet-config-{node}.yaml"));
-        let config_yaml = match cp.pki() {
+        let mut config_yaml = match cp.pki() {
             Some(pki) => with_serving_cert(&opts.config_yaml, pki, node, host.ip())?,
             None => opts.config_yaml.clone(),
         };
+        if let Some(p) = opts.profile.as_ref().filter(|p| !p.nodekit_extensions) {
+            config_yaml = without_extensions(&config_yaml, &p.name)?;
+        }
         std::fs::write(&config_path, &config_yaml)
             .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+        if let Some(profile) = &opts.profile {
+            let values = agent_values(cp, node, host.ip(), host.pod_cidr(), runtime, &root_dir, &config_path)?;
+            let spec = profile_spec(profile, &values, node)?;
+            let process = host.spawn(spec)?;
+            world.timeline().record(node, &format!("node agent {} started", profile.name));
+            return Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process });
+        }
         let mut spec = ProcessSpec::new(crate::bins::locate("node-agent")?, &format!("node-agent-{node}"))
             .arg("--config")
             .arg(&config_path)

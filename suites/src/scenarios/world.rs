@@ -57,7 +57,7 @@ impl ScenarioWorld {
         let kubeconfig = cp.kubeconfig().to_path_buf();
         let mut nodes = Vec::new();
         for (name, config) in names.iter().zip(&p.agent_configs) {
-            let agent_options = AgentOptions { config_yaml: config.clone(), extra_args: Vec::new() };
+            let agent_options = AgentOptions { config_yaml: config.clone(), extra_args: Vec::new(), profile: None };
             let runtime = Runtime::start_with_images(&world, name, kind.clone(), &p.images)
                 .await
                 .with_context(|| format!("starting the runtime of {name}"))?;

@@ -1,0 +1,94 @@
+//! Node agent profiles from the command line: a bad profile is exit 2 naming file, field and
+//! what to fix before anything runs; the shipped profile runs node cases with the agent it
+//! starts; an agent that does not read nodekit's extensions gets a KubeletConfiguration without
+//! them, and the run says what that means.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nodekit(args: &[&str], artifacts: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nodekit"))
+        .args(args)
+        .arg("--artifacts")
+        .arg(artifacts)
+        .output()
+        .expect("running nodekit")
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agents/node-agent.yaml")
+}
+
+/// Each broken copy of the shipped profile, and what the message must say.
+#[test]
+fn a_bad_node_agent_profile_is_exit_2_with_file_field_and_fix() {
+    let good = std::fs::read_to_string(shipped()).unwrap();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("unknown-field", "  env:\n", "  environment:\n", "spec.environment: unknown field; the fields here are command, env, config, stop"),
+        ("no-runtime", "    - \"{cri_socket}\"\n", "    - unix:///run/containerd/containerd.sock\n", "spec.command: the agent is never given {cri_socket}"),
+        ("no-binary", "    - node-agent\n", "    - no-such-kubelet\n", "spec.command[0]: binary \"no-such-kubelet\" not found on PATH (nor next to nodekit); install it or give an absolute path"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, from, to, want) in cases {
+        assert!(good.contains(from), "{from:?} is not in node-agent.yaml");
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
+        let artifacts = dir.path().join(format!("artifacts-{name}"));
+        let o = nodekit(&["conformance", "--runtime", "fake-cri", "--node-agent", file.to_str().unwrap(), "--filter", "registration/"], &artifacts);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("--node-agent {}: {want}", file.display())), "{name}: {err}");
+        assert!(!artifacts.exists(), "{name}: the run started");
+    }
+}
+
+/// The reference agent started through the shipped profile passes registration and the
+/// condition-order cases, and every run's timeline shows the profile's agent starting (not the
+/// built-in start).
+#[test]
+fn the_shipped_node_agent_profile_runs_node_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = shipped();
+    let args = [
+        "conformance", "--runtime", "fake-cri", "--node-agent", profile.to_str().unwrap(),
+        "--filter", "registration/", "--filter", "pod-lifecycle/condition-order", "--keep-artifacts",
+    ];
+    let o = nodekit(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("registration        4       0        0"), "{out}");
+    let mut runs = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let timeline = std::fs::read_to_string(entry.path().join("timeline.jsonl")).unwrap_or_default();
+        if timeline.contains("registration") || entry.file_name().to_string_lossy().contains("registration") || timeline.contains("node-a") {
+            assert!(timeline.contains("\"node agent node-agent started\""), "{}: {timeline}", entry.path().display());
+            assert!(!timeline.contains("\"node-agent started\""), "{}: the built-in start ran", entry.path().display());
+            runs += 1;
+        }
+    }
+    assert!(runs >= 6, "timelines checked: {runs}");
+}
+
+/// With `nodekitExtensions: false` the agent's KubeletConfiguration has no `nodekit:` block (a
+/// kubelet would refuse it) and the run warns that compressed timings are gone.
+#[test]
+fn an_agent_without_extensions_gets_no_nodekit_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.yaml");
+    let good = std::fs::read_to_string(shipped()).unwrap();
+    std::fs::write(&file, good.replacen("nodekitExtensions: true", "nodekitExtensions: false", 1)).unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let o = nodekit(
+        &["conformance", "--runtime", "fake-cri", "--node-agent", file.to_str().unwrap(), "--filter", "registration/node-fields", "--keep-artifacts"],
+        &artifacts,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not read nodekit's KubeletConfiguration extensions"), "{}", text(&o));
+    let run = std::fs::read_dir(&artifacts).unwrap().flatten().find(|e| e.path().is_dir()).expect("a run directory");
+    let config = std::fs::read_to_string(run.path().join("kubelet-config-node-a.yaml")).unwrap();
+    assert!(config.contains("KubeletConfiguration") && !config.contains("\"nodekit\":"), "{config}");
+}
