@@ -316,8 +316,8 @@ pub(crate) async fn kill_and_heal(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Res
     let (after, probed) = tokio::join!(control, probe_until_healed(paths, &dead, rx));
     let ((after, control_healed), Probed { streak, started, quiet, failures }) = (after?, probed?);
     let caps = taps.stop().await?;
-    let since = SystemTime::now() - quiet.elapsed();
-    check_packets(&caps, &streak, &after, &dead, nodeport, since)?;
+    let (streak_began, since) = (SystemTime::now() - started.elapsed(), SystemTime::now() - quiet.elapsed());
+    check_packets(&caps, &streak, &after, &dead, nodeport, streak_began, since)?;
     let service = started.saturating_duration_since(killed_at);
     cl.stop().await?;
     Ok(Healing { control: control_healed, service, failures })
@@ -411,9 +411,19 @@ async fn partitioned(ctx: &CaseCtx, mode: ProxyMode) -> anyhow::Result<()> {
 }
 
 /// The kernel paths of the healed streak: each NodePort connection's SYN and SYN-ACK at the
-/// client, each answer's SYN DNAT'd to its surviving pod on node-b's cbr0, and nothing sent
-/// towards a dead pod on node-b's eth0 or cbr0 once the last failed connection was closed.
-fn check_packets(caps: &harness::path::Captures, streak: &[Good], after: &[Web], dead: &[Web], nodeport: SocketAddr, since: SystemTime) -> anyhow::Result<()> {
+/// client, each answer's SYN DNAT'd to its surviving pod on node-b's cbr0 (from when the streak
+/// began: a streak connection may begin while the last failed one is still timing out), and
+/// nothing sent towards a dead pod on node-b's eth0 or cbr0 once the last failed connection was
+/// closed (`since`).
+fn check_packets(
+    caps: &harness::path::Captures,
+    streak: &[Good],
+    after: &[Web],
+    dead: &[Web],
+    nodeport: SocketAddr,
+    streak_began: SystemTime,
+    since: SystemTime,
+) -> anyhow::Result<()> {
     for g in streak.iter().filter(|g| g.to == nodeport) {
         let flow = Flow::tcp(g.local, nodeport);
         flow.syn("client/eth0").find(caps)?;
@@ -423,8 +433,8 @@ fn check_packets(caps: &harness::path::Captures, streak: &[Good], after: &[Web],
     let pods: BTreeSet<Ipv4Addr> = streak.iter().filter_map(|g| after.iter().find(|w| w.name == g.pod)).map(|w| w.ip).collect();
     ensure!(pods.len() == after.len(), "the streak was answered by {:?}, not by every survivor {after:?}", streak.iter().map(|g| &g.pod).collect::<BTreeSet<_>>());
     for pod in &pods {
-        let n = cbr0.iter().filter(|p| p.ts >= since && p.is_syn() && p.dst_ip == Some(*pod)).count();
-        ensure!(n > 0, "no SYN to surviving pod {pod} on node-b/cbr0 although it answered");
+        let n = cbr0.iter().filter(|p| p.ts >= streak_began && p.is_syn() && p.dst_ip == Some(*pod)).count();
+        ensure!(n > 0, "no SYN to surviving pod {pod} on node-b/cbr0 since the healed streak began, although it answered");
     }
     let dead_ips: Vec<Ipv4Addr> = dead.iter().map(|w| w.ip).collect();
     for label in ["node-b/eth0", "node-b/cbr0"] {
