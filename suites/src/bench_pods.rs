@@ -254,21 +254,20 @@ async fn raw_floor(
 
 /// Waits until the runtime has no ready sandbox and no running container.
 async fn quiesced(rt: &harness::backend::Runtime) -> anyhow::Result<()> {
-    let mut c = fake_cri::client::connect(rt.socket()).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let sandboxes = c.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await?.into_inner().items;
-        let containers = c.runtime.list_containers(cri::ListContainersRequest { filter: None }).await?.into_inner().containers;
-        let ready = sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32).count();
-        let running = containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32).count();
-        if ready == 0 && running == 0 {
-            return Ok(());
+    let c = fake_cri::client::connect(rt.socket()).await?;
+    let what = "the agent to stop its deleted pods' sandboxes and containers";
+    harness::wait::wait_for(what, Duration::from_secs(60), || {
+        let mut c = c.clone();
+        async move {
+            let sandboxes = c.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await.map_err(|e| e.to_string())?.into_inner().items;
+            let containers = c.runtime.list_containers(cri::ListContainersRequest { filter: None }).await.map_err(|e| e.to_string())?.into_inner().containers;
+            let ready = sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32).count();
+            let running = containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32).count();
+            if ready == 0 && running == 0 { Ok(()) } else { Err(format!("{ready} sandboxes ready, {running} containers running")) }
         }
-        if Instant::now() >= deadline {
-            anyhow::bail!("60 s after its pods were deleted the agent left {ready} sandboxes ready and {running} containers running");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await?;
+    Ok(())
 }
 
 /// Stops and removes every sandbox the runtime has (with its containers), then checks that

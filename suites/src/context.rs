@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use crate::target::RuntimeTarget;
 
-/// The context a case body runs with, inside its sealed world.
 /// The node agent profile of this case process, set once from the run's environment before
 /// the case starts (`nodekit conformance --node-agent FILE`); `None`: the reference agent.
 static NODE_AGENT: std::sync::OnceLock<std::sync::Arc<runtime_profile::NodeAgentProfile>> = std::sync::OnceLock::new();
@@ -19,6 +18,7 @@ pub fn node_agent_profile() -> Option<std::sync::Arc<runtime_profile::NodeAgentP
     NODE_AGENT.get().cloned()
 }
 
+/// The context a case body runs with, inside its sealed world.
 pub struct CaseCtx {
     pub world: harness::world::World,
     /// The runtime behind node-a; `None` for cases that involve no runtime.

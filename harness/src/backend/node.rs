@@ -124,6 +124,8 @@ pub struct NodeAgent {
     root_dir: PathBuf,
     config_path: PathBuf,
     process: Process,
+    /// SIGTERM to SIGKILL in [`NodeAgent::stop`] (10 s, or the profile's `spec.stop.grace`).
+    stop_grace: Duration,
 }
 
 impl NodeAgent {
@@ -153,7 +155,7 @@ impl NodeAgent {
             let spec = profile_spec(profile, &values, node)?;
             let process = host.spawn(spec)?;
             world.timeline().record(node, &format!("node agent {} started", profile.name));
-            return Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process });
+            return Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process, stop_grace: profile.stop_grace });
         }
         let mut spec = ProcessSpec::new(crate::bins::locate("node-agent")?, &format!("node-agent-{node}"))
             .arg("--config")
@@ -175,7 +177,7 @@ impl NodeAgent {
         spec = spec.args(opts.extra_args.iter().cloned());
         let process = host.spawn(spec)?;
         world.timeline().record(node, "node-agent started");
-        Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process })
+        Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process, stop_grace: Duration::from_secs(10) })
     }
 
     /// The node's name.
@@ -198,10 +200,10 @@ impl NodeAgent {
         &mut self.process
     }
 
-    /// Stops the agent gracefully (SIGTERM, then SIGKILL after 10 s). Pods keep running, as
-    /// with kubelet.
+    /// Stops the agent gracefully (SIGTERM, then SIGKILL after 10 s or the profile's grace).
+    /// Pods keep running, as with kubelet.
     pub async fn stop(mut self) -> Result<()> {
-        self.process.stop(Duration::from_secs(10)).await?;
+        self.process.stop(self.stop_grace).await?;
         Ok(())
     }
 }
