@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::load::{API_VERSION, LoadError, Reader, dns_label_problem};
+use crate::load::{LoadError, Reader};
 use crate::template::{Placeholder, placeholders};
 
 /// The `kind` a node agent profile carries.
@@ -52,23 +52,7 @@ pub fn load_agent_file(path: &Path) -> Result<NodeAgentProfile, LoadError> {
 pub fn load_agent_str(text: &str, origin: &Path) -> Result<NodeAgentProfile, LoadError> {
     let r = Reader { file: origin };
     let doc: Value = serde_saphyr::from_str(text).map_err(|e| r.err("", format!("not a YAML document: {e}")))?;
-    let top = r.map(&doc, "")?;
-    r.keys(top, "", &["apiVersion", "kind", "metadata", "spec"])?;
-    let api = r.string(top, "", "apiVersion")?;
-    if api != API_VERSION {
-        return Err(r.err("apiVersion", format!("{api:?} is not a node agent profile's; use {API_VERSION}")));
-    }
-    let kind = r.string(top, "", "kind")?;
-    if kind != AGENT_KIND {
-        return Err(r.err("kind", format!("{kind:?}: a node agent profile is kind {AGENT_KIND}")));
-    }
-    let meta = r.map(r.required(top, "", "metadata")?, "metadata")?;
-    r.keys(meta, "metadata", &["name", "annotations", "labels"])?;
-    let name = r.string(meta, "metadata", "name")?;
-    if let Some(why) = dns_label_problem(&name) {
-        return Err(r.err("metadata.name", format!("{name:?} {why}")));
-    }
-    let spec = r.map(r.required(top, "", "spec")?, "spec")?;
+    let (name, spec) = r.header(&doc, "node agent profile", AGENT_KIND)?;
     r.keys(spec, "spec", SPEC_FIELDS)?;
     let command = r.command(r.required(spec, "spec", "command")?, "spec.command")?;
     let env = r.string_map(spec, "spec", "env")?;

@@ -58,23 +58,7 @@ pub fn load_file(path: &Path) -> Result<RuntimeProfile> {
 pub fn load_str(text: &str, origin: &Path) -> Result<RuntimeProfile> {
     let r = Reader { file: origin };
     let doc: Value = serde_saphyr::from_str(text).map_err(|e| r.err("", format!("not a YAML document: {e}")))?;
-    let top = r.map(&doc, "")?;
-    r.keys(top, "", &["apiVersion", "kind", "metadata", "spec"])?;
-    let api = r.string(top, "", "apiVersion")?;
-    if api != API_VERSION {
-        return Err(r.err("apiVersion", format!("{api:?} is not a runtime profile's; use {API_VERSION}")));
-    }
-    let kind = r.string(top, "", "kind")?;
-    if kind != KIND {
-        return Err(r.err("kind", format!("{kind:?}: a runtime profile is kind {KIND}")));
-    }
-    let meta = r.map(r.required(top, "", "metadata")?, "metadata")?;
-    r.keys(meta, "metadata", &["name", "annotations", "labels"])?;
-    let name = r.string(meta, "metadata", "name")?;
-    if let Some(why) = dns_label_problem(&name) {
-        return Err(r.err("metadata.name", format!("{name:?} {why}")));
-    }
-    let spec = r.map(r.required(top, "", "spec")?, "spec")?;
+    let (name, spec) = r.header(&doc, "runtime profile", KIND)?;
     let profile = r.spec(spec, name, origin)?;
     check_placeholders(&r, &profile)?;
     Ok(profile)
@@ -93,6 +77,28 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 }
 
 impl Reader<'_> {
+    /// The document's `apiVersion`, `kind` (a `what` is kind `kind`) and `metadata` checked:
+    /// its name and its `spec` mapping.
+    pub(crate) fn header<'v>(&self, doc: &'v Value, what: &str, kind: &str) -> Result<(String, &'v Map<String, Value>)> {
+        let top = self.map(doc, "")?;
+        self.keys(top, "", &["apiVersion", "kind", "metadata", "spec"])?;
+        let api = self.string(top, "", "apiVersion")?;
+        if api != API_VERSION {
+            return Err(self.err("apiVersion", format!("{api:?} is not a {what}'s; use {API_VERSION}")));
+        }
+        let found = self.string(top, "", "kind")?;
+        if found != kind {
+            return Err(self.err("kind", format!("{found:?}: a {what} is kind {kind}")));
+        }
+        let meta = self.map(self.required(top, "", "metadata")?, "metadata")?;
+        self.keys(meta, "metadata", &["name", "annotations", "labels"])?;
+        let name = self.string(meta, "metadata", "name")?;
+        if let Some(why) = dns_label_problem(&name) {
+            return Err(self.err("metadata.name", format!("{name:?} {why}")));
+        }
+        Ok((name, self.map(self.required(top, "", "spec")?, "spec")?))
+    }
+
     pub(crate) fn err(&self, field: impl Into<String>, message: impl Into<String>) -> LoadError {
         LoadError { file: self.file.to_path_buf(), field: field.into(), message: message.into() }
     }

@@ -27,6 +27,8 @@ pub const ARTIFACTS_ENV: &str = "NODEKIT_CASE_ARTIFACTS";
 pub const NODE_AGENT_PROFILE_ENV: &str = "NODEKIT_NODE_AGENT_PROFILE";
 /// Where that profile came from (messages name it).
 pub const NODE_AGENT_SOURCE_ENV: &str = "NODEKIT_NODE_AGENT_SOURCE";
+pub const EXIT_SKIPPED: i32 = 77;
+pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
 
 /// A node agent profile a run uses instead of the reference agent: its file and its text.
 #[derive(Debug, Clone)]
@@ -34,8 +36,6 @@ pub struct NodeAgentTarget {
     pub source: PathBuf,
     pub text: String,
 }
-pub const EXIT_SKIPPED: i32 = 77;
-pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

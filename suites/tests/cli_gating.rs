@@ -2,16 +2,11 @@
 //! exit 3 (0 only with `--allow-skipped`); an external CRI socket that is missing → exit 2
 //! before anything runs; a selection that matches nothing → exit 2.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn nodekit(args: &[&str], artifacts: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nodekit"))
-        .args(args)
-        .arg("--artifacts")
-        .arg(artifacts)
-        .output()
-        .expect("running nodekit")
-}
+mod support;
+use support::cli::nodekit;
+
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

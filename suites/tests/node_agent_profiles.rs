@@ -4,20 +4,10 @@
 //! them, and the run says what that means.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn nodekit(args: &[&str], artifacts: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nodekit"))
-        .args(args)
-        .arg("--artifacts")
-        .arg(artifacts)
-        .output()
-        .expect("running nodekit")
-}
+mod support;
+use support::cli::{nodekit, text};
 
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agents/node-agent.yaml")

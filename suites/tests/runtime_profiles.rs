@@ -3,20 +3,10 @@
 //! runtimes do (a pod really runs on a runtime the profile started).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn nodekit(args: &[&str], artifacts: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nodekit"))
-        .args(args)
-        .arg("--artifacts")
-        .arg(artifacts)
-        .output()
-        .expect("running nodekit")
-}
+mod support;
+use support::cli::{nodekit, text};
 
-fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn shipped(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/runtimes").join(name)

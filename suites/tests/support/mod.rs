@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cli;
+
 pub const NODEKIT: &str = env!("CARGO_BIN_EXE_nodekit");
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
