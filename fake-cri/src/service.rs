@@ -106,7 +106,8 @@ impl RuntimeService for Service {
 
     async fn list_pod_sandbox(&self, r: Request<cri::ListPodSandboxRequest>) -> R<cri::ListPodSandboxResponse> {
         let req = r.into_inner();
-        self.call("ListPodSandbox", "", async { Ok(cri::ListPodSandboxResponse { items: self.rt.list_pod_sandbox(req.filter) }) }).await
+        let about = filtered_pod(req.filter.as_ref().map(|f| &f.label_selector));
+        self.call("ListPodSandbox", &about, async { Ok(cri::ListPodSandboxResponse { items: self.rt.list_pod_sandbox(req.filter) }) }).await
     }
 
     async fn create_container(&self, r: Request<cri::CreateContainerRequest>) -> R<cri::CreateContainerResponse> {
@@ -147,7 +148,8 @@ impl RuntimeService for Service {
 
     async fn list_containers(&self, r: Request<cri::ListContainersRequest>) -> R<cri::ListContainersResponse> {
         let req = r.into_inner();
-        self.call("ListContainers", "", async { Ok(cri::ListContainersResponse { containers: self.rt.list_containers(req.filter) }) }).await
+        let about = filtered_pod(req.filter.as_ref().map(|f| &f.label_selector));
+        self.call("ListContainers", &about, async { Ok(cri::ListContainersResponse { containers: self.rt.list_containers(req.filter) }) }).await
     }
 
     async fn container_status(&self, r: Request<cri::ContainerStatusRequest>) -> R<cri::ContainerStatusResponse> {
@@ -487,4 +489,10 @@ fn stream_error(e: streaming::RequestError) -> Error {
         streaming::RequestErrorCode::ResourceExhausted => Error::ResourceExhausted(e.to_string()),
         streaming::RequestErrorCode::Internal => Error::Unknown(e.to_string()),
     }
+}
+
+/// What a List call is about in the call log: the pod uid its label selector names
+/// (`io.kubernetes.pod.uid`), empty for a list of everything.
+fn filtered_pod(selector: Option<&std::collections::HashMap<String, String>>) -> String {
+    selector.and_then(|s| s.get("io.kubernetes.pod.uid")).cloned().unwrap_or_default()
 }

@@ -186,6 +186,19 @@ async fn scenario() -> Result<()> {
         .map(|e| e.time)
         .collect();
     assert_eq!(writes.len(), 2, "status writes of a pod without probes up to Running: {writes:?}");
+    // Like upstream's pod worker starting from the pod cache: a pod the last relist did not see
+    // has nothing in the runtime, so its first sync creates the sandbox without listing the
+    // runtime for the pod first.
+    let plain_uid = pods.get("plain").await?.metadata.uid.context("uid")?;
+    let calls = std::fs::read_to_string(dir.path().join("cri-state/cri-calls.jsonl"))?;
+    let calls: Vec<serde_json::Value> = calls.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let about = |c: &serde_json::Value, method: &str, id: &str| c["method"] == method && c["id"] == id;
+    let sandbox_at = calls.iter().position(|c| about(c, "RunPodSandbox", "plain")).context("plain's RunPodSandbox in the call log")?;
+    let listed: Vec<&serde_json::Value> = calls[..sandbox_at]
+        .iter()
+        .filter(|c| about(c, "ListPodSandbox", &plain_uid) || about(c, "ListContainers", &plain_uid))
+        .collect();
+    assert!(listed.is_empty(), "a new pod's first sync listed the runtime for it: {listed:?}");
 
     // restartPolicy Never + exit 3: Failed with the exit code and reason Error.
     pods.create(&PostParams::default(), &pod("fails", "Never", &["exit", "--code=3"], false)).await?;
@@ -313,6 +326,7 @@ async fn scenario() -> Result<()> {
     agent.cancel.cancel();
     agent.task.await??;
     eprintln!("agent stopped in {:?}", t.elapsed());
+    stats_one_at_a_time(dir.path(), &socket).await?;
     cri.shutdown().await?;
     eprintln!("fake-cri stopped in {:?}", t.elapsed());
     server.shutdown().await;
@@ -333,4 +347,30 @@ fn e2e_smoke() {
     if let Err(e) = rt.block_on(scenario()) {
         panic!("scenario failed: {e:#}");
     }
+}
+
+/// The stats client asks the runtime one ListPodSandboxStats at a time (containerd 1.6 before
+/// 1.6.22 dies on two at once): with every CRI call held 300 ms, two concurrent asks reach
+/// fake-cri one after the other (the agent is stopped: these are the only stats calls).
+async fn stats_one_at_a_time(dir: &Path, socket: &Path) -> Result<()> {
+    let faults = dir.join("cri-state/faults.json");
+    std::fs::write(&faults, r#"{"rpc_latency_ms": 300}"#)?;
+    let stats = node_agent::eviction::stats::StatsClient::new(&format!("unix://{}", socket.display()), Duration::from_secs(5))?;
+    let (a, b) = tokio::join!(stats.sandbox_stats(), stats.sandbox_stats());
+    std::fs::write(&faults, "{}")?;
+    a?;
+    b?;
+    let log = std::fs::read_to_string(dir.join("cri-state/cri-calls.jsonl"))?;
+    let mut spans = Vec::new();
+    for line in log.lines() {
+        let c: serde_json::Value = serde_json::from_str(line)?;
+        if c["method"] == "ListPodSandboxStats" {
+            let end: jiff::Timestamp = c["ts"].as_str().context("ts")?.parse()?;
+            let took = jiff::SignedDuration::from_micros(c["duration_us"].as_i64().context("duration_us")?);
+            spans.push((end - took, end));
+        }
+    }
+    let [.., (_, first_end), (second_start, _)] = spans[..] else { anyhow::bail!("fewer than two ListPodSandboxStats calls: {spans:?}") };
+    assert!(second_start >= first_end, "two ListPodSandboxStats ran at once: {spans:?}");
+    Ok(())
 }

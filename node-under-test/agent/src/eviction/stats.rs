@@ -14,11 +14,17 @@ use crate::config::KubeletConfiguration;
 use crate::cri::api::{self, runtime_service_client::RuntimeServiceClient};
 use crate::cri::{CriError, keys};
 
-/// A CRI client for stats calls.
+/// A CRI client for stats calls, shared by the eviction manager and the kubelet API.
+///
+/// Its stats calls go to the runtime one at a time: containerd 1.6 before 1.6.22 (Debian 12
+/// ships 1.6.20) dies with "fatal error: concurrent map read and map write" when two
+/// ListPodSandboxStats run at once (both update the same sandbox's cached CPU sample; fixed
+/// upstream by containerd PR 8130, backported in 8819).
 #[derive(Clone)]
 pub struct StatsClient {
     rt: RuntimeServiceClient<Channel>,
     timeout: Duration,
+    one_at_a_time: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl StatsClient {
@@ -34,7 +40,7 @@ impl StatsClient {
                 let path = path.clone();
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
             }));
-        Ok(StatsClient { rt: RuntimeServiceClient::new(channel).max_decoding_message_size(64 << 20), timeout })
+        Ok(StatsClient { rt: RuntimeServiceClient::new(channel).max_decoding_message_size(64 << 20), timeout, one_at_a_time: Default::default() })
     }
 
     /// Usage per pod UID from the runtime.
@@ -48,6 +54,7 @@ impl StatsClient {
     /// read (e.g. a sandbox being torn down). Then every ready sandbox is asked on its own and
     /// the ones that fail are left out of this pass.
     pub async fn sandbox_stats(&self) -> Result<Vec<api::PodSandboxStats>, CriError> {
+        let _turn = self.one_at_a_time.lock().await;
         let mut c = self.rt.clone();
         let req = api::ListPodSandboxStatsRequest { filter: None };
         match tokio::time::timeout(self.timeout, c.list_pod_sandbox_stats(req)).await {

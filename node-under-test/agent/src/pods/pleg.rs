@@ -3,11 +3,16 @@
 //! whose sandboxes or containers changed are woken. Workers do not poll the runtime on a timer;
 //! they observe their own pod when woken, after their own actions, or when the API changes it.
 //!
+//! The last relist is also the PLEG's cache, as upstream's pod cache is to a new pod worker: a
+//! pod that relist did not see, and that no worker of this agent has touched since it began, has
+//! nothing in the runtime, so its first sync starts without listing the runtime again
+//! ([`PlegHandle::known_empty`]).
+//!
 //! The time of the last completed relist is the PLEG's health: upstream's node is NotReady with
 //! "PLEG is not healthy: pleg was last seen active … ago; threshold is …" once it is older than
 //! the relist threshold (3 m), and its sync loop (so /healthz) stops while that lasts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,10 @@ struct Inner {
     observed: Mutex<HashMap<String, Fingerprint>>,
     /// When the last relist completed (the start time until the first one).
     last_relist: Mutex<Instant>,
+    /// The last completed relist: when it began and the pods it saw.
+    cache: Mutex<Option<(Instant, HashSet<String>)>>,
+    /// When the workers of pods ended, until a relist began after that.
+    ended: Mutex<HashMap<String, Instant>>,
     threshold: Duration,
 }
 
@@ -44,7 +53,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PlegHandle {
     /// A PLEG that is unhealthy once no relist completed for `threshold`.
     pub fn new(threshold: Duration) -> PlegHandle {
-        PlegHandle(Arc::new(Inner { wakers: Mutex::default(), observed: Mutex::default(), last_relist: Mutex::new(Instant::now()), threshold }))
+        PlegHandle(Arc::new(Inner {
+            wakers: Mutex::default(),
+            observed: Mutex::default(),
+            last_relist: Mutex::new(Instant::now()),
+            cache: Mutex::default(),
+            ended: Mutex::default(),
+            threshold,
+        }))
     }
 
     /// The waker of pod `uid`'s worker (notified when a relist sees the pod change).
@@ -56,6 +72,23 @@ impl PlegHandle {
     pub fn unsubscribe(&self, uid: &str) {
         lock(&self.0.wakers).remove(uid);
         lock(&self.0.observed).remove(uid);
+        lock(&self.0.ended).insert(uid.to_string(), Instant::now());
+    }
+
+    /// True when the runtime has nothing of pod `uid`: a relist has completed, it did not see
+    /// the pod, and no worker of the pod ended after that relist began (only a worker of the
+    /// pod creates its sandboxes and containers). False when that is not known.
+    pub fn known_empty(&self, uid: &str) -> bool {
+        let cache = lock(&self.0.cache);
+        let Some((began, seen)) = cache.as_ref() else { return false };
+        let ended_since = lock(&self.0.ended).get(uid).is_some_and(|ended| ended >= began);
+        !seen.contains(uid) && !ended_since
+    }
+
+    /// Records the relist that began at `began` and saw `next`.
+    fn cache(&self, began: Instant, next: &Snapshot) {
+        *lock(&self.0.cache) = Some((began, next.keys().cloned().collect()));
+        lock(&self.0.ended).retain(|_, ended| *ended >= began);
     }
 
     /// Pod `uid`'s worker observed the runtime as `fp` (a relist seeing just that wakes nobody).
@@ -146,9 +179,11 @@ pub async fn run_pleg<R: Runtime>(rt: Arc<R>, pleg: PlegHandle, period: Duration
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let began = Instant::now();
         match relist(rt.as_ref()).await {
             Ok(next) => {
                 pleg.relisted(Instant::now());
+                pleg.cache(began, &next);
                 pleg.wake_news(&changed(&prev, &next), &next);
                 prev = next;
             }
@@ -182,6 +217,23 @@ mod tests {
         assert!(health_at(t0, t0 + Duration::from_secs(179), threshold).is_ok());
         let err = health_at(t0, t0 + Duration::from_millis(180_100), threshold).unwrap_err();
         assert_eq!(err, "pleg was last seen active 3m0.1s ago; threshold is 3m0s");
+    }
+
+    /// Only a relist that did not see the pod, and began after its last worker ended, makes a
+    /// pod known to have nothing in the runtime.
+    #[test]
+    fn known_empty_only_after_a_relist_that_did_not_see_the_pod() {
+        let pleg = PlegHandle::new(Duration::from_secs(1));
+        assert!(!pleg.known_empty("new"), "no relist yet: nothing is known");
+        let began = Instant::now();
+        pleg.cache(began, &snap(&[("p1", &[("s1", 0)])]));
+        assert!(pleg.known_empty("new"));
+        assert!(!pleg.known_empty("p1"), "seen by the relist");
+        pleg.unsubscribe("gone");
+        assert!(!pleg.known_empty("gone"), "its worker ended after the relist began: it may have left something");
+        pleg.cache(Instant::now(), &snap(&[]));
+        assert!(pleg.known_empty("gone"), "a later relist did not see it");
+        assert!(lock(&pleg.0.ended).is_empty(), "ended workers are forgotten once a relist began after them");
     }
 
     #[tokio::test]

@@ -145,6 +145,7 @@ pub async fn run_pod_worker<R: Runtime>(
     // The runtime as left by this worker's own start actions, used instead of observing anew.
     let mut reuse: Option<super::observe::RuntimePod> = None;
     let mut volumes_refreshed = Instant::now();
+    let mut first_sync = true;
     loop {
         while let Some(o) = kills.try_next() {
             outcomes.push(o);
@@ -162,8 +163,13 @@ pub async fn run_pod_worker<R: Runtime>(
         let mut view = pod_view(&pod, gone || deleted_in_api);
         let sync_started = Instant::now();
         let continued = reuse.is_some();
+        // A pod the PLEG's last relist did not see has nothing in the runtime: its first sync
+        // goes on from that, as upstream's pod worker starts from the pod cache.
+        let fresh = first_sync && deps.health.pleg().known_empty(&uid);
+        first_sync = false;
         let observed = match reuse.take() {
             Some(rt) => Ok(rt),
+            None if fresh => Ok(super::observe::RuntimePod::default()),
             None => observe_runtime(deps.runtime.as_ref(), &uid).await,
         };
         let rt = match observed {
