@@ -192,7 +192,7 @@ fn refuse_unusable_targets(selection: &Selection) -> Option<ExitCode> {
 
 /// Reads and checks a node agent profile (fields, placeholders, the binary): its path and text,
 /// which every case process gets; the error names file, field and what to fix.
-fn load_node_agent(path: &std::path::Path) -> Result<runner::NodeAgentTarget, String> {
+pub(crate) fn load_node_agent(path: &std::path::Path) -> Result<runner::NodeAgentTarget, String> {
     let profile = runtime_profile::load_agent_file(path).map_err(|e| e.to_string())?;
     runtime_profile::agent_binary(&profile, harness::backend::find_binary).map_err(|e| e.to_string())?;
     if !profile.nodekit_extensions {

@@ -73,6 +73,23 @@ pub fn agent_options(extra: &str) -> anyhow::Result<harness::backend::AgentOptio
     Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new(), profile: crate::context::node_agent_profile() })
 }
 
+/// Agent options with upstream's default timings (relist 1 s, node status 10 s, sync 1 m,
+/// back-off 10 s … 5 m): [`COMPRESSED`] without its compressed periods, so only the world's node
+/// size stays. For measuring the agent as it is deployed rather than as the cases speed it up.
+pub fn deployed_agent_options() -> anyhow::Result<harness::backend::AgentOptions> {
+    let mut config: serde_json::Value = serde_saphyr::from_str(COMPRESSED)?;
+    let compressed = ["nodeLeaseDurationSeconds", "nodeStatusUpdateFrequency", "nodeStatusReportFrequency", "syncFrequency"];
+    let compressed_nodekit = ["containerBackOffBase", "containerBackOffMax", "runtimeRelistPeriod"];
+    if let Some(c) = config.as_object_mut() {
+        compressed.iter().for_each(|k| drop(c.remove(*k)));
+    }
+    if let Some(n) = config.get_mut("nodekit").and_then(serde_json::Value::as_object_mut) {
+        compressed_nodekit.iter().for_each(|k| drop(n.remove(*k)));
+    }
+    let config_yaml = serde_json::to_string_pretty(&config)?;
+    Ok(harness::backend::AgentOptions { config_yaml, extra_args: Vec::new(), profile: crate::context::node_agent_profile() })
+}
+
 /// Merges `over` into `base`: maps key by key, any other value replaces, null keeps the base.
 pub fn deep_merge(base: &mut serde_json::Value, over: serde_json::Value) {
     match (base, over) {

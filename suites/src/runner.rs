@@ -31,7 +31,7 @@ pub const EXIT_SKIPPED: i32 = 77;
 pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
 
 /// A node agent profile a run uses instead of the reference agent: its file and its text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NodeAgentTarget {
     pub source: PathBuf,
     pub text: String,

@@ -82,3 +82,53 @@ fn an_agent_without_extensions_gets_no_nodekit_block() {
     let config = std::fs::read_to_string(run.path().join("kubelet-config-node-a.yaml")).unwrap();
     assert!(config.contains("KubeletConfiguration") && !config.contains("\"nodekit\":"), "{config}");
 }
+
+fn scenario_example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios").join(name)
+}
+
+/// `nodekit run` and `nodekit up` refuse a bad profile as `conformance` does: exit 2 naming
+/// file, field and fix, nothing started (no report, no kubeconfig).
+#[test]
+fn run_and_up_refuse_a_bad_node_agent_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-binary.yaml");
+    let good = std::fs::read_to_string(shipped()).unwrap();
+    std::fs::write(&file, good.replacen("    - node-agent\n", "    - no-such-kubelet\n", 1)).unwrap();
+    let want = format!("--node-agent {}: spec.command[0]: binary \"no-such-kubelet\" not found", file.display());
+    let report = dir.path().join("report");
+    let scenario = scenario_example("crashloop-backoff.yaml");
+    let o = std::process::Command::new(support::NODEKIT)
+        .args(["run", "--node-agent", file.to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("nodekit run: {want}")), "{}", text(&o));
+    assert!(!report.exists(), "the run started");
+    let kubeconfig = dir.path().join("kc");
+    let o = std::process::Command::new(support::NODEKIT)
+        .args(["up", "--node-agent", file.to_str().unwrap(), "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("nodekit up: {want}")), "{}", text(&o));
+    assert!(!kubeconfig.exists(), "the world started");
+}
+
+/// A scenario run with `--node-agent` passes with the profile's agent on its node, and its
+/// world's timeline shows that agent starting, not the built-in one.
+#[test]
+fn a_scenario_runs_with_the_shipped_node_agent_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let scenario = scenario_example("crashloop-backoff.yaml");
+    let o = std::process::Command::new(support::NODEKIT)
+        .args(["run", "--node-agent", shipped().to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let run = std::fs::read_dir(&report).unwrap().flatten().find(|e| e.path().is_dir()).expect("the scenario's directory");
+    let timeline = std::fs::read_to_string(run.path().join("timeline.jsonl")).unwrap_or_default();
+    assert!(timeline.contains("\"node agent node-agent started\""), "{}: {timeline}", run.path().display());
+    assert!(!timeline.contains("\"node-agent started\""), "the built-in start ran: {timeline}");
+}

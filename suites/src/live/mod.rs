@@ -93,6 +93,10 @@ pub struct UpArgs {
     /// With --scenario: write the report of its steps here (report.html, JUnit).
     #[arg(long, value_name = "DIR", default_value = "nodekit-report")]
     pub report: PathBuf,
+    /// A node agent profile (`kind: NodeAgentProfile`): every node runs its binary instead of
+    /// the reference agent.
+    #[arg(long = "node-agent", value_name = "FILE")]
+    pub node_agent: Option<PathBuf>,
 }
 
 fn parse_authorization_mode(s: &str) -> Result<scenario::model::AuthorizationMode, String> {
@@ -111,6 +115,7 @@ fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
         }
         let mut prepared = crate::scenarios::prepare_one(file, args.runtime, args.report.clone())?;
         prepared.images = check_images(&args.images, prepared.runtime)?;
+        prepared.node_agent = crate::scenarios::node_agent(args.node_agent.as_deref())?;
         return Ok((LiveSpec { port: 0, prepared, run_steps: true }, kubeconfig));
     }
     let nodes = args.nodes.unwrap_or(1);
@@ -125,6 +130,7 @@ fn prepare(args: &UpArgs) -> Result<(LiveSpec, PathBuf), UsageError> {
         prepared.scenario.world.authorization_mode = mode;
     }
     prepared.images = check_images(&args.images, prepared.runtime)?;
+    prepared.node_agent = crate::scenarios::node_agent(args.node_agent.as_deref())?;
     Ok((LiveSpec { port: 0, prepared, run_steps: false }, kubeconfig))
 }
 

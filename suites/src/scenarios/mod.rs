@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// `nodekit up`, until Ctrl-C (one scenario; the kubeconfig is ./nodekit.kubeconfig).
     #[arg(long, conflicts_with = "attach")]
     pub keep_world: bool,
+    /// A node agent profile (`kind: NodeAgentProfile`): every node of the scenarios' worlds runs
+    /// its binary instead of the reference agent.
+    #[arg(long = "node-agent", value_name = "FILE", conflicts_with = "attach")]
+    pub node_agent: Option<PathBuf>,
 }
 
 /// What a scenario's child needs: the scenario and everything checked for it.
@@ -80,6 +84,9 @@ pub struct Prepared {
     /// --image`), absolute.
     #[serde(default)]
     pub images: Vec<PathBuf>,
+    /// The node agent profile every node runs instead of the reference agent (`--node-agent`).
+    #[serde(default)]
+    pub node_agent: Option<crate::runner::NodeAgentTarget>,
 }
 
 /// Entry of `nodekit run`.
@@ -146,6 +153,7 @@ fn keep_world(args: &RunArgs) -> ExitCode {
         kubeconfig: PathBuf::from("nodekit.kubeconfig"),
         scenario: Some(file),
         report: args.report.clone(),
+        node_agent: args.node_agent.clone(),
         ..Default::default()
     })
 }
@@ -193,7 +201,7 @@ pub fn prepared_world(nodes: usize, runtime: LiveRuntime, mode: LiveProxyMode, a
         timeouts: Timeouts::default(),
         steps: Vec::new(),
     };
-    Prepared { scenario, runtime, agent_configs: vec![agent_config; nodes], proxy_config, out: PathBuf::new(), skip: None, images: Vec::new() }
+    Prepared { scenario, runtime, agent_configs: vec![agent_config; nodes], proxy_config, out: PathBuf::new(), skip: None, images: Vec::new(), node_agent: None }
 }
 
 /// Loads and checks every file; the first refusal is the error (nothing has run).
@@ -217,7 +225,16 @@ fn prepare_all(args: &RunArgs) -> Result<Vec<Prepared>, UsageError> {
         let dir = args.report.join(format!("{:02}-{}", i + 1, s.name));
         out.push(prepare(s, args.runtime, dir)?);
     }
+    let node_agent = node_agent(args.node_agent.as_deref())?;
+    for p in &mut out {
+        p.node_agent = node_agent.clone();
+    }
     Ok(out)
+}
+
+/// The `--node-agent` profile, checked (fields, placeholders, the binary) before anything runs.
+pub fn node_agent(path: Option<&Path>) -> Result<Option<crate::runner::NodeAgentTarget>, UsageError> {
+    path.map(|p| crate::cli::load_node_agent(p).map_err(|msg| UsageError(format!("--node-agent {msg}")))).transpose()
 }
 
 fn show_paths(paths: &[PathBuf]) -> String {
@@ -253,7 +270,7 @@ fn prepare(s: Scenario, cli: Option<LiveRuntime>, out: PathBuf) -> Result<Prepar
         scenario::model::ProxyMode::Iptables => LiveProxyMode::Iptables,
     };
     let proxy_config = crate::live::spec::proxy_config_layers(&s.world.proxy_config, mode, &format!("{file}: spec.world.proxyConfig"))?;
-    Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip, images: Vec::new() })
+    Ok(Prepared { scenario: s, runtime, agent_configs, proxy_config, out, skip, images: Vec::new(), node_agent: None })
 }
 
 /// The line of the first fault that delays a link.

@@ -55,9 +55,13 @@ impl ScenarioWorld {
         std::fs::write(&proxy_config, &p.proxy_config)?;
         let proxy_args = vec!["--config".to_string(), proxy_config.to_string_lossy().into_owned()];
         let kubeconfig = cp.kubeconfig().to_path_buf();
+        let profile = match &p.node_agent {
+            Some(a) => Some(std::sync::Arc::new(runtime_profile::load_agent_str(&a.text, &a.source)?)),
+            None => None,
+        };
         let mut nodes = Vec::new();
         for (name, config) in names.iter().zip(&p.agent_configs) {
-            let agent_options = AgentOptions { config_yaml: config.clone(), extra_args: Vec::new(), profile: None };
+            let agent_options = AgentOptions { config_yaml: config.clone(), extra_args: Vec::new(), profile: profile.clone() };
             let runtime = Runtime::start_with_images(&world, name, kind.clone(), &p.images)
                 .await
                 .with_context(|| format!("starting the runtime of {name}"))?;
