@@ -16,13 +16,23 @@ pub enum Label {
     Disruptive,
     /// Takes more than a few seconds even with compressed timings.
     Slow,
+    /// Needs what the KubeletConfiguration's `nodekit:` block gives and upstream's has no field
+    /// for: the compressed crash-loop or image-pull back-off, the world's node size, or an agent
+    /// tunable (PLEG threshold, eviction observation period). Skipped for a `--node-agent` whose
+    /// profile says it does not read the block.
+    NodekitExtensions,
+    /// Asserts what only the reference agent does (its warning events for fields it cannot
+    /// apply, the layout of its root directory, its own log). Skipped with `--node-agent`.
+    ReferenceAgent,
 }
 
 impl Label {
-    pub const ALL: [Label; 3] = [
+    pub const ALL: [Label; 5] = [
         Label::Conformance,
         Label::Disruptive,
         Label::Slow,
+        Label::NodekitExtensions,
+        Label::ReferenceAgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +40,8 @@ impl Label {
             Label::Conformance => "Conformance",
             Label::Disruptive => "Disruptive",
             Label::Slow => "Slow",
+            Label::NodekitExtensions => "NodekitExtensions",
+            Label::ReferenceAgent => "ReferenceAgent",
         }
     }
 }

@@ -197,12 +197,12 @@ pub(crate) fn load_node_agent(path: &std::path::Path) -> Result<runner::NodeAgen
     runtime_profile::agent_binary(&profile, harness::backend::find_binary).map_err(|e| e.to_string())?;
     if !profile.nodekit_extensions {
         eprintln!(
-            "nodekit: node agent {:?} does not read nodekit's KubeletConfiguration extensions (spec.config.nodekitExtensions): node cases run with upstream's back-off, relist period and the host's size, so cases whose timings rely on the compressed ones may time out",
+            "nodekit: node agent {:?} does not read nodekit's KubeletConfiguration extensions (spec.config.nodekitExtensions): node cases run with upstream's back-off, relist period and the host's size, so cases whose timings rely on the compressed ones may time out; it gets evictionHard with 1% disk thresholds where a case sets none, so that the host's disk does not put the node under DiskPressure",
             profile.name
         );
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(runner::NodeAgentTarget { source: std::fs::canonicalize(path).unwrap_or(path.to_path_buf()), text })
+    Ok(runner::NodeAgentTarget { source: std::fs::canonicalize(path).unwrap_or(path.to_path_buf()), text, nodekit_extensions: profile.nodekit_extensions })
 }
 
 fn conformance(args: ConformanceArgs) -> ExitCode {
@@ -210,7 +210,7 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
     if let Some(code) = refuse_unusable_targets(&selection) {
         return code;
     }
-    let runs = selection.runs();
+    let mut runs = selection.runs();
     if runs.is_empty() {
         eprintln!("nodekit: no case matches the selection (see `nodekit list`)");
         return ExitCode::from(2);
@@ -222,6 +222,9 @@ fn conformance(args: ConformanceArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(agent) = &node_agent {
+        crate::plan::skip_for_node_agent(&mut runs, agent.nodekit_extensions);
+    }
     if let Err(err) = std::fs::create_dir_all(&args.artifacts) {
         eprintln!("nodekit: cannot create the artifacts directory {}: {err}", args.artifacts.display());
         return ExitCode::from(2);

@@ -52,6 +52,27 @@ impl Run {
     }
 }
 
+/// With `--node-agent`: the runs of cases that assert what only the reference agent does are
+/// skipped, and, when the agent does not read nodekit's extensions, those of cases that need
+/// them — each with its reason.
+pub fn skip_for_node_agent(runs: &mut [Run], nodekit_extensions: bool) {
+    for run in runs.iter_mut().filter(|r| r.skip.is_none()) {
+        if run.case.labels.contains(&Label::ReferenceAgent) {
+            run.skip = Some(
+                "asserts what only the reference agent does (its warning events, its root directory's layout or its log); \
+                 --node-agent runs another agent"
+                    .into(),
+            );
+        } else if !nodekit_extensions && run.case.labels.contains(&Label::NodekitExtensions) {
+            run.skip = Some(
+                "needs nodekit's KubeletConfiguration extensions (compressed back-off, the world's node size or an agent \
+                 tunable), which the --node-agent profile's agent does not read (spec.config.nodekitExtensions: false)"
+                    .into(),
+            );
+        }
+    }
+}
+
 /// One part of a catalog split into `of` parts (`--shard K/N`, `index` = K, 1-based). A run
 /// belongs to the shard its name hashes to, so the shards of N partition any selection, and a
 /// run's shard does not depend on the machine, the catalog order or what else was selected.
@@ -218,6 +239,32 @@ mod tests {
         let runs = sel.runs_of(vec![case("a/b", Runtimes::None, &[]), needy]);
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].case.id, "kubectl/x");
+    }
+
+    /// ReferenceAgent cases are skipped with any --node-agent; NodekitExtensions cases only when
+    /// the profile's agent does not read the extensions; a run skipped already keeps its reason.
+    #[test]
+    fn node_agent_skips_by_label() {
+        let sel = Selection { runtimes: vec![RuntimeTarget::FakeCri], ..Selection::default() };
+        let cases = || {
+            let internal = case("a/internal", Runtimes::All, &[Label::Conformance, Label::ReferenceAgent]);
+            let ext = case("a/ext", Runtimes::All, &[Label::Conformance, Label::NodekitExtensions]);
+            let plain = case("a/plain", Runtimes::All, &[Label::Conformance]);
+            let pulling = case("a/pulling", Runtimes::Pulling, &[Label::Conformance, Label::NodekitExtensions]);
+            vec![internal, ext, plain, pulling]
+        };
+        let skipped = |extensions: bool| {
+            let mut runs = sel.runs_of(cases());
+            skip_for_node_agent(&mut runs, extensions);
+            runs.into_iter().map(|r| (r.case.id, r.skip.unwrap_or_default())).collect::<Vec<_>>()
+        };
+        let with = skipped(true);
+        assert!(with[0].1.contains("only the reference agent"), "{with:?}");
+        assert!(with[1].1.is_empty() && with[2].1.is_empty(), "{with:?}");
+        let without = skipped(false);
+        assert!(without[1].1.contains("nodekitExtensions: false"), "{without:?}");
+        assert!(without[2].1.is_empty(), "{without:?}");
+        assert!(without[3].1.contains("does not pull"), "the earlier reason stays: {without:?}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const SKIP_MARKER: &str = "nodekit-case-skipped: ";
 pub struct NodeAgentTarget {
     pub source: PathBuf,
     pub text: String,
+    /// The profile's `spec.config.nodekitExtensions`.
+    pub nodekit_extensions: bool,
 }
 
 /// How a run ended.

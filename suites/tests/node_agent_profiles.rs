@@ -73,14 +73,28 @@ fn an_agent_without_extensions_gets_no_nodekit_block() {
     std::fs::write(&file, good.replacen("nodekitExtensions: true", "nodekitExtensions: false", 1)).unwrap();
     let artifacts = dir.path().join("artifacts");
     let o = nodekit(
-        &["conformance", "--runtime", "fake-cri", "--node-agent", file.to_str().unwrap(), "--filter", "registration/node-fields", "--keep-artifacts"],
+        &[
+            "conformance", "--runtime", "fake-cri", "--node-agent", file.to_str().unwrap(),
+            "--filter", "registration/node-becomes-ready", "--filter", "registration/node-fields", "--keep-artifacts",
+        ],
         &artifacts,
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not read nodekit's KubeletConfiguration extensions"), "{}", text(&o));
+    // node-fields asserts the world's node size: skipped, saying why.
+    let all = text(&o);
+    let skip = all.lines().find(|l| l.contains("registration/node-fields") && l.contains("SKIP")).unwrap_or_default();
+    assert!(skip.contains("spec.config.nodekitExtensions: false"), "{all}");
     let run = std::fs::read_dir(&artifacts).unwrap().flatten().find(|e| e.path().is_dir()).expect("a run directory");
     let config = std::fs::read_to_string(run.path().join("kubelet-config-node-a.yaml")).unwrap();
     assert!(config.contains("KubeletConfiguration") && !config.contains("\"nodekit\":"), "{config}");
+    // The host's disk, not the world's node size: upstream's disk thresholds lowered to 1%, all
+    // four signals named.
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let hard = &config["evictionHard"];
+    for (signal, want) in [("memory.available", "100Mi"), ("nodefs.available", "1%"), ("imagefs.available", "1%"), ("nodefs.inodesFree", "1%")] {
+        assert_eq!(hard[signal], want, "evictionHard {hard}");
+    }
 }
 
 fn scenario_example(name: &str) -> PathBuf {

@@ -60,13 +60,23 @@ fn with_serving_cert(config_yaml: &str, pki: &Pki, node: &str, ip: std::net::Ipv
     serde_json::to_string_pretty(&doc).map_err(|e| Error::Component(format!("serializing the KubeletConfiguration: {e}")))
 }
 
+/// Disk thresholds for an agent that does not read nodekit's extensions, with upstream's
+/// memory threshold: such an agent measures the machine's disk, not the world's node size, and
+/// upstream's defaults (nodefs 10%, imagefs 15%) put a node on a fuller disk under DiskPressure,
+/// where it admits no ordinary pod. All four signals are named, because upstream sets an
+/// unnamed one to 0 once `evictionHard` is given.
+pub const HOST_DISK_EVICTION_HARD: [(&str, &str); 4] =
+    [("memory.available", "100Mi"), ("nodefs.available", "1%"), ("imagefs.available", "1%"), ("nodefs.inodesFree", "1%")];
+
 /// `config_yaml` without its `nodekit:` block, for an agent that does not read nodekit's
-/// extensions (a kubelet refuses unknown fields).
+/// extensions (a kubelet refuses unknown fields), and with [`HOST_DISK_EVICTION_HARD`] when it
+/// sets no `evictionHard` of its own.
 fn without_extensions(config_yaml: &str, agent: &str) -> Result<String> {
     let mut doc: Value = serde_saphyr::from_str(config_yaml)
         .map_err(|e| Error::Component(format!("the KubeletConfiguration for {agent} is not YAML: {e}")))?;
     if let Value::Object(map) = &mut doc {
         map.remove("nodekit");
+        map.entry("evictionHard").or_insert_with(|| HOST_DISK_EVICTION_HARD.iter().map(|(k, v)| (k.to_string(), json!(v))).collect());
     }
     serde_json::to_string_pretty(&doc).map_err(|e| Error::Component(format!("serializing the KubeletConfiguration: {e}")))
 }

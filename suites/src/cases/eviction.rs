@@ -20,9 +20,10 @@ use crate::kube_wait::{self, phase, pod_condition_status};
 use crate::pods::{self, container};
 
 pub fn cases() -> Vec<Case> {
+    // Thresholds against the world's configured node size, observed every 200 ms.
     let case = |id, body| Case {
         id,
-        labels: &[Label::Conformance],
+        labels: &[Label::Conformance, Label::NodekitExtensions],
         needs: &[],
         topology: Topology::SingleNode,
         runtimes: Runtimes::FakeOnly,

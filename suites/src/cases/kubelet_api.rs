@@ -26,7 +26,7 @@ use crate::pods::{self, container, listening_probe};
 
 pub fn cases() -> Vec<Case> {
     let case = |id, body| Case { id, labels: &[Label::Conformance], needs: &[], topology: Topology::SingleNode, runtimes: Runtimes::All, body };
-    vec![
+    let mut all = vec![
         case("kubelet-api/logs-through-the-api-server", logs as fn(CaseCtx) -> BodyFuture),
         case("kubelet-api/logs-follow-streams-until-the-container-exits", logs_follow),
         case("kubelet-api/exec-stdin-stdout-and-exit-code", exec),
@@ -34,7 +34,12 @@ pub fn cases() -> Vec<Case> {
         case("kubelet-api/node-proxy-metrics-and-anonymous-refused", metrics_and_anonymous),
         case("kubelet-api/resource-metrics-feed-the-metrics-api", metrics_api),
         case("kubelet-api/logs-rotated-and-followed-across-rotations", rotation::logs_rotated),
-    ]
+    ];
+    // It reads the rotated files in the agent's container log layout under its root directory.
+    if let Some(rotated) = all.iter_mut().find(|c| c.id == "kubelet-api/logs-rotated-and-followed-across-rotations") {
+        rotated.labels = &[Label::Conformance, Label::ReferenceAgent];
+    }
+    all
 }
 
 const READY: Duration = Duration::from_secs(30);

@@ -42,6 +42,10 @@ pub fn cases() -> Vec<Case> {
         body,
     };
     const C: &[Label] = &[Label::Conformance];
+    // The compressed image-pull back-off.
+    const EXT: &[Label] = &[Label::Conformance, Label::NodekitExtensions];
+    // The agent's UnsupportedField warning; its container log layout.
+    const REF: &[Label] = &[Label::Conformance, Label::ReferenceAgent];
     vec![
         case("pod-lifecycle/never-succeeded", C, Runtimes::All, never_succeeded as fn(CaseCtx) -> BodyFuture),
         case("pod-lifecycle/never-failed-exit-code", C, Runtimes::All, never_failed),
@@ -51,11 +55,11 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/condition-order-init", C, Runtimes::All, conditions::condition_order_init),
         case("pod-lifecycle/readiness-gates", C, Runtimes::FakeOnly, conditions::readiness_gates),
         case("pod-lifecycle/native-sidecar", C, Runtimes::All, conditions::native_sidecar),
-        case("pod-lifecycle/security-context-reaches-the-runtime", C, Runtimes::All, security::security_context),
+        case("pod-lifecycle/security-context-reaches-the-runtime", REF, Runtimes::All, security::security_context),
         case("pod-lifecycle/init-failing-never", C, Runtimes::All, init_failing_never),
         case("pod-lifecycle/init-failing-always", C, Runtimes::All, init_failing_always),
-        case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow], Runtimes::All, backoff),
-        case("pod-lifecycle/graceful-termination-prestop", C, Runtimes::All, graceful_prestop),
+        case("pod-lifecycle/backoff-doubling-and-cap", &[Label::Conformance, Label::Slow, Label::NodekitExtensions], Runtimes::All, backoff),
+        case("pod-lifecycle/graceful-termination-prestop", REF, Runtimes::All, graceful_prestop),
         case("pod-lifecycle/poststart-exec-hook", C, Runtimes::All, poststart_exec),
         case("pod-lifecycle/poststart-http-hook", C, Runtimes::All, poststart_http),
         case("pod-lifecycle/poststart-failure-kills-and-restarts", C, Runtimes::All, poststart_failure),
@@ -65,7 +69,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/runtime-class-selects-the-handler", C, Runtimes::All, runtime_class::handler_is_used),
         case("pod-lifecycle/runtime-class-runs-under-crun-and-runc", C, Runtimes::Sealed, runtime_class::crun_and_runc),
         case("pod-lifecycle/deletion-completes-promptly", C, Runtimes::All, deletion_prompt),
-        case("pod-lifecycle/image-pull-failure-backs-off", C, Runtimes::FakeOnly, faults::image_pull_failure),
+        case("pod-lifecycle/image-pull-failure-backs-off", EXT, Runtimes::FakeOnly, faults::image_pull_failure),
         case("pod-lifecycle/create-container-error", C, Runtimes::FakeOnly, faults::create_container_error),
         case("pod-lifecycle/sandbox-failure-retried", C, Runtimes::FakeOnly, faults::sandbox_failure),
         case("pod-lifecycle/runtime-kills-container", C, Runtimes::FakeOnly, faults::runtime_kills_container),

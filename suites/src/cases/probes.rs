@@ -28,6 +28,8 @@ mod startup;
 pub fn cases() -> Vec<Case> {
     const FAST: &[Label] = &[Label::Conformance];
     const SLOW: &[Label] = &[Label::Conformance, Label::Slow];
+    // Three restarts in 25 s: the compressed crash-loop back-off.
+    const BACK_OFF: &[Label] = &[Label::Conformance, Label::NodekitExtensions];
     let case = |id, labels, body: fn(CaseCtx) -> BodyFuture| Case {
         id,
         labels,
@@ -43,7 +45,7 @@ pub fn cases() -> Vec<Case> {
         case("probes/liveness-exec-failing-restarts", FAST, liveness::exec_failing),
         case("probes/liveness-exec-passing-no-restart", FAST, liveness::exec_passing),
         case("probes/liveness-exec-timeout-restarts", FAST, liveness::exec_timeout),
-        case("probes/liveness-http-restart-count-monotonic", FAST, liveness::http_monotonic),
+        case("probes/liveness-http-restart-count-monotonic", BACK_OFF, liveness::http_monotonic),
         case("probes/liveness-http-passing-no-restart", FAST, liveness::http_passing),
         case("probes/liveness-http-local-redirect-followed", FAST, liveness::http_local_redirect),
         case("probes/liveness-http-non-local-redirect-warning", FAST, liveness::http_non_local_redirect),

@@ -13,7 +13,8 @@ pub fn cases() -> Vec<Case> {
     vec![
         Case {
             id: "registration/node-fields",
-            labels: &[Label::Conformance],
+            // The world's node size (cpu 4, memory 8Gi, ephemeral 64Gi) is asserted.
+            labels: &[Label::Conformance, Label::NodekitExtensions],
             needs: &[],
             topology: Topology::SingleNode,
             runtimes: Runtimes::All,
@@ -37,7 +38,8 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             id: "registration/relist-stall-not-ready-and-unhealthy",
-            labels: &[Label::Conformance, Label::Disruptive],
+            // plegRelistThreshold and syncLoopHealthMinimum: upstream's are 3 m and 5 m.
+            labels: &[Label::Conformance, Label::Disruptive, Label::NodekitExtensions],
             needs: &[],
             topology: Topology::SingleNode,
             runtimes: Runtimes::FakeOnly,

@@ -31,6 +31,8 @@ pub fn cases() -> Vec<Case> {
         body,
     };
     const C: &[Label] = &[Label::Conformance];
+    // The agent's container log layout; its own log.
+    const REF: &[Label] = &[Label::Conformance, Label::ReferenceAgent];
     const D: &[Label] = &[Label::Conformance, Label::Disruptive];
     vec![
         case("static-pods/mirror-pod-name-annotations-owner", C, mirror_shape as fn(CaseCtx) -> BodyFuture),
@@ -38,9 +40,9 @@ pub fn cases() -> Vec<Case> {
         case("static-pods/mirror-deleted-gracefully-recreated", C, mirror_deleted_gracefully),
         case("static-pods/mirror-deleted-at-once-recreated", C, mirror_deleted_at_once),
         case("static-pods/manifest-removed-and-readded", C, removed_and_readded),
-        case("static-pods/removal-honours-grace-period", C, removal_grace),
+        case("static-pods/removal-honours-grace-period", REF, removal_grace),
         case("static-pods/rapid-rewrites-converge", C, rapid_rewrites),
-        case("static-pods/bad-manifest-isolated", C, bad_manifest),
+        case("static-pods/bad-manifest-isolated", REF, bad_manifest),
         case("static-pods/runs-while-api-partitioned", D, partitioned),
         case("static-pods/start-before-the-api-server-answers", D, before_api),
         case("static-pods/agent-restart-keeps-containers", D, agent_restart),
