@@ -29,6 +29,9 @@ const ROUNDS: usize = 5;
 struct Round {
     agent: Vec<Duration>,
     floor: Vec<Duration>,
+    /// Per agent-batch pod (fake-cri only, from its call log): create returned → RunPodSandbox
+    /// began, RunPodSandbox, RunPodSandbox returned → Running seen.
+    stages: Vec<[Duration; 3]>,
     calls: [Vec<Duration>; CALLS],
     rss_idle_kib: u64,
     rss_loaded_kib: u64,
@@ -125,6 +128,7 @@ async fn runtime_row(
     let mut row = Row { runtime: name, agent: Vec::new(), floor: Vec::new(), rss_idle_kib: 0, rss_loaded_kib: 0 };
     let mut calls: [Vec<Duration>; CALLS] = Default::default();
     let mut rounds = Vec::new();
+    let mut stages: Vec<[Duration; 3]> = Vec::new();
     // containerd's work is spread over its shims and runc: only fake-cri's is counted.
     let runtime_pid = rt.fake_cri_process().map(|p| p.pid());
     let mut cpu = BatchCpu::default();
@@ -142,6 +146,7 @@ async fn runtime_row(
         }
         row.rss_loaded_kib = row.rss_loaded_kib.max(r.rss_loaded_kib);
         cpu += r.cpu;
+        stages.extend(r.stages);
         row.agent.extend(r.agent);
         row.floor.extend(r.floor);
         for (all, c) in calls.iter_mut().zip(r.calls) {
@@ -154,6 +159,22 @@ async fn runtime_row(
     println!("{name} floor calls, p50/p99 ms: {}", per_call.join(", "));
     let each: Vec<String> = rounds.iter().map(|(a, f)| format!("{:.0}/{:.0}", ms(*a), ms(*f))).collect();
     println!("{name} per round, agent p99/floor p99 ms: {}", each.join(", "));
+    if !stages.is_empty() {
+        let stage = |i: usize| {
+            let v: Vec<Duration> = stages.iter().map(|s| s[i]).collect();
+            format!("{:.1}/{:.1}", ms(pct(&v, 0.5)), ms(pct(&v, 0.99)))
+        };
+        let after: Vec<Duration> = row.floor.iter().zip(&calls[0]).map(|(total, run)| total.saturating_sub(*run)).collect();
+        println!(
+            "{name} stages, p50/p99 ms: agent: create returned → RunPodSandbox {}, RunPodSandbox {}, then → Running seen {}; floor: RunPodSandbox {}, then → ContainerStatus returned {:.1}/{:.1}",
+            stage(0),
+            stage(1),
+            stage(2),
+            format!("{:.1}/{:.1}", ms(pct(&calls[0], 0.5)), ms(pct(&calls[0], 0.99))),
+            ms(pct(&after, 0.5)),
+            ms(pct(&after, 0.99))
+        );
+    }
     let per_batch = |v: u64| v / ROUNDS as u64;
     let runtime_cpu = |v: u64| if runtime_pid.is_some() { per_batch(v).to_string() } else { "-".into() };
     println!(
@@ -218,7 +239,9 @@ async fn measure(
         .collect::<anyhow::Result<_>>()?;
     let me = Some(std::process::id());
     let cpu0 = [cpu_ms(Some(pid)), cpu_ms(runtime_pid), cpu_ms(me)];
-    let (arrivals, running) = agent_batch(client, &specs).await?;
+    let batch = agent_batch(client, &specs).await?;
+    let stages = rt.state_dir().map(|d| agent_stages(&d.join("cri-calls.jsonl"), &batch)).unwrap_or_default();
+    let (arrivals, running) = (batch.arrivals, batch.running.into_values().map(|(_, took)| took).collect());
     let rss_loaded_kib = rss_kib(pid);
     let mut cpu = BatchCpu {
         agent: cpu_ms(Some(pid)).saturating_sub(cpu0[0]),
@@ -245,42 +268,83 @@ async fn measure(
     machine_quiet().await;
     let (floor, calls, [runtime_ms, bench_ms]) = raw_floor(rt, runtime_pid, &specs, &arrivals, agent.root_dir()).await?;
     (cpu.runtime_floor_batch, cpu.bench_floor_batch) = (runtime_ms, bench_ms);
-    Ok(Round { agent: running, floor, calls, rss_idle_kib, rss_loaded_kib, cpu })
+    Ok(Round { agent: running, floor, calls, stages, rss_idle_kib, rss_loaded_kib, cpu })
+}
+
+/// What an agent batch measured.
+struct Batch {
+    /// When each create returned, from the first create's start.
+    arrivals: Vec<Duration>,
+    /// Per pod: the wall-clock time its create returned and its latency from then to Running seen.
+    running: HashMap<String, (jiff::Timestamp, Duration)>,
 }
 
 /// Through the agent: creates every pod at once and waits for each to be seen Running by a
-/// watch. Returns when each create returned (from the first create's start) and each pod's
-/// latency from its create returned to Running seen.
-async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+/// watch.
+async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Batch> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut stream = watcher(api.clone(), watcher::Config::default().labels("bench=pods")).applied_objects().boxed();
     let mut created: HashMap<String, Instant> = HashMap::new();
     let t0 = Instant::now();
     let creates = specs.iter().map(|p| {
         let api = api.clone();
-        async move { api.create(&Default::default(), p).await.map(|_| (p.metadata.name.clone().unwrap_or_default(), Instant::now())) }
+        async move {
+            let r = api.create(&Default::default(), p).await;
+            r.map(|_| (p.metadata.name.clone().unwrap_or_default(), Instant::now(), jiff::Timestamp::now()))
+        }
     });
     // When each pod exists in the API (its create returned; upstream's startup SLI counts from
     // the pod's creation): the agent's latency and the floor's both count from then.
     let mut arrivals = Vec::new();
+    let mut wall = HashMap::new();
     for r in futures::future::join_all(creates).await {
-        let (n, t) = r?;
+        let (n, t, w) = r?;
+        wall.insert(n.clone(), w);
         created.insert(n, t);
         arrivals.push(t - t0);
     }
-    let mut running: HashMap<String, Duration> = HashMap::new();
+    let mut running: HashMap<String, (jiff::Timestamp, Duration)> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while running.len() < specs.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         let pod = tokio::time::timeout(left, stream.next()).await?.ok_or_else(|| anyhow::anyhow!("watch ended"))??;
         let n = pod.metadata.name.clone().unwrap_or_default();
         if crate::kube_wait::phase(&pod) == "Running" && !running.contains_key(&n) {
-            if let Some(t) = created.get(&n) {
-                running.insert(n, t.elapsed());
+            if let (Some(t), Some(w)) = (created.get(&n), wall.get(&n)) {
+                running.insert(n, (*w, t.elapsed()));
             }
         }
     }
-    Ok((arrivals, running.into_values().collect()))
+    Ok(Batch { arrivals, running })
+}
+
+/// Splits each pod's latency at its RunPodSandbox in fake-cri's call log (one JSON line per
+/// call, stamped when it returned, the sandbox named after the pod). Pods without a record are
+/// left out; an unreadable log gives nothing.
+fn agent_stages(log: &std::path::Path, batch: &Batch) -> Vec<[Duration; 3]> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut sandbox: HashMap<String, (jiff::Timestamp, Duration)> = HashMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if v["method"] != "RunPodSandbox" || v["code"] != "Ok" {
+            continue;
+        }
+        let (Some(id), Some(ts), Some(us)) = (v["id"].as_str(), v["ts"].as_str(), v["duration_us"].as_u64()) else { continue };
+        if let Ok(done) = ts.parse::<jiff::Timestamp>() {
+            sandbox.insert(id.to_string(), (done, Duration::from_micros(us)));
+        }
+    }
+    let since = |a: jiff::Timestamp, b: jiff::Timestamp| Duration::try_from(b.duration_since(a)).unwrap_or_default();
+    batch
+        .running
+        .iter()
+        .filter_map(|(name, (created, total))| {
+            let (done, took) = sandbox.get(name)?;
+            let began = done.checked_sub(*took).ok()?;
+            let to_sandbox = since(*created, began);
+            Some([to_sandbox, *took, total.saturating_sub(to_sandbox + *took)])
+        })
+        .collect()
 }
 
 /// Busy and total jiffies of all CPUs, from /proc/stat.

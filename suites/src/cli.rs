@@ -86,6 +86,10 @@ struct SelectArgs {
     /// it, and a run's shard is a hash of its name, the same on every machine.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// A node agent profile (`kind: NodeAgentProfile`): node-level cases run its binary as the
+    /// node under test instead of the reference agent, and cases it cannot run are skipped.
+    #[arg(long = "node-agent", value_name = "FILE")]
+    node_agent: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,10 +115,6 @@ struct ConformanceArgs {
     /// Per-case time limit in seconds; the world is killed when it runs out.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
-    /// A node agent profile (`kind: NodeAgentProfile`): node-level cases run its binary as the
-    /// node under test instead of the reference agent.
-    #[arg(long = "node-agent", value_name = "FILE")]
-    node_agent: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<Label, String> {
@@ -128,8 +128,18 @@ fn parse_label(s: &str) -> Result<Label, String> {
 }
 
 impl SelectArgs {
-    fn selection(&self) -> Selection {
-        Selection {
+    /// The selection, and the `--node-agent` profile read and checked (exit 2 with file, field
+    /// and fix when it is bad).
+    fn selection(&self) -> Result<(Selection, Option<runner::NodeAgentTarget>), ExitCode> {
+        let node_agent = self.node_agent.as_deref().map(load_node_agent).transpose().map_err(|msg| {
+            eprintln!("nodekit: --node-agent {msg}");
+            ExitCode::from(2)
+        })?;
+        let agent = match &node_agent {
+            None => crate::plan::AgentUnderTest::Reference,
+            Some(a) => crate::plan::AgentUnderTest::Profile { nodekit_extensions: a.nodekit_extensions },
+        };
+        let selection = Selection {
             filters: self.filters.clone(),
             excludes: self.excludes.clone(),
             labels: self.labels.clone(),
@@ -139,7 +149,9 @@ impl SelectArgs {
                 self.runtimes.clone()
             },
             shard: self.shard,
-        }
+            agent,
+        };
+        Ok((selection, node_agent))
     }
 }
 
@@ -159,7 +171,10 @@ pub fn main() -> ExitCode {
 /// `nodekit list`: one line per run with its labels, runtime and topology, and why it would
 /// be skipped. Exit 2 when a selected target is unusable, as `conformance` would.
 fn list(args: &SelectArgs) -> ExitCode {
-    let selection = args.selection();
+    let selection = match args.selection() {
+        Ok((selection, _)) => selection,
+        Err(code) => return code,
+    };
     if let Some(code) = refuse_unusable_targets(&selection) {
         return code;
     }
@@ -206,24 +221,17 @@ pub(crate) fn load_node_agent(path: &std::path::Path) -> Result<runner::NodeAgen
 }
 
 fn conformance(args: ConformanceArgs) -> ExitCode {
-    let selection = args.select.selection();
+    let (selection, node_agent) = match args.select.selection() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Some(code) = refuse_unusable_targets(&selection) {
         return code;
     }
-    let mut runs = selection.runs();
+    let runs = selection.runs();
     if runs.is_empty() {
         eprintln!("nodekit: no case matches the selection (see `nodekit list`)");
         return ExitCode::from(2);
-    }
-    let node_agent = match args.node_agent.as_deref().map(load_node_agent).transpose() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("nodekit: --node-agent {msg}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(agent) = &node_agent {
-        crate::plan::skip_for_node_agent(&mut runs, agent.nodekit_extensions);
     }
     if let Err(err) = std::fs::create_dir_all(&args.artifacts) {
         eprintln!("nodekit: cannot create the artifacts directory {}: {err}", args.artifacts.display());

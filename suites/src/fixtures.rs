@@ -70,7 +70,13 @@ pub fn agent_config(extra: &str) -> anyhow::Result<String> {
 
 /// Agent options for [`agent_config`]`(extra)`.
 pub fn agent_options(extra: &str) -> anyhow::Result<harness::backend::AgentOptions> {
-    Ok(harness::backend::AgentOptions { config_yaml: agent_config(extra)?, extra_args: Vec::new(), profile: crate::context::node_agent_profile() })
+    Ok(options_for(agent_config(extra)?))
+}
+
+/// Agent options running the whole configuration document `config_yaml` with the run's node
+/// agent profile (`--node-agent`, or the reference agent).
+pub fn options_for(config_yaml: String) -> harness::backend::AgentOptions {
+    harness::backend::AgentOptions { config_yaml, extra_args: Vec::new(), profile: crate::context::node_agent_profile() }
 }
 
 /// Agent options with upstream's default timings (relist 1 s, node status 10 s, sync 1 m,
@@ -86,8 +92,7 @@ pub fn deployed_agent_options() -> anyhow::Result<harness::backend::AgentOptions
     if let Some(n) = config.get_mut("nodekit").and_then(serde_json::Value::as_object_mut) {
         compressed_nodekit.iter().for_each(|k| drop(n.remove(*k)));
     }
-    let config_yaml = serde_json::to_string_pretty(&config)?;
-    Ok(harness::backend::AgentOptions { config_yaml, extra_args: Vec::new(), profile: crate::context::node_agent_profile() })
+    Ok(options_for(serde_json::to_string_pretty(&config)?))
 }
 
 /// Merges `over` into `base`: maps key by key, any other value replaces, null keeps the base.
@@ -152,8 +157,7 @@ impl NodeEnv {
     ) -> anyhow::Result<NodeEnv> {
         let cp = control_plane(ctx, api).await?;
         let runtime = start_runtime(ctx, NODE).await?;
-        let opts = harness::backend::AgentOptions { config_yaml: agent_config.to_string(), extra_args: Vec::new(), profile: crate::context::node_agent_profile() };
-        let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &opts).await?;
+        let agent = harness::backend::NodeAgent::start(&ctx.world, &cp, NODE, &runtime, &options_for(agent_config.to_string())).await?;
         let client = cp.client()?;
         Ok(NodeEnv { cp, runtime, agent, client })
     }

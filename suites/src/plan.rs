@@ -52,10 +52,21 @@ impl Run {
     }
 }
 
+/// The node agent the node cases run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgentUnderTest {
+    /// nodekit's own agent, started by the harness.
+    #[default]
+    Reference,
+    /// A `--node-agent` profile's agent; `nodekit_extensions` says whether it reads the
+    /// `nodekit:` block of its KubeletConfiguration.
+    Profile { nodekit_extensions: bool },
+}
+
 /// With `--node-agent`: the runs of cases that assert what only the reference agent does are
 /// skipped, and, when the agent does not read nodekit's extensions, those of cases that need
 /// them — each with its reason.
-pub fn skip_for_node_agent(runs: &mut [Run], nodekit_extensions: bool) {
+fn skip_for_node_agent(runs: &mut [Run], nodekit_extensions: bool) {
     for run in runs.iter_mut().filter(|r| r.skip.is_none()) {
         if run.case.labels.contains(&Label::ReferenceAgent) {
             run.skip = Some(
@@ -123,6 +134,8 @@ pub struct Selection {
     pub runtimes: Vec<RuntimeTarget>,
     /// Only this part of the selection.
     pub shard: Option<Shard>,
+    /// The agent node cases run; a profile's agent skips the cases it cannot run.
+    pub agent: AgentUnderTest,
 }
 
 impl Selection {
@@ -151,6 +164,9 @@ impl Selection {
                 && !self.excludes.iter().any(|f| matches(f, &name))
                 && self.shard.is_none_or(|s| s.contains(&name))
         });
+        if let AgentUnderTest::Profile { nodekit_extensions } = self.agent {
+            skip_for_node_agent(&mut out, nodekit_extensions);
+        }
         out
     }
 }
@@ -245,7 +261,6 @@ mod tests {
     /// the profile's agent does not read the extensions; a run skipped already keeps its reason.
     #[test]
     fn node_agent_skips_by_label() {
-        let sel = Selection { runtimes: vec![RuntimeTarget::FakeCri], ..Selection::default() };
         let cases = || {
             let internal = case("a/internal", Runtimes::All, &[Label::Conformance, Label::ReferenceAgent]);
             let ext = case("a/ext", Runtimes::All, &[Label::Conformance, Label::NodekitExtensions]);
@@ -253,10 +268,10 @@ mod tests {
             let pulling = case("a/pulling", Runtimes::Pulling, &[Label::Conformance, Label::NodekitExtensions]);
             vec![internal, ext, plain, pulling]
         };
-        let skipped = |extensions: bool| {
-            let mut runs = sel.runs_of(cases());
-            skip_for_node_agent(&mut runs, extensions);
-            runs.into_iter().map(|r| (r.case.id, r.skip.unwrap_or_default())).collect::<Vec<_>>()
+        let skipped = |nodekit_extensions: bool| {
+            let agent = AgentUnderTest::Profile { nodekit_extensions };
+            let sel = Selection { runtimes: vec![RuntimeTarget::FakeCri], agent, ..Selection::default() };
+            sel.runs_of(cases()).into_iter().map(|r| (r.case.id, r.skip.unwrap_or_default())).collect::<Vec<_>>()
         };
         let with = skipped(true);
         assert!(with[0].1.contains("only the reference agent"), "{with:?}");

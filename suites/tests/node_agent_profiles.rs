@@ -6,17 +6,24 @@
 use std::path::{Path, PathBuf};
 
 mod support;
-use support::cli::{nodekit, text};
-
+use support::cli::{nodekit, run, text};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agents/node-agent.yaml")
 }
 
+/// The shipped profile with its first `from` replaced by `to`, written to `dir/name.yaml`.
+fn edited_profile(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let good = std::fs::read_to_string(shipped()).unwrap();
+    assert!(good.contains(from), "{from:?} is not in node-agent.yaml");
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
+    file
+}
+
 /// Each broken copy of the shipped profile, and what the message must say.
 #[test]
 fn a_bad_node_agent_profile_is_exit_2_with_file_field_and_fix() {
-    let good = std::fs::read_to_string(shipped()).unwrap();
     let cases: &[(&str, &str, &str, &str)] = &[
         ("unknown-field", "  env:\n", "  environment:\n", "spec.environment: unknown field; the fields here are command, env, config, stop"),
         ("no-runtime", "    - \"{cri_socket}\"\n", "    - unix:///run/containerd/containerd.sock\n", "spec.command: the agent is never given {cri_socket}"),
@@ -24,9 +31,7 @@ fn a_bad_node_agent_profile_is_exit_2_with_file_field_and_fix() {
     ];
     let dir = tempfile::tempdir().unwrap();
     for (name, from, to, want) in cases {
-        assert!(good.contains(from), "{from:?} is not in node-agent.yaml");
-        let file = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
+        let file = edited_profile(dir.path(), name, from, to);
         let artifacts = dir.path().join(format!("artifacts-{name}"));
         let o = nodekit(&["conformance", "--runtime", "fake-cri", "--node-agent", file.to_str().unwrap(), "--filter", "registration/"], &artifacts);
         assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
@@ -68,9 +73,7 @@ fn the_shipped_node_agent_profile_runs_node_cases() {
 #[test]
 fn an_agent_without_extensions_gets_no_nodekit_block() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("plain.yaml");
-    let good = std::fs::read_to_string(shipped()).unwrap();
-    std::fs::write(&file, good.replacen("nodekitExtensions: true", "nodekitExtensions: false", 1)).unwrap();
+    let file = edited_profile(dir.path(), "plain", "nodekitExtensions: true", "nodekitExtensions: false");
     let artifacts = dir.path().join("artifacts");
     let o = nodekit(
         &[
@@ -106,24 +109,16 @@ fn scenario_example(name: &str) -> PathBuf {
 #[test]
 fn run_and_up_refuse_a_bad_node_agent_profile() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("no-binary.yaml");
-    let good = std::fs::read_to_string(shipped()).unwrap();
-    std::fs::write(&file, good.replacen("    - node-agent\n", "    - no-such-kubelet\n", 1)).unwrap();
+    let file = edited_profile(dir.path(), "no-binary", "    - node-agent\n", "    - no-such-kubelet\n");
     let want = format!("--node-agent {}: spec.command[0]: binary \"no-such-kubelet\" not found", file.display());
     let report = dir.path().join("report");
     let scenario = scenario_example("crashloop-backoff.yaml");
-    let o = std::process::Command::new(support::NODEKIT)
-        .args(["run", "--node-agent", file.to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = run(&["run", "--node-agent", file.to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("nodekit run: {want}")), "{}", text(&o));
     assert!(!report.exists(), "the run started");
     let kubeconfig = dir.path().join("kc");
-    let o = std::process::Command::new(support::NODEKIT)
-        .args(["up", "--node-agent", file.to_str().unwrap(), "--kubeconfig", kubeconfig.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = run(&["up", "--node-agent", file.to_str().unwrap(), "--kubeconfig", kubeconfig.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("nodekit up: {want}")), "{}", text(&o));
     assert!(!kubeconfig.exists(), "the world started");
@@ -136,13 +131,32 @@ fn a_scenario_runs_with_the_shipped_node_agent_profile() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report");
     let scenario = scenario_example("crashloop-backoff.yaml");
-    let o = std::process::Command::new(support::NODEKIT)
-        .args(["run", "--node-agent", shipped().to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = run(&["run", "--node-agent", shipped().to_str().unwrap(), "--report", report.to_str().unwrap(), scenario.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let run = std::fs::read_dir(&report).unwrap().flatten().find(|e| e.path().is_dir()).expect("the scenario's directory");
     let timeline = std::fs::read_to_string(run.path().join("timeline.jsonl")).unwrap_or_default();
     assert!(timeline.contains("\"node agent node-agent started\""), "{}: {timeline}", run.path().display());
     assert!(!timeline.contains("\"node-agent started\""), "the built-in start ran: {timeline}");
+}
+
+/// `nodekit list --node-agent` shows the runs such an agent skips and why, as `conformance`
+/// would skip them: reference-agent cases always, extension cases only for an agent that does
+/// not read the extensions.
+#[test]
+fn list_shows_what_a_node_agent_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = edited_profile(dir.path(), "plain", "nodekitExtensions: true", "nodekitExtensions: false");
+    let line = |profile: &Path, run_name: &str| {
+        let o = run(&["list", "--node-agent", profile.to_str().unwrap(), "--filter", run_name]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        out.lines().find(|l| l.starts_with(run_name)).unwrap_or_else(|| panic!("no {run_name} in {out}")).to_string()
+    };
+    let internal = "static-pods/bad-manifest-isolated[fake-cri]";
+    let ext = "registration/node-fields[fake-cri]";
+    assert!(line(&shipped(), internal).contains("skipped: asserts what only the reference agent does"));
+    assert!(!line(&shipped(), ext).contains("skipped"), "{}", line(&shipped(), ext));
+    assert!(line(&plain, ext).contains("spec.config.nodekitExtensions: false"), "{}", line(&plain, ext));
+    let o = run(&["list", "--filter", internal]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("skipped"), "without --node-agent: {}", text(&o));
 }

@@ -12,7 +12,7 @@
 //! "PLEG is not healthy: pleg was last seen active … ago; threshold is …" once it is older than
 //! the relist threshold (3 m), and its sync loop (so /healthz) stops while that lasts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ struct Inner {
     /// When the last relist completed (the start time until the first one).
     last_relist: Mutex<Instant>,
     /// The last completed relist: when it began and the pods it saw.
-    cache: Mutex<Option<(Instant, HashSet<String>)>>,
+    cache: Mutex<Option<(Instant, Arc<Snapshot>)>>,
     /// When the workers of pods ended, until a relist began after that.
     ended: Mutex<HashMap<String, Instant>>,
     threshold: Duration,
@@ -82,12 +82,12 @@ impl PlegHandle {
         let cache = lock(&self.0.cache);
         let Some((began, seen)) = cache.as_ref() else { return false };
         let ended_since = lock(&self.0.ended).get(uid).is_some_and(|ended| ended >= began);
-        !seen.contains(uid) && !ended_since
+        !seen.contains_key(uid) && !ended_since
     }
 
-    /// Records the relist that began at `began` and saw `next`.
-    fn cache(&self, began: Instant, next: &Snapshot) {
-        *lock(&self.0.cache) = Some((began, next.keys().cloned().collect()));
+    /// Records the relist that began at `began` and saw `next` (shared, not copied).
+    fn cache(&self, began: Instant, next: Arc<Snapshot>) {
+        *lock(&self.0.cache) = Some((began, next));
         lock(&self.0.ended).retain(|_, ended| *ended >= began);
     }
 
@@ -171,7 +171,7 @@ pub async fn relist<R: Runtime>(rt: &R) -> Result<Snapshot> {
 
 /// Relists every `period` until cancelled, waking the workers of changed pods.
 pub async fn run_pleg<R: Runtime>(rt: Arc<R>, pleg: PlegHandle, period: Duration, cancel: CancellationToken) {
-    let mut prev: Snapshot = HashMap::new();
+    let mut prev: Arc<Snapshot> = Arc::default();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -182,8 +182,9 @@ pub async fn run_pleg<R: Runtime>(rt: Arc<R>, pleg: PlegHandle, period: Duration
         let began = Instant::now();
         match relist(rt.as_ref()).await {
             Ok(next) => {
+                let next = Arc::new(next);
                 pleg.relisted(Instant::now());
-                pleg.cache(began, &next);
+                pleg.cache(began, next.clone());
                 pleg.wake_news(&changed(&prev, &next), &next);
                 prev = next;
             }
@@ -226,12 +227,12 @@ mod tests {
         let pleg = PlegHandle::new(Duration::from_secs(1));
         assert!(!pleg.known_empty("new"), "no relist yet: nothing is known");
         let began = Instant::now();
-        pleg.cache(began, &snap(&[("p1", &[("s1", 0)])]));
+        pleg.cache(began, Arc::new(snap(&[("p1", &[("s1", 0)])])));
         assert!(pleg.known_empty("new"));
         assert!(!pleg.known_empty("p1"), "seen by the relist");
         pleg.unsubscribe("gone");
         assert!(!pleg.known_empty("gone"), "its worker ended after the relist began: it may have left something");
-        pleg.cache(Instant::now(), &snap(&[]));
+        pleg.cache(Instant::now(), Arc::new(snap(&[])));
         assert!(pleg.known_empty("gone"), "a later relist did not see it");
         assert!(lock(&pleg.0.ended).is_empty(), "ended workers are forgotten once a relist began after them");
     }
