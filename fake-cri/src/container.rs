@@ -250,6 +250,7 @@ impl Runtime {
                 (err_r.try_clone().map_err(Error::io("dup pipe"))?, 4),
             ],
             user: container_user(rec),
+            controlling_tty: false,
         };
         let (_program_fd, program) = crate::spawn::pinned_program(&rec.exec_path)
             .map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
@@ -617,6 +618,7 @@ impl Runtime {
             workdir: Some(cpath(Path::new(&c.working_dir))?),
             dup_fds: Vec::<(OwnedFd, i32)>::new(),
             user: container_user(c),
+            controlling_tty: false,
         })
     }
 

@@ -5,6 +5,7 @@ use crate::runtime::Runtime;
 use crate::spawn::prepare;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -22,7 +23,10 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
 impl Runtime {
     /// Starts `cmd` in running container `id` (its namespaces, cgroup, user and environment)
     /// in its own process group, with the given stdio.
-    pub(crate) fn spawn_exec(&self, id: &str, cmd: &[String], stdin: std::process::Stdio) -> Result<tokio::process::Child> {
+    /// Starts `cmd` in container `id`: stdout and stderr piped, stdin as given; with a
+    /// `terminal` (the slave side of a pty) all three are that terminal, which becomes the
+    /// process's controlling terminal.
+    pub(crate) fn spawn_exec(&self, id: &str, cmd: &[String], stdin: std::process::Stdio, terminal: Option<&OwnedFd>) -> Result<tokio::process::Child> {
         let Some(argv0) = cmd.first().cloned() else {
             return Err(Error::InvalidArgument("exec command must not be empty".into()));
         };
@@ -36,7 +40,18 @@ impl Runtime {
             .map(|e| e.binary.clone())
             .unwrap_or_else(|| c.exec_path.clone());
         let program = crate::container::resolve_program(&argv0, &binary);
-        let enter = self.enter_container(&c, pid)?;
+        let mut enter = self.enter_container(&c, pid)?;
+        enter.controlling_tty = terminal.is_some();
+        let stdio = |piped: fn() -> std::process::Stdio| -> Result<std::process::Stdio> {
+            match terminal {
+                Some(t) => Ok(std::process::Stdio::from(t.try_clone().map_err(Error::io("dup terminal"))?)),
+                None => Ok(piped()),
+            }
+        };
+        let stdin = match terminal {
+            Some(_) => stdio(std::process::Stdio::null)?,
+            None => stdin,
+        };
         // The image binary may be hidden inside the container's view (private /tmp): exec it
         // through an fd opened here; host programs are looked up inside the container's view.
         let pinned = if program == binary { Some(crate::spawn::pinned_program(&binary)?) } else { None };
@@ -47,8 +62,8 @@ impl Runtime {
             .env_clear()
             .envs(c.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
             .stdin(stdin)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(stdio(std::process::Stdio::piped)?)
+            .stderr(stdio(std::process::Stdio::piped)?)
             .kill_on_drop(true);
         prepare(command.as_std_mut(), &enter);
         let child = command
@@ -61,7 +76,7 @@ impl Runtime {
 
     /// ExecSync: runs `cmd` in the container; `timeout` seconds (0: none).
     pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32)> {
-        let mut child = self.spawn_exec(id, &cmd, std::process::Stdio::null())?;
+        let mut child = self.spawn_exec(id, &cmd, std::process::Stdio::null(), None)?;
         let pgid = child.id().map(|p| p as i32);
         let out = tokio::spawn(read_capped(child.stdout.take()));
         let err = tokio::spawn(read_capped(child.stderr.take()));

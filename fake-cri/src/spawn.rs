@@ -42,6 +42,9 @@ pub struct Enter {
     pub dup_fds: Vec<(OwnedFd, RawFd)>,
     /// Credentials switched to after the namespaces are set up (None: stay root).
     pub user: Option<User>,
+    /// The child's stdin is a terminal: it starts a session and takes that terminal as its
+    /// controlling terminal (an exec with `tty`), instead of only a process group of its own.
+    pub controlling_tty: bool,
 }
 
 /// The identity a container process runs as (`run_as_user`, `run_as_group`,
@@ -148,6 +151,7 @@ fn child_setup(
     workdir: Option<&CString>,
     dups: &[(RawFd, RawFd)],
     user: Option<&User>,
+    controlling_tty: bool,
 ) -> std::io::Result<()> {
     // Every fd below is owned by the parent's `Enter`, which outlives the fork and exec.
     let b = |fd: RawFd| -> BorrowedFd<'static> {
@@ -181,6 +185,17 @@ fn child_setup(
             return Err(std::io::Error::last_os_error());
         }
     }
+    if controlling_tty {
+        // A new session (and process group) whose controlling terminal is stdin, as runc gives
+        // a process with a console.
+        nix::unistd::setsid().map_err(std::io::Error::from)?;
+        #[allow(unsafe_code)]
+        // SAFETY: TIOCSCTTY on fd 0, which std's stdio setup made the terminal before pre_exec.
+        let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     // Like runc: the user is switched after every namespace and mount, then the directory.
     if let Some(u) = user {
         switch_user(u)?;
@@ -191,7 +206,8 @@ fn child_setup(
     Ok(())
 }
 
-/// Installs the namespace entry into `cmd` (and puts the process in its own process group).
+/// Installs the namespace entry into `cmd` (and puts the process in its own process group, or
+/// its own session with a controlling terminal).
 /// `enter` must be kept alive until `spawn()` has returned.
 pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     let netns = enter.netns.as_ref().map(|f| f.as_raw_fd());
@@ -202,7 +218,10 @@ pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     let workdir = enter.workdir.clone();
     let dups: Vec<(RawFd, RawFd)> = enter.dup_fds.iter().map(|(f, t)| (f.as_fd().as_raw_fd(), *t)).collect();
     let user = enter.user.clone();
-    cmd.process_group(0);
+    let tty = enter.controlling_tty;
+    if !tty {
+        cmd.process_group(0);
+    }
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec. It only calls async-signal-safe
     // system calls (setns, unshare, mount, umount2, pivot_root, sethostname, open, write, dup2,
@@ -210,7 +229,7 @@ pub fn prepare(cmd: &mut std::process::Command, enter: &Enter) {
     // container's own tmpfs/overlay (staging dirs, request mount points) and small path
     // formatting; all data it reads (top mounts, paths, ids) was prepared before the fork.
     unsafe {
-        cmd.pre_exec(move || child_setup(netns, mntns, utsns, fresh.as_ref(), cgroup, workdir.as_ref(), &dups, user.as_ref()));
+        cmd.pre_exec(move || child_setup(netns, mntns, utsns, fresh.as_ref(), cgroup, workdir.as_ref(), &dups, user.as_ref(), tty));
     }
 }
 

@@ -62,10 +62,10 @@ impl Runtime {
     /// killed when it exits, and everything when the client goes away.
     pub async fn exec_streaming(&self, id: &str, cmd: &[String], io: Stdio) -> Result<(), ExecError> {
         if io.tty {
-            return Err(ExecError::Failed("fake-cri does not allocate terminals: run the command without a TTY (no -t)".into()));
+            return self.exec_tty(id, cmd, io).await;
         }
         let stdin = if io.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() };
-        let mut child = self.spawn_exec(id, cmd, stdin).map_err(|e| ExecError::Failed(e.to_string()))?;
+        let mut child = self.spawn_exec(id, cmd, stdin, None).map_err(|e| ExecError::Failed(e.to_string()))?;
         let pgid = child.id().map(|p| p as i32);
         // Stdin is fed until the client closes it or the command exits.
         let mut feeder = tokio::task::JoinSet::new();

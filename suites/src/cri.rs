@@ -153,6 +153,16 @@ impl Ctr {
         let linux = self.config.linux.get_or_insert_with(Default::default);
         linux.security_context.get_or_insert_with(Default::default)
     }
+    /// Bind-mounts `host_path` of the node at `container_path` (read-only when `readonly`).
+    pub fn mount(mut self, host_path: &Path, container_path: &str, readonly: bool) -> Ctr {
+        self.config.mounts.push(api::Mount {
+            host_path: host_path.to_string_lossy().into_owned(),
+            container_path: container_path.into(),
+            readonly,
+            ..Default::default()
+        });
+        self
+    }
     /// Sets the memory limit.
     pub fn memory_limit(mut self, bytes: i64) -> Ctr {
         let linux = self.config.linux.get_or_insert_with(Default::default);

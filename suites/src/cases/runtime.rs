@@ -122,6 +122,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/env-and-args", body!(containers::env_and_args)),
         case("runtime/oom-killed", body!(containers::oom_killed)),
         case("runtime/security-context-basics", body!(containers::security_context)),
+        in_world("runtime/host-path-mounts", body!(containers::host_path_mounts)),
         case("runtime/exec-sync", body!(exec::exec_sync)),
         in_world("runtime/exec-sync-timeout", body!(exec::exec_timeout)),
         case("runtime/log-format", body!(exec::log_format)),
@@ -134,6 +135,7 @@ pub fn cases() -> Vec<Case> {
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
         in_world("runtime/containers-share-pod-network", body!(net::shared_network)),
         in_world("runtime/exec-streaming", body!(stream::exec_streaming)),
+        in_world("runtime/exec-tty-streaming", body!(stream::exec_tty_streaming)),
         in_world("runtime/attach-streaming", body!(stream::attach_streaming)),
         in_world("runtime/port-forward-streaming", body!(stream::port_forward_streaming)),
     ]

@@ -1,5 +1,5 @@
 //! Runtime cases: container lifecycle, removal from every state, idempotency, listing, exit
-//! codes and reasons, environment and arguments, OOM kills.
+//! codes and reasons, environment and arguments, OOM kills, host path mounts.
 
 use std::time::Instant;
 
@@ -246,5 +246,44 @@ pub(crate) async fn security_context(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Res
     // Containers have their own root filesystems: the file is not visible in the other one.
     let r = e.cri.exec(&ro, &["/workload", "check-file", "/probe"], 10).await.context("ExecSync check-file")?;
     ensure!(r.exit_code == 1, "a file written in one container's rootfs shows in another's: {r:?}");
+    Ok(())
+}
+
+/// critest's host path mounts. A file written on the node under a mount's host path is read
+/// in the container at its container path; a write through a read-write mount reaches the node;
+/// a read-only mount refuses writes, also when another container mounts the same path
+/// read-write; a host path that is a symlink mounts the directory it points to; ContainerStatus
+/// reports the mounts asked for. Catches a runtime that drops CreateContainer's mounts, mounts
+/// them elsewhere, copies instead of binding, ignores `readonly`, or fails on a symlink.
+pub(crate) async fn host_path_mounts(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let host = harness::backend::scratch_dir("host-path-mount")?;
+    std::fs::write(host.join("from-node"), "written on the node\n")?;
+    let pod = e.cri.pod("host-path")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let link = harness::backend::scratch_dir("host-path-link")?.join("to-data");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&host, &link)?;
+    }
+    let rw = e.cri.run(&sid, &pod, &container("rw", &[]).mount(&host, "/data", false).mount(&link, "/via-link", false)).await?;
+    let ro = e.cri.run(&sid, &pod, &container("ro", &[]).mount(&host, "/data", true)).await?;
+    for (what, id) in [("read-write", &rw), ("read-only", &ro)] {
+        let seen = e.cri.exec_ok(id, &["/workload", "cat", "/data/from-node"]).await.with_context(|| format!("reading through the {what} mount"))?;
+        ensure!(seen == "written on the node\n", "the node's file read through the {what} mount: {seen:?}");
+    }
+    let seen = e.cri.exec_ok(&rw, &["/workload", "cat", "/via-link/from-node"]).await.context("reading through a mount of a symlinked host path")?;
+    ensure!(seen == "written on the node\n", "the node's file read through the symlinked host path: {seen:?}");
+    e.cri.exec_ok(&rw, &["/workload", "touch", "/data/from-container"]).await.context("writing through the read-write mount")?;
+    ensure!(host.join("from-container").exists(), "a file written through the read-write mount is not at the host path {}", host.display());
+    // Written after the containers started: a bind, not a copy made at create.
+    std::fs::write(host.join("later"), "after start\n")?;
+    let seen = e.cri.exec_ok(&ro, &["/workload", "cat", "/data/later"]).await.context("a file the node wrote after the start")?;
+    ensure!(seen == "after start\n", "a file the node wrote after the start, read through the read-only mount: {seen:?}");
+    let r = e.cri.exec(&ro, &["/workload", "touch", "/data/refused"], 10).await.context("ExecSync touch on the read-only mount")?;
+    ensure!(r.exit_code != 0 && !host.join("refused").exists(), "a write through the read-only mount succeeded: {r:?}");
+    for (id, readonly) in [(&rw, false), (&ro, true)] {
+        let st = e.cri.status(id).await.context("ContainerStatus")?;
+        let reported = st.mounts.iter().any(|m| m.container_path == "/data" && std::path::Path::new(&m.host_path) == host && m.readonly == readonly);
+        ensure!(reported, "ContainerStatus mounts should list {} at /data (readonly {readonly}): {:?}", host.display(), st.mounts);
+    }
     Ok(())
 }
