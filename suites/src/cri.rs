@@ -89,6 +89,17 @@ impl Pod {
         self.config.dns_config = Some(api::DnsConfig { servers: v(servers), searches: v(searches), options: v(options) });
         self
     }
+    /// Declares a TCP port of the pod: `container_port`, mapped to `host_port` of the node
+    /// unless that is 0 (a port declared without a host port).
+    pub fn port(mut self, container_port: i32, host_port: i32) -> Pod {
+        self.config.port_mappings.push(api::PortMapping {
+            protocol: api::Protocol::Tcp as i32,
+            container_port,
+            host_port,
+            host_ip: String::new(),
+        });
+        self
+    }
     /// The sandbox's log directory.
     pub fn log_dir(&self) -> PathBuf {
         PathBuf::from(&self.config.log_directory)

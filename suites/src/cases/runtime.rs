@@ -133,6 +133,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
+        in_world("runtime/host-port-mapping", body!(net::host_port)),
         in_world("runtime/containers-share-pod-network", body!(net::shared_network)),
         in_world("runtime/exec-streaming", body!(stream::exec_streaming)),
         in_world("runtime/exec-tty-streaming", body!(stream::exec_tty_streaming)),

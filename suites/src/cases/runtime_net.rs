@@ -1,5 +1,5 @@
 //! Runtime cases: hostname and DNS config seen inside containers, the pod IP reachable from
-//! the node, and containers of one pod sharing its network namespace.
+//! the node, host ports, and containers of one pod sharing its network namespace.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -43,8 +43,13 @@ fn unchunk(mut s: &str) -> String {
 
 /// Waits until `GET /hostname` on `ip:port` from node-a answers 200 with `want`.
 pub(crate) async fn wait_hostname(ctx: &CaseCtx, ip: Ipv4Addr, port: u16, want: &str) -> anyhow::Result<()> {
-    let node = ctx.world.host(NODE)?;
-    let what = format!("http://{ip}:{port}/hostname from {NODE} to answer {want:?}");
+    wait_hostname_from(ctx, NODE, ip, port, want).await
+}
+
+/// Waits until `GET /hostname` on `ip:port` from world host `from` answers 200 with `want`.
+async fn wait_hostname_from(ctx: &CaseCtx, from: &str, ip: Ipv4Addr, port: u16, want: &str) -> anyhow::Result<()> {
+    let node = ctx.world.host(from)?;
+    let what = format!("http://{ip}:{port}/hostname from {from} to answer {want:?}");
     harness::wait::wait_for(&what, WAIT, || async {
         match http_get(node, ip, port, "/hostname").await {
             Ok((200, body)) if body.trim() == want => Ok(()),
@@ -119,5 +124,36 @@ pub(crate) async fn shared_network(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result
     ensure!(listens(&in_b, 8080), "container b does not see a's listener on 8080:\n{in_b}");
     let in_a = e.cri.exec_ok(&a, &["/workload", "cat", "/proc/net/tcp"]).await?;
     ensure!(listens(&in_a, 8081), "container a does not see b's listener on 8081:\n{in_a}");
+    Ok(())
+}
+
+/// critest's port mappings. A sandbox declaring container port 8080 on host port 30080 is
+/// reached through the node's address on 30080, from the node itself and from another host of
+/// the world (the control plane host), by the server in the pod; a port declared without a host
+/// port is accepted and reached on the pod IP. After the sandbox is stopped, nothing answers on
+/// the host port any more. Catches a runtime that ignores `port_mappings` (no host port rule),
+/// maps only traffic from outside or only from the node, maps to the wrong port, or leaves the
+/// rule behind.
+pub(crate) async fn host_port(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
+    const HOST_PORT: u16 = 30080;
+    let pod = e.cri.pod("hostport")?.port(8080, HOST_PORT.into()).port(8081, 0);
+    let sid = e.cri.run_pod(&pod).await?;
+    e.cri.run(&sid, &pod, &container("web", &["netexec", "--http-port", "8080"])).await?;
+    e.cri.run(&sid, &pod, &container("other", &["netexec", "--http-port", "8081"])).await?;
+    let node_ip = ctx.world.host(NODE)?.ip();
+    wait_hostname_from(ctx, NODE, node_ip, HOST_PORT, "hostport").await.context("the host port from the node itself")?;
+    wait_hostname_from(ctx, "cp", node_ip, HOST_PORT, "hostport").await.context("the host port from another host")?;
+    let ip = e.cri.pod_ip(&sid).await?;
+    wait_hostname(ctx, ip, 8081, "hostport").await.context("the port declared without a host port, on the pod IP")?;
+    e.cri.stop_pod(&sid).await.context("StopPodSandbox")?;
+    let cp = ctx.world.host("cp")?;
+    let what = format!("{node_ip}:{HOST_PORT} to stop answering once the sandbox is stopped");
+    harness::wait::wait_for(&what, WAIT, || async {
+        match http_get(cp, node_ip, HOST_PORT, "/hostname").await {
+            Ok(answer) => Err(format!("still answered {answer:?}")),
+            Err(_) => Ok(()),
+        }
+    })
+    .await?;
     Ok(())
 }

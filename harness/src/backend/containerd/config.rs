@@ -182,8 +182,9 @@ oom_score = 0
 }
 
 /// The CNI conflist: the `bridge` plugin on the node's existing pod bridge (which already
-/// holds the gateway address, so `isGateway` is false) with host-local IPAM over the pod CIDR.
-/// containerd adds the loopback network itself, so it is not listed.
+/// holds the gateway address, so `isGateway` is false) with host-local IPAM over the pod CIDR,
+/// then `portmap` for the sandboxes' host ports (as containerd's own example conflist). containerd
+/// adds the loopback network itself, so it is not listed.
 pub fn bridge_conflist(bridge: &str, pod_cidr: Cidr, ipam_dir: &Path) -> String {
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",
@@ -204,6 +205,9 @@ pub fn bridge_conflist(bridge: &str, pod_cidr: Cidr, ipam_dir: &Path) -> String 
                 }]],
                 "routes": [{ "dst": "0.0.0.0/0", "gw": pod_cidr.nth(1).to_string() }],
             },
+        }, {
+            "type": "portmap",
+            "capabilities": { "portMappings": true },
         }],
     });
     serde_json::to_string_pretty(&conf).unwrap_or_default()
@@ -242,6 +246,8 @@ mod tests {
         assert_eq!(p["ipam"]["dataDir"], "/x/ipam");
         assert_eq!(p["ipam"]["ranges"][0][0]["subnet"], "10.244.1.0/24");
         assert_eq!(p["ipam"]["ranges"][0][0]["gateway"], "10.244.1.1");
-        assert_eq!(v["plugins"].as_array().unwrap().len(), 1, "no loopback in the conflist");
+        assert_eq!(v["plugins"][1]["type"], "portmap");
+        assert_eq!(v["plugins"][1]["capabilities"]["portMappings"], true);
+        assert_eq!(v["plugins"].as_array().unwrap().len(), 2, "no loopback in the conflist");
     }
 }
