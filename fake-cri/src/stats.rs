@@ -60,6 +60,8 @@ impl Runtime {
                 (dt > 0).then(|| s.cpu_ns.saturating_sub(cpu) * 1_000_000_000 / dt)
             })
         });
+        // Like containerd, whose task metrics exist only while the container runs.
+        let running = c.phase == ContainerPhase::Running;
         cri::ContainerStats {
             attributes: Some(cri::ContainerAttributes {
                 id: c.id.clone(),
@@ -67,8 +69,8 @@ impl Runtime {
                 labels: c.config.labels.clone(),
                 annotations: c.config.annotations.clone(),
             }),
-            cpu: Some(cri::CpuUsage { timestamp: ts, usage_core_nano_seconds: u(s.cpu_ns), usage_nano_cores: nano_cores.and_then(u) }),
-            memory: Some(cri::MemoryUsage {
+            cpu: running.then(|| cri::CpuUsage { timestamp: ts, usage_core_nano_seconds: u(s.cpu_ns), usage_nano_cores: nano_cores.and_then(u) }),
+            memory: running.then(|| cri::MemoryUsage {
                 timestamp: ts,
                 working_set_bytes: u(s.working_set),
                 available_bytes: (c.memory_limit > 0).then(|| (c.memory_limit as u64).saturating_sub(s.working_set)).and_then(u),
@@ -98,12 +100,12 @@ impl Runtime {
         Ok(self.to_stats(&c, &s))
     }
 
-    /// ListContainerStats (running containers only, like containerd).
+    /// ListContainerStats: every container the filter matches (a nil filter matches all), as
+    /// containerd lists every container it has; only running ones carry CPU and memory.
     pub fn list_container_stats(&self, f: Option<cri::ContainerStatsFilter>) -> Vec<cri::ContainerStats> {
         let cs: Vec<ContainerRecord> = lock(&self.state)
             .containers
             .values()
-            .filter(|c| c.phase == ContainerPhase::Running)
             .filter(|c| match &f {
                 None => true,
                 Some(f) => {

@@ -128,6 +128,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/log-format", body!(exec::log_format)),
         case("runtime/log-reopen", body!(exec::log_reopen)),
         case("runtime/stats", body!(exec::stats)),
+        case("runtime/stats-of-created-containers", body!(exec::stats_of_created_containers)),
         case("runtime/images", body!(exec::images)),
         pulls("runtime/image-pull-by-tag-and-digest", body!(pull::pull_by_tag_and_digest)),
         case("runtime/hostname", body!(net::hostname)),

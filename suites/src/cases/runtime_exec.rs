@@ -192,6 +192,40 @@ pub(crate) async fn stats(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// critest's stats of created containers: ListContainerStats without a filter (nil, as critest
+/// sends it) lists three containers that are created but not started, each with its
+/// attributes, next to a running one; with a filter naming the pod, the same four. Catches a
+/// runtime that reports stats only for running containers, or ignores a nil filter.
+pub(crate) async fn stats_of_created_containers(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("stats-created")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let mut want = Vec::new();
+    for name in ["created-1", "created-2", "created-3"] {
+        want.push((e.cri.create(&sid, &pod, &container(name, &[])).await?, name));
+    }
+    want.push((e.cri.run(&sid, &pod, &container("running", &[])).await?, "running"));
+    want.sort();
+    let want: Vec<(String, String)> = want.into_iter().map(|(id, n)| (id, n.to_string())).collect();
+    let listed = |stats: Vec<api::ContainerStats>| {
+        let mut v: Vec<(String, String)> = stats
+            .into_iter()
+            .filter_map(|s| s.attributes)
+            .map(|a| (a.id, a.metadata.map(|m| m.name).unwrap_or_default()))
+            .filter(|(id, _)| want.iter().any(|(w, _)| w == id))
+            .collect();
+        v.sort();
+        v
+    };
+    let nil = e.cri.rt.list_container_stats(api::ListContainerStatsRequest { filter: None }).await.context("ListContainerStats with a nil filter")?;
+    let got = listed(nil.into_inner().stats);
+    ensure!(got == want, "ListContainerStats with a nil filter: {got:?}, expected the three created containers and the running one {want:?}");
+    let f = api::ContainerStatsFilter { pod_sandbox_id: sid.clone(), ..Default::default() };
+    let by_pod = e.cri.rt.list_container_stats(api::ListContainerStatsRequest { filter: Some(f) }).await.context("ListContainerStats by sandbox")?;
+    let got = listed(by_pod.into_inner().stats);
+    ensure!(got == want, "ListContainerStats by sandbox: {got:?}, expected {want:?}");
+    Ok(())
+}
+
 fn tagged(images: &[api::Image], reference: &str) -> bool {
     images.iter().any(|i| i.repo_tags.iter().any(|t| t == reference))
 }
