@@ -92,6 +92,14 @@ pub const REFERENCE_LABEL: &str = "io.nodekit.image.reference";
 pub const WORKLOAD_REF: &str = "nodekit.local/workload:1.0";
 /// Reference of the pause image.
 pub const PAUSE_REF: &str = "nodekit.local/pause:3.10";
+/// One image under several references: three tags of one repository, then the first tag under
+/// a second registry host (critest's `test-image-tags` and its two-registry specs).
+pub const TAGGED_IMAGE_REFS: [&str; 4] = [
+    "nodekit.local/test-image-tags:1",
+    "nodekit.local/test-image-tags:2",
+    "nodekit.local/test-image-tags:3",
+    "mirror.nodekit.local/test-image-tags:1",
+];
 
 impl ImageSpec {
     fn base(reference: &str, binary: &Path) -> Self {
@@ -136,6 +144,20 @@ impl ImageSpec {
         let mut s = Self::base(WORKLOAD_REF, binary);
         s.cmd = vec!["pause".into()];
         s
+    }
+
+    /// The image of [`TAGGED_IMAGE_REFS`], one spec per reference with the same content: the
+    /// workload image with a label of its own (so that it is not the workload image itself).
+    pub fn tagged(binary: &Path) -> Vec<Self> {
+        TAGGED_IMAGE_REFS
+            .iter()
+            .map(|r| {
+                let mut s = Self::workload(binary);
+                s.reference = r.to_string();
+                s.labels = vec![("io.nodekit.image.purpose".into(), "several-tags".into())];
+                s
+            })
+            .collect()
     }
 
     /// `nodekit.local/pause:3.10`: Entrypoint `/workload pause`.

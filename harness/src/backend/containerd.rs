@@ -321,18 +321,20 @@ pub const IMAGE_DIR_ENV: &str = "NODEKIT_IMAGE_DIR";
 
 /// The image tarballs and what each holds: `pause.tar` the sandbox image and the
 /// `registry.k8s.io/pause` stand-ins (one shared layer), `workload.tar` the workload image,
-/// `agnhost.tar` every agnhost stand-in (one shared layer).
+/// and the image of [`crate::oci::TAGGED_IMAGE_REFS`] under each of its references, `agnhost.tar`
+/// every agnhost stand-in (one shared layer).
 pub fn image_sets(bin: &Path) -> Vec<(&'static str, Vec<ImageSpec>)> {
     let (agnhost, pause): (Vec<ImageSpec>, Vec<ImageSpec>) =
         ImageSpec::upstream_all(bin).into_iter().partition(|s| s.reference.starts_with(fake_cri::config::AGNHOST_REPOSITORY));
     let mut pauses = vec![ImageSpec::pause(bin)];
     pauses.extend(pause);
-    vec![("pause.tar", pauses), ("workload.tar", vec![ImageSpec::workload(bin)]), ("agnhost.tar", agnhost)]
+    vec![("pause.tar", pauses), ("workload.tar", std::iter::once(ImageSpec::workload(bin)).chain(ImageSpec::tagged(bin)).collect()), ("agnhost.tar", agnhost)]
 }
 
 /// Every reference the tarballs hold.
 pub fn imported_references() -> Vec<String> {
     let mut refs = vec![PAUSE_IMAGE.to_string(), WORKLOAD_IMAGE.to_string()];
+    refs.extend(crate::oci::TAGGED_IMAGE_REFS.iter().map(|r| r.to_string()));
     refs.extend(fake_cri::config::upstream_images(Path::new("/workload")).into_iter().map(|e| e.reference));
     refs
 }

@@ -131,6 +131,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/stats-of-created-containers", body!(exec::stats_of_created_containers)),
         case("runtime/images", body!(exec::images)),
         pulls("runtime/image-pull-by-tag-and-digest", body!(pull::pull_by_tag_and_digest)),
+        pulls("runtime/image-several-tags", body!(pull::several_tags)),
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),

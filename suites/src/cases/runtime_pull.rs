@@ -92,3 +92,77 @@ async fn remove(e: &mut Env) -> anyhow::Result<()> {
 fn served_count(e: &Env, digest: &str) -> u64 {
     e.runtime.registry().map_or(0, |r| r.stats().digest(digest))
 }
+
+/// critest's images under several names: the world's registry serves one image as three tags
+/// of `nodekit.local/test-image-tags` and as a tag of a second registry host. Removing it by one
+/// tag removes every name; the three tags pulled back are one image, listed once, whose
+/// `repo_tags` are exactly those three; pulled from the second registry it has the same id, and
+/// removing it there removes the names of the first; three RemoveImage calls at once, one per
+/// tag, all succeed and leave none. Catches a runtime that keeps a removed image under its other
+/// names, lists an image once per tag, loses or invents tags, gives one image two ids by
+/// registry, or fails a removal that raced another.
+pub(crate) async fn several_tags(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let names: Vec<String> = harness::oci::TAGGED_IMAGE_REFS.iter().map(|r| r.to_string()).collect();
+    let (tags, other) = (&names[..3], &names[3]);
+    let registry = e.runtime.registry().context("the runtime has no world registry")?;
+    let digests: Vec<String> = names
+        .iter()
+        .map(|t| registry.image(t).map(|i| i.digest).with_context(|| format!("the world's registry does not serve {t}")))
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(digests.windows(2).all(|w| w[0] == w[1]), "the world's registry serves {names:?} as different images: {digests:?}");
+    let before = e.cri.image(&tags[0]).await?.with_context(|| format!("{} is present before the case", tags[0]))?;
+
+    remove_by(e, &tags[0], &names).await?;
+    let listed = list(e).await?;
+    ensure!(!listed.iter().any(|i| i.id == before.id), "after RemoveImage {}, ListImages still lists {}: {listed:?}", tags[0], before.id);
+
+    let id = pull_all(e, tags).await?;
+    let listed = list(e).await?;
+    let same: Vec<&api::Image> = listed.iter().filter(|i| i.id == id).collect();
+    let [img] = same.as_slice() else { anyhow::bail!("ListImages lists the image {id} {} times: {same:?}", same.len()) };
+    let (mut got, mut want) = (img.repo_tags.clone(), tags.to_vec());
+    got.sort();
+    want.sort();
+    ensure!(got == want, "the image pulled under three tags has repo_tags {got:?}, expected exactly {want:?}");
+
+    let from_other = pull_all(e, std::slice::from_ref(other)).await?;
+    ensure!(from_other == id, "the same image pulled from a second registry has id {from_other}, from the first {id}");
+    remove_by(e, other, &names).await?;
+
+    pull_all(e, tags).await?;
+    let removals = tags.iter().map(|t| {
+        let mut img = e.cri.img.clone();
+        let t = t.clone();
+        async move { img.remove_image(api::RemoveImageRequest { image: Some(image_spec(&t)) }).await.map_err(|s| format!("RemoveImage {t}: {}: {}", s.code(), s.message())) }
+    });
+    let failed: Vec<String> = futures::future::join_all(removals).await.into_iter().filter_map(Result::err).collect();
+    ensure!(failed.is_empty(), "simultaneous RemoveImage calls failed: {failed:?}");
+    for t in tags {
+        ensure!(e.cri.image(t).await?.is_none(), "after the simultaneous removals ImageStatus {t} still finds the image");
+    }
+    Ok(())
+}
+
+/// RemoveImage by `name`, then ImageStatus of every one of `names` finds nothing.
+async fn remove_by(e: &mut Env, name: &str, names: &[String]) -> anyhow::Result<()> {
+    e.cri.img.remove_image(api::RemoveImageRequest { image: Some(image_spec(name)) }).await.with_context(|| format!("RemoveImage {name}"))?;
+    for n in names {
+        ensure!(e.cri.image(n).await?.is_none(), "after RemoveImage {name}, ImageStatus {n} still finds the image");
+    }
+    Ok(())
+}
+
+/// Pulls each of `refs`; all must answer one image id, which is returned.
+async fn pull_all(e: &mut Env, refs: &[String]) -> anyhow::Result<String> {
+    let mut ids = Vec::new();
+    for r in refs {
+        let pulled = e.cri.img.pull_image(api::PullImageRequest { image: Some(image_spec(r)), auth: None, sandbox_config: None }).await.with_context(|| format!("PullImage {r}"))?;
+        ids.push(pulled.into_inner().image_ref);
+    }
+    ensure!(ids.windows(2).all(|w| w[0] == w[1]), "names of one image pulled as different images: {refs:?} → {ids:?}");
+    ids.pop().context("nothing pulled")
+}
+
+async fn list(e: &mut Env) -> anyhow::Result<Vec<api::Image>> {
+    Ok(e.cri.img.list_images(api::ListImagesRequest { filter: None }).await.context("ListImages")?.into_inner().images)
+}
