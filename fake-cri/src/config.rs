@@ -23,6 +23,16 @@ pub const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.56";
 /// Upstream's pause images (`registry.k8s.io/pause`, Entrypoint `/pause`), for pod specs that
 /// name them as containers.
 pub const REGISTRY_PAUSE_IMAGES: &[&str] = &["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.1"];
+/// One image under several references — three tags of one repository, then the first tag
+/// under a second registry host (critest's `test-image-tags`) — which the pulling runtimes get
+/// as one image; the default catalog offers each reference with the workload image's Entrypoint
+/// and Cmd, so that every backend has every world image.
+pub const TAGGED_IMAGES: [&str; 4] = [
+    "nodekit.local/test-image-tags:1",
+    "nodekit.local/test-image-tags:2",
+    "nodekit.local/test-image-tags:3",
+    "mirror.nodekit.local/test-image-tags:1",
+];
 
 /// One image of the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,13 +119,14 @@ pub fn upstream_images(workload_bin: &Path) -> Vec<ImageEntry> {
 
 impl Catalog {
     /// The default catalog: the workload image (`/workload`, Cmd `pause`) and the pause image
-    /// (`/workload pause`), then the [`upstream_images`]; all backed by `workload_bin`, all
-    /// preloaded.
+    /// (`/workload pause`), the [`TAGGED_IMAGES`], then the [`upstream_images`]; all backed by
+    /// `workload_bin`, all preloaded.
     pub fn default_for(workload_bin: &Path) -> Self {
         let mut images = vec![
             entry(workload_bin, WORKLOAD_IMAGE, &["/workload"], &["pause"], None),
             entry(workload_bin, PAUSE_IMAGE, &["/workload", "pause"], &[], None),
         ];
+        images.extend(TAGGED_IMAGES.iter().map(|r| entry(workload_bin, r, &["/workload"], &["pause"], None)));
         images.extend(upstream_images(workload_bin));
         Catalog { images }
     }

@@ -94,12 +94,7 @@ pub const WORKLOAD_REF: &str = "nodekit.local/workload:1.0";
 pub const PAUSE_REF: &str = "nodekit.local/pause:3.10";
 /// One image under several references: three tags of one repository, then the first tag under
 /// a second registry host (critest's `test-image-tags` and its two-registry specs).
-pub const TAGGED_IMAGE_REFS: [&str; 4] = [
-    "nodekit.local/test-image-tags:1",
-    "nodekit.local/test-image-tags:2",
-    "nodekit.local/test-image-tags:3",
-    "mirror.nodekit.local/test-image-tags:1",
-];
+pub const TAGGED_IMAGE_REFS: [&str; 4] = fake_cri::config::TAGGED_IMAGES;
 
 impl ImageSpec {
     fn base(reference: &str, binary: &Path) -> Self {
