@@ -42,17 +42,31 @@ impl streaming::Runtime for Streams {
 }
 
 /// Copies `from` into `to` until EOF, then closes `to`.
-async fn pump<R: AsyncRead + Unpin + ?Sized, W: AsyncWrite + Unpin + ?Sized>(from: &mut R, to: &mut W) {
+pub(crate) async fn pump<R: AsyncRead + Unpin + ?Sized, W: AsyncWrite + Unpin + ?Sized>(from: &mut R, to: &mut W) {
     let _ = tokio::io::copy(from, to).await;
     let _ = to.shutdown().await;
 }
 
 /// Reads `from` to its end, into `to` when there is one.
-async fn drain<R: AsyncRead + Unpin>(from: Option<R>, to: Option<Pin<Box<dyn AsyncWrite + Send>>>) {
+pub(crate) async fn drain<R: AsyncRead + Unpin>(from: Option<R>, to: Option<Pin<Box<dyn AsyncWrite + Send>>>) {
     let Some(mut from) = from else { return };
     match to {
         Some(mut to) => pump(&mut from, &mut to).await,
         None => pump(&mut from, &mut tokio::io::sink()).await,
+    }
+}
+
+/// Waits for an exec's process, then kills what it left in its process group (`pgid`, which
+/// is its session's too for a terminal exec); a non-zero exit is [`ExecError::ExitCode`].
+pub(crate) async fn wait_exec(mut child: tokio::process::Child, pgid: Option<i32>) -> Result<(), ExecError> {
+    let status = child.wait().await;
+    if let Some(g) = pgid {
+        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+    let status = status.map_err(|e| ExecError::Failed(format!("waiting for the exec process: {e}")))?;
+    match crate::exec::exit_code(status) {
+        0 => Ok(()),
+        code => Err(ExecError::ExitCode(code)),
     }
 }
 
@@ -74,20 +88,9 @@ impl Runtime {
         }
         let out = drain(child.stdout.take(), io.stdout);
         let err = drain(child.stderr.take(), io.stderr);
-        let wait = async {
-            let status = child.wait().await;
-            if let Some(g) = pgid {
-                let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
-            }
-            status
-        };
-        let (status, (), ()) = tokio::join!(wait, out, err);
+        let (outcome, (), ()) = tokio::join!(wait_exec(child, pgid), out, err);
         feeder.abort_all();
-        let status = status.map_err(|e| ExecError::Failed(format!("waiting for the exec process: {e}")))?;
-        match crate::exec::exit_code(status) {
-            0 => Ok(()),
-            code => Err(ExecError::ExitCode(code)),
-        }
+        outcome
     }
 
     /// Streams container `id`'s output from now until it exits or the client goes away. The

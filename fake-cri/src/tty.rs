@@ -5,12 +5,10 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use streaming::{ExecError, Stdio, TermSize};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::runtime::Runtime;
+use crate::streams::{drain, pump, wait_exec};
 
 /// Sets the size of the terminal whose master side is `master`.
 fn set_size(master: &OwnedFd, size: TermSize) -> std::io::Result<()> {
@@ -22,12 +20,6 @@ fn set_size(master: &OwnedFd, size: TermSize) -> std::io::Result<()> {
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// Copies until EOF or an error (the master side reads EIO once nothing holds the terminal).
-async fn copy<R: AsyncRead + Unpin + ?Sized, W: AsyncWrite + Unpin + ?Sized>(from: &mut R, to: &mut W) {
-    let _ = tokio::io::copy(from, to).await;
-    let _ = to.flush().await;
-}
-
 impl Runtime {
     /// Runs `cmd` in container `id` on a new terminal connected to the client; a non-zero exit
     /// is [`ExecError::ExitCode`].
@@ -36,7 +28,7 @@ impl Runtime {
         let failed = |what: &str, e: std::io::Error| ExecError::Failed(format!("{what}: {e}"));
         let sizer = pty.master.try_clone().map_err(|e| failed("dup terminal", e))?;
         let input = pty.master.try_clone().map_err(|e| failed("dup terminal", e))?;
-        let mut child = self
+        let child = self
             .spawn_exec(id, cmd, std::process::Stdio::null(), Some(&pty.slave))
             .map_err(|e| ExecError::Failed(e.to_string()))?;
         // Only the command holds the terminal now: the master reads EIO once it is gone.
@@ -45,7 +37,7 @@ impl Runtime {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(mut from) = io.stdin {
             let mut to = tokio::fs::File::from_std(std::fs::File::from(input));
-            tasks.spawn(async move { copy(&mut from, &mut to).await });
+            tasks.spawn(async move { pump(&mut from, &mut to).await });
         }
         if let Some(mut sizes) = io.resize {
             tasks.spawn(async move {
@@ -56,27 +48,11 @@ impl Runtime {
                 }
             });
         }
-        let mut output = tokio::fs::File::from_std(std::fs::File::from(pty.master));
-        let out = async {
-            match io.stdout {
-                Some(mut to) => copy(&mut output, &mut to).await,
-                None => copy(&mut output, &mut tokio::io::sink()).await,
-            }
-        };
-        let wait = async {
-            let status = child.wait().await;
-            // What the command left on the terminal's session is killed with it.
-            if let Some(s) = session {
-                let _ = killpg(Pid::from_raw(s), Signal::SIGKILL);
-            }
-            status
-        };
-        let (status, ()) = tokio::join!(wait, out);
+        // The master side reads EIO, the end of the output, once nothing holds the terminal;
+        // what the command left on the terminal's session is killed when it exits.
+        let output = tokio::fs::File::from_std(std::fs::File::from(pty.master));
+        let (outcome, ()) = tokio::join!(wait_exec(child, session), drain(Some(output), io.stdout));
         tasks.abort_all();
-        let status = status.map_err(|e| failed("waiting for the exec process", e))?;
-        match crate::exec::exit_code(status) {
-            0 => Ok(()),
-            code => Err(ExecError::ExitCode(code)),
-        }
+        outcome
     }
 }

@@ -155,24 +155,21 @@ async fn runtime_row(
     }
     rt.stop().await?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let per_call: Vec<String> = FLOOR_CALLS.iter().zip(&calls).map(|(call, v)| format!("{call} {:.1}/{:.1}", ms(pct(v, 0.5)), ms(pct(v, 0.99)))).collect();
+    let p50_p99 = |v: &[Duration]| format!("{:.1}/{:.1}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
+    let per_call: Vec<String> = FLOOR_CALLS.iter().zip(&calls).map(|(call, v)| format!("{call} {}", p50_p99(v))).collect();
     println!("{name} floor calls, p50/p99 ms: {}", per_call.join(", "));
     let each: Vec<String> = rounds.iter().map(|(a, f)| format!("{:.0}/{:.0}", ms(*a), ms(*f))).collect();
     println!("{name} per round, agent p99/floor p99 ms: {}", each.join(", "));
     if !stages.is_empty() {
-        let stage = |i: usize| {
-            let v: Vec<Duration> = stages.iter().map(|s| s[i]).collect();
-            format!("{:.1}/{:.1}", ms(pct(&v, 0.5)), ms(pct(&v, 0.99)))
-        };
+        let stage = |i: usize| p50_p99(&stages.iter().map(|s| s[i]).collect::<Vec<_>>());
         let after: Vec<Duration> = row.floor.iter().zip(&calls[0]).map(|(total, run)| total.saturating_sub(*run)).collect();
         println!(
-            "{name} stages, p50/p99 ms: agent: create returned → RunPodSandbox {}, RunPodSandbox {}, then → Running seen {}; floor: RunPodSandbox {}, then → ContainerStatus returned {:.1}/{:.1}",
+            "{name} stages, p50/p99 ms: agent: create returned → RunPodSandbox {}, RunPodSandbox {}, then → Running seen {}; floor: RunPodSandbox {}, then → ContainerStatus returned {}",
             stage(0),
             stage(1),
             stage(2),
-            format!("{:.1}/{:.1}", ms(pct(&calls[0], 0.5)), ms(pct(&calls[0], 0.99))),
-            ms(pct(&after, 0.5)),
-            ms(pct(&after, 0.99))
+            p50_p99(&calls[0]),
+            p50_p99(&after)
         );
     }
     let per_batch = |v: u64| v / ROUNDS as u64;
@@ -284,7 +281,7 @@ struct Batch {
 async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Batch> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut stream = watcher(api.clone(), watcher::Config::default().labels("bench=pods")).applied_objects().boxed();
-    let mut created: HashMap<String, Instant> = HashMap::new();
+    let mut created: HashMap<String, (Instant, jiff::Timestamp)> = HashMap::new();
     let t0 = Instant::now();
     let creates = specs.iter().map(|p| {
         let api = api.clone();
@@ -296,11 +293,9 @@ async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Bat
     // When each pod exists in the API (its create returned; upstream's startup SLI counts from
     // the pod's creation): the agent's latency and the floor's both count from then.
     let mut arrivals = Vec::new();
-    let mut wall = HashMap::new();
     for r in futures::future::join_all(creates).await {
         let (n, t, w) = r?;
-        wall.insert(n.clone(), w);
-        created.insert(n, t);
+        created.insert(n, (t, w));
         arrivals.push(t - t0);
     }
     let mut running: HashMap<String, (jiff::Timestamp, Duration)> = HashMap::new();
@@ -310,7 +305,7 @@ async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Bat
         let pod = tokio::time::timeout(left, stream.next()).await?.ok_or_else(|| anyhow::anyhow!("watch ended"))??;
         let n = pod.metadata.name.clone().unwrap_or_default();
         if crate::kube_wait::phase(&pod) == "Running" && !running.contains_key(&n) {
-            if let (Some(t), Some(w)) = (created.get(&n), wall.get(&n)) {
+            if let Some((t, w)) = created.get(&n) {
                 running.insert(n, (*w, t.elapsed()));
             }
         }
@@ -322,27 +317,20 @@ async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Bat
 /// call, stamped when it returned, the sandbox named after the pod). Pods without a record are
 /// left out; an unreadable log gives nothing.
 fn agent_stages(log: &std::path::Path, batch: &Batch) -> Vec<[Duration; 3]> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut sandbox: HashMap<String, (jiff::Timestamp, Duration)> = HashMap::new();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if v["method"] != "RunPodSandbox" || v["code"] != "Ok" {
-            continue;
-        }
-        let (Some(id), Some(ts), Some(us)) = (v["id"].as_str(), v["ts"].as_str(), v["duration_us"].as_u64()) else { continue };
-        if let Ok(done) = ts.parse::<jiff::Timestamp>() {
-            sandbox.insert(id.to_string(), (done, Duration::from_micros(us)));
-        }
-    }
+    let sandbox: HashMap<String, (jiff::Timestamp, jiff::Timestamp)> = fake_cri::calllog::read(log)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.method == "RunPodSandbox" && c.code == "Ok")
+        .filter_map(|c| Some((c.id.clone(), c.span()?)))
+        .collect();
     let since = |a: jiff::Timestamp, b: jiff::Timestamp| Duration::try_from(b.duration_since(a)).unwrap_or_default();
     batch
         .running
         .iter()
         .filter_map(|(name, (created, total))| {
-            let (done, took) = sandbox.get(name)?;
-            let began = done.checked_sub(*took).ok()?;
-            let to_sandbox = since(*created, began);
-            Some([to_sandbox, *took, total.saturating_sub(to_sandbox + *took)])
+            let (began, done) = sandbox.get(name)?;
+            let (to_sandbox, took) = (since(*created, *began), since(*began, *done));
+            Some([to_sandbox, took, total.saturating_sub(to_sandbox + took)])
         })
         .collect()
 }

@@ -360,16 +360,8 @@ async fn stats_one_at_a_time(dir: &Path, socket: &Path) -> Result<()> {
     std::fs::write(&faults, "{}")?;
     a?;
     b?;
-    let log = std::fs::read_to_string(dir.join("cri-state/cri-calls.jsonl"))?;
-    let mut spans = Vec::new();
-    for line in log.lines() {
-        let c: serde_json::Value = serde_json::from_str(line)?;
-        if c["method"] == "ListPodSandboxStats" {
-            let end: jiff::Timestamp = c["ts"].as_str().context("ts")?.parse()?;
-            let took = jiff::SignedDuration::from_micros(c["duration_us"].as_i64().context("duration_us")?);
-            spans.push((end - took, end));
-        }
-    }
+    let log = fake_cri::calllog::read(&dir.join("cri-state/cri-calls.jsonl"))?;
+    let spans: Vec<_> = log.iter().filter(|c| c.method == "ListPodSandboxStats").map(|c| c.span().context("a call's ts")).collect::<Result<_>>()?;
     let [.., (_, first_end), (second_start, _)] = spans[..] else { anyhow::bail!("fewer than two ListPodSandboxStats calls: {spans:?}") };
     assert!(second_start >= first_end, "two ListPodSandboxStats ran at once: {spans:?}");
     Ok(())

@@ -28,7 +28,7 @@ pub(crate) async fn pull_by_tag_and_digest(e: &mut Env, _ctx: &CaseCtx) -> anyho
     let by_digest = format!("nodekit.local/workload@{}", served.digest);
     let before = e.cri.image(IMAGE).await?.context("the workload image is present before the case")?;
     for (pull_ref, how) in [(IMAGE.to_string(), "by tag"), (by_digest.clone(), "by digest")] {
-        remove(e).await?;
+        remove_by(e, IMAGE, &[IMAGE.to_string()]).await?;
         let manifests_before = served_count(e, &served.digest);
         let r = e
             .cri
@@ -69,23 +69,13 @@ pub(crate) async fn pull_by_tag_and_digest(e: &mut Env, _ctx: &CaseCtx) -> anyho
         e.cri.remove_pod(&sid).await.context("RemovePodSandbox")?;
     }
     // The tag back for whatever comes after (the digest pull leaves the image untagged).
-    e.cri
-        .img
-        .pull_image(api::PullImageRequest { image: Some(image_spec(IMAGE)), auth: None, sandbox_config: None })
-        .await
-        .context("PullImage by tag again")?;
+    pull_all(e, &[IMAGE.to_string()]).await.context("PullImage by tag again")?;
     let missing = "nodekit.local/workload:no-such-tag";
     let r = e.cri.img.pull_image(api::PullImageRequest { image: Some(image_spec(missing)), auth: None, sandbox_config: None }).await;
     match r {
         Err(s) => ensure!(s.message().contains("not found"), "PullImage of a missing tag: {}: {}", s.code(), s.message()),
         Ok(ok) => anyhow::bail!("PullImage of a tag the registry does not have succeeded: {:?}", ok.into_inner()),
     }
-    Ok(())
-}
-
-async fn remove(e: &mut Env) -> anyhow::Result<()> {
-    e.cri.img.remove_image(api::RemoveImageRequest { image: Some(image_spec(IMAGE)) }).await.context("RemoveImage")?;
-    ensure!(e.cri.image(IMAGE).await?.is_none(), "ImageStatus after RemoveImage still finds the image");
     Ok(())
 }
 
