@@ -358,11 +358,98 @@ pub fn write_images_tar(specs: &[ImageSpec], out: &Path) -> Result<Vec<ImageInfo
     Ok(infos)
 }
 
+/// A file of a hand-assembled image: its path in the image and where its bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    /// Absolute path inside the image.
+    pub path: String,
+    /// The host file (symlinks followed).
+    pub source: PathBuf,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// The layer of an image made of `files` and the usual empty directories (`/etc`, `/tmp`,
+/// `/proc`, `/sys`, `/dev`, `/run`, `/var/log`), with `/etc/passwd` and `/etc/group` for root.
+pub fn build_files_layer(files: &[ImageFile]) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dirs: Vec<String> = vec!["etc/".into(), "tmp/".into(), "proc/".into(), "sys/".into(), "dev/".into(), "run/".into(), "var/".into(), "var/log/".into()];
+    let mut sorted = files.to_vec();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &sorted {
+        let rel = f.path.trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") || rel.starts_with("etc/") {
+            return Err(Error::Invalid(format!("bad image file path {:?}", f.path)));
+        }
+        let parts: Vec<&str> = rel.split('/').collect();
+        for depth in 1..parts.len() {
+            let dir = format!("{}/", parts[..depth].join("/"));
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.sort();
+    for d in &dirs {
+        add_dir(&mut b, d, if d == "tmp/" { 0o1777 } else { 0o755 })?;
+    }
+    add_file(&mut b, "etc/passwd", 0o644, b"root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/:/nonexistent\n")?;
+    add_file(&mut b, "etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
+    for f in &sorted {
+        let data = std::fs::read(&f.source).map_err(io(format!("read {}", f.source.display())))?;
+        add_file(&mut b, f.path.trim_start_matches('/'), f.mode, &data)?;
+    }
+    b.into_inner().map_err(io("finish layer"))
+}
+
+/// Writes an image of `files` (see [`build_files_layer`]) with `entrypoint`, as an OCI layout
+/// that also carries `manifest.json` (the `docker save` index: config, tags, layers), so that
+/// both `docker load` (Engine 20.10 reads only `manifest.json`) and `ctr images import` take it.
+pub fn write_files_image(reference: &str, entrypoint: &[String], files: &[ImageFile], out: &Path) -> Result<ImageInfo> {
+    let layer = build_files_layer(files)?;
+    let spec = ImageSpec {
+        reference: reference.into(),
+        entrypoint: entrypoint.to_vec(),
+        cmd: Vec::new(),
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        working_dir: "/".into(),
+        binary_path: PathBuf::new(),
+        links: Vec::new(),
+        labels: Vec::new(),
+    };
+    let (manifest, config) = build_manifest_and_config(&spec, &layer)?;
+    let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    let mut info = ImageInfo {
+        reference: reference.into(),
+        digest: sha256_digest(&manifest),
+        config_digest: sha256_digest(&config),
+        layer_digest: sha256_digest(&layer),
+        size: (manifest.len() + config.len() + layer.len()) as u64,
+        tar_size: 0,
+    };
+    let docker = serde_json::json!([{ "Config": blob(&info.config_digest), "RepoTags": [reference], "Layers": [blob(&info.layer_digest)] }]);
+    let docker = serde_json::to_vec(&docker).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut desc = descriptor(MEDIA_MANIFEST, &manifest);
+    desc["annotations"] = serde_json::json!({ "io.containerd.image.name": reference, "org.opencontainers.image.ref.name": reference });
+    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [desc] });
+    let index = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
+    info.tar_size = write_layout_with(out, &index, vec![manifest, config, layer], &[("manifest.json", &docker)])?;
+    Ok(info)
+}
+
 /// Writes `oci-layout`, `index.json` and the blobs (sorted by digest, each once); the file size.
-fn write_layout(out: &Path, index: &[u8], mut blobs: Vec<Vec<u8>>) -> Result<u64> {
+fn write_layout(out: &Path, index: &[u8], blobs: Vec<Vec<u8>>) -> Result<u64> {
+    write_layout_with(out, index, blobs, &[])
+}
+
+/// [`write_layout`] with more top-level files.
+fn write_layout_with(out: &Path, index: &[u8], mut blobs: Vec<Vec<u8>>, extra: &[(&str, &[u8])]) -> Result<u64> {
     let file = std::fs::File::create(out).map_err(io(format!("create {}", out.display())))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(file));
     add_file(&mut b, "oci-layout", 0o644, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    for (name, data) in extra {
+        add_file(&mut b, name, 0o644, data)?;
+    }
     add_file(&mut b, "index.json", 0o644, index)?;
     add_dir(&mut b, "blobs/", 0o755)?;
     add_dir(&mut b, "blobs/sha256/", 0o755)?;

@@ -7,7 +7,7 @@ use crate::load::{LoadError, load_str};
 use crate::model::RuntimeProfile;
 
 /// Name, origin and text of every shipped profile.
-pub const SHIPPED: [(&str, &str, &str); 3] = [
+pub const SHIPPED: [(&str, &str, &str); 4] = [
     ("fake-cri", "suites/examples/runtimes/fake-cri.yaml", include_str!("../../suites/examples/runtimes/fake-cri.yaml")),
     ("containerd", "suites/examples/runtimes/containerd.yaml", include_str!("../../suites/examples/runtimes/containerd.yaml")),
     (
@@ -15,6 +15,7 @@ pub const SHIPPED: [(&str, &str, &str); 3] = [
         "suites/examples/runtimes/containerd-crun.yaml",
         include_str!("../../suites/examples/runtimes/containerd-crun.yaml"),
     ),
+    ("fake-cri-image", "suites/examples/runtimes/fake-cri-image.yaml", include_str!("../../suites/examples/runtimes/fake-cri-image.yaml")),
 ];
 
 /// The shipped profile called `name`, if there is one.

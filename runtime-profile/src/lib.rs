@@ -18,5 +18,5 @@ pub mod template;
 
 pub use agent::{AGENT_KIND, NodeAgentProfile, agent_binary, load_agent_file, load_agent_str};
 pub use load::{LoadError, load_file, load_str};
-pub use model::{Cleanup, FileTemplate, Images, OciRuntime, Readiness, RuntimeProfile};
+pub use model::{Cleanup, FileTemplate, ImageRuntime, Images, OciRuntime, Readiness, RuntimeProfile};
 pub use template::{Placeholder, RenderError, Values};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Cleanup, FileTemplate, Images, OciRuntime, Readiness, RuntimeProfile};
+use crate::model::{Cleanup, FileTemplate, ImageRuntime, Images, OciRuntime, Readiness, RuntimeProfile};
 use crate::template::{Placeholder, placeholders};
 
 /// The `apiVersion` a profile carries.
@@ -66,7 +66,16 @@ pub fn load_str(text: &str, origin: &Path) -> Result<RuntimeProfile> {
 
 /// The fields of `spec`.
 const SPEC_FIELDS: &[&str] =
-    &["runtimeName", "command", "env", "files", "privateMounts", "unmount", "tmpfs", "sysctls", "readiness", "images", "handlers", "stop", "cleanup"];
+    &["runtimeName", "command", "image", "env", "files", "privateMounts", "unmount", "tmpfs", "sysctls", "readiness", "images", "handlers", "stop", "cleanup"];
+
+/// Linux capabilities by the names Docker takes (`CAP_` prefix optional).
+const CAPABILITIES: &[&str] = &[
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN", "DAC_OVERRIDE",
+    "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN",
+    "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID",
+    "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE",
+    "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+];
 
 pub(crate) struct Reader<'a> {
     pub(crate) file: &'a Path,
@@ -180,6 +189,10 @@ impl Reader<'_> {
         self.keys(spec, "spec", SPEC_FIELDS)?;
         let runtime_name = self.string(spec, "spec", "runtimeName")?;
         let command = self.command(self.required(spec, "spec", "command")?, "spec.command")?;
+        let image = match spec.get("image").filter(|v| !v.is_null()) {
+            Some(v) => Some(self.image_runtime(v)?),
+            None => None,
+        };
         let env = self.string_map(spec, "spec", "env")?;
         let files = self.files(spec)?;
         let private_mounts = self.bool_or(spec, "spec", "privateMounts", true)?;
@@ -200,10 +213,15 @@ impl Reader<'_> {
             if !paths.is_empty() && !private_mounts {
                 return Err(self.err(field, "needs privateMounts: true (it would change the world's own mounts)"));
             }
+            if !paths.is_empty() && image.is_some() {
+                return Err(self.err(field, "applies to a runtime started from a host binary; an image runtime's container sees only the world's scratch directory and spec.image.mounts"));
+            }
         }
         let sysctls = self.string_map(spec, "spec", "sysctls")?;
         let readiness = self.readiness(spec)?;
-        let images = self.images(self.required(spec, "spec", "images")?)?;
+        let images_field = self.required(spec, "spec", "images")?;
+        let images = self.images(images_field)?;
+        let pulls = self.bool_or(self.map(images_field, "spec.images")?, "spec.images", "pulls", true)?;
         let handlers = match spec.get("handlers").filter(|v| !v.is_null()) {
             Some(v) => self.strings(v, "spec.handlers")?,
             None => Vec::new(),
@@ -227,6 +245,7 @@ impl Reader<'_> {
             source: origin.to_path_buf(),
             runtime_name,
             command,
+            image,
             env,
             files,
             private_mounts,
@@ -235,10 +254,45 @@ impl Reader<'_> {
             sysctls,
             readiness,
             images,
+            pulls,
             handlers,
             stop_grace,
             cleanup,
         })
+    }
+
+    pub(crate) fn image_runtime(&self, v: &Value) -> Result<ImageRuntime> {
+        const F: &str = "spec.image";
+        let m = self.map(v, F)?;
+        self.keys(m, F, &["reference", "archive", "capabilities", "mounts", "securityOpts"])?;
+        let reference = self.string(m, F, "reference")?;
+        if reference.contains(char::is_whitespace) || reference.contains('{') || reference.starts_with('/') {
+            return Err(self.err("spec.image.reference", format!("{reference:?} is not an image reference; write repository:tag, e.g. nodekit.local/fake-cri-runtime:1")));
+        }
+        let archive = self.string(m, F, "archive").map_err(|e| LoadError {
+            message: format!("{}: the world's Docker Engine starts empty and pulls nothing, so name the docker-archive (`docker save` output) holding {reference}, or {{fake_cri_image}}", e.message),
+            ..e
+        })?;
+        let list = |key: &str| -> Result<Vec<String>> {
+            match m.get(key).filter(|v| !v.is_null()) {
+                Some(v) => self.strings(v, &join(F, key)),
+                None => Ok(Vec::new()),
+            }
+        };
+        let capabilities = list("capabilities")?;
+        for (i, c) in capabilities.iter().enumerate() {
+            let bare = c.strip_prefix("CAP_").unwrap_or(c);
+            if !CAPABILITIES.contains(&bare) {
+                return Err(self.err(format!("{F}.capabilities[{i}]"), format!("{c:?} is not a capability; use one of {}", CAPABILITIES.join(", "))));
+            }
+        }
+        let mounts = list("mounts")?;
+        for (i, path) in mounts.iter().enumerate() {
+            if !path.starts_with('/') && !path.starts_with('{') {
+                return Err(self.err(format!("{F}.mounts[{i}]"), format!("{path:?} must be an absolute path")));
+            }
+        }
+        Ok(ImageRuntime { reference, archive, capabilities, mounts, security_opts: list("securityOpts")? })
     }
 
     pub(crate) fn files(&self, spec: &Map<String, Value>) -> Result<Vec<FileTemplate>> {
@@ -275,7 +329,7 @@ impl Reader<'_> {
 
     pub(crate) fn images(&self, v: &Value) -> Result<Images> {
         let m = self.map(v, "spec.images")?;
-        self.keys(m, "spec.images", &["import", "preloaded"])?;
+        self.keys(m, "spec.images", &["import", "preloaded", "pulls"])?;
         match (m.get("import").filter(|v| !v.is_null()), self.bool_or(m, "spec.images", "preloaded", false)?) {
             (Some(import), false) => {
                 let im = self.map(import, "spec.images.import")?;
@@ -342,6 +396,14 @@ fn check_placeholders(r: &Reader<'_>, p: &RuntimeProfile) -> Result<()> {
     for (i, c) in p.cleanup.commands.iter().enumerate() {
         for (j, a) in c.iter().enumerate() {
             check(format!("spec.cleanup.commands[{i}][{j}]"), a, &general)?;
+        }
+    }
+    if let Some(image) = &p.image {
+        let mut archive_allowed = general.clone();
+        archive_allowed.push(Placeholder::FakeCriImage);
+        check("spec.image.archive".into(), &image.archive, &archive_allowed)?;
+        for (i, m) in image.mounts.iter().enumerate() {
+            check(format!("spec.image.mounts[{i}]"), m, &general)?;
         }
     }
     let socket_used = uses_socket;

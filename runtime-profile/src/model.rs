@@ -15,8 +15,12 @@ pub struct RuntimeProfile {
     /// `spec.runtimeName`: the `runtime_name` the runtime's CRI `Version` reports, which a node
     /// shows as `containerRuntimeVersion: <runtimeName>://<version>`.
     pub runtime_name: String,
-    /// `spec.command`: the runtime's command line (templates); the first word is the binary.
+    /// `spec.command`: the runtime's command line (templates); the first word is the binary
+    /// (with [`RuntimeProfile::image`]: the program inside the image).
     pub command: Vec<String>,
+    /// `spec.image`: the runtime is an OCI image, run in a Docker Engine the harness starts in
+    /// the node host, instead of a binary of the host.
+    pub image: Option<ImageRuntime>,
     /// `spec.env`: extra environment (values are templates).
     pub env: BTreeMap<String, String>,
     /// `spec.files`: files written before the runtime starts.
@@ -36,12 +40,35 @@ pub struct RuntimeProfile {
     pub readiness: Readiness,
     /// `spec.images`: how the world's images reach the runtime.
     pub images: Images,
+    /// `spec.images.pulls` (default true): whether `PullImage` fetches from a registry. A
+    /// runtime that does not (fake-cri makes its images from the workload binary) skips the
+    /// cases that pull from the world's registry, with that reason.
+    pub pulls: bool,
     /// `spec.handlers`: the RuntimeClass handlers the runtime offers; the first is the default.
     pub handlers: Vec<String>,
     /// `spec.stop.grace`: time between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
     /// `spec.cleanup`.
     pub cleanup: Cleanup,
+}
+
+/// A runtime shipped as an OCI image (`spec.image`). Its container shares the node host's
+/// network and pid namespaces and sees the world's scratch directory (sockets, state, pod logs)
+/// at the same path; it keeps only the capabilities listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRuntime {
+    /// `reference`: the image (`repository:tag`) the container runs.
+    pub reference: String,
+    /// `archive`: a `docker load` archive holding it (a template: a path, or
+    /// `{fake_cri_image}`); without one the image must already be in the engine, which starts
+    /// empty, so in practice it is required.
+    pub archive: String,
+    /// `capabilities`: the capabilities the container keeps (every other one is dropped).
+    pub capabilities: Vec<String>,
+    /// `mounts`: more host paths bind-mounted read-write at the same path (templates).
+    pub mounts: Vec<String>,
+    /// `securityOpts`: Docker security options (`seccomp=unconfined`, `no-new-privileges`).
+    pub security_opts: Vec<String>,
 }
 
 /// A file written before the runtime starts.
@@ -102,11 +129,15 @@ impl RuntimeProfile {
         self.handlers.first().map(String::as_str)
     }
 
-    /// Every binary the profile runs, with the field that names it: the command, the import
-    /// command, the OCI runtimes and the cleanup commands.
+    /// Every binary the profile runs, with the field that names it: the command (for an image
+    /// runtime the Docker Engine, `dockerd`), the import command, the OCI runtimes and the
+    /// cleanup commands.
     pub fn binaries(&self) -> Vec<(String, &str)> {
         let mut out = Vec::new();
-        if let Some(b) = self.command.first() {
+        if self.image.is_some() {
+            // The program is inside the image; the host needs the engine.
+            out.push(("spec.image".to_string(), "dockerd"));
+        } else if let Some(b) = self.command.first() {
             out.push(("spec.command[0]".to_string(), b.as_str()));
         }
         if let Images::Import { command } = &self.images

@@ -56,11 +56,14 @@ pub enum Placeholder {
     Cert,
     /// Node agent profiles: its key.
     Key,
+    /// nodekit's FROM-scratch image around fake-cri as a `docker load` archive, built when a
+    /// profile uses it (only in `spec.image.archive`).
+    FakeCriImage,
 }
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 24] = [
+    pub const ALL: [Placeholder; 25] = [
         Placeholder::Socket,
         Placeholder::ConfigDir,
         Placeholder::StateDir,
@@ -85,6 +88,7 @@ impl Placeholder {
         Placeholder::Ca,
         Placeholder::Cert,
         Placeholder::Key,
+        Placeholder::FakeCriImage,
     ];
 
     /// The placeholders of a node agent profile's templates.
@@ -129,6 +133,7 @@ impl Placeholder {
             Placeholder::Ca => "ca",
             Placeholder::Cert => "cert",
             Placeholder::Key => "key",
+            Placeholder::FakeCriImage => "fake_cri_image",
         }
     }
 
@@ -137,11 +142,14 @@ impl Placeholder {
         Placeholder::ALL.into_iter().find(|p| p.word() == word)
     }
 
-    /// The placeholders every runtime profile template may use (all but [`Placeholder::Archive`]
-    /// and those only node agent profiles have).
+    /// The placeholders every runtime profile template may use (all but [`Placeholder::Archive`],
+    /// [`Placeholder::FakeCriImage`] and those only node agent profiles have).
     pub fn general() -> Vec<Placeholder> {
         let agent_only = |p: &Placeholder| Placeholder::AGENT.contains(p) && !matches!(p, Placeholder::RootDir | Placeholder::NodeName | Placeholder::PodCidr | Placeholder::CgroupRoot);
-        Placeholder::ALL.into_iter().filter(|p| *p != Placeholder::Archive && !agent_only(p)).collect()
+        Placeholder::ALL
+            .into_iter()
+            .filter(|p| !matches!(p, Placeholder::Archive | Placeholder::FakeCriImage) && !agent_only(p))
+            .collect()
     }
 }
 

@@ -42,6 +42,8 @@ fn a_good_profile_loads_with_its_defaults() {
     assert_eq!(p.stop_grace, Duration::from_secs(2));
     assert_eq!(p.default_handler(), Some("runc"));
     assert_eq!(p.images, Images::Import { command: vec!["myrt-load".into(), "{archive}".into()] });
+    assert!(p.pulls, "a runtime pulls unless its profile says otherwise");
+    assert!(!load(&GOOD.replace("  images:\n", "  images:\n    pulls: false\n")).unwrap().pulls);
     let mut v = Values::new();
     v.set(Placeholder::PodCidr, "10.244.1.0/24");
     assert_eq!(v.render(&p.files[0].content).unwrap(), r#"{"subnet": "10.244.1.0/24"}"#);
@@ -82,4 +84,56 @@ fn missing_binaries_are_named_with_their_field() {
     assert_eq!(err, "my.yaml: spec.images.import.command[0]: binary \"myrt-load\" not found on PATH (nor next to nodekit); install it or give an absolute path");
     let ok = runtime_profile::load::check_binaries(&p, |b| Some(format!("/bin/{b}").into())).unwrap();
     assert_eq!(ok.get("myrt").map(|p| p.display().to_string()), Some("/bin/myrt".into()));
+}
+
+const IMAGE: &str = r#"
+apiVersion: nodekit.dev/v1alpha1
+kind: RuntimeProfile
+metadata: {name: vendor-rt}
+spec:
+  runtimeName: vendor
+  image:
+    reference: registry.example/vendor/cri:2.1
+    archive: vendor-cri.tar
+    capabilities: [SYS_ADMIN, CAP_NET_ADMIN]
+    mounts: [/sys/fs/cgroup, "{state_dir}/extra"]
+    securityOpts: [seccomp=unconfined]
+  command: [/usr/bin/vendor-cri, --listen, "{socket}"]
+  images: {preloaded: true}
+"#;
+
+/// An image runtime: its fields load, its command is not looked up on the host, and the host
+/// needs the Docker Engine instead.
+#[test]
+fn an_image_profile_loads_and_needs_the_engine_not_its_program() {
+    let p = load(IMAGE).unwrap();
+    let image = p.image.clone().unwrap();
+    assert_eq!(image.reference, "registry.example/vendor/cri:2.1");
+    assert_eq!(image.archive, "vendor-cri.tar");
+    assert_eq!(image.capabilities, vec!["SYS_ADMIN", "CAP_NET_ADMIN"]);
+    assert_eq!(image.mounts, vec!["/sys/fs/cgroup", "{state_dir}/extra"]);
+    assert_eq!(image.security_opts, vec!["seccomp=unconfined"]);
+    let bins: Vec<(String, &str)> = p.binaries();
+    assert_eq!(bins, vec![("spec.image".to_string(), "dockerd")]);
+    let err = runtime_profile::load::check_binaries(&p, |_| None).unwrap_err().to_string();
+    assert!(err.contains("spec.image: binary \"dockerd\" not found"), "{err}");
+}
+
+#[test]
+fn bad_image_profiles_name_the_field_and_the_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("    capabilities: [SYS_ADMIN, CAP_NET_ADMIN]\n", "    capabilities: [SYS_ADMIN, ALL]\n", "my.yaml: spec.image.capabilities[1]: \"ALL\" is not a capability; use one of AUDIT_CONTROL"),
+        ("    archive: vendor-cri.tar\n", "", "my.yaml: spec.image.archive: is required: the world's Docker Engine starts empty and pulls nothing"),
+        ("    archive: vendor-cri.tar\n", "    archive: \"{archive}\"\n", "my.yaml: spec.image.archive: unknown placeholder {archive}"),
+        ("--listen, \"{socket}\"]", "--listen, \"{socket}\", \"{fake_cri_image}\"]", "my.yaml: spec.command[3]: unknown placeholder {fake_cri_image}"),
+        ("reference: registry.example/vendor/cri:2.1", "reference: \"/tmp/x.tar\"", "my.yaml: spec.image.reference: \"/tmp/x.tar\" is not an image reference"),
+        ("    securityOpts:", "    privileged: true\n    securityOpts:", "my.yaml: spec.image.privileged: unknown field; the fields here are reference, archive"),
+        ("  images: {preloaded: true}\n", "  images: {preloaded: true}\n  tmpfs: [/var/lib]\n", "my.yaml: spec.tmpfs: applies to a runtime started from a host binary"),
+        ("mounts: [/sys/fs/cgroup,", "mounts: [sys/fs/cgroup,", "my.yaml: spec.image.mounts[0]: \"sys/fs/cgroup\" must be an absolute path"),
+    ];
+    for (from, to, want) in cases {
+        assert!(IMAGE.contains(from), "{from:?}");
+        let err = load(&IMAGE.replacen(from, to, 1)).unwrap_err();
+        assert!(err.starts_with(want), "{to:?}: {err}");
+    }
 }

@@ -31,6 +31,11 @@ impl Run {
                     "pulls from the world's registry; fake-cri builds its images from the workload binary and does not pull"
                         .into(),
                 ),
+                (Some(RuntimeTarget::Profile { profile, .. }), Runtimes::Pulling) if !profile.pulls => Some(format!(
+                    "pulls from the world's registry; the runtime profile {} says its runtime does not pull \
+                     (spec.images.pulls: false)",
+                    profile.source.display()
+                )),
                 (Some(RuntimeTarget::External(_)), Runtimes::Sealed | Runtimes::Pulling) => Some(
                     "looks at the runtime from the node host (its processes or its pod network), which an \
                      external runtime does not share"

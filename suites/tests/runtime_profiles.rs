@@ -97,6 +97,57 @@ fn the_containerd_profile_runs_node_and_cri_cases() {
     }
 }
 
+/// A runtime shipped as an OCI image: the shipped fake-cri-image profile has nodekit build a
+/// FROM-scratch image around fake-cri, start a Docker Engine inside each node host, load the
+/// image and run it with testcontainers. The whole CRI area passes on it (only the cases that
+/// pull are skipped, as the profile says its runtime does not pull), each case's runtime really
+/// ran as a container of its world's engine (the keeper's ready line), and no engine outlives
+/// its world.
+#[test]
+fn the_image_profile_runs_the_cri_area_in_a_container() {
+    if !on_path("dockerd") {
+        eprintln!("skipped: dockerd missing (run ci/bootstrap, which installs docker.io)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let profile = shipped("fake-cri-image.yaml");
+    let o = nodekit(&["conformance", "--runtime", profile.to_str().unwrap(), "--filter", "runtime/", "--keep-artifacts"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let progress = String::from_utf8_lossy(&o.stderr);
+    let runs: Vec<&str> = progress.lines().filter(|l| l.contains("[fake-cri-image]") && l.trim_start().starts_with('[')).collect();
+    let passed = runs.iter().filter(|l| l.contains(" PASS ")).count();
+    let skipped_pulls = runs.iter().filter(|l| l.contains(" SKIP ") && l.contains("spec.images.pulls: false")).count();
+    assert!(passed >= 25, "only {passed} runtime cases passed: {}", text(&o));
+    assert_eq!(passed + skipped_pulls, runs.len(), "a case neither passed nor was skipped as a pulling case: {}", text(&o));
+    let keeper_logs: Vec<PathBuf> = walk(dir.path()).into_iter().filter(|p| p.ends_with("fake-cri-image-node-a.log")).collect();
+    assert_eq!(keeper_logs.len(), passed, "one keeper log per case that ran, under {}", dir.path().display());
+    for log in &keeper_logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(text.lines().any(|x| runtime_image::Ready::parse(x).is_some()), "{}: the keeper never ran the container", log.display());
+    }
+    let leftover: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("dockerd") && c.contains("/run/nodekit/"))
+        .collect();
+    assert!(leftover.is_empty(), "engines outlived their worlds: {leftover:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
 /// Two targets of one name would write the same artifacts directory: refused before anything runs.
 #[test]
 fn two_targets_of_one_name_are_exit_2() {

@@ -8,6 +8,7 @@
 
 mod containerd;
 mod control_plane;
+mod engine;
 mod error;
 mod node;
 mod profile;
@@ -22,6 +23,7 @@ pub use containerd::{
     cgroup_root, node_cgroup_root, stale_cgroup_trees, sweep_stale_cgroups, sweep_stale_cgroups_within, world_trees,
 };
 pub use control_plane::ControlPlane;
+pub use engine::{DockerEngine, FAKE_CRI_IMAGE, build_fake_cri_image};
 pub use error::{Error, Result};
 pub use node::{AgentOptions, NodeAgent, NodeProxy, ProxyMode};
 pub use profile::{CNI_BIN_DIR, ProfileRuntime, find_binary};

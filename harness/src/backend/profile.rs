@@ -18,6 +18,7 @@ use runtime_profile::{Images, Placeholder, RuntimeProfile, Values};
 
 use super::containerd::{cri, daemon_path, delete_oci_containers, images, imported_references, log_tail, program, remove_node_cgroups};
 use super::{Error, PAUSE_IMAGE, Result, node_cgroup_root, scratch_dir, workload_binary};
+use super::engine::DockerEngine;
 use crate::process::{Process, ProcessSpec};
 use crate::timeline::Timeline;
 use crate::world::World;
@@ -45,6 +46,10 @@ pub struct ProfileRuntime {
     cgroup_root: String,
     timeline: Timeline,
     registry: Option<super::WorldRegistry>,
+    /// Image runtimes: the node's Docker Engine (`process` is then the keeper).
+    engine: Option<DockerEngine>,
+    /// Image runtimes: the running container.
+    container: Option<runtime_image::Ready>,
 }
 
 impl std::fmt::Debug for ProfileRuntime {
@@ -104,8 +109,13 @@ impl ProfileRuntime {
             let (bin, out) = (workload_binary()?, dir.join("images"));
             tokio::task::spawn_blocking(move || images(&bin, &out))
         };
-        let spec = process_spec(&profile, &values, node)?;
-        let process = host.spawn(spec)?;
+        let (process, engine) = match &profile.image {
+            None => (host.spawn(process_spec(&profile, &values, node)?)?, None),
+            Some(image) => {
+                let (keeper, engine) = start_image(host, &profile, image, &mut values, node, &dir).await?;
+                (keeper, Some(engine))
+            }
+        };
         let socket = PathBuf::from(values.get(Placeholder::Socket).unwrap_or_default());
         let mut rt = ProfileRuntime {
             node: node.to_string(),
@@ -117,10 +127,17 @@ impl ProfileRuntime {
             timeline: world.timeline().clone(),
             profile,
             registry: None,
+            engine,
+            container: None,
         };
         if let Err(e) = rt.become_ready(started, tarballs, bound, extra_images, &hosts_dir).await {
-            let log = log_tail(rt.process.log_path());
+            let mut log = log_tail(rt.process.log_path());
             let _ = rt.process.kill().await;
+            if let Some(engine) = rt.engine.take() {
+                log = format!("{log}\ndockerd:\n{}", log_tail(engine.log_path()));
+                let _ = engine.stop().await;
+                let _ = kill_processes_naming(&rt.dir).await;
+            }
             return Err(Error::Component(format!("{} on {node} did not start: {e}\n{log}", rt.profile.name)));
         }
         world.timeline().record_with(
@@ -140,6 +157,11 @@ impl ProfileRuntime {
         hosts_dir: &Path,
     ) -> Result<()> {
         let timeout = self.profile.readiness.timeout;
+        if self.engine.is_some() {
+            let ready = super::engine::wait_for_container(&mut self.process, timeout).await?;
+            self.timeline.record(&self.node, format!("{} container {} (pid {}) up after {:?}", self.profile.name, ready.id, ready.pid, started.elapsed()));
+            self.container = Some(ready);
+        }
         super::runtime::wait_until_serving(&mut self.process, &self.socket, timeout, &self.profile.name).await?;
         self.timeline.record(&self.node, format!("{} socket up after {:?}", self.profile.name, started.elapsed()));
         let tars = tarballs.await.map_err(|e| Error::Component(format!("building images: {e}")))??;
@@ -219,8 +241,14 @@ impl ProfileRuntime {
     }
 
     /// SIGKILLs the runtime alone, as a crash would; what it started keeps running until
-    /// [`ProfileRuntime::stop`].
+    /// [`ProfileRuntime::stop`]. For an image runtime: the container's first process (its
+    /// keeper then removes the container, and with it what runs in the container's cgroup).
     pub async fn kill(&mut self) -> Result<()> {
+        if let Some(c) = &self.container {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid as i32), nix::sys::signal::Signal::SIGKILL);
+            self.process.wait().await?;
+            return Ok(());
+        }
         self.process.kill().await?;
         Ok(())
     }
@@ -228,7 +256,12 @@ impl ProfileRuntime {
     /// Stops the runtime and removes everything it left (see the module documentation).
     pub async fn stop(mut self) -> Result<()> {
         let started = Instant::now();
-        self.process.stop(self.profile.stop_grace).await?;
+        // The keeper stops the container within the grace, then removes it.
+        let grace = if self.engine.is_some() { self.profile.stop_grace + Duration::from_secs(10) } else { self.profile.stop_grace };
+        self.process.stop(grace).await?;
+        if let Some(engine) = self.engine.take() {
+            engine.stop().await?;
+        }
         let killed = kill_processes_naming(&self.dir).await?;
         let mut problems = Vec::new();
         for (i, oci) in self.profile.cleanup.oci_runtimes.iter().enumerate() {
@@ -267,6 +300,57 @@ impl ProfileRuntime {
             Ok(())
         } else {
             Err(Error::Component(format!("{} on {} left things behind: {}", self.profile.name, self.node, problems.join("; "))))
+        }
+    }
+}
+
+/// Starts the node's Docker Engine and the keeper of `image`'s container; renders the
+/// archive (building nodekit's fake-cri image when it names `{fake_cri_image}`).
+async fn start_image(
+    host: &crate::world::Host,
+    profile: &Arc<RuntimeProfile>,
+    image: &runtime_profile::ImageRuntime,
+    values: &mut Values,
+    node: &str,
+    dir: &Path,
+) -> Result<(Process, DockerEngine)> {
+    let uses_fake_cri_image = runtime_profile::template::placeholders(&image.archive, &Placeholder::ALL)
+        .map_err(|e| Error::Component(format!("{}: spec.image.archive: {e}", profile.source.display())))?
+        .contains(&Placeholder::FakeCriImage);
+    if uses_fake_cri_image {
+        let out = dir.join("fake-cri-runtime.tar");
+        let built = tokio::task::spawn_blocking(move || super::engine::build_fake_cri_image(&out))
+            .await
+            .map_err(|e| Error::Component(format!("building the fake-cri image: {e}")))??;
+        values.set(Placeholder::FakeCriImage, built.to_string_lossy());
+    }
+    let archive = PathBuf::from(render(values, &image.archive, "spec.image.archive", profile)?);
+    let archive = if archive.is_relative() { profile.source.parent().unwrap_or(Path::new(".")).join(archive) } else { archive };
+    if !archive.is_file() {
+        return Err(Error::Component(format!("{}: spec.image.archive: {} does not exist", profile.source.display(), archive.display())));
+    }
+    let command: Vec<String> =
+        profile.command.iter().enumerate().map(|(i, a)| render(values, a, &format!("spec.command[{i}]"), profile)).collect::<Result<_>>()?;
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in &profile.env {
+        env.insert(k.clone(), render(values, v, &format!("spec.env.{k}"), profile)?);
+    }
+    let mut mounts = vec![super::scratch()?];
+    for (i, m) in image.mounts.iter().enumerate() {
+        mounts.push(PathBuf::from(render(values, m, &format!("spec.image.mounts[{i}]"), profile)?));
+    }
+    // One level below the node's cgroup root, not in it: a runtime may sweep the cgroups
+    // directly below its own parent at start (fake-cri removes those of containers it does not
+    // know, which would be its own).
+    let cgroup_parent = format!("{}/runtime-image", node_cgroup_root(node)?);
+    let engine_name = format!("dockerd-{node}");
+    let engine = DockerEngine::start(host, &engine_name, &dir.join("engine"), &cgroup_parent, profile.readiness.timeout).await?;
+    let spec = super::engine::container_spec(profile, image, command, env, archive, mounts, node, &cgroup_parent);
+    match super::engine::spawn_keeper(host, &format!("{}-{node}", profile.name), &engine, &spec, dir) {
+        Ok(keeper) => Ok((keeper, engine)),
+        Err(e) => {
+            let _ = engine.stop().await;
+            Err(e)
         }
     }
 }
