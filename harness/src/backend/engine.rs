@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use runtime_image::{ContainerSpec, Ready};
-use runtime_profile::{ImageRuntime, RuntimeProfile};
 
 use super::containerd::{daemon_path, program};
 use super::{Error, Result};
@@ -93,33 +92,6 @@ impl DockerEngine {
     pub async fn stop(mut self) -> Result<()> {
         self.process.stop(Duration::from_secs(10)).await?;
         Ok(())
-    }
-}
-
-/// The keeper's container spec for `image` of `profile`: the rendered command and environment,
-/// the world's scratch directory and the profile's mounts, capabilities and options.
-pub fn container_spec(
-    profile: &RuntimeProfile,
-    image: &ImageRuntime,
-    command: Vec<String>,
-    env: std::collections::BTreeMap<String, String>,
-    archive: PathBuf,
-    mounts: Vec<PathBuf>,
-    node: &str,
-    cgroup_parent: &str,
-) -> ContainerSpec {
-    ContainerSpec {
-        name: format!("nodekit-{}-{node}", profile.name),
-        reference: image.reference.clone(),
-        archive: Some(archive),
-        command,
-        env,
-        mounts,
-        capabilities: image.capabilities.clone(),
-        security_opts: image.security_opts.clone(),
-        cgroup_parent: cgroup_parent.to_string(),
-        stop_grace_secs: u32::try_from(profile.stop_grace.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX),
-        start_timeout_secs: u32::try_from(profile.readiness.timeout.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX),
     }
 }
 
@@ -200,7 +172,7 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
         .filter_map(|l| {
             let l = l.trim();
             let path = match l.split_once("=>") {
-                Some((_, rest)) => rest.trim().split_whitespace().next()?,
+                Some((_, rest)) => rest.split_whitespace().next()?,
                 None => l.split_whitespace().next()?,
             };
             path.starts_with('/').then(|| PathBuf::from(path))

@@ -345,7 +345,20 @@ async fn start_image(
     let cgroup_parent = format!("{}/runtime-image", node_cgroup_root(node)?);
     let engine_name = format!("dockerd-{node}");
     let engine = DockerEngine::start(host, &engine_name, &dir.join("engine"), &cgroup_parent, profile.readiness.timeout).await?;
-    let spec = super::engine::container_spec(profile, image, command, env, archive, mounts, node, &cgroup_parent);
+    let secs = |d: Duration| u32::try_from(d.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+    let spec = runtime_image::ContainerSpec {
+        name: format!("nodekit-{}-{node}", profile.name),
+        reference: image.reference.clone(),
+        archive: Some(archive),
+        command,
+        env,
+        mounts,
+        capabilities: image.capabilities.clone(),
+        security_opts: image.security_opts.clone(),
+        cgroup_parent: cgroup_parent.clone(),
+        stop_grace_secs: secs(profile.stop_grace),
+        start_timeout_secs: secs(profile.readiness.timeout),
+    };
     match super::engine::spawn_keeper(host, &format!("{}-{node}", profile.name), &engine, &spec, dir) {
         Ok(keeper) => Ok((keeper, engine)),
         Err(e) => {
