@@ -10,6 +10,11 @@ pub const KEEP_ENV: &str = "NODEKIT_KEEP_ARTIFACTS";
 /// Environment variable: parent directory of all artifacts (default `$TMPDIR/nodekit-artifacts`).
 pub const DIR_ENV: &str = "NODEKIT_ARTIFACTS_DIR";
 
+/// `$TMPDIR/nodekit-artifacts`.
+fn default_root() -> PathBuf {
+    std::env::temp_dir().join("nodekit-artifacts")
+}
+
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
@@ -28,19 +33,22 @@ impl Artifacts {
     /// Creates `<root>/<name>-<unique>` where root is `NODEKIT_ARTIFACTS_DIR` or
     /// `$TMPDIR/nodekit-artifacts`. `name` may contain `/` (case ids); it is flattened.
     pub fn create(name: &str) -> Result<Artifacts> {
-        let root = std::env::var_os(DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("nodekit-artifacts"));
-        std::fs::create_dir_all(&root).ctx(|| format!("creating {}", root.display()))?;
+        let root = std::env::var_os(DIR_ENV).map(PathBuf::from).unwrap_or_else(default_root);
         let safe: String = name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
             .collect();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{safe}-"))
-            .tempdir_in(&root)
-            .ctx(|| format!("creating an artifacts dir in {}", root.display()))?
-            .keep();
+        // Another world's `finish` may remove the empty default root between the two steps:
+        // then make it again.
+        let mut attempt = 0;
+        let dir = loop {
+            std::fs::create_dir_all(&root).ctx(|| format!("creating {}", root.display()))?;
+            match tempfile::Builder::new().prefix(&format!("{safe}-")).tempdir_in(&root) {
+                Ok(d) => break d.keep(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e).ctx(|| format!("creating an artifacts dir in {}", root.display())),
+            }
+        };
         Ok(Artifacts::at(dir))
     }
 
@@ -70,6 +78,12 @@ impl Artifacts {
             Some(self.inner.dir.clone())
         } else {
             let _ = std::fs::remove_dir_all(&self.inner.dir);
+            // The default root goes too once it is empty (a kept directory keeps it).
+            if let Some(parent) = self.inner.dir.parent()
+                && parent == default_root()
+            {
+                let _ = std::fs::remove_dir(parent);
+            }
             None
         }
     }

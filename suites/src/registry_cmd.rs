@@ -48,6 +48,9 @@ pub fn run(args: RegistryArgs) -> ExitCode {
             return fail(format!("--image {}: {e}", archive.display()));
         }
     }
+    // The store holds what it serves: the scratch directory goes now, not when the process
+    // ends (a registry killed by a signal would leave it behind).
+    drop(scratch);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("starting the async runtime: {e}")),
