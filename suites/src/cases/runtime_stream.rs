@@ -83,8 +83,9 @@ async fn tty_exec_url(e: &mut Env, id: &str, cmd: &[&str], stdin: bool) -> anyho
 /// to stdout and to stderr arrives on the stdout channel with the terminal's `\r\n` line ends,
 /// nothing on the stderr channel; a line sent on stdin is echoed by the terminal and read by the
 /// command, which writes it back; Ctrl-D at the start of a line is the end of its input, and it
-/// exits with Success. Catches a runtime that ignores `tty` (plain pipes: `\n` line ends, no
-/// echo), drops the client's input, or never ends the command's input.
+/// exits with Success. Then the terminal follows the client's resizes ([`resize`]). Catches a
+/// runtime that ignores `tty` (plain pipes: `\n` line ends, no echo), drops the client's input,
+/// never ends the command's input, or drops resizes.
 pub(crate) async fn exec_tty_streaming(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
     let pod = e.cri.pod("stream-tty")?;
     let sid = e.cri.run_pod(&pod).await?;
@@ -115,6 +116,29 @@ pub(crate) async fn exec_tty_streaming(e: &mut Env, ctx: &CaseCtx) -> anyhow::Re
     ensure!(out.stdout().matches("typed\r\n").count() == 2, "after Ctrl-D: stdout {:?}", out.stdout());
     let status = out.status().context("cat's exit after Ctrl-D")?;
     ensure!(status["status"] == "Success", "cat ends with 0 at the end of its input (Ctrl-D on the terminal): {status}");
+    resize(e, ctx, &id).await
+}
+
+/// `kubectl exec -it`'s resize: a terminal size sent on the resize channel becomes the size of
+/// the command's terminal, at once and again at each change (the command sees SIGWINCH).
+/// Catches a runtime that drops resize messages or applies only the first.
+async fn resize(e: &mut Env, ctx: &CaseCtx, id: &str) -> anyhow::Result<()> {
+    let url = tty_exec_url(e, id, &["/workload", "tty-size"], true).await?;
+    let mut s = cri_stream::open(ctx.world.host(NODE)?, &url, REMOTE_COMMAND_PROTOCOLS).await?;
+    let mut out = Output::default();
+    for (width, height) in [(101u16, 37u16), (80, 24)] {
+        s.send(4, format!("{{\"Width\":{width},\"Height\":{height}}}").as_bytes()).await?;
+        let line = format!("rows {height} cols {width}\r\n");
+        let seen = s
+            .read_until(&mut out, |o| o.stdout().contains(&line))
+            .await
+            .with_context(|| format!("waiting for the terminal to be {width}x{height} after a resize; stdout so far {:?}", out.stdout()))?;
+        ensure!(seen, "after a resize to {width}x{height} the command's terminal never had that size: stdout {:?}", out.stdout());
+    }
+    s.send(0, &[0x04]).await?;
+    s.read_until(&mut out, |_| false).await?;
+    let status = out.status().context("tty-size's exit after Ctrl-D")?;
+    ensure!(status["status"] == "Success", "tty-size ends with 0 at the end of its input: {status}");
     Ok(())
 }
 

@@ -148,6 +148,43 @@ pub async fn print(inv: &Invocation) -> Result<i32> {
     Ok(0)
 }
 
+/// `tty-size`: prints `rows R cols C` of the terminal on stdin, then again after each
+/// SIGWINCH that changed it, until stdin ends (Ctrl-D on the terminal); exit 1 when stdin is
+/// not a terminal.
+pub async fn tty_size() -> Result<i32> {
+    use tokio::io::AsyncReadExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let size = || rustix::termios::tcgetwinsize(std::io::stdin()).map(|w| (w.ws_row, w.ws_col));
+    // The handler is in place before the first line: a resize after it is always printed.
+    let mut winch = signal(SignalKind::window_change()).map_err(|e| Error::io("SIGWINCH handler", e))?;
+    let mut last = match size() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tty-size: stdin is not a terminal: {e}");
+            return Ok(1);
+        }
+    };
+    println!("rows {} cols {}", last.0, last.1);
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    loop {
+        tokio::select! {
+            _ = winch.recv() => {
+                if let Ok(now) = size()
+                    && now != last
+                {
+                    last = now;
+                    println!("rows {} cols {}", now.0, now.1);
+                }
+            }
+            n = stdin.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return Ok(0),
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

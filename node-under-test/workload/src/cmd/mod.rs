@@ -31,6 +31,8 @@ usage: workload [--term-delay D] [--ignore-sigterm] SUBCOMMAND [ARGS]
   id                                      print the effective uid, gid and supplementary groups
   print [--stdout TEXT] [--stderr TEXT] [--partial TEXT] [--then-sleep D]
                                           write lines (partial: no newline) and exit 0
+  tty-size                                print `rows R cols C` of the terminal on stdin, again
+                                          at each resize (SIGWINCH), until stdin ends
   alloc-memory --mib N [--step-mib M] [--interval D] [--ready-port P]
                                           allocate and touch N MiB in steps, then hold
                                           (and listen on tcp P once all is allocated)
@@ -57,6 +59,7 @@ const COMMANDS: &[&str] = &[
     "hostname",
     "id",
     "print",
+    "tty-size",
     "alloc-memory",
     "fill-disk",
     "fork-processes",
@@ -89,6 +92,7 @@ pub async fn dispatch(inv: Invocation) -> Result<i32> {
         "hostname" => basic::hostname_cmd(),
         "id" => basic::id(),
         "print" => basic::print(&inv).await,
+        "tty-size" => basic::tty_size().await,
         "alloc-memory" => resources::alloc_memory(&inv).await,
         "fill-disk" => resources::fill_disk(&inv).await,
         "fork-processes" => resources::fork_processes(&inv).await,
