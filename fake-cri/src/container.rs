@@ -2,7 +2,8 @@
 //! resource updates, log reopen; exit supervision with reasons (Completed, Error, OOMKilled).
 use crate::config::IMAGE_BINARY_PATHS;
 use crate::error::{Error, Result};
-use crate::logs::{LogSink, copy_stream};
+use crate::logs::LogSink;
+use crate::stdio::ContainerIo;
 use crate::runtime::{Live, Runtime, lock};
 use crate::spawn::{BindMount, Enter, Fresh, User, cpath, open_cgroup_procs, prepare};
 use crate::store::{ContainerPhase, ContainerRecord, new_id, now_ns};
@@ -219,8 +220,7 @@ impl Runtime {
             .collect::<Result<Vec<_>>>()?;
         tracing::debug!(took = ?t0.elapsed(), "container cgroup ready");
         let hostname = if sb.host_network { String::new() } else { sb.config.hostname.clone() };
-        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
-        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
+        let io = ContainerIo::new(rec)?;
         let enter = Enter {
             netns: match &netns {
                 Some(fd) => Some(fd.try_clone().map_err(Error::io("dup netns"))?),
@@ -243,14 +243,9 @@ impl Runtime {
             }),
             cgroup_procs: cgroup.as_deref().map(open_cgroup_procs).transpose()?,
             workdir: Some(cpath(Path::new(&rec.working_dir))?),
-            // The container keeps the read ends of its own log pipes at fds 3 and 4, so writes
-            // never fail with EPIPE and a restarted fake-cri can reopen them via /proc/<pid>/fd.
-            dup_fds: vec![
-                (out_r.try_clone().map_err(Error::io("dup pipe"))?, 3),
-                (err_r.try_clone().map_err(Error::io("dup pipe"))?, 4),
-            ],
+            dup_fds: io.kept_fds()?,
             user: container_user(rec),
-            controlling_tty: false,
+            controlling_tty: io.is_terminal(),
         };
         let (_program_fd, program) = crate::spawn::pinned_program(&rec.exec_path)
             .map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
@@ -261,14 +256,12 @@ impl Runtime {
         cmd.args(rec.argv.iter().skip(1))
             .env_clear()
             .envs(rec.env.iter().map(|e| e.split_once('=').unwrap_or((e.as_str(), ""))))
-            .stdin(if rec.config.stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-            .stdout(std::process::Stdio::from(out_w))
-            .stderr(std::process::Stdio::from(err_w))
             .kill_on_drop(false);
+        let io = io.attach(&mut cmd, rec.config.stdin)?;
         prepare(cmd.as_std_mut(), &enter);
         let t = std::time::Instant::now();
         let mut child = cmd.spawn().map_err(|e| Error::Unknown(format!("failed to start container {:?}: {e}", rec.id)))?;
-        let stdin = tokio::sync::Mutex::new(child.stdin.take());
+        let stdin = tokio::sync::Mutex::new(io.stdin(&mut child, rec.config.stdin)?);
         drop(cmd);
         drop(enter);
         tracing::debug!(took = ?t.elapsed(), "container process spawned");
@@ -282,6 +275,7 @@ impl Runtime {
             oom: Arc::new(AtomicBool::new(false)),
             cpu_sample: Mutex::new(None),
             stdin,
+            terminal: io.terminal(),
             stdin_once: rec.config.stdin_once,
         });
         lock(&self.live).insert(rec.id.clone(), live.clone());
@@ -299,12 +293,7 @@ impl Runtime {
             s
         };
         self.emit(&rec.id, cri::ContainerEventType::ContainerStartedEvent, None, Some(status));
-        let out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(Error::io("log pipe"))?;
-        let err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r).map_err(Error::io("log pipe"))?;
-        let copies = vec![
-            self.tasks.spawn(copy_stream(out, "stdout", log.clone())),
-            self.tasks.spawn(copy_stream(err, "stderr", log)),
-        ];
+        let copies = io.copy_output(&self.tasks, log)?;
         self.watch_faults_and_memory(rec, pid, &live);
         let rt = self.clone();
         let id = rec.id.clone();

@@ -77,6 +77,7 @@ pub mod spawn;
 pub mod stats;
 pub mod store;
 pub mod streams;
+mod stdio;
 mod tty;
 
 pub use config::{Catalog, Config, Faults, ImageEntry, PAUSE_IMAGE, WORKLOAD_IMAGE};

@@ -52,14 +52,28 @@ impl Runtime {
             };
             let log = if c.log_path.is_empty() { None } else { LogSink::open(Path::new(&c.log_path)).ok() };
             let mut copies = Vec::new();
-            for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
-                let p = format!("/proc/{pid}/fd/{fd}");
-                if let Ok(r) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&p) {
-                    copies.push(self.tasks.spawn(copy_stream(r, stream, log.clone())));
+            let mut terminal = None;
+            if c.config.tty {
+                // The container keeps its terminal's master side at fd 3. Opening
+                // /proc/<pid>/fd/3 would open /dev/ptmx, a new terminal: take a duplicate of
+                // the container's fd instead.
+                if let Some(master) = crate::stdio::take_fd(pid, 3) {
+                    if let Ok(reader) = master.try_clone() {
+                        let r = tokio::fs::File::from_std(std::fs::File::from(reader));
+                        copies.push(self.tasks.spawn(copy_stream(r, "stdout", log.clone())));
+                    }
+                    terminal = Some(Arc::new(master));
+                }
+            } else {
+                for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
+                    let p = format!("/proc/{pid}/fd/{fd}");
+                    if let Ok(r) = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&p) {
+                        copies.push(self.tasks.spawn(copy_stream(r, stream, log.clone())));
+                    }
                 }
             }
             let (tx, rx) = watch::channel(false);
-            let live = Arc::new(Live { exited: rx, log, oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None), stdin: Default::default(), stdin_once: false });
+            let live = Arc::new(Live { exited: rx, log, oom: Arc::new(AtomicBool::new(false)), cpu_sample: Mutex::new(None), stdin: Default::default(), terminal, stdin_once: false });
             lock(&self.live).insert(c.id.clone(), live);
             let rt = self.clone();
             let start = c.pid_start.unwrap_or(0);

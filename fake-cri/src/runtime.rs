@@ -27,7 +27,10 @@ pub struct Live {
     pub cpu_sample: Mutex<Option<(u64, i64)>>,
     /// The container's stdin, for a container created with `stdin` (fed by attaches); `None`
     /// without one, after `stdin_once` closed it, or for a container adopted after a restart.
-    pub stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    pub stdin: tokio::sync::Mutex<Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>,
+    /// The master side of the container's terminal, for a container created with `tty`
+    /// (attaches' resizes set its size).
+    pub terminal: Option<Arc<std::os::fd::OwnedFd>>,
     /// `stdin_once`: the first attach that ends its input closes the container's stdin.
     pub stdin_once: bool,
 }

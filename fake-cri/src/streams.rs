@@ -107,6 +107,17 @@ impl Runtime {
         };
         let mut output = log.subscribe();
         let mut exited = live.exited.clone();
+        // An attach with a terminal resizes the container's terminal.
+        let mut resizer = tokio::task::JoinSet::new();
+        if let (Some(mut sizes), Some(master)) = (io.resize, live.terminal.clone()) {
+            resizer.spawn(async move {
+                while let Some(size) = sizes.recv().await {
+                    if let Err(e) = crate::tty::set_size(&master, size) {
+                        tracing::warn!(error = %e, "resizing a container's terminal failed");
+                    }
+                }
+            });
+        }
         let (mut stdout, mut stderr) = (io.stdout, io.stderr);
         let mut stdin_gone = io.stdin.is_none();
         let mut stdin = io.stdin;
@@ -144,6 +155,7 @@ impl Runtime {
                 _ = futures::FutureExt::map(exited.wait_for(|e| *e), |r| r.is_ok()) => break,
             }
         }
+        resizer.abort_all();
         drop(stdin);
         drop(target);
         for w in [stdout.as_mut(), stderr.as_mut()].into_iter().flatten() {

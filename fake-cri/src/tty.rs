@@ -11,7 +11,7 @@ use crate::runtime::Runtime;
 use crate::streams::{drain, pump, wait_exec};
 
 /// Sets the size of the terminal whose master side is `master`.
-fn set_size(master: &OwnedFd, size: TermSize) -> std::io::Result<()> {
+pub(crate) fn set_size(master: &OwnedFd, size: TermSize) -> std::io::Result<()> {
     let ws = nix::pty::Winsize { ws_row: size.height, ws_col: size.width, ws_xpixel: 0, ws_ypixel: 0 };
     #[allow(unsafe_code)]
     // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which lives across the call; the

@@ -221,6 +221,33 @@ async fn restart_reattaches_to_running_containers() {
     assert_eq!(w.wait_exited(&c2).await.exit_code, 4);
 }
 
+/// A container with a terminal survives a restart too: a restarted fake-cri reopens the
+/// terminal's master side (kept by the container at fd 3) and the output keeps reaching the log
+/// as `stdout`, with the terminal's `\r` line ends.
+#[tokio::test]
+async fn restart_reattaches_to_a_container_terminal() {
+    let mut w = World::start(&[]).await;
+    w.set_cidr().await;
+    let mut p = pod_config("term");
+    p.log_directory = w.logs().to_string_lossy().into_owned();
+    let sid = w.run_pod(p).await;
+    let mut cfg = container("term", &["pause"]);
+    cfg.tty = true;
+    cfg.log_path = "term.log".into();
+    let c = w.run_container(&sid, cfg).await;
+    let log = w.logs().join("term.log");
+    wait_for("the first line", Duration::from_secs(10), || async { read_log(&log).iter().any(|l| l.2.contains("waiting for a signal")).then_some(()) }).await;
+    w.crash_cri().await;
+    w.start_cri(&[]).await;
+    assert_eq!(w.status(&c).await.state, cri::ContainerState::ContainerRunning as i32);
+    w.client.runtime.stop_container(cri::StopContainerRequest { container_id: c.clone(), timeout: 5 }).await.unwrap();
+    let lines = read_log(&log);
+    assert!(lines.iter().all(|l| l.0 == "stdout"), "a terminal's output is stdout: {lines:?}");
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(raw.contains(" stdout F workload pause: waiting for a signal\r\n"), "stderr on the terminal, \\r\\n line ends: {raw:?}");
+    assert!(lines.iter().any(|l| l.2.contains("SIGTERM received")), "output after the restart reached the log: {lines:?}");
+}
+
 #[tokio::test]
 async fn shutdown_leaves_nothing_behind() {
     let mut w = World::start(&[]).await;

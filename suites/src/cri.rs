@@ -155,6 +155,12 @@ impl Ctr {
         self.config.stdin_once = once;
         self
     }
+    /// Runs the container on a terminal (its stdin, stdout and stderr), with a stdin fed by
+    /// attaches.
+    pub fn tty(mut self) -> Ctr {
+        self.config.tty = true;
+        self.stdin(false)
+    }
     /// Mounts the root filesystem read-only.
     pub fn readonly_rootfs(mut self) -> Ctr {
         self.security().readonly_rootfs = true;

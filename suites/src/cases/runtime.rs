@@ -140,6 +140,7 @@ pub fn cases() -> Vec<Case> {
         in_world("runtime/exec-streaming", body!(stream::exec_streaming)),
         in_world("runtime/exec-tty-streaming", body!(stream::exec_tty_streaming)),
         in_world("runtime/attach-streaming", body!(stream::attach_streaming)),
+        in_world("runtime/container-tty", body!(stream::container_tty)),
         in_world("runtime/port-forward-streaming", body!(stream::port_forward_streaming)),
     ]
 }

@@ -142,6 +142,42 @@ async fn resize(e: &mut Env, ctx: &CaseCtx, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// critest's container with a terminal (`tty: true`, stdin): the container's stdin, stdout and
+/// stderr are a terminal, so a tty-aware command finds one (`workload tty-size` prints its
+/// size); an attach with `tty` gets its output on stdout with the terminal's `\r\n`, its
+/// resizes set the terminal's size, and its Ctrl-D ends the command's input, which exits 0.
+/// Catches a runtime that ignores a container's `tty` (the command finds no terminal and exits
+/// 1), or drops an attach's resizes or input.
+pub(crate) async fn container_tty(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> {
+    let pod = e.cri.pod("stream-ctty")?;
+    let sid = e.cri.run_pod(&pod).await?;
+    let id = e.cri.run(&sid, &pod, &container("term", &["tty-size"]).tty()).await?;
+    let log = pod.log_dir().join("term.log");
+    let first = harness::wait::wait_for("the container's first line in its log", WAIT, || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("rows ") { Ok(text) } else { Err(text) }
+    })
+    .await
+    .with_context(|| "a command that needs a terminal wrote nothing: it has none (tty ignored?)".to_string())?;
+    ensure!(
+        first.lines().any(|l| l.contains(" stdout F rows ")),
+        "the terminal's output goes to the log as stdout: {first:?}"
+    );
+    let req = api::AttachRequest { container_id: id.clone(), stdin: true, tty: true, stdout: true, stderr: false };
+    let url = e.cri.rt.attach(req).await.context("Attach with tty")?.into_inner().url;
+    let mut s = cri_stream::open(ctx.world.host(NODE)?, &url, REMOTE_COMMAND_PROTOCOLS).await?;
+    let mut out = Output::default();
+    s.send(4, br#"{"Width":101,"Height":37}"#).await?;
+    s.read_until(&mut out, |o| o.stdout().contains("rows 37 cols 101\r\n"))
+        .await
+        .with_context(|| format!("waiting for the container's terminal to be 101x37 after an attach's resize; stdout so far {:?}", out.stdout()))?;
+    s.send(0, &[0x04]).await?;
+    let st = e.cri.wait_state(&id, ContainerState::ContainerExited, WAIT).await?;
+    ensure!(st.exit_code == 0, "tty-size ends with 0 when an attach ends its input (Ctrl-D): {st:?}");
+    ensure!(out.stderr.is_empty(), "an attach with tty has no stderr: {:?}", out.stderr());
+    Ok(())
+}
+
 /// One logs-generator line's id (`… logs_generator.go:76] <id> <METHOD> …`).
 fn line_id(line: &str) -> Option<u64> {
     line.split_once("logs_generator.go:76] ")?.1.split_whitespace().next()?.parse().ok()
