@@ -152,10 +152,15 @@ impl Containerd {
         } else {
             None
         };
+        // Temporary files of containerd and its shims (runc's `runc-process*` exec specs, left
+        // behind when a world ends mid-exec) go to the instance's directory, not the host's /tmp.
+        let tmp = layout.dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
         let spec = ProcessSpec::new(program("containerd")?, &format!("containerd-{node}"))
             .arg("--config")
             .arg(&layout.config)
             .env("PATH", daemon_path())
+            .env("TMPDIR", &tmp)
             .private_mounts(true)
             // crun (the `crun` handler) refuses a hybrid cgroup host; containerd and runc work
             // on cgroup v1 alone. Hidden only in containerd's own mount namespace.

@@ -50,7 +50,7 @@ impl DockerEngine {
         if !Path::new("/etc/docker").is_dir() {
             return Err(Error::Component("/etc/docker does not exist: reinstall docker.io (the engine writes its trust key there, which nodekit hides under a private tmpfs)".into()));
         }
-        for sub in ["data", "exec"] {
+        for sub in ["data", "exec", "tmp"] {
             let d = dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
@@ -72,6 +72,8 @@ impl DockerEngine {
             .args(["--userland-proxy=false", "--storage-driver=vfs", "--exec-opt", "native.cgroupdriver=cgroupfs", "--log-level=warn"])
             .arg(format!("--cgroup-parent={cgroup_parent}"))
             .env("PATH", daemon_path())
+            // Its shims' temporary files (runc's exec specs) stay in the instance's directory.
+            .env("TMPDIR", dir.join("tmp"))
             .tmpfs(Path::new("/etc/docker"));
         let mut process = host.spawn(spec)?;
         super::runtime::wait_until_serving(&mut process, &socket, timeout, "dockerd").await?;
