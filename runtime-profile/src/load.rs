@@ -460,6 +460,39 @@ pub fn check_binaries(p: &RuntimeProfile, find: impl Fn(&str) -> Option<PathBuf>
     Ok(found)
 }
 
+/// Checks that the host paths an image runtime names exist, where they hold no placeholder
+/// (those exist only once the world does): `spec.image.archive` (a relative path is taken from
+/// the profile's directory) must be a file, every `spec.image.mounts` entry must exist.
+pub fn check_paths(p: &RuntimeProfile) -> Result<()> {
+    let Some(image) = &p.image else { return Ok(()) };
+    let plain = |t: &str| crate::template::placeholders(t, &crate::template::Placeholder::ALL).is_ok_and(|v| v.is_empty());
+    if plain(&image.archive) {
+        let path = Path::new(&image.archive);
+        let path = if path.is_relative() { p.source.parent().unwrap_or(Path::new(".")).join(path) } else { path.to_path_buf() };
+        if !path.is_file() {
+            return Err(LoadError {
+                file: p.source.clone(),
+                field: "spec.image.archive".into(),
+                message: format!(
+                    "{} does not exist; write it with `docker save {} -o FILE` or correct the path (a relative path is taken from the profile's directory)",
+                    path.display(),
+                    image.reference
+                ),
+            });
+        }
+    }
+    for (i, m) in image.mounts.iter().enumerate() {
+        if plain(m) && !Path::new(m).exists() {
+            return Err(LoadError {
+                file: p.source.clone(),
+                field: format!("spec.image.mounts[{i}]"),
+                message: format!("{m} does not exist on this host; create it or leave it out"),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

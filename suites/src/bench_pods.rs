@@ -101,10 +101,15 @@ pub fn pods(ctx: CaseCtx) -> BodyFuture {
         let cp = harness::backend::ControlPlane::start(&ctx.world, harness::backend::ControlPlane::compressed_config(NODE_GRACE)).await?;
         let client = cp.client()?;
         let mut rows = Vec::new();
+        // `nodekit bench pods --runtime R` measures R alone.
+        let only = ctx.runtime.as_ref().map(|r| r.name().to_string());
         for (name, kind) in [
             ("fake-cri", harness::backend::RuntimeKind::FakeCri),
             ("containerd", harness::backend::RuntimeKind::Containerd),
         ] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             match harness::backend::Runtime::start(&ctx.world, NODE, kind).await {
                 Ok(rt) => rows.push(runtime_row(&ctx, &cp, &client, rt, name).await?),
                 Err(e) => println!("{name}: not measured: {e}"),
@@ -304,10 +309,11 @@ async fn agent_batch(client: &kube::Client, specs: &[Pod]) -> anyhow::Result<Bat
         let left = deadline.saturating_duration_since(Instant::now());
         let pod = tokio::time::timeout(left, stream.next()).await?.ok_or_else(|| anyhow::anyhow!("watch ended"))??;
         let n = pod.metadata.name.clone().unwrap_or_default();
-        if crate::kube_wait::phase(&pod) == "Running" && !running.contains_key(&n) {
-            if let Some((t, w)) = created.get(&n) {
-                running.insert(n, (*w, t.elapsed()));
-            }
+        if crate::kube_wait::phase(&pod) == "Running"
+            && !running.contains_key(&n)
+            && let Some((t, w)) = created.get(&n)
+        {
+            running.insert(n, (*w, t.elapsed()));
         }
     }
     Ok(Batch { arrivals, running })

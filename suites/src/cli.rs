@@ -44,7 +44,17 @@ enum Command {
         /// Repetitions where the benchmark takes a count.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// `pods` only: measure this runtime alone (default: fake-cri, then containerd).
+        #[arg(long, value_enum)]
+        runtime: Option<BenchRuntime>,
     },
+}
+
+/// A runtime `nodekit bench pods` can measure on its own.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchRuntime {
+    FakeCri,
+    Containerd,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -164,7 +174,13 @@ pub fn main() -> ExitCode {
         Command::Up(args) => crate::live::up(args),
         Command::Run(args) => crate::scenarios::run(args),
         Command::Registry(args) => crate::registry_cmd::run(args),
-        Command::Bench { what, runs } => bench(what, runs),
+        Command::Bench { what, runs, runtime } => {
+            if runtime.is_some() && !matches!(what, BenchKind::Pods) {
+                eprintln!("nodekit bench: --runtime applies to `pods` only");
+                return ExitCode::from(2);
+            }
+            bench(what, runs, runtime)
+        }
     }
 }
 
@@ -347,7 +363,7 @@ fn run_all(
     all.into_iter().map(|(_, r)| r).collect()
 }
 
-fn bench(what: BenchKind, runs: usize) -> ExitCode {
+fn bench(what: BenchKind, runs: usize, runtime: Option<BenchRuntime>) -> ExitCode {
     let result: Result<String, String> = match what {
         BenchKind::Apiserver => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -362,7 +378,13 @@ fn bench(what: BenchKind, runs: usize) -> ExitCode {
             .map(|r| r.to_string())
             .map_err(|e| e.to_string()),
         BenchKind::Runtime => bench_in_world("bench/runtime"),
-        BenchKind::Pods => bench_in_world("bench/pods"),
+        BenchKind::Pods => bench_in_world_on(
+            "bench/pods",
+            runtime.map(|r| match r {
+                BenchRuntime::FakeCri => crate::target::RuntimeTarget::FakeCri,
+                BenchRuntime::Containerd => crate::target::RuntimeTarget::Containerd,
+            }),
+        ),
         BenchKind::Heal => bench_in_world_on("bench/heal", Some(crate::target::RuntimeTarget::FakeCri)),
         BenchKind::World => world_bench(runs),
         BenchKind::Up => crate::live::bench::run(runs),

@@ -177,6 +177,7 @@ impl RuntimeTarget {
             .map_or(spec, |(_, origin, _)| *origin);
         let profile = runtime_profile::load_str(text, Path::new(origin))?;
         runtime_profile::load::check_binaries(&profile, harness::backend::find_binary)?;
+        runtime_profile::load::check_paths(&profile)?;
         Ok(RuntimeTarget::Profile { spec: spec.to_string(), text: text.into(), profile: Arc::new(profile) })
     }
 

@@ -16,19 +16,48 @@ fn on_path(bin: &str) -> bool {
     harness::backend::find_binary(bin).is_some()
 }
 
-/// Each broken copy of the shipped fake-cri profile, and what the message must say.
+/// Each broken copy of a shipped profile, and what the message must say: refused with exit 2
+/// before any world starts.
 #[test]
 fn a_bad_profile_is_exit_2_with_file_field_and_fix() {
-    let good = std::fs::read_to_string(shipped("fake-cri.yaml")).unwrap();
-    let cases: &[(&str, &str, &str, &str)] = &[
+    let rows: &[(&str, &str, &str, &str)] = &[
         ("unknown-field", "  privateMounts: false\n", "  privateMount: false\n", "spec.privateMount: unknown field; the fields here are runtimeName, command"),
         ("no-socket", "    - \"{socket}\"\n", "    - /tmp/elsewhere.sock\n", "spec.command: the runtime is never told where to listen: use {socket}"),
         ("bad-placeholder", "    - \"{state_dir}\"\n", "    - \"{statedir}\"\n", "spec.command[4]: unknown placeholder {statedir}: use one of {socket}"),
         ("no-binary", "    - fake-cri\n", "    - no-such-cri-runtime\n", "spec.command[0]: binary \"no-such-cri-runtime\" not found on PATH (nor next to nodekit); install it or give an absolute path"),
     ];
     let dir = tempfile::tempdir().unwrap();
-    for (name, from, to, want) in cases {
-        assert!(good.contains(from), "{from:?} is not in fake-cri.yaml");
+    refused(&dir, "fake-cri.yaml", rows);
+    // The image runtime's host paths (the engine must be there for the check to be reached).
+    if !on_path("dockerd") {
+        eprintln!("skipped the image profile rows: dockerd missing (run ci/bootstrap)");
+        return;
+    }
+    let missing = dir.path().join("missing.tar");
+    let image_rows = [
+        (
+            "no-archive",
+            "    archive: \"{fake_cri_image}\"\n",
+            "    archive: missing.tar\n".to_string(),
+            format!("spec.image.archive: {} does not exist; write it with `docker save nodekit.local/fake-cri-runtime:1 -o FILE`", missing.display()),
+        ),
+        (
+            "no-mount",
+            "    mounts: [/sys/fs/cgroup]\n",
+            "    mounts: [/sys/fs/cgroup, /no/such/dir]\n".to_string(),
+            "spec.image.mounts[1]: /no/such/dir does not exist on this host; create it or leave it out".to_string(),
+        ),
+    ];
+    let image_rows: Vec<(&str, &str, &str, &str)> = image_rows.iter().map(|(n, f, t, w)| (*n, *f, t.as_str(), w.as_str())).collect();
+    refused(&dir, "fake-cri-image.yaml", &image_rows);
+}
+
+/// Runs `conformance` with each row's broken copy of shipped profile `base` (written into
+/// `dir`) and checks exit 2, the message `<file>: <want>` and that no run started.
+fn refused(dir: &tempfile::TempDir, base: &str, rows: &[(&str, &str, &str, &str)]) {
+    let good = std::fs::read_to_string(shipped(base)).unwrap();
+    for (name, from, to, want) in rows {
+        assert!(good.contains(from), "{from:?} is not in {base}");
         let file = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
         let artifacts = dir.path().join(format!("artifacts-{name}"));

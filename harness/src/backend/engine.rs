@@ -16,7 +16,7 @@
 //! pod logs) and keeps only the capabilities its profile lists.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use runtime_image::{ContainerSpec, Ready};
 
@@ -115,20 +115,17 @@ pub fn spawn_keeper(host: &Host, name: &str, engine: &DockerEngine, spec: &Conta
 /// Waits for the keeper's `ready` line in its log; fails when it exits first.
 pub async fn wait_for_container(keeper: &mut Process, timeout: Duration) -> Result<Ready> {
     let log = keeper.log_path().to_path_buf();
-    let started = Instant::now();
-    loop {
+    let what = format!("the runtime's container to start (a ready line in {})", log.display());
+    // Ok ends the wait: the ready line, or the keeper gone without one.
+    crate::wait::wait_every(&what, timeout, Duration::from_millis(20), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(r) = text.lines().find_map(Ready::parse) {
-            return Ok(r);
-        }
-        if !keeper.is_running() {
-            return Err(Error::Component("the runtime-image keeper exited before the container ran".into()));
-        }
-        if started.elapsed() > timeout {
-            return Err(Error::Component(format!("the runtime's container did not start within {timeout:?}")));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        std::future::ready(match text.lines().find_map(Ready::parse) {
+            Some(r) => Ok(Ok(r)),
+            None if !keeper.is_running() => Ok(Err(Error::Component("the runtime-image keeper exited before the container ran".into()))),
+            None => Err(format!("{} lines, none a ready line", text.lines().count())),
+        })
+    })
+    .await?
 }
 
 /// Builds nodekit's FROM-scratch image around fake-cri into `out`: `/fake-cri` with the shared

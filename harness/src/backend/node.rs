@@ -164,7 +164,7 @@ impl NodeAgent {
             let values = agent_values(cp, node, host.ip(), host.pod_cidr(), runtime, &root_dir, &config_path)?;
             let spec = profile_spec(profile, &values, node)?;
             let process = host.spawn(spec)?;
-            world.timeline().record(node, &format!("node agent {} started", profile.name));
+            world.timeline().record(node, format!("node agent {} started", profile.name));
             return Ok(NodeAgent { node: node.to_string(), root_dir, config_path, process, stop_grace: profile.stop_grace });
         }
         let mut spec = ProcessSpec::new(crate::bins::locate("node-agent")?, &format!("node-agent-{node}"))

@@ -329,12 +329,8 @@ async fn start_image(
     if !archive.is_file() {
         return Err(Error::Component(format!("{}: spec.image.archive: {} does not exist", profile.source.display(), archive.display())));
     }
-    let command: Vec<String> =
-        profile.command.iter().enumerate().map(|(i, a)| render(values, a, &format!("spec.command[{i}]"), profile)).collect::<Result<_>>()?;
-    let mut env = std::collections::BTreeMap::new();
-    for (k, v) in &profile.env {
-        env.insert(k.clone(), render(values, v, &format!("spec.env.{k}"), profile)?);
-    }
+    let command = rendered_command(profile, values)?;
+    let env = rendered_env(profile, values)?;
     let mut mounts = vec![super::scratch()?];
     for (i, m) in image.mounts.iter().enumerate() {
         mounts.push(PathBuf::from(render(values, m, &format!("spec.image.mounts[{i}]"), profile)?));
@@ -391,13 +387,18 @@ fn write_files(profile: &RuntimeProfile, values: &Values, dir: &Path) -> Result<
 
 /// The runtime's process: the rendered command, the profile's environment over PATH with the
 /// sbin directories, in a private mount namespace when the profile asks.
+/// `spec.command` with its placeholders filled in.
+fn rendered_command(profile: &RuntimeProfile, values: &Values) -> Result<Vec<String>> {
+    profile.command.iter().enumerate().map(|(i, a)| render(values, a, &format!("spec.command[{i}]"), profile)).collect()
+}
+
+/// `spec.env` with its placeholders filled in.
+fn rendered_env(profile: &RuntimeProfile, values: &Values) -> Result<std::collections::BTreeMap<String, String>> {
+    profile.env.iter().map(|(k, v)| Ok((k.clone(), render(values, v, &format!("spec.env.{k}"), profile)?))).collect()
+}
+
 fn process_spec(profile: &RuntimeProfile, values: &Values, node: &str) -> Result<ProcessSpec> {
-    let args: Vec<String> = profile
-        .command
-        .iter()
-        .enumerate()
-        .map(|(i, a)| render(values, a, &format!("spec.command[{i}]"), profile))
-        .collect::<Result<_>>()?;
+    let args = rendered_command(profile, values)?;
     let (bin, rest) = args.split_first().ok_or_else(|| Error::Component("empty command".into()))?;
     let path = find_binary(bin).ok_or_else(|| {
         Error::Component(format!("{}: spec.command[0]: binary {bin:?} not found", profile.source.display()))
@@ -406,8 +407,8 @@ fn process_spec(profile: &RuntimeProfile, values: &Values, node: &str) -> Result
         .args(rest)
         .env("PATH", daemon_path())
         .private_mounts(profile.private_mounts);
-    for (k, v) in &profile.env {
-        spec = spec.env(k, render(values, v, &format!("spec.env.{k}"), profile)?);
+    for (k, v) in rendered_env(profile, values)? {
+        spec = spec.env(&k, v);
     }
     for path in &profile.unmount {
         spec = spec.unmount(Path::new(path));
