@@ -22,8 +22,17 @@ use crate::fixtures::{NODE, NODE_GRACE};
 use crate::pods;
 
 const PODS: usize = 30;
-/// Rounds per runtime, each an agent batch then a floor batch; figures pool every round.
-const ROUNDS: usize = 5;
+/// Rounds per runtime, each an agent batch then a floor batch; figures pool every round. The
+/// p99 of fake-cri's 450 starts is its 5th slowest, steadier than the 2nd of 150; containerd's
+/// rounds take ten times longer and carry no goal.
+const ROUNDS_FAKE_CRI: usize = 15;
+const ROUNDS_CONTAINERD: usize = 5;
+
+/// Rounds on `runtime`: as above, or `NODEKIT_BENCH_ROUNDS` for both.
+fn round_count(runtime: &str) -> usize {
+    let default = if runtime == "fake-cri" { ROUNDS_FAKE_CRI } else { ROUNDS_CONTAINERD };
+    std::env::var("NODEKIT_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+}
 
 /// One round: an agent batch and the floor batch that follows it.
 struct Round {
@@ -72,6 +81,7 @@ fn cpu_ms(pid: Option<u32>) -> u64 {
 
 struct Row {
     runtime: &'static str,
+    rounds: usize,
     agent: Vec<Duration>,
     floor: Vec<Duration>,
     rss_idle_kib: u64,
@@ -130,14 +140,14 @@ async fn runtime_row(
     mut rt: harness::backend::Runtime,
     name: &'static str,
 ) -> anyhow::Result<Row> {
-    let mut row = Row { runtime: name, agent: Vec::new(), floor: Vec::new(), rss_idle_kib: 0, rss_loaded_kib: 0 };
+    let mut row = Row { runtime: name, rounds: round_count(name), agent: Vec::new(), floor: Vec::new(), rss_idle_kib: 0, rss_loaded_kib: 0 };
     let mut calls: [Vec<Duration>; CALLS] = Default::default();
     let mut rounds = Vec::new();
     let mut stages: Vec<[Duration; 3]> = Vec::new();
     // containerd's work is spread over its shims and runc: only fake-cri's is counted.
     let runtime_pid = rt.fake_cri_process().map(|p| p.pid());
     let mut cpu = BatchCpu::default();
-    for round in 0..ROUNDS {
+    for round in 0..round_count(name) {
         let r = match measure(ctx, cp, client, &rt, runtime_pid, name, round).await {
             Ok(r) => r,
             Err(e) => {
@@ -177,7 +187,7 @@ async fn runtime_row(
             p50_p99(&after)
         );
     }
-    let per_batch = |v: u64| v / ROUNDS as u64;
+    let per_batch = |v: u64| v / round_count(name) as u64;
     let runtime_cpu = |v: u64| if runtime_pid.is_some() { per_batch(v).to_string() } else { "-".into() };
     println!(
         "{name} CPU ms per batch: agent batch: agent {}, runtime {}, API server and bench {}; floor batch: runtime {}, bench {}",
@@ -192,13 +202,14 @@ async fn runtime_row(
 
 /// The pooled figures of every runtime, with what was measured and the goals.
 fn print_table(rows: &[Row]) {
-    println!("pod startup, {PODS} pods at once × {ROUNDS} rounds pooled (create returned → Running seen by a watch), ms");
-    println!("{:<12} {:>9} {:>9} {:>12} {:>12} {:>8} {:>14} {:>16}", "runtime", "p50", "p99", "floor p50", "floor p99", "p99/flr", "agent RSS idle", "agent RSS 30 pods");
+    println!("pod startup, {PODS} pods at once, every round pooled (create returned → Running seen by a watch), ms");
+    println!("{:<12} {:>6} {:>9} {:>9} {:>12} {:>12} {:>8} {:>14} {:>16}", "runtime", "rounds", "p50", "p99", "floor p50", "floor p99", "p99/flr", "agent RSS idle", "agent RSS 30 pods");
     for r in rows {
         let (p50, p99, f50, f99) = (pct(&r.agent, 0.5), pct(&r.agent, 0.99), pct(&r.floor, 0.5), pct(&r.floor, 0.99));
         println!(
-            "{:<12} {:>9.1} {:>9.1} {:>12.1} {:>12.1} {:>7.2}x {:>10} MiB {:>12} MiB",
+            "{:<12} {:>6} {:>9.1} {:>9.1} {:>12.1} {:>12.1} {:>7.2}x {:>10} MiB {:>12} MiB",
             r.runtime,
+            r.rounds,
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
             f50.as_secs_f64() * 1e3,
