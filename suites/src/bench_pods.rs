@@ -55,6 +55,10 @@ struct BatchCpu {
     bench_agent_batch: u64,
     runtime_floor_batch: u64,
     bench_floor_batch: u64,
+    /// Busy and total jiffies of all CPUs from each batch's first start to its last pod seen
+    /// running (the agent's) or started (the floor's).
+    machine_agent_batch: (u64, u64),
+    machine_floor_batch: (u64, u64),
 }
 
 impl std::ops::AddAssign for BatchCpu {
@@ -64,6 +68,9 @@ impl std::ops::AddAssign for BatchCpu {
         self.bench_agent_batch += o.bench_agent_batch;
         self.runtime_floor_batch += o.runtime_floor_batch;
         self.bench_floor_batch += o.bench_floor_batch;
+        let add = |a: &mut (u64, u64), b: (u64, u64)| *a = (a.0 + b.0, a.1 + b.1);
+        add(&mut self.machine_agent_batch, o.machine_agent_batch);
+        add(&mut self.machine_floor_batch, o.machine_floor_batch);
     }
 }
 
@@ -197,6 +204,12 @@ async fn runtime_row(
         runtime_cpu(cpu.runtime_floor_batch),
         per_batch(cpu.bench_floor_batch)
     );
+    let busy = |(b, t): (u64, u64)| if t == 0 { 0.0 } else { b as f64 * 100.0 / t as f64 };
+    println!(
+        "{name} CPUs busy while a batch runs (all cores, every process and the kernel): agent batch {:.0}%, floor batch {:.0}%",
+        busy(cpu.machine_agent_batch),
+        busy(cpu.machine_floor_batch)
+    );
     Ok(row)
 }
 
@@ -252,7 +265,9 @@ async fn measure(
         .collect::<anyhow::Result<_>>()?;
     let me = Some(std::process::id());
     let cpu0 = [cpu_ms(Some(pid)), cpu_ms(runtime_pid), cpu_ms(me)];
+    let machine0 = cpu_jiffies();
     let batch = agent_batch(client, &specs).await?;
+    let machine_agent_batch = since(machine0);
     let stages = rt.state_dir().map(|d| agent_stages(&d.join("cri-calls.jsonl"), &batch)).unwrap_or_default();
     let (arrivals, running) = (batch.arrivals, batch.running.into_values().map(|(_, took)| took).collect());
     let rss_loaded_kib = rss_kib(pid);
@@ -260,6 +275,7 @@ async fn measure(
         agent: cpu_ms(Some(pid)).saturating_sub(cpu0[0]),
         runtime_agent_batch: cpu_ms(runtime_pid).saturating_sub(cpu0[1]),
         bench_agent_batch: cpu_ms(me).saturating_sub(cpu0[2]),
+        machine_agent_batch,
         ..Default::default()
     };
     for p in &specs {
@@ -279,8 +295,8 @@ async fn measure(
     Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).delete(NODE, &Default::default()).await?;
 
     machine_quiet().await;
-    let (floor, calls, [runtime_ms, bench_ms]) = raw_floor(rt, runtime_pid, &specs, &arrivals, agent.root_dir()).await?;
-    (cpu.runtime_floor_batch, cpu.bench_floor_batch) = (runtime_ms, bench_ms);
+    let (floor, calls, [runtime_ms, bench_ms], machine) = raw_floor(rt, runtime_pid, &specs, &arrivals, agent.root_dir()).await?;
+    (cpu.runtime_floor_batch, cpu.bench_floor_batch, cpu.machine_floor_batch) = (runtime_ms, bench_ms, machine);
     Ok(Round { agent: running, floor, calls, stages, rss_idle_kib, rss_loaded_kib, cpu })
 }
 
@@ -352,6 +368,12 @@ fn agent_stages(log: &std::path::Path, batch: &Batch) -> Vec<[Duration; 3]> {
         .collect()
 }
 
+/// Busy and total jiffies of all CPUs since `from` (a [`cpu_jiffies`] reading).
+fn since(from: (u64, u64)) -> (u64, u64) {
+    let now = cpu_jiffies();
+    (now.0.saturating_sub(from.0), now.1.saturating_sub(from.1))
+}
+
 /// Busy and total jiffies of all CPUs, from /proc/stat.
 fn cpu_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -389,14 +411,14 @@ async fn machine_quiet() {
 /// functions, its log and pod directories), each pod issued when its create had returned in the
 /// agent's run (the same concurrency) and timed from then: the agent's calls, nothing extra (no
 /// API, watch, relist or status write). Also returns the CPU ms the runtime and the bench's
-/// process spent on the starts.
+/// process spent on the starts, and the busy and total jiffies of all CPUs meanwhile.
 async fn raw_floor(
     rt: &harness::backend::Runtime,
     runtime_pid: Option<u32>,
     specs: &[Pod],
     arrivals: &[Duration],
     root: &std::path::Path,
-) -> anyhow::Result<(Vec<Duration>, [Vec<Duration>; CALLS], [u64; 2])> {
+) -> anyhow::Result<(Vec<Duration>, [Vec<Duration>; CALLS], [u64; 2], (u64, u64))> {
     let client = fake_cri::client::connect(rt.socket()).await?;
     let ctx = node_agent::pods::spec::SpecContext {
         root_dir: root.to_path_buf(),
@@ -409,6 +431,7 @@ async fn raw_floor(
     };
     let me = Some(std::process::id());
     let cpu0 = [cpu_ms(runtime_pid), cpu_ms(me)];
+    let machine0 = cpu_jiffies();
     let t0 = Instant::now();
     let work = specs.iter().zip(arrivals).map(|(spec, at)| {
         let mut pod = spec.clone();
@@ -427,13 +450,14 @@ async fn raw_floor(
     // agent's run tears its pods down after the measurement too).
     let started: Vec<(Duration, String, [Duration; CALLS])> = futures::future::join_all(work).await.into_iter().collect::<anyhow::Result<_>>()?;
     let cpu = [cpu_ms(runtime_pid).saturating_sub(cpu0[0]), cpu_ms(me).saturating_sub(cpu0[1])];
+    let machine = since(machine0);
     let calls: [Vec<Duration>; CALLS] = std::array::from_fn(|i| started.iter().map(|s| s.2[i]).collect());
     let mut c = client.clone();
     for (_, sid, _) in &started {
         c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
         c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sid.clone() }).await?;
     }
-    Ok((started.into_iter().map(|(took, _, _)| took).collect(), calls, cpu))
+    Ok((started.into_iter().map(|(took, _, _)| took).collect(), calls, cpu, machine))
 }
 
 /// Waits until the runtime has no ready sandbox and no running container.
