@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use crate::error::Result;
-use crate::exec;
 use crate::model::{Protocol, ServicePort, ServicePortName, State};
 
 /// One `conntrack -D` invocation.
@@ -87,18 +85,6 @@ pub fn stale<'a>(
         }
     }
     out.into_iter().collect()
-}
-
-/// Runs one flush; "0 flow entries" (exit 1) is not an error.
-pub fn run(tool: &str, f: &Flush) -> Result<()> {
-    let args = f.args();
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = exec::run_raw(tool, &refs, None)?;
-    if out.success || out.stderr.contains("0 flow entries") {
-        Ok(())
-    } else {
-        exec::run(tool, &refs, None).map(|_| ())
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use crate::config::Mode;
 use crate::conntrack;
 use crate::ctx::RenderCtx;
 use crate::error::Result;
-use crate::exec::{self, Tools};
+use crate::exec::Tools;
+use crate::kernel::{Kernel, ToolKernel};
 use crate::ipt::{self, sync::IptApplied};
 use crate::model::{ServicePortName, State};
 use crate::nft::sync::{NftApplied, cleanup_script};
@@ -50,19 +51,25 @@ enum Backend {
 
 /// Programs the rules of one mode and remembers what it programmed.
 pub struct Engine {
-    tools: Tools,
+    kernel: Box<dyn Kernel>,
     backend: Backend,
     /// Flush stale UDP conntrack entries after syncs.
     pub conntrack_cleanup: bool,
 }
 
 impl Engine {
+    /// An engine that programs the kernel with its tools.
     pub fn new(mode: Mode, tools: Tools) -> Engine {
+        Engine::with_kernel(mode, Box::new(ToolKernel::new(tools)))
+    }
+
+    /// An engine that programs `kernel`.
+    pub fn with_kernel(mode: Mode, kernel: Box<dyn Kernel>) -> Engine {
         let backend = match mode {
             Mode::Nftables => Backend::Nft(NftApplied::new()),
             Mode::Iptables => Backend::Ipt(IptApplied::new()),
         };
-        Engine { tools, backend, conntrack_cleanup: true }
+        Engine { kernel, backend, conntrack_cleanup: true }
     }
 
     pub fn mode(&self) -> Mode {
@@ -105,7 +112,7 @@ impl Engine {
                 let (f, c, b) = (plan.full, plan.changed_services, plan.script.len());
                 let t = Instant::now();
                 if !plan.script.is_empty()
-                    && let Err(e) = exec::run(&self.tools.nft, &["-f", "-"], Some(&plan.script))
+                    && let Err(e) = self.kernel.nft_apply(&plan.script)
                 {
                     applied.mark_dirty();
                     return Err(e);
@@ -118,8 +125,8 @@ impl Engine {
             }
             Backend::Ipt(applied) => {
                 let kernel = if applied.needs_listing() {
-                    let nat = exec::run(&self.tools.iptables_save, &["-t", "nat"], None)?;
-                    let filter = exec::run(&self.tools.iptables_save, &["-t", "filter"], None)?;
+                    let nat = self.kernel.iptables_save("nat")?;
+                    let filter = self.kernel.iptables_save("filter")?;
                     Some(ipt::sync::Listing::parse(&nat, &filter))
                 } else {
                     None
@@ -130,7 +137,7 @@ impl Engine {
                 let (f, c) = (plan.full, plan.changed_services);
                 let t = Instant::now();
                 for script in plan.pre_scripts.iter().chain(std::iter::once(&plan.script)) {
-                    if let Err(e) = exec::run(&self.tools.iptables_restore, &["-w", "--noflush"], Some(script)) {
+                    if let Err(e) = self.kernel.iptables_restore(script) {
                         applied.mark_dirty();
                         return Err(e);
                     }
@@ -144,7 +151,7 @@ impl Engine {
         };
         let mut conntrack_errors = Vec::new();
         for f in &flushes {
-            if let Err(e) = conntrack::run(&self.tools.conntrack, f) {
+            if let Err(e) = self.kernel.conntrack_flush(f) {
                 conntrack_errors.push(e.to_string());
             }
         }
@@ -164,35 +171,45 @@ impl Engine {
 /// Removes everything this proxy creates in both modes: the nft table, the jumps from the
 /// built-in iptables chains and every `KUBE-*` chain it manages. Missing pieces are fine.
 pub fn cleanup(tools: &Tools) -> Result<()> {
-    exec::run(&tools.nft, &["-f", "-"], Some(&cleanup_script()))?;
-    cleanup_iptables(tools)
+    cleanup_with(&mut ToolKernel::new(tools.clone()))
+}
+
+/// [`cleanup`] through `kernel`.
+pub fn cleanup_with(kernel: &mut dyn Kernel) -> Result<()> {
+    kernel.nft_apply(&cleanup_script())?;
+    cleanup_iptables_with(kernel)
 }
 
 /// The iptables half of `cleanup`.
 pub fn cleanup_iptables(tools: &Tools) -> Result<()> {
+    cleanup_iptables_with(&mut ToolKernel::new(tools.clone()))
+}
+
+/// [`cleanup_iptables`] through `kernel`.
+pub fn cleanup_iptables_with(kernel: &mut dyn Kernel) -> Result<()> {
     for (table, chain, spec) in ipt::jumps() {
-        let mut del: Vec<&str> = vec!["-w", "-t", table, "-D", chain];
-        del.extend(spec.iter().map(String::as_str));
         // Delete every copy; stops when the rule (or the chain / table) is gone.
         for _ in 0..16 {
-            if !exec::run_raw(&tools.iptables, &del, None)?.success {
+            if !kernel.iptables_delete(table, chain, &spec)? {
                 break;
             }
         }
     }
     for table in ["nat", "filter"] {
-        let out = exec::run_raw(&tools.iptables_save, &["-t", table], None)?;
-        if !out.success {
-            continue;
-        }
-        let chains: std::collections::BTreeSet<String> = ipt::sync::parse_save(&out.stdout)
+        // A table that cannot be listed (no iptables support here) holds nothing of ours.
+        let listing = match kernel.iptables_save(table) {
+            Ok(text) => text,
+            Err(crate::Error::Command { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let chains: std::collections::BTreeSet<String> = ipt::sync::parse_save(&listing)
             .remove(table)
             .unwrap_or_default()
             .into_iter()
             .filter(|c| is_ours(table, c))
             .collect();
         if !chains.is_empty() {
-            exec::run(&tools.iptables_restore, &["-w", "--noflush"], Some(&ipt::sync::delete_chains_script(table, &chains)))?;
+            kernel.iptables_restore(&ipt::sync::delete_chains_script(table, &chains))?;
         }
     }
     Ok(())
@@ -208,3 +225,7 @@ fn is_ours(table: &str, chain: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

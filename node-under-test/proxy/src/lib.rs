@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod ipt;
+pub mod kernel;
 pub mod metrics;
 pub mod model;
 pub mod names;
