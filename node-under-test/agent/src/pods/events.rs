@@ -1,7 +1,7 @@
 //! core/v1 Events about pods, as the kubelet writes them (source/reportingComponent kubelet):
 //! built here, queued by the [`Recorder`], correlated and written by the [`EventSink`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -61,6 +61,14 @@ pub fn build_event(pod: &PodRef, container: &ContainerRef, node: &str, warning: 
 pub const QUEUE: usize = 1000;
 /// How many distinct events the correlator remembers (upstream's LRU cache size).
 const REMEMBERED: usize = 4096;
+/// Distinct messages of alike events (all but the message the same) after which they are
+/// combined into one (upstream's defaultAggregateMaxEvents).
+pub const AGGREGATE_MAX_EVENTS: usize = 10;
+/// How close alike events must follow each other to be counted together
+/// (upstream's defaultAggregateIntervalInSeconds).
+pub const AGGREGATE_INTERVAL: Duration = Duration::from_secs(600);
+/// The message prefix of a combined event (upstream's EventAggregatorByReasonMessageFunc).
+pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
 /// Attempts per event before it is given up.
 const TRIES: u32 = 3;
 
@@ -99,15 +107,59 @@ impl Recorder {
 pub enum Write {
     Create(Event),
     /// The same event was written before as `name`: raise its count and last timestamp.
-    Patch { name: String, namespace: String, count: i32, last: Time, event: Event },
+    /// `key` is what the correlator knows it by.
+    Patch { name: String, namespace: String, count: i32, last: Time, event: Event, key: String },
 }
 
-/// Upstream's event logger: identical events (source, involved object, type, reason, message)
-/// become one Event whose count rises, remembered for the last [`REMEMBERED`] distinct events.
+/// Upstream's event correlator: first its aggregator — alike events (the same but for their
+/// message) that reach [`AGGREGATE_MAX_EVENTS`] distinct messages, each within
+/// [`AGGREGATE_INTERVAL`] of the last, are replaced by one combined event
+/// ("(combined from similar events): <message>") — then its logger: identical events (source,
+/// involved object, type, reason, message; a combined one by what the alike events share)
+/// become one Event whose count rises. Each remembers its last [`REMEMBERED`] keys.
 #[derive(Debug, Default)]
 pub struct Correlator {
     seen: HashMap<String, (String, i32, u64)>,
+    similar: HashMap<String, Similar>,
     tick: u64,
+}
+
+/// The distinct messages of alike events lately seen.
+#[derive(Debug)]
+struct Similar {
+    messages: BTreeSet<String>,
+    last: jiff::Timestamp,
+    used: u64,
+}
+
+/// What alike events share (upstream's EventAggregatorByReasonFunc: no fieldPath, no message).
+fn aggregate_key(ev: &Event) -> String {
+    let o = &ev.involved_object;
+    let src = ev.source.as_ref();
+    [
+        src.and_then(|s| s.component.as_deref()),
+        src.and_then(|s| s.host.as_deref()),
+        o.kind.as_deref(),
+        o.namespace.as_deref(),
+        o.name.as_deref(),
+        o.uid.as_deref(),
+        o.api_version.as_deref(),
+        ev.type_.as_deref(),
+        ev.reason.as_deref(),
+        ev.reporting_component.as_deref(),
+        ev.reporting_instance.as_deref(),
+    ]
+    .map(|p| p.unwrap_or_default())
+    .join("\u{0}")
+}
+
+/// Drops the least recently used entry of `map` once it holds [`REMEMBERED`].
+fn make_room<V>(map: &mut HashMap<String, V>, used: impl Fn(&V) -> u64) {
+    if map.len() >= REMEMBERED
+        && let Some(oldest) = map.iter().min_by_key(|(_, v)| used(v)).map(|(k, _)| k.clone())
+    {
+        map.remove(&oldest);
+    }
 }
 
 fn key(ev: &Event) -> String {
@@ -132,27 +184,63 @@ fn key(ev: &Event) -> String {
 
 impl Correlator {
     pub fn correlate(&mut self, ev: Event) -> Write {
+        self.correlate_at(ev, jiff::Timestamp::now())
+    }
+
+    fn correlate_at(&mut self, ev: Event, now: jiff::Timestamp) -> Write {
         self.tick += 1;
-        let k = key(&ev);
+        let (ev, k) = self.aggregate(ev, now);
         if let Some((name, count, used)) = self.seen.get_mut(&k) {
             *count += 1;
             *used = self.tick;
-            let last = ev.last_timestamp.clone().unwrap_or(Time(jiff::Timestamp::now()));
+            let last = ev.last_timestamp.clone().unwrap_or(Time(now));
             let namespace = ev.metadata.namespace.clone().unwrap_or_default();
-            return Write::Patch { name: name.clone(), namespace, count: *count, last, event: ev };
+            return Write::Patch { name: name.clone(), namespace, count: *count, last, event: ev, key: k };
         }
-        if self.seen.len() >= REMEMBERED
-            && let Some(oldest) = self.seen.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone())
-        {
-            self.seen.remove(&oldest);
-        }
+        make_room(&mut self.seen, |(_, _, used)| *used);
         self.seen.insert(k, (ev.metadata.name.clone().unwrap_or_default(), 1, self.tick));
         Write::Create(ev)
     }
 
-    /// The patched event is gone from the API server: the next one is created anew.
-    fn forget(&mut self, ev: &Event) {
-        self.seen.remove(&key(ev));
+    /// Upstream's EventAggregate: the event and its logger key, or, once alike events carried
+    /// [`AGGREGATE_MAX_EVENTS`] distinct messages, a combined event keyed by what they share.
+    fn aggregate(&mut self, ev: Event, now: jiff::Timestamp) -> (Event, String) {
+        let agg = aggregate_key(&ev);
+        make_room(&mut self.similar, |s| s.used);
+        let fresh = || Similar { messages: BTreeSet::new(), last: now, used: 0 };
+        let record = self.similar.entry(agg.clone()).or_insert_with(fresh);
+        let interval = Duration::try_from(now.duration_since(record.last)).unwrap_or_default();
+        if interval > AGGREGATE_INTERVAL {
+            record.messages.clear();
+        }
+        record.messages.insert(ev.message.clone().unwrap_or_default());
+        (record.last, record.used) = (now, self.tick);
+        if record.messages.len() < AGGREGATE_MAX_EVENTS {
+            let k = key(&ev);
+            return (ev, k);
+        }
+        // Upstream drops one message (any) so that the next new one combines again.
+        record.messages.pop_first();
+        let object = ev.involved_object.name.clone().unwrap_or_default();
+        let mut combined = Event::default();
+        combined.metadata.name = Some(format!("{object}.{:x}", now.as_nanosecond()));
+        combined.metadata.namespace = ev.metadata.namespace.clone();
+        combined.count = Some(1);
+        combined.first_timestamp = Some(Time(now));
+        combined.last_timestamp = Some(Time(now));
+        combined.message = Some(format!("{COMBINED_PREFIX}{}", ev.message.as_deref().unwrap_or_default()));
+        combined.involved_object = ev.involved_object;
+        (combined.type_, combined.reason, combined.source) = (ev.type_, ev.reason, ev.source);
+        (combined, agg)
+    }
+
+    /// The event known by `key` was gone, and `ev` (carrying its count) is created in its
+    /// place, as upstream's recordToSink does after a patch answered NotFound.
+    fn recreate(&mut self, key: String, ev: Event) -> Write {
+        self.tick += 1;
+        make_room(&mut self.seen, |(_, _, used)| *used);
+        self.seen.insert(key, (ev.metadata.name.clone().unwrap_or_default(), ev.count.unwrap_or(1), self.tick));
+        Write::Create(ev)
     }
 }
 
@@ -181,12 +269,11 @@ impl EventSink {
                 match self.write(&write).await {
                     Ok(()) => break,
                     Err(e) if e.api_code() == Some(404) && matches!(write, Write::Patch { .. }) => {
-                        if let Write::Patch { event, count, last, .. } = &write {
-                            self.correlator.forget(event);
+                        if let Write::Patch { event, count, last, key, .. } = &write {
                             let mut fresh = event.clone();
                             fresh.count = Some(*count);
                             fresh.last_timestamp = Some(last.clone());
-                            let again = self.correlator.correlate(fresh);
+                            let again = self.correlator.recreate(key.clone(), fresh);
                             if let Err(e) = self.write(&again).await {
                                 tracing::warn!(error = %e, "event not recorded");
                             }
@@ -259,20 +346,70 @@ mod tests {
         assert!(matches!(c.correlate(ev("BackOff", "other")), Write::Create(_)));
         assert!(matches!(c.correlate(ev("Unhealthy", "Back-off restarting failed container")), Write::Create(_)));
         // Forgotten (the event is gone upstream): created anew.
-        c.forget(&ev("BackOff", "other"));
+        c.seen.remove(&key(&ev("BackOff", "other")));
         assert!(matches!(c.correlate(ev("BackOff", "other")), Write::Create(_)));
+    }
+
+    fn on(container: &str, reason: &str, message: &str) -> Event {
+        let pod = PodRef { name: "p".into(), namespace: "ns".into(), uid: "u".into() };
+        build_event(&pod, &ContainerRef::Container(container.into()), "node-a", true, reason, message, jiff::Timestamp::now())
+    }
+
+    fn message(w: &Write) -> &str {
+        match w {
+            Write::Create(e) | Write::Patch { event: e, .. } => e.message.as_deref().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn alike_events_with_ten_messages_are_combined() {
+        let (mut c, t) = (Correlator::default(), jiff::Timestamp::now());
+        // Alike whatever the container (upstream's aggregate key has no fieldPath).
+        for i in 0..AGGREGATE_MAX_EVENTS - 1 {
+            let w = c.correlate_at(on(if i % 2 == 0 { "a" } else { "b" }, "Unhealthy", &format!("probe failed: {i}")), t);
+            assert!(matches!(&w, Write::Create(_)) && message(&w) == format!("probe failed: {i}"), "{w:?}");
+        }
+        let tenth = c.correlate_at(on("a", "Unhealthy", "probe failed: 9"), t);
+        let Write::Create(combined) = &tenth else { panic!("{tenth:?}") };
+        assert_eq!(combined.message.as_deref(), Some("(combined from similar events): probe failed: 9"));
+        assert_eq!((combined.count, combined.reason.as_deref(), combined.type_.as_deref()), (Some(1), Some("Unhealthy"), Some("Warning")));
+        assert_eq!(combined.involved_object.name.as_deref(), Some("p"));
+        let name = combined.metadata.name.clone().unwrap();
+        assert!(name.starts_with("p."), "{name}");
+        // Every later new message raises the combined event's count.
+        match c.correlate_at(on("b", "Unhealthy", "probe failed: 10"), t) {
+            Write::Patch { name: n, count: 2, event, .. } => {
+                assert_eq!(n, name);
+                assert_eq!(event.message.as_deref(), Some("(combined from similar events): probe failed: 10"));
+            }
+            w => panic!("{w:?}"),
+        }
+        // Another reason is not alike.
+        assert!(matches!(c.correlate_at(on("a", "Killing", "probe failed: 11"), t), Write::Create(e) if e.message.as_deref() == Some("probe failed: 11")));
+    }
+
+    #[test]
+    fn alike_events_further_apart_than_the_interval_start_over() {
+        let (mut c, t) = (Correlator::default(), jiff::Timestamp::now());
+        for i in 0..AGGREGATE_MAX_EVENTS - 1 {
+            c.correlate_at(on("a", "Unhealthy", &i.to_string()), t);
+        }
+        let later = t + jiff::SignedDuration::try_from(AGGREGATE_INTERVAL).unwrap() + jiff::SignedDuration::from_secs(1);
+        let w = c.correlate_at(on("a", "Unhealthy", "late"), later);
+        assert_eq!(message(&w), "late", "{w:?}");
     }
 
     #[test]
     fn remembers_a_bounded_number_of_events() {
+        // Distinct reasons: alike events (one reason) would be combined after ten.
         let mut c = Correlator::default();
         for i in 0..REMEMBERED + 10 {
-            assert!(matches!(c.correlate(ev("R", &i.to_string())), Write::Create(_)));
+            assert!(matches!(c.correlate(ev(&format!("R{i}"), "m")), Write::Create(_)));
         }
-        assert_eq!(c.seen.len(), REMEMBERED);
+        assert_eq!((c.seen.len(), c.similar.len()), (REMEMBERED, REMEMBERED));
         // The oldest were dropped; the newest are still correlated.
-        assert!(matches!(c.correlate(ev("R", "0")), Write::Create(_)));
-        assert!(matches!(c.correlate(ev("R", &(REMEMBERED + 9).to_string())), Write::Patch { count: 2, .. }));
+        assert!(matches!(c.correlate(ev("R0", "m")), Write::Create(_)));
+        assert!(matches!(c.correlate(ev(&format!("R{}", REMEMBERED + 9), "m")), Write::Patch { count: 2, .. }));
     }
 
     #[test]
