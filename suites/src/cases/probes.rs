@@ -42,6 +42,7 @@ pub fn cases() -> Vec<Case> {
         case("probes/readiness-initial-delay", FAST, readiness::initial_delay),
         case("probes/readiness-failing-never-ready", FAST, readiness::never_ready),
         case("probes/readiness-exec-timeout-never-ready", FAST, readiness::exec_timeout),
+        case("probes/readiness-similar-failures-combined", FAST, readiness::similar_failures_combined),
         case("probes/liveness-exec-failing-restarts", FAST, liveness::exec_failing),
         case("probes/liveness-exec-passing-no-restart", FAST, liveness::exec_passing),
         case("probes/liveness-exec-timeout-restarts", FAST, liveness::exec_timeout),

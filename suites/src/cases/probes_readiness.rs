@@ -180,3 +180,51 @@ async fn liveness_silent(env: &NodeEnv, name: &str) -> anyhow::Result<()> {
     expect_no_event(env, name, "Killing", "from liveness while terminating", |m| m.contains("failed liveness probe"))
         .await
 }
+
+/// Upstream's event aggregation (client-go's EventAggregator): a readiness probe whose failure
+/// output differs every time (the probe process's own `/proc/self/stat`, then a missing file)
+/// gives Unhealthy events alike but for their message. The first nine are events of their own;
+/// the tenth distinct message becomes one "(combined from similar events): Readiness probe
+/// failed: …" event, and the later failures raise its count. Catches an agent that writes every
+/// distinct message as a new event for ever (or combines too early, or never counts on).
+pub fn similar_failures_combined(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        const PREFIX: &str = "(combined from similar events): Readiness probe failed: ";
+        // client-go's defaultAggregateMaxEvents.
+        const MAX_EVENTS: usize = 10;
+        let env = node(&ctx).await?;
+        let name = "readiness-similar";
+        let check = exec(&["cat", "/proc/self/stat", "/tmp/absent"]);
+        let c = container("sleeper", &["pause"], json!({"readinessProbe": probe(check, json!({}))}));
+        create(&env, name, vec![c], json!({})).await?;
+        wait_running(&env, name, "sleeper").await?;
+        // Ten failures at one per second, then the combined event.
+        wait_event(&env, name, "Unhealthy", "combining the similar ones", Duration::from_secs(25), |m| m.starts_with(PREFIX)).await?;
+        let counted = harness::wait::wait_every("the combined event's count to reach 3", Duration::from_secs(10), POLL, || async {
+            let evs = pods::events_for(&env.client, name).await.unwrap_or_default();
+            let combined = evs.iter().find(|e| e.message.as_deref().is_some_and(|m| m.starts_with(PREFIX)));
+            match combined.and_then(|e| e.count) {
+                Some(n) if n >= 3 => Ok(evs),
+                n => Err(format!("count {n:?}")),
+            }
+        })
+        .await?;
+        let single: Vec<&str> = counted
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+            .filter_map(|e| e.message.as_deref())
+            .filter(|m| m.starts_with("Readiness probe failed: "))
+            .collect();
+        ensure!(
+            single.len() == MAX_EVENTS - 1,
+            "{} distinct failures before the combined event, expected {}: {single:?}",
+            single.len(),
+            MAX_EVENTS - 1
+        );
+        ensure!(
+            single.iter().all(|m| m.contains("No such file or directory")),
+            "each message carries the probe's output: {single:?}"
+        );
+        env.stop().await
+    })
+}
