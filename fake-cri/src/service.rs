@@ -452,6 +452,28 @@ impl ImageService for Service {
     }
 }
 
+impl Service {
+    /// The streaming server, or Unavailable saying why it is not running.
+    fn streaming(&self) -> Result<&Arc<streaming::Server<crate::streams::Streams>>, Error> {
+        self.streams.as_ref().map_err(|why| Error::Unavailable(why.clone()))
+    }
+}
+
+/// A refused streaming request, with the gRPC code the streaming server gives it.
+fn stream_error(e: streaming::RequestError) -> Error {
+    match e.code() {
+        streaming::RequestErrorCode::InvalidArgument => Error::InvalidArgument(e.to_string()),
+        streaming::RequestErrorCode::ResourceExhausted => Error::ResourceExhausted(e.to_string()),
+        streaming::RequestErrorCode::Internal => Error::Unknown(e.to_string()),
+    }
+}
+
+/// What a List call is about in the call log: the pod uid its label selector names
+/// (`io.kubernetes.pod.uid`), empty for a list of everything.
+fn filtered_pod(selector: Option<&std::collections::HashMap<String, String>>) -> String {
+    selector.and_then(|s| s.get("io.kubernetes.pod.uid")).cloned().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,26 +495,4 @@ mod tests {
         assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert!(s.next().await.is_none(), "the stream ends after the loss");
     }
-}
-
-impl Service {
-    /// The streaming server, or Unavailable saying why it is not running.
-    fn streaming(&self) -> Result<&Arc<streaming::Server<crate::streams::Streams>>, Error> {
-        self.streams.as_ref().map_err(|why| Error::Unavailable(why.clone()))
-    }
-}
-
-/// A refused streaming request, with the gRPC code the streaming server gives it.
-fn stream_error(e: streaming::RequestError) -> Error {
-    match e.code() {
-        streaming::RequestErrorCode::InvalidArgument => Error::InvalidArgument(e.to_string()),
-        streaming::RequestErrorCode::ResourceExhausted => Error::ResourceExhausted(e.to_string()),
-        streaming::RequestErrorCode::Internal => Error::Unknown(e.to_string()),
-    }
-}
-
-/// What a List call is about in the call log: the pod uid its label selector names
-/// (`io.kubernetes.pod.uid`), empty for a list of everything.
-fn filtered_pod(selector: Option<&std::collections::HashMap<String, String>>) -> String {
-    selector.and_then(|s| s.get("io.kubernetes.pod.uid")).cloned().unwrap_or_default()
 }

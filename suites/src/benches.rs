@@ -17,6 +17,9 @@ pub fn all() -> Vec<Case> {
 
 const RUNS: usize = 30;
 
+/// Picks one call's figures out of a runtime's report.
+type StatOf = fn(&fake_cri::bench::Report) -> fake_cri::bench::Stat;
+
 fn fmt_ms(d: Duration) -> String {
     format!("{:>8.2}", d.as_secs_f64() * 1e3)
 }
@@ -59,7 +62,7 @@ fn runtime(ctx: CaseCtx) -> BodyFuture {
             print!("  {name:>10} p50  {name:>10} p99");
         }
         println!();
-        let rows: [(&str, fn(&fake_cri::bench::Report) -> fake_cri::bench::Stat); 6] = [
+        let rows: [(&str, StatOf); 6] = [
             ("RunPodSandbox", |r| r.run_pod_sandbox),
             ("CreateContainer", |r| r.create_container),
             ("StartContainer", |r| r.start_container),

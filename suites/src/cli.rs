@@ -211,11 +211,11 @@ fn refuse_unusable_targets(selection: &Selection) -> Option<ExitCode> {
         }
     }
     for rt in &selection.runtimes {
-        if let RuntimeTarget::External(endpoint) = rt {
-            if let Err(why) = crate::target::probe_external(endpoint) {
-                eprintln!("nodekit: --runtime {endpoint}: {why}");
-                return Some(ExitCode::from(2));
-            }
+        if let RuntimeTarget::External(endpoint) = rt
+            && let Err(why) = crate::target::probe_external(endpoint)
+        {
+            eprintln!("nodekit: --runtime {endpoint}: {why}");
+            return Some(ExitCode::from(2));
         }
     }
     None

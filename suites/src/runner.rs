@@ -171,10 +171,10 @@ pub fn run(run: &Run, opts: &RunOptions) -> RunResult {
     };
     // cgroup v1 directories are not namespaced: what runtimes created for this world outlives
     // it when it was killed. Sweep the dead worlds' directories now; busy ones are a failure.
-    if let Some(leftover) = sweep_cgroups() {
-        if matches!(outcome, Outcome::Passed) {
-            outcome = Outcome::Failed(leftover);
-        }
+    if let Some(leftover) = sweep_cgroups()
+        && matches!(outcome, Outcome::Passed)
+    {
+        outcome = Outcome::Failed(leftover);
     }
     let keep = opts.keep_artifacts || matches!(outcome, Outcome::Failed(_));
     let artifacts = if keep {

@@ -171,30 +171,6 @@ pub fn condition_order_init(ctx: CaseCtx) -> BodyFuture {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pod_with(true_types: &[&str]) -> Pod {
-        let conds: Vec<serde_json::Value> = PLAIN
-            .iter()
-            .map(|t| json!({"type": t, "status": if true_types.contains(t) { "True" } else { "False" }}))
-            .collect();
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"conditions": conds}})).unwrap()
-    }
-
-    #[test]
-    fn prefix_rule() {
-        assert_eq!(true_prefix(&pod_with(&[]), &PLAIN), Ok(0));
-        assert_eq!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &PLAIN), Ok(2));
-        assert_eq!(true_prefix(&pod_with(&PLAIN), &PLAIN), Ok(5));
-        let all_at_once_but_one = pod_with(&["PodScheduled", "Initialized", "ContainersReady", "Ready"]);
-        assert!(true_prefix(&all_at_once_but_one, &PLAIN).unwrap_err().contains("ContainersReady is True while PodReadyToStartContainers"));
-        // The same set is fine in the init order only if it is a prefix there.
-        assert!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &WITH_INIT).is_err());
-    }
-}
-
 /// Sets condition `type_` of pod `name` to `status` through pods/status (as the controller that
 /// owns a readiness gate would).
 /// How soon Ready must follow a readiness gate change (the agent's resync is a minute).
@@ -291,4 +267,28 @@ pub fn native_sidecar(ctx: CaseCtx) -> BodyFuture {
         ensure!(l.finished_at >= m.finished_at, "the sidecar stopped ({:?}) before the main container ({:?})", l.finished_at, m.finished_at);
         env.stop().await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_with(true_types: &[&str]) -> Pod {
+        let conds: Vec<serde_json::Value> = PLAIN
+            .iter()
+            .map(|t| json!({"type": t, "status": if true_types.contains(t) { "True" } else { "False" }}))
+            .collect();
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"conditions": conds}})).unwrap()
+    }
+
+    #[test]
+    fn prefix_rule() {
+        assert_eq!(true_prefix(&pod_with(&[]), &PLAIN), Ok(0));
+        assert_eq!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &PLAIN), Ok(2));
+        assert_eq!(true_prefix(&pod_with(&PLAIN), &PLAIN), Ok(5));
+        let all_at_once_but_one = pod_with(&["PodScheduled", "Initialized", "ContainersReady", "Ready"]);
+        assert!(true_prefix(&all_at_once_but_one, &PLAIN).unwrap_err().contains("ContainersReady is True while PodReadyToStartContainers"));
+        // The same set is fine in the init order only if it is a prefix there.
+        assert!(true_prefix(&pod_with(&["PodScheduled", "Initialized"]), &WITH_INIT).is_err());
+    }
 }

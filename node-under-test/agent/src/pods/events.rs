@@ -428,7 +428,7 @@ mod tests {
 
     /// A client that answers every request like the API server would and records
     /// (method, path, body); with `patch_404` every PATCH answers 404.
-    fn recording_client(patch_404: bool) -> (kube::Client, std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>) {
+    fn recording_client(patch_404: bool) -> (kube::Client, std::sync::Arc<std::sync::Mutex<Seen>>) {
         use http_body_util::BodyExt;
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = seen.clone();
