@@ -28,10 +28,25 @@ const PODS: usize = 30;
 const ROUNDS_FAKE_CRI: usize = 15;
 const ROUNDS_CONTAINERD: usize = 5;
 
+/// Sets the rounds on both runtimes.
+pub const ROUNDS_ENV: &str = "NODEKIT_BENCH_ROUNDS";
+
+/// The rounds `NODEKIT_BENCH_ROUNDS` asks for, if set; an error saying what to fix when it is
+/// not a whole number above 0 (the CLI refuses it before the bench starts).
+pub fn rounds_override() -> Result<Option<usize>, String> {
+    match std::env::var(ROUNDS_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!("{ROUNDS_ENV}={v:?}: not a whole number of rounds above 0; give e.g. 15, or unset it")),
+        },
+    }
+}
+
 /// Rounds on `runtime`: as above, or `NODEKIT_BENCH_ROUNDS` for both.
 fn round_count(runtime: &str) -> usize {
     let default = if runtime == "fake-cri" { ROUNDS_FAKE_CRI } else { ROUNDS_CONTAINERD };
-    std::env::var("NODEKIT_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+    rounds_override().ok().flatten().unwrap_or(default)
 }
 
 /// One round: an agent batch and the floor batch that follows it.

@@ -179,6 +179,10 @@ pub fn main() -> ExitCode {
                 eprintln!("nodekit bench: --runtime applies to `pods` only");
                 return ExitCode::from(2);
             }
+            if let Err(why) = crate::bench_pods::rounds_override() {
+                eprintln!("nodekit bench: {why}");
+                return ExitCode::from(2);
+            }
             bench(what, runs, runtime)
         }
     }

@@ -35,6 +35,18 @@ fn missing_external_socket_is_exit_2_before_anything_runs() {
     assert!(!artifacts.exists(), "the run started: {} was created", artifacts.display());
 }
 
+/// A bench option that does not apply, and a bench rounds count that is not one, are refused
+/// with exit 2 before any world is built.
+#[test]
+fn bad_bench_input_is_exit_2() {
+    let o = support::cli::run(&["bench", "world", "--runtime", "fake-cri"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--runtime applies to `pods` only"), "{}", stderr(&o));
+    let o = std::process::Command::new(support::NODEKIT).args(["bench", "pods"]).env("NODEKIT_BENCH_ROUNDS", "0").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("NODEKIT_BENCH_ROUNDS=\"0\": not a whole number of rounds above 0; give e.g. 15, or unset it"), "{}", stderr(&o));
+}
+
 #[test]
 fn a_selection_excluded_to_nothing_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -64,7 +64,11 @@ pub fn run_raw(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Outp
 
 /// Runs a command and fails with its stderr unless it exits 0.
 pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let out = run_raw(program, args, stdin)?;
+    checked(program, args, run_raw(program, args, stdin)?)
+}
+
+/// `out` of `program args…` as [`run`] judges it: its stdout, or an error with its stderr.
+pub fn checked(program: &str, args: &[&str], out: Output) -> Result<String> {
     if out.success {
         Ok(out.stdout)
     } else {

@@ -62,15 +62,10 @@ impl Kernel for ToolKernel {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = exec::run_raw(&self.tools.conntrack, &refs, None)?;
         // `conntrack -D` exits 1 with "0 flow entries" when nothing matched.
-        if out.success || out.stderr.contains("0 flow entries") {
-            Ok(())
-        } else {
-            Err(Error::Command {
-                cmd: format!("{} {}", self.tools.conntrack, args.join(" ")),
-                status: out.code.map_or("killed".to_string(), |c| format!("exit {c}")),
-                stderr: out.stderr.trim().to_string(),
-            })
+        if out.stderr.contains("0 flow entries") {
+            return Ok(());
         }
+        exec::checked(&self.tools.conntrack, &refs, out).map(|_| ())
     }
 }
 
@@ -134,10 +129,15 @@ impl Recording {
         s.calls.push(call);
         if s.failing_applies > 0 {
             s.failing_applies -= 1;
-            return Err(Error::Command { cmd: "apply".into(), status: "exit 1".into(), stderr: "refused by the recording kernel".into() });
+            return Err(refused("apply"));
         }
         Ok(())
     }
+}
+
+/// The error of a call a [`Recording`] was told to refuse.
+fn refused(cmd: &str) -> Error {
+    Error::Command { cmd: cmd.into(), status: "exit 1".into(), stderr: "refused by the recording kernel".into() }
 }
 
 impl Kernel for Recording {
@@ -164,7 +164,7 @@ impl Kernel for Recording {
         let mut s = self.state();
         s.calls.push(Call::ConntrackFlush(flush.clone()));
         if s.failing_flushes {
-            return Err(Error::Command { cmd: "conntrack".into(), status: "exit 1".into(), stderr: "refused by the recording kernel".into() });
+            return Err(refused("conntrack"));
         }
         Ok(())
     }

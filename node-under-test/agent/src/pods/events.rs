@@ -132,27 +132,6 @@ struct Similar {
     used: u64,
 }
 
-/// What alike events share (upstream's EventAggregatorByReasonFunc: no fieldPath, no message).
-fn aggregate_key(ev: &Event) -> String {
-    let o = &ev.involved_object;
-    let src = ev.source.as_ref();
-    [
-        src.and_then(|s| s.component.as_deref()),
-        src.and_then(|s| s.host.as_deref()),
-        o.kind.as_deref(),
-        o.namespace.as_deref(),
-        o.name.as_deref(),
-        o.uid.as_deref(),
-        o.api_version.as_deref(),
-        ev.type_.as_deref(),
-        ev.reason.as_deref(),
-        ev.reporting_component.as_deref(),
-        ev.reporting_instance.as_deref(),
-    ]
-    .map(|p| p.unwrap_or_default())
-    .join("\u{0}")
-}
-
 /// Drops the least recently used entry of `map` once it holds [`REMEMBERED`].
 fn make_room<V>(map: &mut HashMap<String, V>, used: impl Fn(&V) -> u64) {
     if map.len() >= REMEMBERED
@@ -162,7 +141,20 @@ fn make_room<V>(map: &mut HashMap<String, V>, used: impl Fn(&V) -> u64) {
     }
 }
 
+/// What identical events share (upstream's getEventKey): the alike fields, the container's
+/// fieldPath and the message.
 fn key(ev: &Event) -> String {
+    join(&alike_fields(ev), &[ev.involved_object.field_path.as_deref(), ev.message.as_deref()])
+}
+
+/// What alike events share (upstream's EventAggregatorByReasonFunc): no fieldPath, no message,
+/// but the reporting component and instance.
+fn aggregate_key(ev: &Event) -> String {
+    join(&alike_fields(ev), &[ev.reporting_component.as_deref(), ev.reporting_instance.as_deref()])
+}
+
+/// Source, involved object (without fieldPath), type and reason.
+fn alike_fields(ev: &Event) -> [Option<&str>; 9] {
     let o = &ev.involved_object;
     let src = ev.source.as_ref();
     [
@@ -171,15 +163,15 @@ fn key(ev: &Event) -> String {
         o.kind.as_deref(),
         o.namespace.as_deref(),
         o.name.as_deref(),
-        o.field_path.as_deref(),
         o.uid.as_deref(),
         o.api_version.as_deref(),
         ev.type_.as_deref(),
         ev.reason.as_deref(),
-        ev.message.as_deref(),
     ]
-    .map(|p| p.unwrap_or_default())
-    .join("\u{0}")
+}
+
+fn join(shared: &[Option<&str>], more: &[Option<&str>]) -> String {
+    shared.iter().chain(more).map(|p| p.unwrap_or_default()).collect::<Vec<_>>().join("\u{0}")
 }
 
 impl Correlator {
