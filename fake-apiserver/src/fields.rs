@@ -31,8 +31,9 @@ impl Mode {
 }
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Option<Value> {
-    // A body the typed struct cannot hold at all is left to the other checks.
-    serde_json::from_value::<T>(v.clone()).ok().and_then(|t| serde_json::to_value(t).ok())
+    // A body the typed struct cannot hold at all is left to the other checks. Decoded from the
+    // borrowed value: a request's object is not copied to be checked.
+    T::deserialize(v).ok().and_then(|t| serde_json::to_value(t).ok())
 }
 
 /// The object as its typed struct would write it, for the resources with a typed schema.
@@ -61,18 +62,49 @@ fn typed(res: ResourceId, v: &Value) -> Option<Value> {
     }
 }
 
+/// One step of the path to a field: an object key or an array index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The dotted path of `steps` plus `last` (`spec.containers[0].imagee`); only built for a
+/// field that is reported.
+fn path_of(steps: &[Step<'_>], last: &str) -> String {
+    let mut p = String::new();
+    for s in steps {
+        match s {
+            Step::Key(k) => {
+                if !p.is_empty() {
+                    p.push('.');
+                }
+                p.push_str(k);
+            }
+            Step::Index(i) => p.push_str(&format!("[{i}]")),
+        }
+    }
+    if !p.is_empty() {
+        p.push('.');
+    }
+    p.push_str(last);
+    p
+}
+
 /// Collects the paths of `sent`'s fields missing from `kept`, removing them when `strip`.
-fn walk(sent: &mut Value, kept: &Value, path: &str, strip: bool, out: &mut Vec<String>) {
+fn walk<'a>(sent: &mut Value, kept: &'a Value, steps: &mut Vec<Step<'a>>, strip: bool, out: &mut Vec<String>) {
     match (sent, kept) {
         (Value::Object(s), Value::Object(k)) => {
             let mut gone = Vec::new();
             for (key, v) in s.iter_mut() {
-                let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                match k.get(key) {
-                    Some(kv) => walk(v, kv, &p, strip, out),
+                match k.get_key_value(key.as_str()) {
+                    Some((kk, kv)) => {
+                        steps.push(Step::Key(kk));
+                        walk(v, kv, steps, strip, out);
+                        steps.pop();
+                    }
                     None if v.is_null() => {}
                     None => {
-                        out.push(p);
+                        out.push(path_of(steps, key));
                         gone.push(key.clone());
                     }
                 }
@@ -85,7 +117,9 @@ fn walk(sent: &mut Value, kept: &Value, path: &str, strip: bool, out: &mut Vec<S
         }
         (Value::Array(s), Value::Array(k)) => {
             for (i, (sv, kv)) in s.iter_mut().zip(k).enumerate() {
-                walk(sv, kv, &format!("{path}[{i}]"), strip, out);
+                steps.push(Step::Index(i));
+                walk(sv, kv, steps, strip, out);
+                steps.pop();
             }
         }
         _ => {}
@@ -98,7 +132,7 @@ fn walk(sent: &mut Value, kept: &Value, path: &str, strip: bool, out: &mut Vec<S
 pub fn unknown(res: ResourceId, obj: &Value) -> Vec<String> {
     let Some(kept) = typed(res, obj) else { return Vec::new() };
     let mut out = Vec::new();
-    walk(&mut obj.clone(), &kept, "", false, &mut out);
+    walk(&mut obj.clone(), &kept, &mut Vec::new(), false, &mut out);
     out
 }
 
@@ -108,7 +142,7 @@ pub fn unknown(res: ResourceId, obj: &Value) -> Vec<String> {
 pub fn enforce(res: ResourceId, mut obj: Value, mode: Mode, warnings: &mut Vec<String>) -> ApiResult<Value> {
     let Some(kept) = typed(res, &obj) else { return Ok(obj) };
     let mut paths = Vec::new();
-    walk(&mut obj, &kept, "", mode != Mode::Strict, &mut paths);
+    walk(&mut obj, &kept, &mut Vec::new(), mode != Mode::Strict, &mut paths);
     if paths.is_empty() {
         return Ok(obj);
     }

@@ -3,6 +3,9 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let flags = node_agent::cli::Flags::parse();
     let (settings, healthz) = match flags.settings() {

@@ -70,12 +70,20 @@ impl Scheduler {
 
     /// One pass over the pending pods; returns when the next pod becomes due, if any.
     pub fn pass(&mut self, state: &State) -> Option<Instant> {
-        let (nodes, _) = state.store.snapshot(NODES, None);
         let (pods, _) = state.store.snapshot(PODS, None);
+        let mut pending: Vec<&Arc<Obj>> = pods.iter().filter(|p| responsible(&p.value)).collect();
+        if pending.is_empty() {
+            // Nothing to schedule: no cluster view is built. What changed meanwhile cannot help
+            // a pod that is not there; the next pending pod is tried at once and compares the
+            // cluster from then on.
+            self.queue.retain(|_| false);
+            self.watch = ClusterWatch::default();
+            return None;
+        }
+        let (nodes, _) = state.store.snapshot(NODES, None);
         if self.watch.observe(nodes.iter().map(|o| &o.value), pods.iter().map(|o| &o.value)) {
             self.queue.move_all();
         }
-        let mut pending: Vec<&Arc<Obj>> = pods.iter().filter(|p| responsible(&p.value)).collect();
         pending.sort_by(|a, b| queue_order(&a.value, &b.value));
         let specs: HashMap<String, u64> = pending.iter().map(|p| (str_at(&p.value, "/metadata/uid").to_string(), pod_spec_fingerprint(&p.value))).collect();
         self.queue.retain(|uid| specs.contains_key(uid));
