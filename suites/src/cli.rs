@@ -1,7 +1,7 @@
 //! The `nodekit` command line: `conformance`, `list`, `up` and `bench`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -413,7 +413,8 @@ fn bench_in_world(id: &str) -> Result<String, String> {
 /// [`bench_in_world`] with the runtime the entry's world runs.
 fn bench_in_world_on(id: &str, runtime: Option<crate::target::RuntimeTarget>) -> Result<String, String> {
     let case = crate::catalog::find(id).ok_or_else(|| format!("no bench entry {id}"))?;
-    let dir = std::env::temp_dir().join(format!("nodekit-bench-{}", std::process::id()));
+    sweep_bench_dirs(&std::env::temp_dir());
+    let dir = std::env::temp_dir().join(format!("{BENCH_DIR_PREFIX}{}", std::process::id()));
     let opts = RunOptions {
         artifacts_root: dir.clone(),
         keep_artifacts: false,
@@ -431,6 +432,28 @@ fn bench_in_world_on(id: &str, runtime: Option<crate::target::RuntimeTarget>) ->
     }
 }
 
+/// A bench's scratch directory in the temporary directory is this plus its process id.
+const BENCH_DIR_PREFIX: &str = "nodekit-bench-";
+
+/// Removes the scratch directories of `nodekit bench` processes that no longer run (one that
+/// was killed cannot remove its own); a running bench's directory is left alone. Returns what
+/// it removed.
+fn sweep_bench_dirs(base: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(base) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(BENCH_DIR_PREFIX)).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
 fn world_bench(runs: usize) -> Result<String, String> {
     let r = harness::bench::world(runs).map_err(|e| e.to_string())?;
     Ok(format!(
@@ -445,4 +468,27 @@ fn world_bench(runs: usize) -> Result<String, String> {
         r.median_build.as_secs_f64() / r.median_netns.as_secs_f64().max(1e-9),
         if r.median_build.as_millis() < 150 { "met" } else { "NOT met" }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_bench_s_scratch_directory_is_swept_a_running_one_s_is_kept() {
+        let base = tempfile::tempdir().unwrap();
+        // A process that has exited: its pid names no process (nothing reuses it this soon).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let dead = base.path().join(format!("{BENCH_DIR_PREFIX}{gone}"));
+        let live = base.path().join(format!("{BENCH_DIR_PREFIX}{}", std::process::id()));
+        let other = base.path().join(format!("{BENCH_DIR_PREFIX}ca"));
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("case")).unwrap();
+            std::fs::write(d.join("case").join("log"), "x").unwrap();
+        }
+        assert_eq!(sweep_bench_dirs(base.path()), vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && other.exists());
+    }
 }
