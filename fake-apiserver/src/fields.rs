@@ -126,16 +126,6 @@ fn walk<'a>(sent: &mut Value, kept: &'a Value, steps: &mut Vec<Step<'a>>, strip:
     }
 }
 
-/// Paths (`spec.containers[0].imagee`) of the fields of `obj` that `res`'s schema does not
-/// have; empty for resources without a typed schema. Free-form maps (labels, data) keep all
-/// their keys through the round trip, so only schema fields are ever reported.
-pub fn unknown(res: ResourceId, obj: &Value) -> Vec<String> {
-    let Some(kept) = typed(res, obj) else { return Vec::new() };
-    let mut out = Vec::new();
-    walk(&mut obj.clone(), &kept, &mut Vec::new(), false, &mut out);
-    out
-}
-
 /// Applies `mode` to a written object: Strict fails with 400 on any unknown field (upstream's
 /// decoder message); otherwise unknown fields are dropped, as the API server's decoder drops
 /// them, and Warn adds one warning per field to `warnings`.
@@ -182,9 +172,13 @@ mod tests {
             "metadata": {"name": "p", "labels": {"any-key": "v"}, "bogus": 1},
             "spec": {"containers": [{"name": "c", "image": "i", "imagee": "typo", "env": null}], "nodeName": "n"},
         });
-        assert_eq!(unknown(crate::resources::PODS, &pod), ["metadata.bogus", "spec.containers[0].imagee"]);
+        let mut warnings = Vec::new();
+        enforce(crate::resources::PODS, pod, Mode::Warn, &mut warnings).unwrap();
+        assert_eq!(warnings, [r#"unknown field "metadata.bogus""#, r#"unknown field "spec.containers[0].imagee""#]);
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"whatever": "x"}});
-        assert!(unknown(crate::resources::CONFIGMAPS, &cm).is_empty());
+        let mut none = Vec::new();
+        assert_eq!(enforce(crate::resources::CONFIGMAPS, cm.clone(), Mode::Warn, &mut none).unwrap(), cm);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -436,15 +436,15 @@ fn bench_in_world_on(id: &str, runtime: Option<crate::target::RuntimeTarget>) ->
 const BENCH_DIR_PREFIX: &str = "nodekit-bench-";
 
 /// Removes the scratch directories of `nodekit bench` processes that no longer run (one that
-/// was killed cannot remove its own); a running bench's directory is left alone. Returns what
-/// it removed.
+/// was killed cannot remove its own; its pid may name another program by now); a running
+/// bench's directory is left alone. Returns what it removed.
 fn sweep_bench_dirs(base: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(base) else { return Vec::new() };
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(BENCH_DIR_PREFIX)).and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if Path::new("/proc").join(pid.to_string()).exists() {
+        if runner::nodekit_runs(pid) {
             continue;
         }
         if std::fs::remove_dir_all(entry.path()).is_ok() {
@@ -481,14 +481,24 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let gone = child.id();
         child.wait().unwrap();
-        let dead = base.path().join(format!("{BENCH_DIR_PREFIX}{gone}"));
-        let live = base.path().join(format!("{BENCH_DIR_PREFIX}{}", std::process::id()));
-        let other = base.path().join(format!("{BENCH_DIR_PREFIX}ca"));
-        for d in [&dead, &live, &other] {
+        // A running nodekit (its command line names it) and a running other program.
+        let mut bench = std::os::unix::process::CommandExt::arg0(&mut std::process::Command::new("sleep"), "nodekit").arg("60").spawn().unwrap();
+        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let dir = |pid: &str| base.path().join(format!("{BENCH_DIR_PREFIX}{pid}"));
+        let (dead, live, reused, not_a_pid) = (dir(&gone.to_string()), dir(&bench.id().to_string()), dir(&other.id().to_string()), dir("ca"));
+        for d in [&dead, &live, &reused, &not_a_pid] {
             std::fs::create_dir_all(d.join("case")).unwrap();
             std::fs::write(d.join("case").join("log"), "x").unwrap();
         }
-        assert_eq!(sweep_bench_dirs(base.path()), vec![dead.clone()]);
-        assert!(!dead.exists() && live.exists() && other.exists());
+        let mut removed = sweep_bench_dirs(base.path());
+        for c in [&mut bench, &mut other] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        removed.sort();
+        let mut want = vec![dead.clone(), reused.clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(!dead.exists() && !reused.exists() && live.exists() && not_a_pid.exists());
     }
 }

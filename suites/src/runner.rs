@@ -136,6 +136,12 @@ pub fn sweep_cgroups() -> Option<String> {
     }
 }
 
+/// Whether process `pid` runs and is nodekit (its command line names it): a pid that names
+/// no process, or one reused by another program, does not count.
+pub fn nodekit_runs(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("nodekit"))
+}
+
 /// Copies what runtimes logged inside the world's scratch tmpfs (which vanishes with the world)
 /// into the artifacts: fake-cri's CRI call log of every node.
 fn collect_runtime_logs(artifacts: &Path) {

@@ -37,7 +37,7 @@ pub fn check_kubeconfig_path(path: &Path) -> Result<PathBuf, UsageError> {
     let Some(pid) = text.lines().next().and_then(|l| l.strip_prefix(KUBECONFIG_MARKER)) else {
         return Err(bad("the file exists and was not written by nodekit up; remove it or choose another path".into()));
     };
-    let alive = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).is_ok_and(|c| String::from_utf8_lossy(&c).contains("nodekit"));
+    let alive = pid.trim().parse().is_ok_and(crate::runner::nodekit_runs);
     if alive {
         return Err(bad(format!("in use by a running `nodekit up` (pid {}); choose another path", pid.trim())));
     }
