@@ -225,6 +225,12 @@ pub async fn run(
         mirrors,
         pressure: pressure.clone(),
         pods,
+        objects: crate::pods::objects::Objects::new(
+            Some(client.clone()),
+            cfg.config_map_and_secret_change_detection_strategy,
+            api_timeout,
+            cancel.child_token(),
+        ),
     });
     let params = crate::eviction::manager::EvictionParams {
         node_name: settings.node_name.clone(),

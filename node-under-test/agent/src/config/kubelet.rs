@@ -30,6 +30,33 @@ pub const IGNORED_FIELDS: &[&str] = &[
     "kubeletCgroups", "systemCgroups",
 ];
 
+/// Upstream's `ResourceChangeDetectionStrategy`: how the configMaps and secrets pods use are
+/// read (see `pods::objects`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ChangeDetectionStrategy {
+    /// One watch per object in use (upstream's default).
+    #[default]
+    Watch,
+    /// A GET reused for a TTL.
+    Cache,
+    /// A GET on every read.
+    Get,
+}
+
+impl<'de> Deserialize<'de> for ChangeDetectionStrategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "Watch" => Ok(ChangeDetectionStrategy::Watch),
+            "Cache" => Ok(ChangeDetectionStrategy::Cache),
+            "Get" => Ok(ChangeDetectionStrategy::Get),
+            _ => Err(serde::de::Error::custom(format!(
+                "configMapAndSecretChangeDetectionStrategy {text:?} is not one of Watch, Cache, Get"
+            ))),
+        }
+    }
+}
+
 /// kubelet.config.k8s.io/v1beta1 KubeletConfiguration, the implemented subset, upstream defaults.
 /// Serializes (for /configz) with upstream field names, without apiVersion/kind, the ignored
 /// fields and the `nodekit:` block.
@@ -97,6 +124,8 @@ pub struct KubeletConfiguration {
     pub container_log_max_workers: i32,
     /// How often log sizes are checked (upstream default 10s, at least 3s).
     pub container_log_monitor_interval: GoDuration,
+    /// How pods' configMaps and secrets are read: `Watch` (upstream default), `Cache` or `Get`.
+    pub config_map_and_secret_change_detection_strategy: ChangeDetectionStrategy,
     /// The non-upstream extension block.
     #[serde(skip_serializing)]
     pub nodekit: Extensions,
@@ -321,6 +350,7 @@ impl Default for KubeletConfiguration {
             container_log_max_files: 5,
             container_log_max_workers: 1,
             container_log_monitor_interval: secs(10),
+            config_map_and_secret_change_detection_strategy: ChangeDetectionStrategy::Watch,
             nodekit: Extensions::default(),
             read_only_port: None,
             tls_cipher_suites: None,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{GoDuration, ParseDurationError, format_go_duration, parse_go_duration};
-pub use kubelet::{Extensions, IGNORED_FIELDS, KubeletConfiguration, NodeSize};
+pub use kubelet::{ChangeDetectionStrategy, Extensions, IGNORED_FIELDS, KubeletConfiguration, NodeSize};
 pub use server::{
     AUTHORIZATION_MODES, KubeletAnonymousAuthentication, KubeletAuthentication, KubeletAuthorization,
     KubeletWebhookAuthentication, KubeletWebhookAuthorization, KubeletX509Authentication,

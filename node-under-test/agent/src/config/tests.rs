@@ -160,3 +160,15 @@ fn ignored_fields_are_named() {
     assert_eq!(got, ["cgroupDriver", "featureGates"]);
     assert!(super::ignored_fields_in("maxPods: 20\n").is_empty());
 }
+
+#[test]
+fn change_detection_strategy_defaults_to_watch_and_takes_upstream_values_only() {
+    assert_eq!(parse("").unwrap().config_map_and_secret_change_detection_strategy, ChangeDetectionStrategy::Watch);
+    for (text, want) in [("Watch", ChangeDetectionStrategy::Watch), ("Cache", ChangeDetectionStrategy::Cache), ("Get", ChangeDetectionStrategy::Get)] {
+        let c = parse(&format!("configMapAndSecretChangeDetectionStrategy: {text}\n")).unwrap();
+        assert_eq!(c.config_map_and_secret_change_detection_strategy, want);
+        assert_eq!(serde_json::to_value(&c).unwrap()["configMapAndSecretChangeDetectionStrategy"], text);
+    }
+    let err = parse("configMapAndSecretChangeDetectionStrategy: watch\n").unwrap_err().to_string();
+    assert!(err.contains("test.yaml") && err.contains("watch") && err.contains("Watch"), "{err}");
+}

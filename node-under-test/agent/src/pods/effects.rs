@@ -277,7 +277,7 @@ impl<R: Runtime> Effects<R> {
         for (secret, name) in spec::env_object_refs(c) {
             match self.objects.keys(secret, ns, &name).await {
                 Ok(keys) => {
-                    objects.insert((secret, name), keys);
+                    objects.insert((secret, name), keys.map(std::sync::Arc::unwrap_or_clone));
                 }
                 Err(e) => return Some(fail("CreateContainerConfigError", e)),
             }

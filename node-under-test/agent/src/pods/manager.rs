@@ -54,6 +54,7 @@ impl<R: Runtime> Workers<R> {
 
     fn finished(&mut self, uid: &str) {
         self.deps.pods.remove(uid);
+        self.deps.objects.release(uid);
         if self.senders.remove(uid).is_some() {
             self.deps.metrics.pod_workers.add(-1);
         }
@@ -169,4 +170,5 @@ pub async fn run_pod_manager<R: Runtime>(
     }
     w.cancel.cancel();
     while w.tasks.join_next().await.is_some() {}
+    w.deps.objects.shutdown().await;
 }

@@ -18,5 +18,6 @@ pub mod manager;
 pub mod changes;
 pub mod registry;
 pub mod volumes;
+pub mod objects;
 pub mod token_cache;
 pub mod volumes_projected;

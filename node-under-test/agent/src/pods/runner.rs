@@ -46,6 +46,8 @@ pub struct WorkerDeps<R> {
     pub pressure: crate::eviction::PressureHandle,
     /// The pods being run, for the kubelet API.
     pub pods: super::registry::PodRegistry,
+    /// The configMaps and secrets the pods use.
+    pub objects: super::objects::Objects,
 }
 
 struct ProbeSet {
@@ -124,7 +126,7 @@ pub async fn run_pod_worker<R: Runtime>(
         runtime: deps.runtime.clone(),
         recorder: deps.recorder.clone(),
         spec_ctx: deps.spec_ctx.clone(),
-        objects: super::volumes::ApiObjects::new(deps.client.clone(), deps.api_timeout),
+        objects: super::volumes::ApiObjects::new(deps.client.clone(), deps.api_timeout, deps.objects.clone(), &uid),
     };
     let mut st = PodState::new(deps.params);
     let mut last_pod: Option<Pod> = None;

@@ -13,9 +13,13 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret, ServiceAccount, Volume};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{KeyToPath, Pod, ServiceAccount, Volume};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, PostParams};
+
+use super::objects::{Keys, Objects};
 
 /// Where configMap and secret objects are read from (none in unit tests).
 #[derive(Clone)]
@@ -23,16 +27,19 @@ pub struct ApiObjects {
     client: Option<kube::Client>,
     timeout: Duration,
     tokens: super::token_cache::TokenCache,
+    objects: Objects,
+    /// The pod these reads are for.
+    pod_uid: String,
 }
 
 impl ApiObjects {
-    pub fn new(client: kube::Client, timeout: Duration) -> ApiObjects {
-        ApiObjects { client: Some(client), timeout, tokens: Default::default() }
+    pub fn new(client: kube::Client, timeout: Duration, objects: Objects, pod_uid: &str) -> ApiObjects {
+        ApiObjects { client: Some(client), timeout, tokens: Default::default(), objects, pod_uid: pod_uid.to_string() }
     }
 
     /// No API server: every read fails.
     pub fn none() -> ApiObjects {
-        ApiObjects { client: None, timeout: Duration::ZERO, tokens: Default::default() }
+        ApiObjects { client: None, timeout: Duration::ZERO, tokens: Default::default(), objects: Objects::none(), pod_uid: String::new() }
     }
 
     /// A token of the pod's ServiceAccount bound to the pod (TokenRequest, as upstream's
@@ -92,22 +99,10 @@ impl ApiObjects {
         }
     }
 
-    /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist.
-    pub async fn keys(&self, secret: bool, ns: &str, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
-        let Some(client) = &self.client else { return Err("no API server to read from".into()) };
-        if secret {
-            let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-            let s = crate::error::api("get secret", self.timeout, api.get_opt(name)).await.map_err(|e| e.to_string())?;
-            Ok(s.map(|s| s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()))
-        } else {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-            let c = crate::error::api("get configmap", self.timeout, api.get_opt(name)).await.map_err(|e| e.to_string())?;
-            Ok(c.map(|c| {
-                let mut keys: BTreeMap<String, Vec<u8>> = c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                keys.extend(c.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-                keys
-            }))
-        }
+    /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist, read as
+    /// the node's change detection strategy says ([`super::objects`]).
+    pub async fn keys(&self, secret: bool, ns: &str, name: &str) -> Result<Option<Arc<Keys>>, String> {
+        self.objects.keys(&self.pod_uid, secret, ns, name).await
     }
 }
 
@@ -281,7 +276,7 @@ pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Res
         } else {
             let Some(src) = Source::of(v) else { continue };
             let keys = objects.keys(src.secret, ns, &src.object).await.map_err(failed)?;
-            files(&src, keys.as_ref()).map_err(failed)?
+            files(&src, keys.as_deref()).map_err(failed)?
         };
         write(&dir, &files).map_err(|e| failed(format!("writing {}: {e}", dir.display())))?;
     }

@@ -61,12 +61,12 @@ async fn source_files(objects: &ApiObjects, pod: &Pod, ns: &str, s: &VolumeProje
     if let Some(c) = &s.config_map {
         let src = Source { secret: false, object: c.name.clone(), items: c.items.as_deref(), default_mode: Some(default_mode), optional: c.optional.unwrap_or(false) };
         let keys = objects.keys(false, ns, &src.object).await?;
-        return files(&src, keys.as_ref());
+        return files(&src, keys.as_deref());
     }
     if let Some(c) = &s.secret {
         let src = Source { secret: true, object: c.name.clone(), items: c.items.as_deref(), default_mode: Some(default_mode), optional: c.optional.unwrap_or(false) };
         let keys = objects.keys(true, ns, &src.object).await?;
-        return files(&src, keys.as_ref());
+        return files(&src, keys.as_deref());
     }
     if let Some(d) = &s.downward_api {
         return d.items.iter().flatten().map(|item| downward_file(pod, item, default_mode)).collect();
