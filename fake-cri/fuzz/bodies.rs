@@ -180,8 +180,9 @@ pub const REQUESTS: &[(&str, Handler)] = &[
     ("ListImages", |b| {
         let r = cri::ListImagesRequest::decode(b)?;
         let q = r.filter.and_then(|f| f.image).map(|i| i.image).unwrap_or_default();
-        for e in catalog().images.iter().filter(|e| q.is_empty() || images::matches(e, &q)) {
-            let _ = images::to_cri(e);
+        let present: std::collections::BTreeSet<String> = catalog().images.iter().map(|e| e.reference.clone()).collect();
+        for names in images::present_images(catalog(), &present).into_iter().filter(|n| q.is_empty() || n.iter().any(|e| images::matches(e, &q))) {
+            let _ = images::to_cri(&names);
         }
         Ok((String::new(), Ok(())))
     }),
@@ -377,7 +378,7 @@ fn image(spec: &Option<cri::ImageSpec>, pull: bool) -> Result<(), Error> {
     let q = image_query(spec)?;
     match catalog().images.iter().find(|e| images::matches(e, &q)) {
         Some(e) => {
-            let _ = images::to_cri(e);
+            let _ = images::to_cri(&[e]);
             if pull {
                 let _ = (Faults::default().pull_delay(e), images::image_id(e));
             }
@@ -475,11 +476,12 @@ pub fn config(data: &[u8]) {
 
 /// What PullImage, CreateContainer, ListImages and Status take from faults and catalog.
 fn use_config(f: &Faults, c: &Catalog) {
+    let _ = c.validate();
     for e in &c.images {
         let _ = f.pull_delay(e);
         let _ = f.pull_error.get(&e.reference).or(e.pull_error.as_ref());
         let _ = f.crash_after_ms.get(&e.reference).map(|ms| Duration::from_millis(*ms));
-        let _ = (images::to_cri(e), images::repo_digest(e), images::matches(e, &e.reference));
+        let _ = (images::to_cri(&[e]), images::repo_digest(e), images::matches(e, &e.reference));
         let _ = merge_env(&e.env, &[]);
         if let Some(argv0) = e.entrypoint.first().or(e.cmd.first()) {
             let _ = resolve_program(argv0, &e.binary);

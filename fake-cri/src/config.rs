@@ -67,6 +67,12 @@ pub struct ImageEntry {
     /// Present without a pull (like an imported image).
     #[serde(default = "yes")]
     pub preloaded: bool,
+    /// Another catalog reference whose image this one names (one image under several names,
+    /// as a registry serves it under several tags): the same id, listed once with every
+    /// present name among its repo tags, removed under all of them at once. The entry's image
+    /// fields must equal that entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_image_as: Option<String>,
 }
 
 fn yes() -> bool {
@@ -98,6 +104,7 @@ fn entry(binary: &Path, reference: &str, entrypoint: &[&str], cmd: &[&str], env:
         pull_delay_ms: 0,
         pull_error: None,
         preloaded: true,
+        same_image_as: None,
     }
 }
 
@@ -126,7 +133,10 @@ impl Catalog {
             entry(workload_bin, WORKLOAD_IMAGE, &["/workload"], &["pause"], None),
             entry(workload_bin, PAUSE_IMAGE, &["/workload", "pause"], &[], None),
         ];
-        images.extend(TAGGED_IMAGES.iter().map(|r| entry(workload_bin, r, &["/workload"], &["pause"], None)));
+        images.extend(TAGGED_IMAGES.iter().map(|r| ImageEntry {
+            same_image_as: (*r != TAGGED_IMAGES[0]).then(|| TAGGED_IMAGES[0].to_string()),
+            ..entry(workload_bin, r, &["/workload"], &["pause"], None)
+        }));
         images.extend(upstream_images(workload_bin));
         Catalog { images }
     }
@@ -139,7 +149,29 @@ impl Catalog {
     /// Reads a catalog JSON file (`{"images": [ImageEntry…]}`).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read(path).map_err(Error::io(format!("read catalog {}", path.display())))?;
-        serde_json::from_slice(&text).map_err(|source| Error::Json { context: format!("catalog {}", path.display()), source })
+        let c: Catalog = serde_json::from_slice(&text).map_err(|source| Error::Json { context: format!("catalog {}", path.display()), source })?;
+        c.validate().map_err(|e| Error::InvalidArgument(format!("catalog {}: {e}", path.display())))?;
+        Ok(c)
+    }
+
+    /// Each `same_image_as` names another entry that names no other itself, with the same
+    /// image fields; the error names the entry, the field and what to fix.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for e in &self.images {
+            let Some(target) = &e.same_image_as else { continue };
+            let which = format!("image {:?}: same_image_as {target:?}", e.reference);
+            let Some(t) = self.images.iter().find(|o| o.reference == *target) else {
+                return Err(format!("{which} is not a reference of the catalog; name one of its references"));
+            };
+            if t.reference == e.reference || t.same_image_as.is_some() {
+                return Err(format!("{which} must name an entry without same_image_as (the image's first name)"));
+            }
+            let fields = |x: &ImageEntry| (x.binary.clone(), x.entrypoint.clone(), x.cmd.clone(), x.env.clone(), x.working_dir.clone(), x.size);
+            if fields(e) != fields(t) {
+                return Err(format!("{which}: binary, entrypoint, cmd, env, working_dir and size must equal that entry's"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! The image side: references, ids and digests derived from the catalog, presence tracking,
 //! and the PullImage error for images no catalog holds.
+use std::collections::BTreeSet;
+
 use crate::config::{Catalog, ImageEntry};
 use k8s_cri::v1 as cri;
 use sha2::{Digest, Sha256};
@@ -34,11 +36,12 @@ pub fn normalize(reference: &str) -> String {
     }
 }
 
-/// The image id (`sha256:…`), stable for an entry.
+/// The image id (`sha256:…`), stable for an entry; the entries of one image (`same_image_as`)
+/// share it.
 pub fn image_id(e: &ImageEntry) -> String {
     let mut h = Sha256::new();
     h.update(b"config:");
-    h.update(e.reference.as_bytes());
+    h.update(e.same_image_as.as_deref().unwrap_or(&e.reference).as_bytes());
     h.update(serde_json::to_vec(&(&e.entrypoint, &e.cmd, &e.env, &e.working_dir)).unwrap_or_default());
     format!("sha256:{}", hex::encode(h.finalize()))
 }
@@ -96,17 +99,44 @@ pub fn matches(e: &ImageEntry, query: &str) -> bool {
         || q == repo_digest(e)
 }
 
-/// The CRI view of an image.
-pub fn to_cri(e: &ImageEntry) -> cri::Image {
+/// The present images, each with the present names that share its id, in catalog order.
+pub fn present_images<'a>(catalog: &'a Catalog, present: &BTreeSet<String>) -> Vec<Vec<&'a ImageEntry>> {
+    let mut out: Vec<(String, Vec<&ImageEntry>)> = Vec::new();
+    for e in catalog.images.iter().filter(|e| present.contains(&e.reference)) {
+        let id = image_id(e);
+        match out.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, names)) => names.push(e),
+            None => out.push((id, vec![e])),
+        }
+    }
+    out.into_iter().map(|(_, names)| names).collect()
+}
+
+/// The present image `query` names, with all its present names.
+pub fn present_image<'a>(catalog: &'a Catalog, present: &BTreeSet<String>, query: &str) -> Option<Vec<&'a ImageEntry>> {
+    present_images(catalog, present).into_iter().find(|names| names.iter().any(|e| matches(e, query)))
+}
+
+/// The CRI view of one image under its present `names` (not empty): every name a repo tag,
+/// one repo digest per repository.
+pub fn to_cri(names: &[&ImageEntry]) -> cri::Image {
+    let first = names[0];
+    let mut repo_digests: Vec<String> = Vec::new();
+    for e in names {
+        let d = repo_digest(e);
+        if !repo_digests.contains(&d) {
+            repo_digests.push(d);
+        }
+    }
     cri::Image {
-        id: image_id(e),
-        repo_tags: vec![e.reference.clone()],
-        repo_digests: vec![repo_digest(e)],
-        size: size(e),
+        id: image_id(first),
+        repo_tags: names.iter().map(|e| e.reference.clone()).collect(),
+        repo_digests,
+        size: size(first),
         uid: Some(cri::Int64Value { value: 0 }),
         username: String::new(),
-        spec: Some(cri::ImageSpec { image: image_id(e), ..Default::default() }),
-        pinned: e.reference.contains("pause"),
+        spec: Some(cri::ImageSpec { image: image_id(first), ..Default::default() }),
+        pinned: names.iter().any(|e| e.reference.contains("pause")),
     }
 }
 
@@ -147,6 +177,48 @@ mod tests {
         assert!(matches(w, &repo_digest(w)));
         assert!(!matches(w, "nodekit.local/pause:3.10"));
         assert!(repo_digest(w).starts_with("nodekit.local/workload@sha256:"));
+    }
+
+    /// Catches one image under several names reported as several images: the tagged entries
+    /// share an id, are listed as one image with each present name as a repo tag and one repo
+    /// digest per repository, and an image with no present name is not listed.
+    #[test]
+    fn names_of_one_image_are_one_image() {
+        let c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        let tagged = |r: &str| c.images.iter().find(|e| e.reference == r).unwrap();
+        let ids: Vec<String> = crate::config::TAGGED_IMAGES.iter().map(|r| image_id(tagged(r))).collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        assert_ne!(ids[0], image_id(&c.images[0]), "the tagged image is not the workload image");
+        let present: BTreeSet<String> = c.images.iter().map(|e| e.reference.clone()).collect();
+        let all = present_images(&c, &present);
+        assert_eq!(all.len(), c.images.len() - 3, "four names, one image");
+        let img = to_cri(&present_image(&c, &present, crate::config::TAGGED_IMAGES[1]).unwrap());
+        assert_eq!(img.id, ids[0]);
+        assert_eq!(img.repo_tags, crate::config::TAGGED_IMAGES);
+        assert_eq!(img.repo_digests.len(), 2, "{:?}", img.repo_digests);
+        assert!(img.repo_digests[1].starts_with("mirror.nodekit.local/test-image-tags@sha256:"), "{:?}", img.repo_digests);
+        let some: BTreeSet<String> = [crate::config::TAGGED_IMAGES[2].to_string()].into();
+        let img = to_cri(&present_image(&c, &some, &ids[0]).unwrap());
+        assert_eq!(img.repo_tags, [crate::config::TAGGED_IMAGES[2]]);
+        assert!(present_image(&c, &some, crate::config::TAGGED_IMAGES[0]).is_none(), "a name not present is not found");
+    }
+
+    /// Catches a catalog whose `same_image_as` names nothing, chains, or differs in content.
+    #[test]
+    fn same_image_as_must_name_an_equal_first_name() {
+        let mut c = crate::config::Catalog::default_for(std::path::Path::new("/bin/true"));
+        assert_eq!(c.validate(), Ok(()));
+        let i = c.images.iter().position(|e| e.reference == crate::config::TAGGED_IMAGES[1]).unwrap();
+        let j = c.images.iter().position(|e| e.reference == crate::config::TAGGED_IMAGES[2]).unwrap();
+        let mut bad = c.clone();
+        bad.images[i].same_image_as = Some("nodekit.local/none:1".into());
+        assert!(bad.validate().unwrap_err().contains("is not a reference of the catalog"));
+        let mut bad = c.clone();
+        bad.images[j].same_image_as = Some(crate::config::TAGGED_IMAGES[1].into());
+        assert!(bad.validate().unwrap_err().contains("without same_image_as"));
+        c.images[i].cmd = vec!["other".into()];
+        let err = c.validate().unwrap_err();
+        assert!(err.contains(crate::config::TAGGED_IMAGES[1]) && err.contains("must equal"), "{err}");
     }
 
     #[test]
@@ -197,11 +269,13 @@ mod tests {
         }
         assert!(!c.images.iter().any(|e| matches(e, "registry.k8s.io/e2e-test-images/agnhost:9.99")));
         // Every reference is its own image (pod status imageID tells them apart), the existing
-        // ones unchanged by the additions.
+        // ones unchanged by the additions — but the names of the one tagged image.
+        let own: Vec<&ImageEntry> = c.images.iter().filter(|e| e.same_image_as.is_none()).collect();
+        assert_eq!(own.len(), c.images.len() - 3);
         let ids: std::collections::BTreeSet<String> = c.images.iter().map(image_id).collect();
-        assert_eq!(ids.len(), c.images.len());
-        let digests: std::collections::BTreeSet<String> = c.images.iter().map(repo_digest).collect();
-        assert_eq!(digests.len(), c.images.len());
+        assert_eq!(ids.len(), own.len());
+        let digests: std::collections::BTreeSet<String> = own.iter().map(|e| repo_digest(e)).collect();
+        assert_eq!(digests.len(), own.len());
         let pause = c.images.iter().find(|e| e.reference == "registry.k8s.io/pause:3.10").unwrap();
         assert_eq!((pause.entrypoint.clone(), pause.cmd.clone()), (vec!["/pause".to_string()], vec![]));
     }

@@ -24,14 +24,19 @@
 //!
 //! Catalog (`--catalog`): `{"images": [{"reference": "nodekit.local/workload:1.0", "binary":
 //! "/path/to/workload", "entrypoint": ["/workload"], "cmd": ["pause"], "env": ["K=V"],
-//! "working_dir": "/", "size": 0, "pull_delay_ms": 0, "pull_error": null, "preloaded": true}]}`.
+//! "working_dir": "/", "size": 0, "pull_delay_ms": 0, "pull_error": null, "preloaded": true}]}`;
+//! an entry with `"same_image_as": "<another entry's reference>"` is another name of that
+//! entry's image (same id; ListImages and ImageStatus give one image with every present name
+//! as a repo tag; RemoveImage removes every name), its image fields equal to that entry's.
 //! `argv[0]` `/workload`, `/pause`, `/agnhost`, `/agnhost-2`, `workload` or `pause` runs `binary`
 //! (with that `argv[0]`, so the multi-call binary picks its subcommand, or becomes agnhost); any
 //! other `argv[0]` runs that host program.
 //! The default catalog holds `nodekit.local/workload:1.0` (Cmd `pause`),
 //! `nodekit.local/pause:3.10` (`/workload pause`), stand-ins for upstream's
 //! `registry.k8s.io/e2e-test-images/agnhost:{2.52…2.56}` (`/agnhost`, Cmd `pause`) and
-//! `registry.k8s.io/pause:{3.10,3.10.1}` (`/pause`), all backed by `--workload-bin`. A `--catalog`
+//! `registry.k8s.io/pause:{3.10,3.10.1}` (`/pause`) and critest's one image under four names
+//! (`nodekit.local/test-image-tags:{1,2,3}`, `mirror.nodekit.local/test-image-tags:1`), all
+//! backed by `--workload-bin`. A `--catalog`
 //! file replaces it; PullImage of a reference no entry has fails (gRPC Unknown, containerd's
 //! `failed to pull and unpack image …: not found` text) naming the catalog's images.
 //!

@@ -71,6 +71,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Runtime {
     /// Builds the runtime: loads persisted state, opens netlink, makes directories.
     pub fn new(cfg: Config) -> Result<Arc<Self>> {
+        cfg.catalog.validate().map_err(|e| Error::InvalidArgument(format!("catalog: {e}")))?;
         let sd = &cfg.state_dir;
         for d in [sd.clone(), sd.join("netns"), sd.join("sandboxes"), State::records_dir(sd)] {
             std::fs::create_dir_all(&d).map_err(Error::io(format!("mkdir {}", d.display())))?;
@@ -170,6 +171,12 @@ impl Runtime {
             .iter()
             .find(|e| st.images_present.contains(&e.reference) && crate::images::matches(e, query))
             .cloned()
+    }
+
+    /// Every present name of the present image `query` names (one image may have several).
+    pub(crate) fn present_image_names(&self, query: &str) -> Option<Vec<ImageEntry>> {
+        let st = lock(&self.state);
+        crate::images::present_image(&self.cfg.catalog, &st.images_present, query).map(|names| names.into_iter().cloned().collect())
     }
 
     pub(crate) fn emit(&self, id: &str, kind: cri::ContainerEventType, sandbox: Option<cri::PodSandboxStatus>, status: Option<cri::ContainerStatus>) {

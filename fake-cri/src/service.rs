@@ -369,15 +369,10 @@ impl ImageService for Service {
         self.call("ListImages", "", async {
             let q = req.filter.and_then(|f| f.image).map(|i| i.image).unwrap_or_default();
             let st = lock(&self.rt.state);
-            let images = self
-                .rt
-                .cfg
-                .catalog
-                .images
-                .iter()
-                .filter(|e| st.images_present.contains(&e.reference))
-                .filter(|e| q.is_empty() || crate::images::matches(e, &q))
-                .map(crate::images::to_cri)
+            let images = crate::images::present_images(&self.rt.cfg.catalog, &st.images_present)
+                .into_iter()
+                .filter(|names| q.is_empty() || names.iter().any(|e| crate::images::matches(e, &q)))
+                .map(|names| crate::images::to_cri(&names))
                 .collect();
             Ok(cri::ListImagesResponse { images })
         })
@@ -389,7 +384,7 @@ impl ImageService for Service {
         let q = req.image.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         self.call("ImageStatus", &q.clone(), async {
             let q = image_query(&req.image)?;
-            let image = self.rt.present_image(&q).map(|e| crate::images::to_cri(&e));
+            let image = self.rt.present_image_names(&q).map(|names| crate::images::to_cri(&names.iter().collect::<Vec<_>>()));
             let mut info = HashMap::new();
             if req.verbose
                 && let Some(i) = &image {
@@ -436,10 +431,14 @@ impl ImageService for Service {
         let q = req.image.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         self.call("RemoveImage", &q.clone(), async {
             let q = image_query(&req.image)?;
-            if let Some(e) = self.rt.present_image(&q) {
-                let mut st = lock(&self.rt.state);
-                st.images_present.remove(&e.reference);
-                st.images_removed.insert(e.reference.clone());
+            // Like containerd: the image goes under every name it has.
+            let mut st = lock(&self.rt.state);
+            if let Some(names) = crate::images::present_image(&self.rt.cfg.catalog, &st.images_present, &q) {
+                let names: Vec<String> = names.iter().map(|e| e.reference.clone()).collect();
+                for r in names {
+                    st.images_present.remove(&r);
+                    st.images_removed.insert(r);
+                }
                 self.rt.save_meta(&st);
             }
             Ok(cri::RemoveImageResponse {})

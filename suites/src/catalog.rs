@@ -102,6 +102,9 @@ pub enum Runtimes {
     /// Every runtime nodekit starts that pulls images from the world's registry (containerd,
     /// runtime profiles); not fake-cri, which builds its images from the workload binary.
     Pulling,
+    /// Every runtime nodekit starts whose PullImage brings a removed world image back: the
+    /// pulling ones, and fake-cri (from its catalog); not a runtime profile that does not pull.
+    PullsBack,
 }
 
 pub type BodyFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;

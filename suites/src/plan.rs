@@ -31,11 +31,16 @@ impl Run {
                     "pulls from the world's registry; fake-cri builds its images from the workload binary and does not pull"
                         .into(),
                 ),
-                (Some(RuntimeTarget::Profile { profile, .. }), Runtimes::Pulling) if !profile.pulls => Some(format!(
+                (Some(RuntimeTarget::Profile { profile, .. }), Runtimes::Pulling | Runtimes::PullsBack) if !profile.pulls => Some(format!(
                     "pulls from the world's registry; the runtime profile {} says its runtime does not pull \
                      (spec.images.pulls: false)",
                     profile.source.display()
                 )),
+                (Some(RuntimeTarget::External(_)), Runtimes::PullsBack) => Some(
+                    "removes world images and pulls them back from the world's registry, which an external \
+                     runtime does not reach"
+                        .into(),
+                ),
                 (Some(RuntimeTarget::External(_)), Runtimes::Sealed | Runtimes::Pulling) => Some(
                     "looks at the runtime from the node host (its processes or its pod network), which an \
                      external runtime does not share"
@@ -285,6 +290,23 @@ mod tests {
         assert!(without[1].1.contains("nodekitExtensions: false"), "{without:?}");
         assert!(without[2].1.is_empty(), "{without:?}");
         assert!(without[3].1.contains("does not pull"), "the earlier reason stays: {without:?}");
+    }
+
+    /// A case that pulls world images back runs on fake-cri, not on an external socket; one that
+    /// pulls from the world's registry skips fake-cri.
+    #[test]
+    fn pulls_back_runs_on_fake_cri_but_not_on_an_external_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("cri.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let runtimes = vec![RuntimeTarget::FakeCri, RuntimeTarget::External(format!("unix://{}", socket.display()))];
+        let sel = Selection { runtimes, ..Selection::default() };
+        let runs = sel.runs_of(vec![case("runtime/back", Runtimes::PullsBack, &[]), case("runtime/pull", Runtimes::Pulling, &[])]);
+        let skip: Vec<(String, String)> = runs.iter().map(|r| (r.name(), r.skip.clone().unwrap_or_default())).collect();
+        let of = |name: &str| skip.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone()).unwrap_or_else(|| panic!("{name}: {skip:?}"));
+        assert_eq!(of("runtime/back[fake-cri]"), "");
+        assert!(of("runtime/back[external]").contains("does not reach"), "{skip:?}");
+        assert!(of("runtime/pull[fake-cri]").contains("does not pull"), "{skip:?}");
     }
 
     #[test]

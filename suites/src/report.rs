@@ -73,6 +73,7 @@ pub fn list_table(runs: &[Run]) -> String {
                 Runtimes::All => "all",
                 Runtimes::Sealed => "in-world",
                 Runtimes::Pulling => "in-world, pulling",
+                Runtimes::PullsBack => "in-world, pulls back",
             };
             let topology = match r.case.topology {
                 Topology::SingleNode => "single-node",

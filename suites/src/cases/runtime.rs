@@ -107,6 +107,12 @@ fn pulls(id: &'static str, body: crate::catalog::Body) -> Case {
     Case { runtimes: Runtimes::Pulling, ..case(id, body) }
 }
 
+/// A case that removes world images and pulls them back: fake-cri (from its catalog) and the
+/// pulling runtimes.
+fn pulls_back(id: &'static str, body: crate::catalog::Body) -> Case {
+    Case { runtimes: Runtimes::PullsBack, ..case(id, body) }
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         case("runtime/version-and-status", body!(pods::version_and_status)),
@@ -131,7 +137,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/stats-of-created-containers", body!(exec::stats_of_created_containers)),
         case("runtime/images", body!(exec::images)),
         pulls("runtime/image-pull-by-tag-and-digest", body!(pull::pull_by_tag_and_digest)),
-        pulls("runtime/image-several-tags", body!(pull::several_tags)),
+        pulls_back("runtime/image-several-tags", body!(pull::several_tags)),
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),
