@@ -35,6 +35,11 @@ pub(crate) async fn lifecycle(e: &mut Env, ctx: &CaseCtx) -> anyhow::Result<()> 
     ensure!(c.metadata == st.metadata && c.pod_sandbox_id == sid, "ListContainers metadata and sandbox: {c:?}");
     ensure!(c.labels.get("role") == st.labels.get("role") && c.annotations.get("nodekit.dev/note") == st.annotations.get("nodekit.dev/note"), "ListContainers labels and annotations: {c:?}");
     ensure!(c.image_ref == st.image_ref && c.state == st.state, "ListContainers image_ref and state: {c:?} vs {st:?}");
+    // critest's "same image identifier across all APIs": image_id, when the runtime sets it,
+    // is the image's id, in ContainerStatus and ListContainers alike.
+    let img = e.cri.image(IMAGE).await?.with_context(|| format!("ImageStatus {IMAGE}: absent"))?;
+    ensure!(st.image_id.is_empty() || st.image_id == img.id, "ContainerStatus image_id {:?} is not the image id {:?}", st.image_id, img.id);
+    ensure!(c.image_id == st.image_id, "ListContainers image_id {:?}, ContainerStatus {:?}", c.image_id, st.image_id);
 
     let t = Instant::now();
     e.cri.start(&id).await?;

@@ -235,6 +235,16 @@ pub(crate) async fn images(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
     ensure!(img.id.starts_with("sha256:"), "image id: {img:?}");
     ensure!(img.repo_tags.iter().any(|t| t == IMAGE), "repo_tags: {img:?}");
     ensure!(img.size > 1 << 20, "image size {} is smaller than the binary it holds", img.size);
+    // critest's "image status should support all kinds of references": the same status by the
+    // image's id, by each of its repo tags and by each of its repo digests.
+    let mut refs = vec![img.id.clone()];
+    refs.extend(img.repo_tags.iter().cloned());
+    refs.extend(img.repo_digests.iter().cloned());
+    // (An imported image may have no repo digest: containerd lists none for one.)
+    for r in refs {
+        let by = e.cri.image(&r).await?.with_context(|| format!("ImageStatus {r} (a reference of {IMAGE}) finds nothing"))?;
+        ensure!(by == img, "ImageStatus {r} gives {by:?}, ImageStatus {IMAGE} gives {img:?}");
+    }
     let absent = e.cri.image("nodekit.local/absent:0.0").await?;
     ensure!(absent.is_none(), "ImageStatus of an absent image is empty, not an error: {absent:?}");
 

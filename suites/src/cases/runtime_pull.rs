@@ -46,6 +46,9 @@ pub(crate) async fn pull_by_tag_and_digest(e: &mut Env, _ctx: &CaseCtx) -> anyho
         let img = e.cri.image(&pull_ref).await?.with_context(|| format!("ImageStatus {pull_ref} after pulling it {how}"))?;
         ensure!(img.id == before.id, "pulled {how}: image id {} where the imported image was {}", img.id, before.id);
         ensure!(img.id == r.image_ref, "PullImage answered {} but ImageStatus says {}", r.image_ref, img.id);
+        // critest: ListImages right after the pull has it too.
+        let listed = list(e).await?;
+        ensure!(listed.iter().any(|i| i.id == r.image_ref), "ListImages right after PullImage {pull_ref} ({how}) lacks {}: {listed:?}", r.image_ref);
         ensure!(
             img.repo_digests.contains(&by_digest),
             "pulled {how}: repo_digests {:?} lack {by_digest}",
@@ -66,6 +69,9 @@ pub(crate) async fn pull_by_tag_and_digest(e: &mut Env, _ctx: &CaseCtx) -> anyho
             r.image_ref,
             img.repo_digests
         );
+        // critest's "same image identifier across all APIs": a runtime that sets a container's
+        // image_id sets PullImage's image_ref there.
+        ensure!(st.image_id.is_empty() || st.image_id == r.image_ref, "a container of {pull_ref} has image_id {}, PullImage answered {}", st.image_id, r.image_ref);
         e.cri.remove_pod(&sid).await.context("RemovePodSandbox")?;
     }
     // The tag back for whatever comes after (the digest pull leaves the image untagged).
