@@ -138,6 +138,7 @@ pub fn cases() -> Vec<Case> {
         case("runtime/images", body!(exec::images)),
         pulls("runtime/image-pull-by-tag-and-digest", body!(pull::pull_by_tag_and_digest)),
         pulls_back("runtime/image-several-tags", body!(pull::several_tags)),
+        pulls_back("runtime/images-listed-each-under-its-tag", body!(pull::three_images_listed)),
         case("runtime/hostname", body!(net::hostname)),
         case("runtime/dns-config", body!(net::dns_config)),
         in_world("runtime/pod-ip-reachable-from-node", body!(net::pod_ip_reachable)),

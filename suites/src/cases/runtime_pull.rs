@@ -141,6 +141,30 @@ pub(crate) async fn several_tags(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<
     Ok(())
 }
 
+/// critest's "listImage should get exactly 3 image in the result list": three images of one
+/// name each (the workload image, agnhost, upstream's pause) are removed and pulled back; each
+/// is then listed exactly once, under exactly its one tag, with the id its pull answered, and
+/// the three ids differ. Catches a runtime that lists an image twice, merges different images,
+/// or reports tags an image was not pulled under.
+pub(crate) async fn three_images_listed(e: &mut Env, _ctx: &CaseCtx) -> anyhow::Result<()> {
+    let refs = [IMAGE, fake_cri::config::AGNHOST_IMAGE, fake_cri::config::REGISTRY_PAUSE_IMAGES[1]].map(str::to_string);
+    for r in &refs {
+        remove_by(e, r, std::slice::from_ref(r)).await?;
+    }
+    let mut ids = Vec::new();
+    for r in &refs {
+        ids.push(pull_all(e, std::slice::from_ref(r)).await?);
+    }
+    ensure!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "three different images pulled as {ids:?}");
+    let listed = list(e).await?;
+    for (r, id) in refs.iter().zip(&ids) {
+        let same: Vec<&api::Image> = listed.iter().filter(|i| i.id == *id).collect();
+        let [img] = same.as_slice() else { anyhow::bail!("ListImages lists {r} ({id}) {} times: {listed:?}", same.len()) };
+        ensure!(img.repo_tags == [r.clone()], "{r} pulled by its one tag is listed with repo_tags {:?}", img.repo_tags);
+    }
+    Ok(())
+}
+
 /// RemoveImage by `name`, then ImageStatus of every one of `names` finds nothing.
 async fn remove_by(e: &mut Env, name: &str, names: &[String]) -> anyhow::Result<()> {
     e.cri.img.remove_image(api::RemoveImageRequest { image: Some(image_spec(name)) }).await.with_context(|| format!("RemoveImage {name}"))?;
