@@ -310,7 +310,12 @@ async fn measure(
     Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).delete(NODE, &Default::default()).await?;
 
     machine_quiet().await;
-    let (floor, calls, [runtime_ms, bench_ms], machine) = raw_floor(rt, runtime_pid, &specs, &arrivals, agent.root_dir()).await?;
+    // The floor's containers get the service variables the agent gives (every pod here is in
+    // `default`).
+    let services: Vec<node_agent::pods::service_env::ServiceInfo> =
+        Api::<k8s_openapi::api::core::v1::Service>::all(client.clone()).list(&Default::default()).await?.items.iter().filter_map(node_agent::pods::service_env::ServiceInfo::of).collect();
+    let services = node_agent::pods::service_env::service_env(&services, "default", true);
+    let (floor, calls, [runtime_ms, bench_ms], machine) = raw_floor(rt, runtime_pid, &specs, &arrivals, agent.root_dir(), &services).await?;
     (cpu.runtime_floor_batch, cpu.bench_floor_batch, cpu.machine_floor_batch) = (runtime_ms, bench_ms, machine);
     Ok(Round { agent: running, floor, calls, stages, rss_idle_kib, rss_loaded_kib, cpu })
 }
@@ -473,6 +478,7 @@ async fn raw_floor(
     specs: &[Pod],
     arrivals: &[Duration],
     root: &std::path::Path,
+    services: &std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<(Vec<Duration>, [Vec<Duration>; CALLS], [u64; 2], (u64, u64))> {
     let client = fake_cri::client::connect(rt.socket()).await?;
     let ctx = node_agent::pods::spec::SpecContext {
@@ -484,6 +490,7 @@ async fn raw_floor(
         host_dns: node_agent::pods::spec::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         cgroup_root: harness::backend::node_cgroup_root(NODE)?,
     };
+    let inputs = node_agent::pods::spec::EnvInputs { services: services.clone(), ..Default::default() };
     let me = Some(std::process::id());
     let cpu0 = [cpu_ms(runtime_pid), cpu_ms(me)];
     let machine0 = cpu_jiffies();
@@ -493,11 +500,11 @@ async fn raw_floor(
         let floor_name = format!("floor-{}", spec.metadata.name.as_deref().unwrap_or_default());
         pod.metadata.name = Some(floor_name.clone());
         pod.metadata.uid = Some(floor_name);
-        let (mut c, ctx) = (client.clone(), &ctx);
+        let (mut c, ctx, inputs) = (client.clone(), &ctx, &inputs);
         async move {
             tokio::time::sleep_until((t0 + *at).into()).await;
             let t = Instant::now();
-            let (sid, calls) = start_one(&mut c, &pod, ctx).await?;
+            let (sid, calls) = start_one(&mut c, &pod, ctx, inputs).await?;
             Ok::<_, anyhow::Error>((t.elapsed(), sid, calls))
         }
     });
@@ -554,7 +561,7 @@ const CALLS: usize = 6;
 
 /// The CRI calls that start `pod`'s one container, with the agent's configs: the sandbox id and
 /// how long each call took.
-async fn start_one(c: &mut fake_cri::client::Client, pod: &Pod, ctx: &node_agent::pods::spec::SpecContext) -> anyhow::Result<(String, [Duration; CALLS])> {
+async fn start_one(c: &mut fake_cri::client::Client, pod: &Pod, ctx: &node_agent::pods::spec::SpecContext, inputs: &node_agent::pods::spec::EnvInputs) -> anyhow::Result<(String, [Duration; CALLS])> {
     use node_agent::pods::spec;
     let container = pod.spec.as_ref().and_then(|s| s.containers.first()).context("a pod without containers")?;
     let cfg = spec::sandbox_config(pod, ctx, 0);
@@ -577,7 +584,7 @@ async fn start_one(c: &mut fake_cri::client::Client, pod: &Pod, ctx: &node_agent
     let image = cri::ImageSpec { image: container.image.clone().unwrap_or_default(), ..Default::default() };
     c.images.image_status(cri::ImageStatusRequest { image: Some(image), verbose: false }).await?;
     lap(2);
-    let config = spec::container_config(pod, container, 0, ip.as_deref(), ctx, false, &Default::default())?;
+    let config = spec::container_config(pod, container, 0, ip.as_deref(), ctx, false, inputs)?;
     let create = cri::CreateContainerRequest { pod_sandbox_id: sid.clone(), config: Some(config), sandbox_config: Some(cfg) };
     let cid = c.runtime.create_container(create).await?.into_inner().container_id;
     lap(3);

@@ -198,6 +198,8 @@ pub async fn run(
     let (statics, mirrors) = crate::static_pods::start(static_setup, client.clone(), metrics.clone(), &mut tasks, &cancel);
     let (recorder, queued) = Recorder::channel(settings.node_name.clone());
     tasks.spawn(EventSink::new(client.clone(), queued, api_timeout).run(cancel.clone()));
+    let (services, watch_services) = crate::pods::services::Services::watch(client.clone(), cancel.clone());
+    tasks.spawn(watch_services);
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         client: client.clone(),
@@ -231,6 +233,7 @@ pub async fn run(
             api_timeout,
             cancel.child_token(),
         ),
+        services,
     });
     let params = crate::eviction::manager::EvictionParams {
         node_name: settings.node_name.clone(),

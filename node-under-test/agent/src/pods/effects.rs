@@ -52,6 +52,8 @@ pub struct Effects<R> {
     pub spec_ctx: Arc<SpecContext>,
     /// Where configMap and secret volumes are read from.
     pub objects: ApiObjects,
+    /// The cluster's Services, for the containers' service variables.
+    pub services: super::services::Services,
 }
 
 impl<R> Clone for Effects<R> {
@@ -61,6 +63,7 @@ impl<R> Clone for Effects<R> {
             recorder: self.recorder.clone(),
             spec_ctx: self.spec_ctx.clone(),
             objects: self.objects.clone(),
+            services: self.services.clone(),
         }
     }
 }
@@ -282,7 +285,13 @@ impl<R: Runtime> Effects<R> {
                 Err(e) => return Some(fail("CreateContainerConfigError", e)),
             }
         }
-        let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init, &objects) {
+        let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
+        let services = match self.services.env(ns, links, !crate::static_pods::is_static_pod(pod)).await {
+            Ok(s) => s,
+            Err(e) => return Some(fail("CreateContainerConfigError", e)),
+        };
+        let inputs = spec::EnvInputs { objects, services };
+        let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init, &inputs) {
             Ok(cfg) => cfg,
             Err(e) => {
                 self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));

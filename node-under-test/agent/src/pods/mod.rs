@@ -19,5 +19,7 @@ pub mod changes;
 pub mod registry;
 pub mod volumes;
 pub mod objects;
+pub mod service_env;
+pub mod services;
 pub mod token_cache;
 pub mod volumes_projected;

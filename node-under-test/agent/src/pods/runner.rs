@@ -48,6 +48,8 @@ pub struct WorkerDeps<R> {
     pub pods: super::registry::PodRegistry,
     /// The configMaps and secrets the pods use.
     pub objects: super::objects::Objects,
+    /// The cluster's Services.
+    pub services: super::services::Services,
 }
 
 struct ProbeSet {
@@ -127,6 +129,7 @@ pub async fn run_pod_worker<R: Runtime>(
         recorder: deps.recorder.clone(),
         spec_ctx: deps.spec_ctx.clone(),
         objects: super::volumes::ApiObjects::new(deps.client.clone(), deps.api_timeout, deps.objects.clone(), &uid),
+        services: deps.services.clone(),
     };
     let mut st = PodState::new(deps.params);
     let mut last_pod: Option<Pod> = None;

@@ -262,6 +262,14 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
 /// keys, or `None` when the object does not exist. Filled by the executor before the start.
 pub type EnvObjects = BTreeMap<(bool, String), Option<BTreeMap<String, Vec<u8>>>>;
 
+/// What a container's environment reads besides its pod: the objects of its `envFrom` and
+/// `valueFrom`, and the service variables ([`super::service_env`]).
+#[derive(Clone, Debug, Default)]
+pub struct EnvInputs {
+    pub objects: EnvObjects,
+    pub services: BTreeMap<String, String>,
+}
+
 /// The objects `c`'s `envFrom` and `valueFrom` refer to: (is secret, name).
 pub fn env_object_refs(c: &Container) -> Vec<(bool, String)> {
     let mut out = Vec::new();
@@ -311,14 +319,16 @@ fn set(env: &mut Vec<(String, String)>, name: String, value: String) {
 }
 
 /// The container's environment in order: `envFrom` first, then `env` (a later name replaces
-/// an earlier one, as upstream).
+/// an earlier one, as upstream), then the service variables `services` the container does not
+/// set itself; `$(VAR)` in `env` values sees the variables set before it and the service ones.
 pub fn container_env(
     pod: &Pod,
     c: &Container,
     pod_ip: Option<&str>,
     ctx: &SpecContext,
-    objects: &EnvObjects,
+    inputs: &EnvInputs,
 ) -> Result<Vec<(String, String)>, SpecError> {
+    let (objects, services) = (&inputs.objects, &inputs.services);
     let mut env: Vec<(String, String)> = Vec::new();
     for f in c.env_from.iter().flatten() {
         let prefix = f.prefix.clone().unwrap_or_default();
@@ -340,7 +350,8 @@ pub fn container_env(
     }
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
-            expand(v, &env)
+            let seen: Vec<(String, String)> = services.iter().map(|(k, v)| (k.clone(), v.clone())).chain(env.iter().cloned()).collect();
+            expand(v, &seen)
         } else if let Some(from) = &e.value_from {
             if let Some(f) = &from.field_ref {
                 field_value(pod, &f.field_path, pod_ip, ctx)?
@@ -363,6 +374,11 @@ pub fn container_env(
             String::new()
         };
         set(&mut env, e.name.clone(), value);
+    }
+    for (k, v) in services {
+        if !env.iter().any(|(n, _)| n == k) {
+            env.push((k.clone(), v.clone()));
+        }
     }
     Ok(env)
 }
@@ -433,9 +449,9 @@ pub fn container_config(
     pod_ip: Option<&str>,
     ctx: &SpecContext,
     init: bool,
-    objects: &EnvObjects,
+    inputs: &EnvInputs,
 ) -> Result<api::ContainerConfig, SpecError> {
-    let env = container_env(pod, c, pod_ip, ctx, objects)?;
+    let env = container_env(pod, c, pod_ip, ctx, inputs)?;
     let command = c.command.iter().flatten().map(|s| expand(s, &env)).collect();
     let args = c.args.iter().flatten().map(|s| expand(s, &env)).collect();
     let mut mounts = Vec::new();

@@ -187,6 +187,7 @@ fn effects(rt: FakeRuntime) -> (Effects<FakeRuntime>, Arc<FakeRuntime>, Events, 
         runtime: rt.clone(),
         recorder,
         objects: crate::pods::volumes::ApiObjects::none(),
+        services: crate::pods::services::Services::fixed(Vec::new()),
         spec_ctx: Arc::new(SpecContext { root_dir: dir.path().to_path_buf(), ..Default::default() }),
     };
     (fx, rt, events, dir)

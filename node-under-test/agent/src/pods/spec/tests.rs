@@ -80,7 +80,7 @@ fn sandbox_has_labels_hostname_dns_and_log_dir() {
 fn container_env_command_resources_mounts() {
     let p = sample();
     let c = &p.spec.as_ref().unwrap().containers[0];
-    let cfg = container_config(&p, c, 3, Some("10.244.1.5"), &ctx(), false, &EnvObjects::default()).unwrap();
+    let cfg = container_config(&p, c, 3, Some("10.244.1.5"), &ctx(), false, &EnvInputs::default()).unwrap();
     let env: Vec<(String, String)> = cfg.envs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
     assert_eq!(
         env,
@@ -125,16 +125,16 @@ fn env_from_objects_and_key_refs() {
         ((true, "gone".to_string()), None),
         ((true, "s".to_string()), keys(&[("k", "secret")])),
     ]);
-    let env = container_env(&p, c, None, &ctx(), &objects).unwrap();
+    let env = container_env(&p, c, None, &ctx(), &EnvInputs { objects: objects.clone(), ..Default::default() }).unwrap();
     let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     assert_eq!((get("CM_a"), get("CM_b"), get("S"), get("MAYBE"), get("BOTH")), (Some("overridden"), Some("2"), Some("secret"), None, Some("secret-2")));
     assert_eq!(env.iter().filter(|(k, _)| k == "CM_a").count(), 1, "a later name replaces an earlier one");
     // A missing key or object that is not optional is an error that names it.
     let mut missing = objects.clone();
     missing.insert((true, "s".to_string()), keys(&[]));
-    assert_eq!(container_env(&p, c, None, &ctx(), &missing).unwrap_err().0, "couldn't find key k in Secret n/s");
+    assert_eq!(container_env(&p, c, None, &ctx(), &EnvInputs { objects: missing.clone(), ..Default::default() }).unwrap_err().0, "couldn't find key k in Secret n/s");
     missing.insert((false, "cm".to_string()), None);
-    assert_eq!(container_env(&p, c, None, &ctx(), &missing).unwrap_err().0, "configmap \"cm\" not found");
+    assert_eq!(container_env(&p, c, None, &ctx(), &EnvInputs { objects: missing.clone(), ..Default::default() }).unwrap_err().0, "configmap \"cm\" not found");
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn termination_message_mount_and_reading() {
     let mut p = sample();
     p.spec.as_mut().unwrap().containers[0].termination_message_path = Some("/dev/termination-log".into());
     let c = &p.spec.as_ref().unwrap().containers[0];
-    let cfg = container_config(&p, c, 2, None, &ctx(), false, &EnvObjects::default()).unwrap();
+    let cfg = container_config(&p, c, 2, None, &ctx(), false, &EnvInputs::default()).unwrap();
     let m = cfg.mounts.iter().find(|m| m.container_path == "/dev/termination-log").unwrap();
     assert_eq!(m.host_path, "/var/lib/agent/pods/u-1/containers/c/2");
 
@@ -189,4 +189,22 @@ fn unsupported_mounts_are_named_with_their_type() {
     assert_eq!(got[0].0, "cfg");
     assert!(got[0].1.starts_with("nfs volumes are not supported"), "{got:?}");
     assert_eq!(got[1], ("missing".to_string(), "the pod has no such volume".to_string()));
+}
+
+/// Catches service variables that override a container's own, that `$(VAR)` cannot see, or
+/// that are left out.
+#[test]
+fn service_variables_come_last_and_expand() {
+    let p = pod(serde_json::json!({"metadata": {"name": "p", "namespace": "n", "uid": "u"}, "spec": {"containers": [{
+        "name": "c",
+        "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "mine"}, {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/"}],
+    }]}}));
+    let c = &p.spec.as_ref().unwrap().containers[0];
+    let services: BTreeMap<String, String> =
+        [("KUBERNETES_SERVICE_HOST", "10.96.0.1"), ("WEB_SERVICE_HOST", "10.96.0.20"), ("WEB_SERVICE_PORT", "80")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = container_env(&p, c, None, &ctx(), &EnvInputs { services, ..Default::default() }).unwrap();
+    let get = |n: &str| env.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(get("KUBERNETES_SERVICE_HOST"), ["mine"]);
+    assert_eq!(get("URL"), ["http://10.96.0.20:80/"]);
+    assert_eq!(get("WEB_SERVICE_HOST"), ["10.96.0.20"]);
 }
