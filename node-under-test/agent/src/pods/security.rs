@@ -102,7 +102,8 @@ pub fn sysctls(pod: &Pod) -> HashMap<String, String> {
     pod_sc(pod).and_then(|s| s.sysctls.as_ref()).into_iter().flatten().map(|s| (s.name.clone(), s.value.clone())).collect()
 }
 
-/// Paths of the set security fields this agent does not hand to the runtime.
+/// Paths of the set pod fields this agent does not honour: security fields it does not hand to
+/// the runtime, image pull secrets, host aliases and setHostnameAsFQDN.
 pub fn unhonoured(pod: &Pod) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(sc) = pod_sc(pod) {
@@ -129,6 +130,16 @@ pub fn unhonoured(pod: &Pod) -> Vec<String> {
         out.push("spec.hostUsers".into());
     }
     let spec = pod.spec.as_ref();
+    // Pulls go without credentials; /etc/hosts and the hostname are the runtime's.
+    for (set, name) in [
+        (spec.and_then(|s| s.image_pull_secrets.as_ref()).is_some_and(|v| !v.is_empty()), "spec.imagePullSecrets"),
+        (spec.and_then(|s| s.host_aliases.as_ref()).is_some_and(|v| !v.is_empty()), "spec.hostAliases"),
+        (spec.and_then(|s| s.set_hostname_as_fqdn) == Some(true), "spec.setHostnameAsFQDN"),
+    ] {
+        if set {
+            out.push(name.into());
+        }
+    }
     let all = spec.into_iter().flat_map(|s| s.init_containers.iter().flatten().map(|c| ("initContainers", c)).chain(s.containers.iter().map(|c| ("containers", c))));
     for (list, c) in all {
         let Some(sc) = c.security_context.as_ref() else { continue };
@@ -193,5 +204,12 @@ mod tests {
         }));
         assert_eq!(unhonoured(&p), ["spec.securityContext.seccompProfile", "spec.containers[c].securityContext.procMount"]);
         assert!(unhonoured(&pod(serde_json::json!({"containers": [{"name": "c"}]}))).is_empty());
+        let p = pod(serde_json::json!({
+            "imagePullSecrets": [{"name": "regcred"}], "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}], "setHostnameAsFQDN": true,
+            "containers": [{"name": "c"}],
+        }));
+        assert_eq!(unhonoured(&p), ["spec.imagePullSecrets", "spec.hostAliases", "spec.setHostnameAsFQDN"]);
+        let off = pod(serde_json::json!({"imagePullSecrets": [], "setHostnameAsFQDN": false, "containers": [{"name": "c"}]}));
+        assert!(unhonoured(&off).is_empty());
     }
 }
