@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
         cfg.runtime_handlers = args.runtime_handlers.clone();
     }
     if let Some(c) = &args.catalog {
-        cfg.catalog = fake_cri::Catalog::load(c)?;
+        // A catalog that cannot be used is bad input: say so and exit 2 before anything starts.
+        cfg.catalog = fake_cri::Catalog::load(c).unwrap_or_else(|e| {
+            eprintln!("fake-cri: {e}");
+            std::process::exit(2)
+        });
     }
     if let Some(f) = &args.faults {
         let text = std::fs::read(f).with_context(|| format!("read {}", f.display()))?;

@@ -56,6 +56,11 @@ fn value(keys: &Option<std::sync::Arc<node_agent::pods::objects::Keys>>) -> Opti
     keys.as_ref().and_then(|k| k.get("k")).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// Key `k` of configMap (or secret) `name` as pod `pod` reads it; `None` when absent.
+async fn read(objects: &Objects, pod: &str, secret: bool, name: &str) -> Result<Option<String>> {
+    Ok(value(&objects.keys(pod, secret, NS, name).await.map_err(anyhow::Error::msg)?))
+}
+
 /// Catches an agent that GETs a configMap for every pod that uses it, or that never sees its
 /// changes: under `Watch`, thirty pods reading one object make one list and one watch; an
 /// update and a deletion reach later reads; once no pod uses it the watch stops.
@@ -111,7 +116,7 @@ async fn a_released_object_is_watched_anew_and_a_missing_one_is_absent() -> Resu
     let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "nothing"}, "data": {"k": "c2VjcmV0"}}))?;
     Api::<Secret>::namespaced(s.client.clone(), NS).create(&PostParams::default(), &secret).await?;
     s.server.clear_audit();
-    assert_eq!(value(&objects.keys("q", true, NS, "nothing").await.map_err(anyhow::Error::msg)?).as_deref(), Some("secret"));
+    assert_eq!(read(&objects, "q", true, "nothing").await?.as_deref(), Some("secret"));
     assert_eq!(s.requests("list", "secrets"), 1, "{:?}", s.server.audit());
     objects.shutdown().await;
     Ok(())
@@ -123,9 +128,9 @@ async fn an_immutable_object_is_not_watched_further() -> Result<()> {
     let s = setup().await?;
     s.config_map("frozen", "ice", true).await?;
     let objects = s.objects(ChangeDetectionStrategy::Watch);
-    assert_eq!(value(&objects.keys("p", false, NS, "frozen").await.map_err(anyhow::Error::msg)?).as_deref(), Some("ice"));
+    assert_eq!(read(&objects, "p", false, "frozen").await?.as_deref(), Some("ice"));
     wait_for("the watch to stop", Duration::from_secs(5), || async { (objects.watching() == 0).then_some(()) }).await?;
-    assert_eq!(value(&objects.keys("p2", false, NS, "frozen").await.map_err(anyhow::Error::msg)?).as_deref(), Some("ice"));
+    assert_eq!(read(&objects, "p2", false, "frozen").await?.as_deref(), Some("ice"));
     objects.shutdown().await;
     Ok(())
 }
@@ -161,13 +166,13 @@ async fn get_reads_every_time_and_cache_reuses_within_its_ttl() -> Result<()> {
     s.server.clear_audit();
     let get = s.objects(ChangeDetectionStrategy::Get);
     for _ in 0..3 {
-        assert_eq!(value(&get.keys("p", false, NS, "c").await.map_err(anyhow::Error::msg)?).as_deref(), Some("v"));
+        assert_eq!(read(&get, "p", false, "c").await?.as_deref(), Some("v"));
     }
     assert_eq!(s.requests("get", "configmaps"), 3);
     s.server.clear_audit();
     let cache = s.objects(ChangeDetectionStrategy::Cache);
     for _ in 0..3 {
-        assert_eq!(value(&cache.keys("p", false, NS, "c").await.map_err(anyhow::Error::msg)?).as_deref(), Some("v"));
+        assert_eq!(read(&cache, "p", false, "c").await?.as_deref(), Some("v"));
     }
     assert_eq!(s.requests("get", "configmaps"), 1);
     cache.keys("p2", false, NS, "c").await.map_err(anyhow::Error::msg)?;
