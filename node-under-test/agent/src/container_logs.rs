@@ -204,8 +204,12 @@ pub async fn rotate(runtime: &impl ReopenLog, id: &str, log: &Path, policy: &Rot
     for l in &p.remove {
         std::fs::remove_file(l).map_err(io("remove", l))?;
     }
-    for l in &p.compress {
-        compress(l)?;
+    for l in p.compress {
+        // Compressing a 10 MiB log takes a while: off the agent's task thread.
+        let path = l.clone();
+        tokio::task::spawn_blocking(move || compress(&path))
+            .await
+            .map_err(|e| RotateError::Io { what: "compress", path: l, source: std::io::Error::other(e) })??;
     }
     let rotated = rotated_name(log, &jiff::Zoned::now());
     std::fs::rename(log, &rotated).map_err(io("rename", log))?;
