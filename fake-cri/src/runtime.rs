@@ -173,10 +173,11 @@ impl Runtime {
             .cloned()
     }
 
-    /// Every present name of the present image `query` names (one image may have several).
-    pub(crate) fn present_image_names(&self, query: &str) -> Option<Vec<ImageEntry>> {
+    /// The CRI image `query` names, with every present name of it (one image may have several),
+    /// if it is present.
+    pub(crate) fn present_cri_image(&self, query: &str) -> Option<cri::Image> {
         let st = lock(&self.state);
-        crate::images::present_image(&self.cfg.catalog, &st.images_present, query).map(|names| names.into_iter().cloned().collect())
+        crate::images::present_image(&self.cfg.catalog, &st.images_present, query).map(|names| crate::images::to_cri(&names))
     }
 
     pub(crate) fn emit(&self, id: &str, kind: cri::ContainerEventType, sandbox: Option<cri::PodSandboxStatus>, status: Option<cri::ContainerStatus>) {

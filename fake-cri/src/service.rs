@@ -384,7 +384,7 @@ impl ImageService for Service {
         let q = req.image.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         self.call("ImageStatus", &q.clone(), async {
             let q = image_query(&req.image)?;
-            let image = self.rt.present_image_names(&q).map(|names| crate::images::to_cri(&names.iter().collect::<Vec<_>>()));
+            let image = self.rt.present_cri_image(&q);
             let mut info = HashMap::new();
             if req.verbose
                 && let Some(i) = &image {
