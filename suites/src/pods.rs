@@ -102,20 +102,25 @@ pub async fn events_for(client: &kube::Client, pod: &str) -> anyhow::Result<Vec<
 /// the workload's supervise.rs): until then a SIGTERM takes the default action.
 pub const SIGTERM_IGNORED: &str = "SIGTERM will be ignored";
 
-/// Waits until a log file of container `container` of pod `ns/name` under the agent's root dir
-/// (`pods/<ns>_<name>_<uid>/<container>/*.log`) holds `needle`: for cases that need the
-/// program running its own code, which "Running" (the runtime started the process) does not
-/// say.
-pub async fn wait_log_line(root: &std::path::Path, ns: &str, name: &str, container: &str, needle: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+/// The raw text (CRI log lines) of every log file of container `container` of pod `ns/name`
+/// under the agent's root dir (`pods/<ns>_<name>_<uid>/<container>/*.log`); empty when there is
+/// none yet.
+pub fn log_text(root: &std::path::Path, ns: &str, name: &str, container: &str) -> String {
     let prefix = format!("{ns}_{name}_");
-    let found = || -> bool {
-        let Ok(pods) = std::fs::read_dir(root.join("pods")) else { return false };
-        pods.filter_map(Result::ok)
-            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
-            .filter_map(|d| std::fs::read_dir(d.path().join(container)).ok())
-            .flat_map(|logs| logs.filter_map(Result::ok))
-            .any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains(needle)))
-    };
+    let Ok(pods) = std::fs::read_dir(root.join("pods")) else { return String::new() };
+    pods.filter_map(Result::ok)
+        .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|d| std::fs::read_dir(d.path().join(container)).ok())
+        .flat_map(|logs| logs.filter_map(Result::ok))
+        .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+        .collect()
+}
+
+/// Waits until a log file of container `container` of pod `ns/name` under the agent's root dir
+/// ([`log_text`]) holds `needle`: for cases that need the program running its own code, which
+/// "Running" (the runtime started the process) does not say.
+pub async fn wait_log_line(root: &std::path::Path, ns: &str, name: &str, container: &str, needle: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let found = || log_text(root, ns, name, container).contains(needle);
     let deadline = std::time::Instant::now() + timeout;
     while !found() {
         anyhow::ensure!(std::time::Instant::now() < deadline, "container {container} of pod {ns}/{name} did not log {needle:?} within {timeout:?}");

@@ -38,17 +38,8 @@ pub(super) fn service_variables(ctx: CaseCtx) -> BodyFuture {
             pods::create(&env.client, &p).await?;
             kube_wait::pod(&env.client, "default", name, "phase Succeeded", START, |p| (phase(p) == "Succeeded").then_some(())).await?;
         }
-        let log = |name: &str| -> anyhow::Result<String> {
-            let root = env.agent.root_dir().join("pods");
-            let mut text = String::new();
-            for d in std::fs::read_dir(&root)?.filter_map(Result::ok).filter(|d| d.file_name().to_string_lossy().starts_with(&format!("default_{name}_"))) {
-                for f in std::fs::read_dir(d.path().join("env3cont"))?.filter_map(Result::ok) {
-                    text.push_str(&std::fs::read_to_string(f.path())?);
-                }
-            }
-            Ok(text)
-        };
-        let with = log("client-envvars")?;
+        let log = |name: &str| pods::log_text(env.agent.root_dir(), "default", name, "env3cont");
+        let with = log("client-envvars");
         let url = format!("tcp://{ip}:8765");
         for want in [
             format!("FOOSERVICE_SERVICE_HOST={ip}"),
@@ -63,7 +54,7 @@ pub(super) fn service_variables(ctx: CaseCtx) -> BodyFuture {
         ] {
             ensure!(with.lines().any(|l| l.ends_with(&format!(" {want}"))), "the container's environment lacks {want}:\n{with}");
         }
-        let without = log("no-links")?;
+        let without = log("no-links");
         ensure!(without.lines().any(|l| l.ends_with(&format!(" KUBERNETES_SERVICE_HOST={api_ip}"))), "with enableServiceLinks off the container lacks the kubernetes Service's variables:\n{without}");
         ensure!(!without.contains("FOOSERVICE_"), "with enableServiceLinks off the container got the Service's variables:\n{without}");
         env.stop().await

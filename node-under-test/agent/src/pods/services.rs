@@ -53,18 +53,26 @@ impl Services {
             let known = rx.borrow().clone();
             return Ok(known.map(|m| service_env(m.values(), namespace, enable_service_links)).unwrap_or_default());
         }
-        let seen = tokio::time::timeout(SYNC_WAIT, rx.wait_for(Option::is_some)).await;
-        match seen {
-            Ok(Ok(map)) => Ok(map.as_ref().map(|m| service_env(m.values(), namespace, enable_service_links)).unwrap_or_default()),
-            _ => Err(NOT_SYNCED.to_string()),
-        }
+        // The map is taken out of the channel, so that the watch is not held up meanwhile.
+        let known = match tokio::time::timeout(SYNC_WAIT, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(map)) => map.clone(),
+            _ => return Err(NOT_SYNCED.to_string()),
+        };
+        Ok(known.map(|m| service_env(m.values(), namespace, enable_service_links)).unwrap_or_default())
     }
 }
 
 async fn run(api: Api<Service>, tx: watch::Sender<Option<Arc<ByKey>>>, cancel: CancellationToken) {
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     let mut listing: Option<ByKey> = None;
-    let mut current: ByKey = BTreeMap::new();
+    // A change edits the published map in place; it is copied only while a reader holds it.
+    let change = |edit: &dyn Fn(&mut ByKey)| {
+        tx.send_modify(|m| {
+            if let Some(m) = m.as_mut() {
+                edit(Arc::make_mut(m));
+            }
+        })
+    };
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -80,19 +88,24 @@ async fn run(api: Api<Service>, tx: watch::Sender<Option<Arc<ByKey>>>, cancel: C
                 }
             }
             Ok(watcher::Event::InitDone) => {
-                current = listing.take().unwrap_or_default();
-                tx.send_replace(Some(Arc::new(current.clone())));
+                tx.send_replace(Some(Arc::new(listing.take().unwrap_or_default())));
             }
             Ok(watcher::Event::Apply(s)) => {
-                match ServiceInfo::of(&s) {
-                    Some(info) => current.insert(key(&s), info),
-                    None => current.remove(&key(&s)),
-                };
-                tx.send_replace(Some(Arc::new(current.clone())));
+                let (k, info) = (key(&s), ServiceInfo::of(&s));
+                change(&|m| match &info {
+                    Some(info) => {
+                        m.insert(k.clone(), info.clone());
+                    }
+                    None => {
+                        m.remove(&k);
+                    }
+                });
             }
             Ok(watcher::Event::Delete(s)) => {
-                current.remove(&key(&s));
-                tx.send_replace(Some(Arc::new(current.clone())));
+                let k = key(&s);
+                change(&|m| {
+                    m.remove(&k);
+                });
             }
             Err(e) => tracing::warn!(error = %e, "service watch error"),
         }

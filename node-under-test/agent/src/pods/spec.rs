@@ -232,6 +232,11 @@ fn resource_value(c: &Container, resource: &str, divisor: Option<&str>) -> Resul
 
 /// Expands `$(VAR)` references (upstream semantics: `$$` escapes, unknown references stay).
 pub fn expand(input: &str, env: &[(String, String)]) -> String {
+    expand_with(input, |var| env.iter().rev().find(|(k, _)| k == var).map(|(_, v)| v.as_str()))
+}
+
+/// [`expand`] with the values from `lookup`.
+fn expand_with<'a>(input: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
     let mut out = String::new();
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -244,8 +249,8 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
             && let Some(end) = inner.find(')')
         {
             let var = &inner[..end];
-            match env.iter().rev().find(|(k, _)| k == var) {
-                Some((_, v)) => out.push_str(v),
+            match lookup(var) {
+                Some(v) => out.push_str(v),
                 None => out.push_str(&format!("$({var})")),
             }
             rest = &inner[end + 1..];
@@ -350,8 +355,9 @@ pub fn container_env(
     }
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
-            let seen: Vec<(String, String)> = services.iter().map(|(k, v)| (k.clone(), v.clone())).chain(env.iter().cloned()).collect();
-            expand(v, &seen)
+            // The variables set so far win over the service ones.
+            let set_so_far = |var: &str| env.iter().rev().find(|(k, _)| k == var).map(|(_, v)| v.as_str());
+            expand_with(v, |var| set_so_far(var).or_else(|| services.get(var).map(String::as_str)))
         } else if let Some(from) = &e.value_from {
             if let Some(f) = &from.field_ref {
                 field_value(pod, &f.field_path, pod_ip, ctx)?
@@ -375,11 +381,8 @@ pub fn container_env(
         };
         set(&mut env, e.name.clone(), value);
     }
-    for (k, v) in services {
-        if !env.iter().any(|(n, _)| n == k) {
-            env.push((k.clone(), v.clone()));
-        }
-    }
+    let own: std::collections::HashSet<String> = env.iter().map(|(n, _)| n.clone()).collect();
+    env.extend(services.iter().filter(|(k, _)| !own.contains(*k)).map(|(k, v)| (k.clone(), v.clone())));
     Ok(env)
 }
 

@@ -191,13 +191,13 @@ fn unsupported_mounts_are_named_with_their_type() {
     assert_eq!(got[1], ("missing".to_string(), "the pod has no such volume".to_string()));
 }
 
-/// Catches service variables that override a container's own, that `$(VAR)` cannot see, or
-/// that are left out.
+/// Catches service variables that override a container's own (also in `$(VAR)`), that
+/// `$(VAR)` cannot see, or that are left out.
 #[test]
 fn service_variables_come_last_and_expand() {
     let p = pod(serde_json::json!({"metadata": {"name": "p", "namespace": "n", "uid": "u"}, "spec": {"containers": [{
         "name": "c",
-        "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "mine"}, {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/"}],
+        "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "mine"}, {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/"}, {"name": "SEEN", "value": "$(KUBERNETES_SERVICE_HOST)"}],
     }]}}));
     let c = &p.spec.as_ref().unwrap().containers[0];
     let services: BTreeMap<String, String> =
@@ -206,5 +206,6 @@ fn service_variables_come_last_and_expand() {
     let get = |n: &str| env.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(get("KUBERNETES_SERVICE_HOST"), ["mine"]);
     assert_eq!(get("URL"), ["http://10.96.0.20:80/"]);
+    assert_eq!(get("SEEN"), ["mine"], "a variable the container set wins over the service one in $(VAR)");
     assert_eq!(get("WEB_SERVICE_HOST"), ["10.96.0.20"]);
 }
