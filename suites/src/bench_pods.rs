@@ -584,6 +584,10 @@ async fn start_one(c: &mut fake_cri::client::Client, pod: &Pod, ctx: &node_agent
     let image = cri::ImageSpec { image: container.image.clone().unwrap_or_default(), ..Default::default() };
     c.images.image_status(cri::ImageStatusRequest { image: Some(image), verbose: false }).await?;
     lap(2);
+    // The pod's /etc/hosts, as the agent writes it before creating a container.
+    if node_agent::pods::etc_hosts::mounted(pod, ip.as_deref(), container) {
+        node_agent::pods::etc_hosts::write(pod, ip.as_deref(), ctx).map_err(anyhow::Error::msg)?;
+    }
     let config = spec::container_config(pod, container, 0, ip.as_deref(), ctx, false, inputs)?;
     let create = cri::CreateContainerRequest { pod_sandbox_id: sid.clone(), config: Some(config), sandbox_config: Some(cfg) };
     let cid = c.runtime.create_container(create).await?.into_inner().container_id;

@@ -180,6 +180,9 @@ impl<R: Runtime> Effects<R> {
             },
             None => String::new(),
         };
+        if let Err(message) = super::etc_hosts::kernel_hostname(pod, &self.spec_ctx) {
+            return Outcome::SandboxFailed { message };
+        }
         let cfg = spec::sandbox_config(pod, &self.spec_ctx, attempt);
         match self.runtime.run_pod_sandbox(cfg, &handler).await {
             Ok(id) => {
@@ -291,6 +294,11 @@ impl<R: Runtime> Effects<R> {
             Err(e) => return Some(fail("CreateContainerConfigError", e)),
         };
         let inputs = spec::EnvInputs { objects, services };
+        if super::etc_hosts::mounted(pod, sandbox.ip.as_deref(), c)
+            && let Err(msg) = super::etc_hosts::write(pod, sandbox.ip.as_deref(), &self.spec_ctx)
+        {
+            return Some(fail("CreateContainerError", msg));
+        }
         let cfg = match spec::container_config(pod, c, restart_count, sandbox.ip.as_deref(), &self.spec_ctx, init, &inputs) {
             Ok(cfg) => cfg,
             Err(e) => {

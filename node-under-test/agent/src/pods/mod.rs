@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod model;
 pub mod worker;
 pub mod spec;
+pub mod etc_hosts;
 pub mod status;
 pub mod status_writer;
 pub mod events;

@@ -130,15 +130,9 @@ pub fn unhonoured(pod: &Pod) -> Vec<String> {
         out.push("spec.hostUsers".into());
     }
     let spec = pod.spec.as_ref();
-    // Pulls go without credentials; /etc/hosts and the hostname are the runtime's.
-    for (set, name) in [
-        (spec.and_then(|s| s.image_pull_secrets.as_ref()).is_some_and(|v| !v.is_empty()), "spec.imagePullSecrets"),
-        (spec.and_then(|s| s.host_aliases.as_ref()).is_some_and(|v| !v.is_empty()), "spec.hostAliases"),
-        (spec.and_then(|s| s.set_hostname_as_fqdn) == Some(true), "spec.setHostnameAsFQDN"),
-    ] {
-        if set {
-            out.push(name.into());
-        }
+    // Pulls go without credentials.
+    if spec.and_then(|s| s.image_pull_secrets.as_ref()).is_some_and(|v| !v.is_empty()) {
+        out.push("spec.imagePullSecrets".into());
     }
     let all = spec.into_iter().flat_map(|s| s.init_containers.iter().flatten().map(|c| ("initContainers", c)).chain(s.containers.iter().map(|c| ("containers", c))));
     for (list, c) in all {
@@ -208,7 +202,7 @@ mod tests {
             "imagePullSecrets": [{"name": "regcred"}], "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}], "setHostnameAsFQDN": true,
             "containers": [{"name": "c"}],
         }));
-        assert_eq!(unhonoured(&p), ["spec.imagePullSecrets", "spec.hostAliases", "spec.setHostnameAsFQDN"]);
+        assert_eq!(unhonoured(&p), ["spec.imagePullSecrets"], "hostAliases and setHostnameAsFQDN are applied (pods::etc_hosts)");
         let off = pod(serde_json::json!({"imagePullSecrets": [], "setHostnameAsFQDN": false, "containers": [{"name": "c"}]}));
         assert!(unhonoured(&off).is_empty());
     }

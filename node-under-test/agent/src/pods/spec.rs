@@ -154,9 +154,8 @@ fn protocol(p: Option<&str>) -> i32 {
 pub fn sandbox_config(pod: &Pod, ctx: &SpecContext, attempt: u32) -> api::PodSandboxConfig {
     let (name, ns) = name_ns(pod);
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut hostname = spec.hostname.clone().unwrap_or_else(|| name.clone());
-    hostname.truncate(63);
-    let hostname = hostname.trim_end_matches(['-', '.']).to_string();
+    // A FQDN too long is refused before the sandbox is asked for (effects' create_sandbox).
+    let hostname = super::etc_hosts::kernel_hostname(pod, ctx).unwrap_or_else(|_| super::etc_hosts::hostname(pod));
     let port_mappings = spec
         .containers
         .iter()
@@ -468,6 +467,13 @@ pub fn container_config(
             }),
             None => tracing::debug!(volume = %m.name, "volume type not supported; mount skipped"),
         }
+    }
+    if super::etc_hosts::mounted(pod, pod_ip, c) {
+        mounts.push(api::Mount {
+            container_path: super::etc_hosts::ETC_HOSTS.to_string(),
+            host_path: super::etc_hosts::path(&ctx.root_dir, pod).to_string_lossy().into_owned(),
+            ..Default::default()
+        });
     }
     if let Some(path) = c.termination_message_path.as_deref().filter(|p| !p.is_empty()) {
         mounts.push(api::Mount {

@@ -92,12 +92,14 @@ fn container_env_command_resources_mounts() {
     assert_eq!(r.memory_limit_in_bytes, 64 << 20);
     assert_eq!(r.cpu_shares, 256);
     assert_eq!((r.cpu_quota, r.cpu_period), (50_000, 100_000));
-    assert_eq!(cfg.mounts.len(), 2, "{:?}", cfg.mounts);
+    assert_eq!(cfg.mounts.len(), 3, "{:?}", cfg.mounts);
     assert_eq!(cfg.mounts[0].host_path, "/var/lib/agent/pods/u-1/volumes/kubernetes.io~empty-dir/scratch");
     assert!(!cfg.mounts[0].readonly);
     // configMap (and secret) volumes are always mounted read-only.
     assert_eq!(cfg.mounts[1].host_path, "/var/lib/agent/pods/u-1/volumes/kubernetes.io~configmap/cm");
     assert!(cfg.mounts[1].readonly);
+    // The pod has an IP: the kubelet-managed /etc/hosts.
+    assert_eq!((cfg.mounts[2].container_path.as_str(), cfg.mounts[2].host_path.as_str()), ("/etc/hosts", "/var/lib/agent/pods/u-1/etc-hosts"));
     assert_eq!(cfg.annotations[keys::RESTART_COUNT], "3");
     assert_eq!(cfg.metadata.unwrap().attempt, 3);
     assert_eq!(cfg.labels[keys::CONTAINER_NAME], "c");
