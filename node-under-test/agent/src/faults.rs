@@ -41,6 +41,8 @@ pub enum Fault {
     NoVolumeRefresh,
     /// RuntimeClass: every sandbox runs with the runtime's default handler.
     IgnoreRuntimeClass,
+    /// /etc/hosts: no managed file; containers keep the runtime's (hostAliases lost).
+    UnmanagedEtcHosts,
 }
 
 impl fault_switch::Fault for Fault {
@@ -60,6 +62,7 @@ impl fault_switch::Fault for Fault {
         Fault::UnboundToken,
         Fault::NoVolumeRefresh,
         Fault::IgnoreRuntimeClass,
+        Fault::UnmanagedEtcHosts,
     ];
 
     fn name(self) -> &'static str {
@@ -79,6 +82,7 @@ impl fault_switch::Fault for Fault {
             Fault::UnboundToken => "unbound-token",
             Fault::NoVolumeRefresh => "no-volume-refresh",
             Fault::IgnoreRuntimeClass => "ignore-runtime-class",
+            Fault::UnmanagedEtcHosts => "unmanaged-etc-hosts",
         }
     }
 }
