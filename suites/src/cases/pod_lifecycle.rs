@@ -35,6 +35,8 @@ mod runtime_class;
 mod service_env;
 #[path = "pod_lifecycle_etc_hosts.rs"]
 mod etc_hosts;
+#[path = "pod_lifecycle_host_path.rs"]
+mod host_path;
 
 pub fn cases() -> Vec<Case> {
     let case = |id, labels: &'static [Label], runtimes, body| Case {
@@ -71,6 +73,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/projected-service-account-token", C, Runtimes::All, tokens::projected_token),
         case("pod-lifecycle/service-environment-variables", C, Runtimes::All, service_env::service_variables),
         case("pod-lifecycle/kubelet-managed-etc-hosts", C, Runtimes::All, etc_hosts::managed_etc_hosts),
+        case("pod-lifecycle/host-path-types-checked", C, Runtimes::All, host_path::types_checked),
         case("pod-lifecycle/volume-updates-reach-the-running-pod", C, Runtimes::All, volumes::updates_reach_running_pod),
         case("pod-lifecycle/runtime-class-selects-the-handler", C, Runtimes::All, runtime_class::handler_is_used),
         case("pod-lifecycle/runtime-class-runs-under-crun-and-runc", C, Runtimes::Sealed, runtime_class::crun_and_runc),

@@ -19,6 +19,7 @@ pub mod manager;
 pub mod changes;
 pub mod registry;
 pub mod volumes;
+pub mod host_path;
 pub mod objects;
 pub mod service_env;
 pub mod services;

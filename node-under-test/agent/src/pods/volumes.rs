@@ -269,8 +269,12 @@ fn count_files(dir: &Path) -> Option<usize> {
 pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Result<(), String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
-        let Some(dir) = host_dir(pod_dir, v) else { continue };
         let failed = |why: String| format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name);
+        if let Some(h) = &v.host_path {
+            super::host_path::check(h).map_err(failed)?;
+            continue;
+        }
+        let Some(dir) = host_dir(pod_dir, v) else { continue };
         let files = if let Some(p) = &v.projected {
             super::volumes_projected::projected_files(objects, pod, p).await.map_err(failed)?
         } else {
