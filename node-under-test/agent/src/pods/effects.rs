@@ -269,7 +269,11 @@ impl<R: Runtime> Effects<R> {
             }
         }
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-        if let Err(msg) = volumes::materialize(&self.objects, pod, &spec::pod_dir(&self.spec_ctx.root_dir, uid)).await {
+        let set_up = match volumes::check_host_paths(pod) {
+            Ok(()) => volumes::materialize(&self.objects, pod, &spec::pod_dir(&self.spec_ctx.root_dir, uid)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(msg) = set_up {
             self.event(pod, None, true, "FailedMount", &msg);
             return Some(fail("ContainerCreating", msg));
         }

@@ -69,7 +69,7 @@ fn host_network(pod: &Pod) -> bool {
 /// `/etc/hosts` itself.
 pub fn mounted(pod: &Pod, pod_ip: Option<&str>, c: &Container) -> bool {
     let has_ip = host_network(pod) || pod_ip.is_some_and(|ip| !ip.is_empty());
-    has_ip && !crate::faults::active(crate::faults::Fault::UnmanagedEtcHosts) && !c.volume_mounts.iter().flatten().any(|m| m.mount_path.trim_end_matches('/') == ETC_HOSTS)
+    has_ip && !crate::faults::active(crate::faults::Fault::UnmanagedEtcHosts) && !c.volume_mounts.iter().flatten().any(|m| m.mount_path == ETC_HOSTS)
 }
 
 /// The pod's file on the node.

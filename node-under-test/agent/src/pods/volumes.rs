@@ -269,12 +269,8 @@ fn count_files(dir: &Path) -> Option<usize> {
 pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Result<(), String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
-        let failed = |why: String| format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name);
-        if let Some(h) = &v.host_path {
-            super::host_path::check(h).map_err(failed)?;
-            continue;
-        }
         let Some(dir) = host_dir(pod_dir, v) else { continue };
+        let failed = |why: String| setup_failed(v, why);
         let files = if let Some(p) = &v.projected {
             super::volumes_projected::projected_files(objects, pod, p).await.map_err(failed)?
         } else {
@@ -285,6 +281,22 @@ pub async fn materialize(objects: &ApiObjects, pod: &Pod, pod_dir: &Path) -> Res
         write(&dir, &files).map_err(|e| failed(format!("writing {}: {e}", dir.display())))?;
     }
     Ok(())
+}
+
+/// Checks the types of the pod's hostPath volumes ([`super::host_path::check`]) before its
+/// containers are created; not on a refresh, as upstream sets a hostPath volume up once.
+pub fn check_host_paths(pod: &Pod) -> Result<(), String> {
+    for v in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        if let Some(h) = &v.host_path {
+            super::host_path::check(h).map_err(|why| setup_failed(v, why))?;
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's FailedMount text for volume `v`.
+fn setup_failed(v: &Volume, why: String) -> String {
+    format!("MountVolume.SetUp failed for volume {:?} : {why}", v.name)
 }
 
 #[cfg(test)]
