@@ -3,8 +3,8 @@
 //! unless automounting is off (the pod's `automountServiceAccountToken`, else the account's)
 //! every container and init container that has nothing mounted at the token path gets the
 //! `kube-api-access-<5>` projected volume there: a bound token (3607 s), `ca.crt` from the
-//! `kube-root-ca.crt` ConfigMap and the namespace. Mirror pods are left alone, and may not name
-//! a ServiceAccount or mount its token.
+//! `kube-root-ca.crt` ConfigMap and the namespace; a pod without image pull secrets gets the
+//! account's. Mirror pods are left alone, and may not name a ServiceAccount or mount its token.
 //!
 //! Pure functions over JSON; the registry looks the account up and calls [`admit_pod`].
 
@@ -77,6 +77,16 @@ pub fn admit_pod(pod: &mut Value, ns: &str, account: Option<&Value>, suffix: &st
             format!("error looking up service account {ns}/{sa_name}: serviceaccount {sa_name:?} not found"),
         ));
     };
+    // A pod without image pull secrets gets its account's.
+    let account_secrets: Vec<Value> =
+        account.get("imagePullSecrets").and_then(Value::as_array).into_iter().flatten().filter_map(|r| r.get("name")).map(|n| json!({"name": n})).collect();
+    let pod_has_none = pod.pointer("/spec/imagePullSecrets").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    if pod_has_none
+        && !account_secrets.is_empty()
+        && let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.insert("imagePullSecrets".into(), Value::Array(account_secrets));
+    }
     let automount = pod
         .pointer("/spec/automountServiceAccountToken")
         .and_then(Value::as_bool)
@@ -147,6 +157,20 @@ mod tests {
         let mut p = pod(json!({"automountServiceAccountToken": true}));
         admit_pod(&mut p, "ns", Some(&json!({"automountServiceAccountToken": false})), "abcde", true).unwrap();
         assert!(p.pointer("/spec/volumes").is_some(), "the pod's setting wins");
+    }
+
+    #[test]
+    fn a_pod_without_pull_secrets_gets_the_accounts() {
+        let account = json!({"imagePullSecrets": [{"name": "regcred"}, {"name": "other"}]});
+        let mut p = pod(json!({}));
+        admit_pod(&mut p, "ns", Some(&account), "abcde", false).unwrap();
+        assert_eq!(p["spec"]["imagePullSecrets"], json!([{"name": "regcred"}, {"name": "other"}]));
+        let mut own = pod(json!({"imagePullSecrets": [{"name": "mine"}]}));
+        admit_pod(&mut own, "ns", Some(&account), "abcde", true).unwrap();
+        assert_eq!(own["spec"]["imagePullSecrets"], json!([{"name": "mine"}]), "a pod's own secrets stay");
+        let mut none = pod(json!({}));
+        admit_pod(&mut none, "ns", Some(&json!({})), "abcde", true).unwrap();
+        assert!(none["spec"].get("imagePullSecrets").is_none());
     }
 
     #[test]

@@ -241,6 +241,26 @@ fn check_daemonset(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// core/v1 Secret (`ValidateSecret`): the docker config types must hold their key, with a
+/// JSON object in it.
+fn check_secret(obj: &Value, causes: &mut Vec<Cause>) {
+    use base64::Engine;
+    let key = match str_at(obj, "/type") {
+        Some("kubernetes.io/dockercfg") => ".dockercfg",
+        Some("kubernetes.io/dockerconfigjson") => ".dockerconfigjson",
+        _ => return,
+    };
+    let field = format!("data[{key}]");
+    let Some(encoded) = obj.pointer("/data").and_then(|d| d.get(key)).and_then(Value::as_str) else {
+        causes.push(Cause::required(field));
+        return;
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+    if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&decoded) {
+        causes.push(Cause::invalid(field, "<secret contents redacted>", &e.to_string()));
+    }
+}
+
 /// Validate an object about to be created.
 pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
     let desc = res.desc();
@@ -250,6 +270,7 @@ pub fn validate_create(res: ResourceId, obj: &Value) -> ApiResult<()> {
         resources::PODS => check_pod(obj, &mut causes),
         resources::SERVICES => check_service(obj, &mut causes),
         resources::LEASES => check_lease(obj, &mut causes),
+        resources::SECRETS => check_secret(obj, &mut causes),
         resources::PODDISRUPTIONBUDGETS => crate::pdb::validate_spec(obj, &mut causes),
         resources::REPLICASETS | resources::DEPLOYMENTS => check_workload(obj, &mut causes),
         resources::DAEMONSETS => check_daemonset(obj, &mut causes),
@@ -318,6 +339,12 @@ pub fn validate_update(res: ResourceId, old: &Value, new: &Value) -> ApiResult<(
             }
         }
         resources::LEASES => check_lease(new, &mut causes),
+        resources::SECRETS => {
+            check_secret(new, &mut causes);
+            if old.get("type") != new.get("type") {
+                causes.push(Cause::invalid("type", str_at(new, "/type").unwrap_or_default(), "field is immutable"));
+            }
+        }
         resources::PODDISRUPTIONBUDGETS => crate::pdb::validate_update(old, new, &mut causes),
         resources::DAEMONSETS => {
             check_daemonset(new, &mut causes);

@@ -357,3 +357,26 @@ async fn secret_string_data_is_folded_on_every_write() {
     assert_eq!(stored["data"]["key"], "c2Vjb25k");
     h.shutdown().await;
 }
+
+/// Docker config secrets must hold their key with a JSON object in it (upstream's
+/// `ValidateSecret`), also when written as `stringData`; a secret's type cannot change.
+#[tokio::test]
+async fn docker_config_secrets_are_validated() {
+    let h = common::start().await;
+    let c = client();
+    let url = format!("{}/api/v1/namespaces/default/secrets", h.url());
+    let (code, s) = call(&c, "POST", &url, r#"{"metadata": {"name": "a"}, "type": "kubernetes.io/dockerconfigjson", "data": {"other": "e30="}}"#).await;
+    assert_eq!((code, s["message"].as_str()), (422, Some("Secret \"a\" is invalid: data[.dockerconfigjson]: Required value")), "{s}");
+    let (code, s) = call(&c, "POST", &url, r#"{"metadata": {"name": "b"}, "type": "kubernetes.io/dockercfg", "data": {".dockercfg": "bm90IGpzb24="}}"#).await;
+    assert_eq!(code, 422, "{s}");
+    let message = s["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Secret \"b\" is invalid: data[.dockercfg]: Invalid value: \"<secret contents redacted>\": "), "{s}");
+    let ok = r#"{"metadata": {"name": "c"}, "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{\"auths\": {}}"}}"#;
+    let (code, s) = call(&c, "POST", &url, ok).await;
+    assert_eq!(code, 201, "{s}");
+    let patch = r#"{"type": "Opaque"}"#;
+    let (code, s) = call_h(&c, "PATCH", &format!("{url}/c"), &[("content-type", "application/merge-patch+json")], patch).await;
+    assert_eq!(code, 422, "{s}");
+    assert!(s["message"].as_str().unwrap_or_default().contains("type: Invalid value: \"Opaque\": field is immutable"), "{s}");
+    h.shutdown().await;
+}

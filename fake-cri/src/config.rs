@@ -34,6 +34,29 @@ pub const TAGGED_IMAGES: [&str; 4] = [
     "mirror.nodekit.local/test-image-tags:1",
 ];
 
+/// An image only a pull with credentials gets: the world's registry serves it to basic auth
+/// with [`PRIVATE_IMAGE_CREDENTIALS`] only, no runtime has it before a pull, and fake-cri's
+/// default catalog requires the same of a PullImage (a pod needs an image pull secret for it).
+pub const PRIVATE_IMAGE: &str = "nodekit.local/private/workload:1.0";
+/// Its repository path in the registry (the reference without host and tag).
+pub const PRIVATE_IMAGE_PATH: &str = "private/workload";
+/// The user name and password [`PRIVATE_IMAGE`] is pulled with.
+pub const PRIVATE_IMAGE_CREDENTIALS: (&str, &str) = ("nodekit-puller", "pull-secret-7f3a");
+
+/// Credentials a catalog image requires of a PullImage (basic auth at its registry).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PullCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PullCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullCredentials").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
 /// One image of the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +96,10 @@ pub struct ImageEntry {
     /// fields must equal that entry's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_image_as: Option<String>,
+    /// If set, a PullImage must carry these credentials (its AuthConfig), or it fails as a
+    /// runtime's pull from a registry that answers 401 does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<PullCredentials>,
 }
 
 fn yes() -> bool {
@@ -105,6 +132,7 @@ fn entry(binary: &Path, reference: &str, entrypoint: &[&str], cmd: &[&str], env:
         pull_error: None,
         preloaded: true,
         same_image_as: None,
+        credentials: None,
     }
 }
 
@@ -126,8 +154,9 @@ pub fn upstream_images(workload_bin: &Path) -> Vec<ImageEntry> {
 
 impl Catalog {
     /// The default catalog: the workload image (`/workload`, Cmd `pause`) and the pause image
-    /// (`/workload pause`), the [`TAGGED_IMAGES`], then the [`upstream_images`]; all backed by
-    /// `workload_bin`, all preloaded.
+    /// (`/workload pause`), the [`TAGGED_IMAGES`], then the [`upstream_images`], all preloaded;
+    /// last [`PRIVATE_IMAGE`], not preloaded, pulled only with its credentials. All backed by
+    /// `workload_bin`.
     pub fn default_for(workload_bin: &Path) -> Self {
         let mut images = vec![
             entry(workload_bin, WORKLOAD_IMAGE, &["/workload"], &["pause"], None),
@@ -138,6 +167,12 @@ impl Catalog {
             ..entry(workload_bin, r, &["/workload"], &["pause"], None)
         }));
         images.extend(upstream_images(workload_bin));
+        let (username, password) = PRIVATE_IMAGE_CREDENTIALS;
+        images.push(ImageEntry {
+            preloaded: false,
+            credentials: Some(PullCredentials { username: username.into(), password: password.into() }),
+            ..entry(workload_bin, PRIVATE_IMAGE, &["/workload"], &["pause"], None)
+        });
         Catalog { images }
     }
 
@@ -283,7 +318,11 @@ mod tests {
         assert!(refs.contains(&"registry.k8s.io/pause:3.10"));
         let agnhost = c.images.iter().find(|e| e.reference == AGNHOST_IMAGE).unwrap();
         assert_eq!((agnhost.entrypoint.clone(), agnhost.cmd.clone()), (vec!["/agnhost".to_string()], vec!["pause".to_string()]));
-        assert!(c.images.iter().all(|e| e.preloaded && e.binary == Path::new("/bin/w")));
+        assert!(c.images.iter().all(|e| e.binary == Path::new("/bin/w")));
+        let (private, others): (Vec<_>, Vec<_>) = c.images.iter().partition(|e| e.credentials.is_some());
+        assert!(others.iter().all(|e| e.preloaded));
+        assert_eq!(private.iter().map(|e| (e.reference.as_str(), e.preloaded)).collect::<Vec<_>>(), [(PRIVATE_IMAGE, false)]);
+        assert_eq!(PRIVATE_IMAGE, format!("nodekit.local/{PRIVATE_IMAGE_PATH}:1.0"));
         assert!(IMAGE_BINARY_PATHS.contains(&"/agnhost") && IMAGE_BINARY_PATHS.contains(&"/agnhost-2"));
     }
 }

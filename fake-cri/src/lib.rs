@@ -62,6 +62,7 @@
 pub mod authority;
 pub mod bench;
 pub mod calllog;
+pub mod pull_auth;
 pub mod cgroup;
 pub mod client;
 pub mod config;

@@ -417,6 +417,7 @@ impl ImageService for Service {
             if let Some(msg) = faults.pull_error.get(&entry.reference).or(entry.pull_error.as_ref()) {
                 return Err(Error::Unknown(format!("failed to pull and unpack image {:?}: {msg}", entry.reference)));
             }
+            crate::pull_auth::check(&entry, req.auth.as_ref()).map_err(Error::Unknown)?;
             let mut st = lock(&self.rt.state);
             st.images_present.insert(entry.reference.clone());
             st.images_removed.remove(&entry.reference);

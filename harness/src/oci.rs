@@ -155,6 +155,15 @@ impl ImageSpec {
             .collect()
     }
 
+    /// [`fake_cri::config::PRIVATE_IMAGE`]: the workload image under a repository the world's
+    /// registry serves only with credentials, with a label of its own (another image id).
+    pub fn private(binary: &Path) -> Self {
+        let mut s = Self::workload(binary);
+        s.reference = fake_cri::config::PRIVATE_IMAGE.into();
+        s.labels = vec![("io.nodekit.image.purpose".into(), "pull-secrets".into())];
+        s
+    }
+
     /// `nodekit.local/pause:3.10`: Entrypoint `/workload pause`.
     pub fn pause(binary: &Path) -> Self {
         let mut s = Self::base(PAUSE_REF, binary);

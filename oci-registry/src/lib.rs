@@ -35,4 +35,4 @@ pub use error::{Error, Result};
 pub use http::serve;
 pub use reference::ImageReference;
 pub use stats::Stats;
-pub use store::{Image, Store};
+pub use store::{Credentials, Image, Store};

@@ -87,7 +87,24 @@ pub struct Store {
     manifests: HashMap<String, String>,
     paths: BTreeMap<String, PathEntry>,
     images: BTreeMap<String, Image>,
+    /// Repository paths that require credentials, and theirs.
+    protected: BTreeMap<String, Credentials>,
     stats: Stats,
+}
+
+/// The basic-auth credentials a protected repository requires.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -193,6 +210,30 @@ impl Store {
     /// unknown.
     pub fn tags(&self, name: &str) -> Option<Vec<String>> {
         self.repository(name, None).map(|r| r.tags().map(String::from).collect())
+    }
+
+    /// Makes the repository `path` (the reference's path without the registry host, under every
+    /// host) answer only requests with these basic-auth credentials, as a registry with
+    /// htpasswd authentication does; without them its tags, manifests and blobs are `401
+    /// UNAUTHORIZED` with a `WWW-Authenticate: Basic` challenge.
+    pub fn require_credentials(&mut self, path: &str, credentials: Credentials) {
+        self.protected.insert(path.to_string(), credentials);
+    }
+
+    /// The credentials the repository `name` requires (named as a request names it, see
+    /// [`Store`]), if any.
+    pub(crate) fn required_credentials(&self, name: &str, ns: Option<&str>) -> Option<&Credentials> {
+        if self.protected.is_empty() {
+            return None;
+        }
+        if let Some(c) = self.protected.get(name) {
+            return Some(c);
+        }
+        let host_stripped = match ns {
+            Some(host) => name.strip_prefix(host).and_then(|rest| rest.strip_prefix('/')),
+            None => name.split_once('/').map(|(_, path)| path),
+        };
+        host_stripped.and_then(|path| self.protected.get(path))
     }
 
     /// What was served so far.

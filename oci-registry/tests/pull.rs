@@ -284,3 +284,43 @@ async fn cancelling_stops_the_server_and_its_connections() {
     assert!(closed.unwrap().is_ok());
     assert!(tokio::net::TcpStream::connect(s.addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_protected_repository_answers_only_its_credentials() {
+    use base64::Engine;
+    let f = fixture();
+    let mut store = store(&f);
+    store.require_credentials("library/busybox", oci_registry::Credentials { username: "puller".into(), password: "s3cret".into() });
+    let s = start(store, None).await;
+    let basic = |user_password: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_password));
+    let busybox = s.store.images().into_iter().find(|i| i.reference == "docker.io/library/busybox:latest").unwrap();
+    let good = basic("puller:s3cret");
+    let manifest = request(s.addr, Method::GET, &format!("/v2/library/busybox/manifests/{}", busybox.digest), &[("authorization", good.as_str()), ("accept", RUNTIME_ACCEPT)]).await;
+    assert_eq!(manifest.status, StatusCode::OK, "{manifest:?}");
+    let layer = manifest.json()["layers"][0]["digest"].as_str().unwrap().to_string();
+    let paths = [
+        "/v2/library/busybox/manifests/latest?ns=docker.io".to_string(),
+        "/v2/docker.io/library/busybox/manifests/latest".to_string(),
+        format!("/v2/library/busybox/manifests/{}", busybox.digest),
+        "/v2/library/busybox/tags/list".to_string(),
+        format!("/v2/library/busybox/blobs/{layer}?ns=docker.io"),
+    ];
+    for path in &paths {
+        for method in [Method::GET, Method::HEAD] {
+            for auth in [None, Some(basic("puller:wrong")), Some(basic("other:s3cret")), Some("Bearer s3cret".to_string())] {
+                let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+                let r = request(s.addr, method.clone(), path, &headers).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}: {r:?}");
+                assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"nodekit registry\""), "{path}");
+                if method == Method::GET {
+                    r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+                }
+            }
+        }
+        let r = request(s.addr, Method::GET, path, &[("authorization", good.as_str()), ("accept", RUNTIME_ACCEPT)]).await;
+        assert!(r.status.is_success(), "{path} with the credentials: {r:?}");
+    }
+    // The other repositories stay open, and the version check too.
+    assert_eq!(get(s.addr, "/v2/nodekit.local/workload/manifests/1.0").await.status, StatusCode::OK);
+    assert_eq!(get(s.addr, "/v2/").await.status, StatusCode::OK);
+}

@@ -212,7 +212,7 @@ impl Containerd {
     /// imports of one blob wait on each other's ingest lock.
     async fn import(&self, tars: &[PathBuf]) -> Result<()> {
         let ctr = program("ctr")?;
-        for tar in tars {
+        for tar in imported_tarballs(tars) {
             let out = tokio::process::Command::new(&ctr)
                 .arg("--address")
                 .arg(&self.layout.socket)
@@ -333,7 +333,21 @@ pub fn image_sets(bin: &Path) -> Vec<(&'static str, Vec<ImageSpec>)> {
         ImageSpec::upstream_all(bin).into_iter().partition(|s| s.reference.starts_with(fake_cri::config::AGNHOST_REPOSITORY));
     let mut pauses = vec![ImageSpec::pause(bin)];
     pauses.extend(pause);
-    vec![("pause.tar", pauses), ("workload.tar", std::iter::once(ImageSpec::workload(bin)).chain(ImageSpec::tagged(bin)).collect()), ("agnhost.tar", agnhost)]
+    vec![
+        ("pause.tar", pauses),
+        ("workload.tar", std::iter::once(ImageSpec::workload(bin)).chain(ImageSpec::tagged(bin)).collect()),
+        ("agnhost.tar", agnhost),
+        (PRIVATE_TAR, vec![ImageSpec::private(bin)]),
+    ]
+}
+
+/// The tarball of the image only a pull with credentials gets: served by the world's registry,
+/// never imported into a runtime.
+pub const PRIVATE_TAR: &str = "private.tar";
+
+/// The tarballs of `tars` a runtime imports (all but [`PRIVATE_TAR`]).
+pub fn imported_tarballs(tars: &[PathBuf]) -> impl Iterator<Item = &PathBuf> {
+    tars.iter().filter(|t| !t.ends_with(PRIVATE_TAR))
 }
 
 /// Every reference the tarballs hold.
@@ -349,7 +363,7 @@ pub fn imported_references() -> Vec<String> {
 /// running executable, so a rebuild of either builds them again), else built into `scratch`.
 /// Building them costs seconds in unoptimised builds (hashing a few MiB several times).
 pub(super) fn images(bin: &Path, scratch: &Path) -> Result<Vec<PathBuf>> {
-    const FILES: [&str; 3] = ["pause.tar", "workload.tar", "agnhost.tar"];
+    const FILES: [&str; 4] = ["pause.tar", "workload.tar", "agnhost.tar", PRIVATE_TAR];
     if let Some(dir) = std::env::var_os(IMAGE_DIR_ENV).map(PathBuf::from) {
         let tars: Vec<PathBuf> = FILES.iter().map(|f| dir.join(f)).collect();
         if tars.iter().all(|t| t.is_file()) {

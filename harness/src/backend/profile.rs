@@ -166,7 +166,7 @@ impl ProfileRuntime {
         self.timeline.record(&self.node, format!("{} socket up after {:?}", self.profile.name, started.elapsed()));
         let tars = tarballs.await.map_err(|e| Error::Component(format!("building images: {e}")))??;
         if let Images::Import { command } = &self.profile.images {
-            for tar in &tars {
+            for tar in super::containerd::imported_tarballs(&tars) {
                 self.import(command, tar).await?;
             }
             self.timeline.record(&self.node, format!("{} images imported after {:?}", self.profile.name, started.elapsed()));

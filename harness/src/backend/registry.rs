@@ -39,7 +39,8 @@ impl BoundRegistry {
     }
 
     /// Loads `archives` and serves them until the registry is dropped or stopped; with
-    /// `hosts_dir`, writes containerd host files there for every registry host they name.
+    /// `hosts_dir`, writes containerd host files there for every registry host they name. The
+    /// repository of [`fake_cri::config::PRIVATE_IMAGE`] answers only its credentials.
     pub fn serve(self, archives: &[PathBuf], hosts_dir: Option<&Path>) -> Result<WorldRegistry> {
         let mut store = Store::new();
         for a in archives {
@@ -48,6 +49,8 @@ impl BoundRegistry {
         if let Some(dir) = hosts_dir {
             write_containerd_hosts(dir, &store.registry_hosts(), self.addr)?;
         }
+        let (username, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
+        store.require_credentials(fake_cri::config::PRIVATE_IMAGE_PATH, oci_registry::Credentials { username: username.into(), password: password.into() });
         let store = Arc::new(store);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(oci_registry::serve(self.listener, store.clone(), None, cancel.clone()));

@@ -43,6 +43,8 @@ pub enum Fault {
     IgnoreRuntimeClass,
     /// /etc/hosts: no managed file; containers keep the runtime's (hostAliases lost).
     UnmanagedEtcHosts,
+    /// Image pulls: the pod's image pull secrets are never used (every pull is anonymous).
+    IgnorePullSecrets,
 }
 
 impl fault_switch::Fault for Fault {
@@ -63,6 +65,7 @@ impl fault_switch::Fault for Fault {
         Fault::NoVolumeRefresh,
         Fault::IgnoreRuntimeClass,
         Fault::UnmanagedEtcHosts,
+        Fault::IgnorePullSecrets,
     ];
 
     fn name(self) -> &'static str {
@@ -83,6 +86,7 @@ impl fault_switch::Fault for Fault {
             Fault::NoVolumeRefresh => "no-volume-refresh",
             Fault::IgnoreRuntimeClass => "ignore-runtime-class",
             Fault::UnmanagedEtcHosts => "unmanaged-etc-hosts",
+            Fault::IgnorePullSecrets => "ignore-pull-secrets",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP server: plain HTTP/1.1 and HTTP/2 (h2c), or either over TLS.
 
+mod auth;
 mod negotiate;
 mod range;
 mod response;

@@ -39,6 +39,8 @@ pub(crate) enum Code {
     PaginationNumberInvalid,
     /// A `Range` no byte of the blob satisfies.
     RangeInvalid,
+    /// A request without the credentials its repository requires.
+    Unauthorized,
 }
 
 impl Code {
@@ -53,6 +55,7 @@ impl Code {
             Code::Unsupported => "UNSUPPORTED",
             Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Code::RangeInvalid => "RANGE_INVALID",
+            Code::Unauthorized => "UNAUTHORIZED",
         }
     }
 
@@ -67,6 +70,7 @@ impl Code {
             Code::Unsupported => "the operation is unsupported",
             Code::PaginationNumberInvalid => "invalid number of results requested",
             Code::RangeInvalid => "requested range not satisfiable",
+            Code::Unauthorized => "authentication required",
         }
     }
 }

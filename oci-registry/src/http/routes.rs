@@ -9,6 +9,7 @@
 //! | `GET, HEAD /v2/<name>/tags/list[?n=&last=]` | 200 `{"name","tags"}` |
 //! | `GET, HEAD /v2/_catalog[?n=&last=]` | 200 `{"repositories"}` |
 //! | `POST, PUT, PATCH, DELETE` anything | 405 `UNSUPPORTED` |
+//! | tags, manifests or blobs of a protected repository without its credentials | 401 `UNAUTHORIZED` |
 //! | anything else | 404 `UNSUPPORTED` |
 //!
 //! `<name>` is resolved as [`Store`] describes (with the `ns` query parameter if given).
@@ -83,7 +84,10 @@ pub(crate) fn handle(store: &Store, req: &RequestInfo<'_>) -> Response {
         _ => return not_found(req),
     }
     let ns = form_urlencoded::parse(req.query.unwrap_or_default().as_bytes()).find(|(k, _)| k == "ns").map(|(_, v)| v.into_owned());
-    let in_repository = |name: &str, f: &dyn Fn(&Repository) -> Response| with_repository(store, name, ns.as_deref(), f);
+    let in_repository = |name: &str, f: &dyn Fn(&Repository) -> Response| match store.required_credentials(name, ns.as_deref()) {
+        Some(c) if !super::auth::presented(req.headers, c) => super::auth::challenge(name),
+        _ => with_repository(store, name, ns.as_deref(), f),
+    };
     match parse_route(req.path) {
         Route::Base => response::json(StatusCode::OK, &json!({})),
         Route::Catalog => catalog(store, req),

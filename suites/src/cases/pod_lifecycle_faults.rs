@@ -27,7 +27,7 @@ fn waiting(p: &Pod, c: &str) -> Option<ContainerStateWaiting> {
     container_status(p, c)?.state.as_ref()?.waiting.clone()
 }
 
-async fn wait_waiting(env: &NodeEnv, name: &str, reason: &str) -> anyhow::Result<ContainerStateWaiting> {
+pub(super) async fn wait_waiting(env: &NodeEnv, name: &str, reason: &str) -> anyhow::Result<ContainerStateWaiting> {
     kube_wait::pod(&env.client, "default", name, &format!("container c waiting with reason {reason}"), START, |p| {
         waiting(p, "c").filter(|w| w.reason.as_deref() == Some(reason))
     })
@@ -35,7 +35,7 @@ async fn wait_waiting(env: &NodeEnv, name: &str, reason: &str) -> anyhow::Result
 }
 
 /// Waits until the pod's events include one with `reason` whose message satisfies `msg`.
-async fn wait_event(env: &NodeEnv, pod: &str, reason: &str, msg: impl Fn(&str) -> bool) -> anyhow::Result<(String, String)> {
+pub(super) async fn wait_event(env: &NodeEnv, pod: &str, reason: &str, msg: impl Fn(&str) -> bool) -> anyhow::Result<(String, String)> {
     let what = format!("a {reason} event for pod {pod}");
     let found = harness::wait::wait_for(&what, START, || async {
         let evs = pods::events_for(&env.client, pod).await.map_err(|e| vec![("error".to_string(), e.to_string())])?;
@@ -49,7 +49,7 @@ async fn wait_event(env: &NodeEnv, pod: &str, reason: &str, msg: impl Fn(&str) -
     Ok(found)
 }
 
-async fn wait_running(env: &NodeEnv, name: &str) -> anyhow::Result<Pod> {
+pub(super) async fn wait_running(env: &NodeEnv, name: &str) -> anyhow::Result<Pod> {
     kube_wait::pod(&env.client, "default", name, "Running", START, |p| {
         (phase(p) == "Running" && container_status(p, "c")?.state.as_ref()?.running.is_some()).then(|| p.clone())
     })
@@ -71,12 +71,14 @@ pub fn image_pull_failure(ctx: CaseCtx) -> BodyFuture {
         c["imagePullPolicy"] = json!("Always");
         pods::create(&env.client, &pods::pod("pull", NODE, vec![c], json!({}))?).await?;
         let w = wait_waiting(&env, "pull", "ErrImagePull").await?;
-        ensure!(w.message.as_deref().is_some_and(|m| m.contains("registry unavailable")), "ErrImagePull message {:?}", w.message);
+        // The error alone, as gRPC prints it (upstream's evalCRIPullErr); the event adds the image.
+        let error = format!("rpc error: code = Unknown desc = failed to pull and unpack image \"{IMAGE}\": registry unavailable");
+        ensure!(w.message.as_deref() == Some(error.as_str()), "ErrImagePull message {:?}, expected {error:?}", w.message);
         let w = wait_waiting(&env, "pull", "ImagePullBackOff").await?;
         let want = format!("Back-off pulling image \"{IMAGE}\"");
         ensure!(w.message.as_deref() == Some(want.as_str()), "ImagePullBackOff message {:?}, expected {want:?}", w.message);
         let (ty, m) = wait_event(&env, "pull", "Failed", |m| m.starts_with(&format!("Failed to pull image \"{IMAGE}\": "))).await?;
-        ensure!(ty == "Warning" && m.contains("registry unavailable"), "pull failure event {ty} {m:?}");
+        ensure!(ty == "Warning" && m == format!("Failed to pull image \"{IMAGE}\": {error}"), "pull failure event {ty} {m:?}");
         wait_event(&env, "pull", "Failed", |m| m == "Error: ErrImagePull").await?;
         let (ty, _) = wait_event(&env, "pull", "BackOff", |m| m == want).await?;
         ensure!(ty == "Normal", "the image back-off event is {ty}, upstream records it as Normal");
@@ -96,17 +98,19 @@ pub fn image_pull_failure(ctx: CaseCtx) -> BodyFuture {
 }
 
 /// CreateContainer fails: the container waits with CreateContainerError carrying the runtime's
-/// message, a Warning `Failed` event says `Error: …`, restartCount stays 0 (nothing ran); once
-/// the runtime creates it again the pod runs. Catches an agent that counts a failed create as a
-/// restart, drops the runtime's message, or stops retrying.
+/// status message alone, a Warning `Failed` event says `Error: <message>` (upstream shows
+/// `status.Message()` here), restartCount stays 0 (nothing ran); once the runtime creates it
+/// again the pod runs. Catches an agent that counts a failed create as a restart, drops or
+/// rewords the runtime's message, or stops retrying.
 pub fn create_container_error(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
         set_faults(&env, json!({"create_error": {"c": "injected create failure"}}))?;
         pods::create(&env.client, &pods::pod("create", NODE, vec![container("c", &["pause"])], json!({}))?).await?;
         let w = wait_waiting(&env, "create", "CreateContainerError").await?;
-        ensure!(w.message.as_deref().is_some_and(|m| m.contains("injected create failure")), "CreateContainerError message {:?}", w.message);
-        let (ty, _) = wait_event(&env, "create", "Failed", |m| m.starts_with("Error: ") && m.contains("injected create failure")).await?;
+        let runtime_says = "failed to create containerd container: injected create failure";
+        ensure!(w.message.as_deref() == Some(runtime_says), "CreateContainerError message {:?}, expected {runtime_says:?}", w.message);
+        let (ty, _) = wait_event(&env, "create", "Failed", |m| m == format!("Error: {runtime_says}")).await?;
         ensure!(ty == "Warning", "the create failure event is {ty}");
         let p = kube_wait::pod(&env.client, "default", "create", "status", START, |p| Some(p.clone())).await?;
         ensure!(pods::restarts(&p, "c") == 0, "a container that was never created has restartCount {}", pods::restarts(&p, "c"));
@@ -117,8 +121,8 @@ pub fn create_container_error(ctx: CaseCtx) -> BodyFuture {
     })
 }
 
-/// RunPodSandbox fails: a Warning FailedCreatePodSandBox event `Failed to create pod sandbox: …`
-/// with the runtime's message, the pod stays Pending with its container ContainerCreating, and
+/// RunPodSandbox fails: a Warning FailedCreatePodSandBox event `Failed to create pod sandbox: rpc
+/// error: code = Unknown desc = …` with the runtime's message (upstream prints the gRPC error), the pod stays Pending with its container ContainerCreating, and
 /// the agent retries: once the runtime can make the sandbox the pod runs. Catches an agent that
 /// marks the pod Failed, swallows the error, or never retries the sandbox.
 pub fn sandbox_failure(ctx: CaseCtx) -> BodyFuture {
@@ -127,7 +131,8 @@ pub fn sandbox_failure(ctx: CaseCtx) -> BodyFuture {
         set_faults(&env, json!({"sandbox_error": {"sandbox": "injected sandbox failure"}}))?;
         pods::create(&env.client, &pods::pod("sandbox", NODE, vec![container("c", &["pause"])], json!({}))?).await?;
         let (ty, m) = wait_event(&env, "sandbox", "FailedCreatePodSandBox", |m| m.starts_with("Failed to create pod sandbox: ")).await?;
-        ensure!(ty == "Warning" && m.contains("injected sandbox failure"), "sandbox failure event {ty} {m:?}");
+        let want = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"sandbox\": injected sandbox failure";
+        ensure!(ty == "Warning" && m == want, "sandbox failure event {ty} {m:?}, expected {want:?}");
         let p = kube_wait::pod(&env.client, "default", "sandbox", "status", START, |p| Some(p.clone())).await?;
         ensure!(phase(&p) == "Pending", "phase {} while the sandbox cannot be created", phase(&p));
         let w = waiting(&p, "c");

@@ -22,21 +22,56 @@ pub mod keys {
     pub const INIT_CONTAINER: &str = "io.nodekit.container.init";
 }
 
-/// A failed runtime call.
+/// A failed runtime call. A call's error prints as grpc-go's status error does in upstream's
+/// kubelet messages (`rpc error: code = Unknown desc = …`); `op` and the timeout are for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
     #[error("connecting to the runtime at {endpoint}: {message}")]
     Connect { endpoint: String, message: String },
-    #[error("{op}: {code:?}: {message}")]
+    #[error("rpc error: code = {} desc = {message}", go_code(*code))]
     Rpc { op: &'static str, code: tonic::Code, message: String },
-    #[error("{op}: timed out after {after:?}")]
+    #[error("rpc error: code = DeadlineExceeded desc = context deadline exceeded")]
     Timeout { op: &'static str, after: Duration },
+}
+
+/// grpc-go's name of `code` (`codes.Code.String()`).
+fn go_code(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "Canceled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
+    }
 }
 
 impl CriError {
     /// True when the runtime said the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, CriError::Rpc { code: tonic::Code::NotFound, .. })
+    }
+
+    /// The status message alone (grpc-go's `status.Message()`), as upstream's kubelet shows a
+    /// failed CreateContainer or StartContainer; other errors print whole.
+    pub fn message(&self) -> String {
+        match self {
+            CriError::Rpc { message, .. } => message.clone(),
+            CriError::Timeout { .. } => "context deadline exceeded".into(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -114,9 +149,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn reopen_container_log(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     /// The image if present on the node.
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<api::Image>>> + Send;
+    /// CRI PullImage, with the credentials `auth` (none: an anonymous pull).
     fn pull_image(
         &self,
         image: &str,
+        auth: Option<api::AuthConfig>,
         sandbox_config: api::PodSandboxConfig,
     ) -> impl Future<Output = Result<String>> + Send;
 }

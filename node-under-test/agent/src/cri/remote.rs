@@ -233,11 +233,11 @@ impl Runtime for RemoteRuntime {
         Ok(self.call("ImageStatus", Duration::ZERO, c.image_status(req)).await?.image)
     }
 
-    async fn pull_image(&self, image: &str, sandbox_config: api::PodSandboxConfig) -> Result<String> {
+    async fn pull_image(&self, image: &str, auth: Option<api::AuthConfig>, sandbox_config: api::PodSandboxConfig) -> Result<String> {
         let mut c = self.image.clone();
         let req = api::PullImageRequest {
             image: Some(api::ImageSpec { image: image.to_string(), ..Default::default() }),
-            auth: None,
+            auth,
             sandbox_config: Some(sandbox_config),
         };
         Ok(self.call("PullImage", Duration::ZERO, c.pull_image(req)).await?.image_ref)

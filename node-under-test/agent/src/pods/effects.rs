@@ -201,6 +201,9 @@ impl<R: Runtime> Effects<R> {
     async fn ensure_image(&self, pod: &Pod, c: &Container, sandbox_cfg: &k8s_cri::v1::PodSandboxConfig) -> Result<(), String> {
         let image = c.image.clone().unwrap_or_default();
         let policy = pull_policy(c);
+        // Read on each sync that may pull, as upstream reads them on each SyncPod (its warning
+        // about a missing one comes whether or not a pull follows).
+        let secrets = self.pull_secrets(pod).await;
         let present = match self.runtime.image_status(&image).await {
             Ok(i) => i.is_some(),
             Err(e) => return Err(format!("checking image {image:?}: {e}")),
@@ -217,7 +220,7 @@ impl<R: Runtime> Effects<R> {
         }
         self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\""));
         let started = Instant::now();
-        match self.runtime.pull_image(&image, sandbox_cfg.clone()).await {
+        match self.pull_with(&image, &secrets, sandbox_cfg).await {
             Ok(_) => {
                 let took = format_go_duration(truncate_ms(started.elapsed()));
                 let size = match self.runtime.image_status(&image).await {
@@ -229,10 +232,10 @@ impl<R: Runtime> Effects<R> {
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("Failed to pull image \"{image}\": {e}");
-                self.event(pod, Some(&c.name), true, "Failed", &msg);
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Failed to pull image \"{image}\": {e}"));
                 self.event(pod, Some(&c.name), true, "Failed", "Error: ErrImagePull");
-                Err(msg)
+                // The container's waiting message is the error alone (upstream's evalCRIPullErr).
+                Err(e)
             }
         }
     }
@@ -313,15 +316,15 @@ impl<R: Runtime> Effects<R> {
         let id = match self.runtime.create_container(&sandbox.id, cfg, sandbox_cfg).await {
             Ok(id) => id,
             Err(e) => {
-                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));
-                return Some(fail("CreateContainerError", e.to_string()));
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {}", e.message()));
+                return Some(fail("CreateContainerError", e.message()));
             }
         };
         self.event(pod, Some(&c.name), false, "Created", &format!("Created container: {}", c.name));
         if let Err(e) = self.runtime.start_container(&id).await {
-            self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {e}"));
+            self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {}", e.message()));
             let _ = self.runtime.remove_container(&id).await;
-            return Some(fail("RunContainerError", e.to_string()));
+            return Some(fail("RunContainerError", e.message()));
         }
         self.event(pod, Some(&c.name), false, "Started", &format!("Started container {}", c.name));
         if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
@@ -436,6 +439,9 @@ impl<R: Runtime> Effects<R> {
         }
     }
 }
+
+mod pull;
+pub use pull::FAILED_TO_RETRIEVE_PULL_SECRET;
 
 #[cfg(test)]
 mod tests;

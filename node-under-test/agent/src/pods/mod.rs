@@ -25,3 +25,4 @@ pub mod service_env;
 pub mod services;
 pub mod token_cache;
 pub mod volumes_projected;
+pub mod pull_secrets;

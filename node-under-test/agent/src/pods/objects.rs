@@ -50,11 +50,18 @@ impl ObjectKey {
     }
 }
 
+/// An object as read: its keys and, for a secret, its type.
+#[derive(Clone, Debug)]
+struct Entry {
+    keys: Arc<Keys>,
+    secret_type: Option<String>,
+}
+
 /// What a watch has seen of its object.
 #[derive(Clone, Debug, Default)]
 struct Seen {
-    /// `None` until the first list is done; then the object's keys, `None` when it does not exist.
-    synced: Option<Option<Arc<Keys>>>,
+    /// `None` until the first list is done; then the object, `None` when it does not exist.
+    synced: Option<Option<Entry>>,
     /// The watch's last error, shown when a read times out waiting for the first list.
     last_error: Option<String>,
 }
@@ -65,7 +72,7 @@ struct Item {
     /// `Watch`: what the watch has seen, and the token that stops it.
     seen: Option<(watch::Receiver<Seen>, CancellationToken)>,
     /// `Cache`: the last GET's answer and when it was made.
-    fetched: Option<(Instant, Option<Arc<Keys>>)>,
+    fetched: Option<(Instant, Option<Entry>)>,
 }
 
 struct Inner {
@@ -116,16 +123,26 @@ impl Objects {
     /// The keys of configMap (or secret) `ns/name` for pod `pod_uid`, `None` when the object
     /// does not exist; the error is the reason a read failed.
     pub async fn keys(&self, pod_uid: &str, secret: bool, ns: &str, name: &str) -> Result<Option<Arc<Keys>>, String> {
+        Ok(self.entry(pod_uid, secret, ns, name).await?.map(|e| e.keys))
+    }
+
+    /// Secret `ns/name` for pod `pod_uid`: its keys and its type (`None` when it does not
+    /// exist), read as [`Objects::keys`] reads.
+    pub async fn secret(&self, pod_uid: &str, ns: &str, name: &str) -> Result<Option<(Arc<Keys>, String)>, String> {
+        Ok(self.entry(pod_uid, true, ns, name).await?.map(|e| (e.keys, e.secret_type.unwrap_or_default())))
+    }
+
+    async fn entry(&self, pod_uid: &str, secret: bool, ns: &str, name: &str) -> Result<Option<Entry>, String> {
         let Some(client) = &self.inner.client else { return Err("no API server to read from".into()) };
         let key = ObjectKey { secret, namespace: ns.to_string(), name: name.to_string() };
         match self.inner.strategy {
-            ChangeDetectionStrategy::Get => get(client, &key, self.inner.timeout).await.map(|k| k.map(Arc::new)),
+            ChangeDetectionStrategy::Get => get(client, &key, self.inner.timeout).await,
             ChangeDetectionStrategy::Cache => self.cached(client, key, pod_uid).await,
             ChangeDetectionStrategy::Watch => self.watched(client, key, pod_uid).await,
         }
     }
 
-    async fn cached(&self, client: &kube::Client, key: ObjectKey, pod_uid: &str) -> Result<Option<Arc<Keys>>, String> {
+    async fn cached(&self, client: &kube::Client, key: ObjectKey, pod_uid: &str) -> Result<Option<Entry>, String> {
         {
             let mut items = self.items();
             let item = items.entry(key.clone()).or_insert_with(|| Item { pods: HashSet::new(), seen: None, fetched: None });
@@ -139,14 +156,14 @@ impl Objects {
                 return Ok(keys.clone());
             }
         }
-        let keys = get(client, &key, self.inner.timeout).await?.map(Arc::new);
+        let keys = get(client, &key, self.inner.timeout).await?;
         if let Some(item) = self.items().get_mut(&key) {
             item.fetched = Some((Instant::now(), keys.clone()));
         }
         Ok(keys)
     }
 
-    async fn watched(&self, client: &kube::Client, key: ObjectKey, pod_uid: &str) -> Result<Option<Arc<Keys>>, String> {
+    async fn watched(&self, client: &kube::Client, key: ObjectKey, pod_uid: &str) -> Result<Option<Entry>, String> {
         let mut rx = {
             let mut items = self.items();
             let item = items.entry(key.clone()).or_insert_with(|| Item { pods: HashSet::new(), seen: None, fetched: None });
@@ -179,9 +196,9 @@ impl Objects {
         while set.try_join_next().is_some() {}
         let name = key.name.clone();
         if key.secret {
-            set.spawn(watch_object(Api::<Secret>::namespaced(client, &key.namespace), name, secret_keys, tx, stop));
+            set.spawn(watch_object(Api::<Secret>::namespaced(client, &key.namespace), name, secret_entry, tx, stop));
         } else {
-            set.spawn(watch_object(Api::<ConfigMap>::namespaced(client, &key.namespace), name, config_map_keys, tx, stop));
+            set.spawn(watch_object(Api::<ConfigMap>::namespaced(client, &key.namespace), name, config_map_entry, tx, stop));
         }
     }
 
@@ -217,16 +234,16 @@ impl Objects {
 }
 
 /// One GET of the object.
-async fn get(client: &kube::Client, key: &ObjectKey, timeout: Duration) -> Result<Option<Keys>, String> {
+async fn get(client: &kube::Client, key: &ObjectKey, timeout: Duration) -> Result<Option<Entry>, String> {
     let op = format!("get {}", key.resource());
     if key.secret {
         let api: Api<Secret> = Api::namespaced(client.clone(), &key.namespace);
         let s = crate::error::api(op, timeout, api.get_opt(&key.name)).await.map_err(|e| e.to_string())?;
-        Ok(s.map(|s| secret_keys(s).0))
+        Ok(s.map(|s| secret_entry(s).0))
     } else {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &key.namespace);
         let c = crate::error::api(op, timeout, api.get_opt(&key.name)).await.map_err(|e| e.to_string())?;
-        Ok(c.map(|c| config_map_keys(c).0))
+        Ok(c.map(|c| config_map_entry(c).0))
     }
 }
 
@@ -242,9 +259,20 @@ pub fn secret_keys(s: Secret) -> (Keys, bool) {
     (s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect(), s.immutable == Some(true))
 }
 
+fn config_map_entry(c: ConfigMap) -> (Entry, bool) {
+    let (keys, immutable) = config_map_keys(c);
+    (Entry { keys: Arc::new(keys), secret_type: None }, immutable)
+}
+
+fn secret_entry(s: Secret) -> (Entry, bool) {
+    let secret_type = s.type_.clone();
+    let (keys, immutable) = secret_keys(s);
+    (Entry { keys: Arc::new(keys), secret_type }, immutable)
+}
+
 /// Lists and watches object `name` until `stop` fires, publishing what it sees; an immutable
 /// object is published once and not watched further.
-async fn watch_object<K>(api: Api<K>, name: String, keys_of: fn(K) -> (Keys, bool), tx: watch::Sender<Seen>, stop: CancellationToken)
+async fn watch_object<K>(api: Api<K>, name: String, keys_of: fn(K) -> (Entry, bool), tx: watch::Sender<Seen>, stop: CancellationToken)
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -276,7 +304,7 @@ where
             }
         };
         let (keys, immutable) = match now.map(keys_of) {
-            Some((k, immutable)) => (Some(Arc::new(k)), immutable),
+            Some((e, immutable)) => (Some(e), immutable),
             None => (None, false),
         };
         tx.send_modify(|s| {

@@ -103,7 +103,7 @@ pub fn sysctls(pod: &Pod) -> HashMap<String, String> {
 }
 
 /// Paths of the set pod fields this agent does not honour: security fields it does not hand to
-/// the runtime, image pull secrets, host aliases and setHostnameAsFQDN.
+/// the runtime.
 pub fn unhonoured(pod: &Pod) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(sc) = pod_sc(pod) {
@@ -130,10 +130,6 @@ pub fn unhonoured(pod: &Pod) -> Vec<String> {
         out.push("spec.hostUsers".into());
     }
     let spec = pod.spec.as_ref();
-    // Pulls go without credentials.
-    if spec.and_then(|s| s.image_pull_secrets.as_ref()).is_some_and(|v| !v.is_empty()) {
-        out.push("spec.imagePullSecrets".into());
-    }
     let all = spec.into_iter().flat_map(|s| s.init_containers.iter().flatten().map(|c| ("initContainers", c)).chain(s.containers.iter().map(|c| ("containers", c))));
     for (list, c) in all {
         let Some(sc) = c.security_context.as_ref() else { continue };
@@ -202,8 +198,9 @@ mod tests {
             "imagePullSecrets": [{"name": "regcred"}], "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}], "setHostnameAsFQDN": true,
             "containers": [{"name": "c"}],
         }));
-        assert_eq!(unhonoured(&p), ["spec.imagePullSecrets"], "hostAliases and setHostnameAsFQDN are applied (pods::etc_hosts)");
-        let off = pod(serde_json::json!({"imagePullSecrets": [], "setHostnameAsFQDN": false, "containers": [{"name": "c"}]}));
-        assert!(unhonoured(&off).is_empty());
+        assert!(
+            unhonoured(&p).is_empty(),
+            "image pull secrets (effects::pull), hostAliases and setHostnameAsFQDN (pods::etc_hosts) are applied"
+        );
     }
 }

@@ -99,6 +99,12 @@ impl ApiObjects {
         }
     }
 
+    /// Secret `ns/name`'s keys and type, `None` when it does not exist, read as
+    /// [`ApiObjects::keys`] reads.
+    pub async fn secret(&self, ns: &str, name: &str) -> Result<Option<(Arc<Keys>, String)>, String> {
+        self.objects.secret(&self.pod_uid, ns, name).await
+    }
+
     /// The keys of configMap (or secret) `ns/name`, `None` when it does not exist, read as
     /// the node's change detection strategy says ([`super::objects`]).
     pub async fn keys(&self, secret: bool, ns: &str, name: &str) -> Result<Option<Arc<Keys>>, String> {

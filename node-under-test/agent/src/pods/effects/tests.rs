@@ -100,7 +100,7 @@ impl Runtime for FakeRuntime {
         self.log(format!("ImageStatus {image}"));
         Ok(self.present.lock().unwrap().contains(image).then(api::Image::default))
     }
-    async fn pull_image(&self, image: &str, _: api::PodSandboxConfig) -> CriResult<String> {
+    async fn pull_image(&self, image: &str, _: Option<api::AuthConfig>, _: api::PodSandboxConfig) -> CriResult<String> {
         self.log(format!("PullImage {image}"));
         if self.fail_pull {
             return Err(CriError::Rpc { op: "PullImage", code: tonic::Code::NotFound, message: "not found".into() });
