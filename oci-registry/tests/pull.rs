@@ -320,6 +320,10 @@ async fn a_protected_repository_answers_only_its_credentials() {
         let r = request(s.addr, Method::GET, path, &[("authorization", good.as_str()), ("accept", RUNTIME_ACCEPT)]).await;
         assert!(r.status.is_success(), "{path} with the credentials: {r:?}");
     }
+    // The catalog names it only to its credentials.
+    let listed = |r: Reply| r.json()["repositories"].as_array().unwrap().iter().any(|n| n.as_str().is_some_and(|n| n.ends_with("library/busybox")));
+    assert!(!listed(get(s.addr, "/v2/_catalog").await));
+    assert!(listed(request(s.addr, Method::GET, "/v2/_catalog", &[("authorization", good.as_str())]).await));
     // The other repositories stay open, and the version check too.
     assert_eq!(get(s.addr, "/v2/nodekit.local/workload/manifests/1.0").await.status, StatusCode::OK);
     assert_eq!(get(s.addr, "/v2/").await.status, StatusCode::OK);

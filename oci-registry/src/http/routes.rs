@@ -10,6 +10,8 @@
 //! | `GET, HEAD /v2/_catalog[?n=&last=]` | 200 `{"repositories"}` |
 //! | `POST, PUT, PATCH, DELETE` anything | 405 `UNSUPPORTED` |
 //! | tags, manifests or blobs of a protected repository without its credentials | 401 `UNAUTHORIZED` |
+//!
+//! `_catalog` lists a protected repository only to a request with its credentials.
 //! | anything else | 404 `UNSUPPORTED` |
 //!
 //! `<name>` is resolved as [`Store`] describes (with the `ns` query parameter if given).
@@ -242,7 +244,9 @@ fn tags(repository: &Repository, name: &str, req: &RequestInfo<'_>) -> Response 
 }
 
 fn catalog(store: &Store, req: &RequestInfo<'_>) -> Response {
-    let names = store.repositories();
+    // A protected repository is listed only to a request with its credentials.
+    let mut names = store.repositories();
+    names.retain(|n| store.required_credentials(n, None).is_none_or(|c| super::auth::presented(req.headers, c)));
     match paginate(names.iter().map(String::as_str), req.path, req.query) {
         Ok((repositories, link)) => listing(json!({ "repositories": repositories }), link),
         Err(n) => bad_number(&n),

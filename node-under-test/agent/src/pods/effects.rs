@@ -32,6 +32,15 @@ fn truncate_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
+/// Why a container's image is not there to start it.
+#[derive(Debug)]
+enum ImageFailure {
+    /// The pull failed, or policy Never and the image is absent: the image back-off applies.
+    Pull(String),
+    /// The runtime could not say whether the image is present (upstream's ErrImageInspect).
+    Inspect(String),
+}
+
 /// How one container is stopped.
 #[derive(Clone, Copy, Debug)]
 struct Stop {
@@ -198,16 +207,22 @@ impl<R: Runtime> Effects<R> {
         }
     }
 
-    async fn ensure_image(&self, pod: &Pod, c: &Container, sandbox_cfg: &k8s_cri::v1::PodSandboxConfig) -> Result<(), String> {
+    async fn ensure_image(&self, pod: &Pod, c: &Container, sandbox_cfg: &k8s_cri::v1::PodSandboxConfig) -> Result<(), ImageFailure> {
         let image = c.image.clone().unwrap_or_default();
         let policy = pull_policy(c);
         // Read on each sync that may pull, as upstream reads them on each SyncPod (its warning
         // about a missing one comes whether or not a pull follows).
         let secrets = self.pull_secrets(pod).await;
-        let present = match self.runtime.image_status(&image).await {
-            Ok(i) => i.is_some(),
-            Err(e) => return Err(format!("checking image {image:?}: {e}")),
-        };
+        // Upstream's imagePullPrecheck: policy Always pulls without looking first.
+        let present = policy != "Always"
+            && match self.runtime.image_status(&image).await {
+                Ok(i) => i.is_some(),
+                Err(e) => {
+                    let msg = format!("Failed to inspect image \"{image}\": {e}");
+                    self.event(pod, Some(&c.name), true, "InspectFailed", &msg);
+                    return Err(ImageFailure::Inspect(msg));
+                }
+            };
         if present && policy != "Always" {
             let msg = format!("Container image \"{image}\" already present on machine");
             self.event(pod, Some(&c.name), false, "Pulled", &msg);
@@ -216,7 +231,7 @@ impl<R: Runtime> Effects<R> {
         if !present && policy == "Never" {
             let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
             self.event(pod, Some(&c.name), true, "ErrImageNeverPull", &msg);
-            return Err(msg);
+            return Err(ImageFailure::Pull(msg));
         }
         self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\""));
         let started = Instant::now();
@@ -235,7 +250,7 @@ impl<R: Runtime> Effects<R> {
                 self.event(pod, Some(&c.name), true, "Failed", &format!("Failed to pull image \"{image}\": {e}"));
                 self.event(pod, Some(&c.name), true, "Failed", "Error: ErrImagePull");
                 // The container's waiting message is the error alone (upstream's evalCRIPullErr).
-                Err(e)
+                Err(ImageFailure::Pull(e))
             }
         }
     }
@@ -246,8 +261,13 @@ impl<R: Runtime> Effects<R> {
         let sandbox = obs.sandbox.as_ref().filter(|s| s.ready)?;
         let attempt = sandbox.attempt;
         let sandbox_cfg = spec::sandbox_config(pod, &self.spec_ctx, attempt);
-        if let Err(message) = self.ensure_image(pod, c, &sandbox_cfg).await {
-            return Some(Outcome::ImagePullFailed { container: c.name.clone(), message });
+        match self.ensure_image(pod, c, &sandbox_cfg).await {
+            Ok(()) => {}
+            Err(ImageFailure::Pull(message)) => return Some(Outcome::ImagePullFailed { container: c.name.clone(), message }),
+            Err(ImageFailure::Inspect(message)) => {
+                self.event(pod, Some(&c.name), true, "Failed", "Error: ImageInspectError");
+                return Some(Outcome::CreateFailed { container: c.name.clone(), reason: "ImageInspectError".into(), message });
+            }
         }
         let fail = |reason: &str, message: String| Outcome::CreateFailed {
             container: c.name.clone(),

@@ -13,6 +13,8 @@ struct FakeRuntime {
     calls: Mutex<Vec<String>>,
     present: Mutex<HashSet<String>>,
     fail_pull: bool,
+    /// ImageStatus fails.
+    fail_status: bool,
     hook_takes: Duration,
     /// Exit code of every ExecSync.
     exec_exit: i32,
@@ -98,6 +100,9 @@ impl Runtime for FakeRuntime {
     }
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {
         self.log(format!("ImageStatus {image}"));
+        if self.fail_status {
+            return Err(CriError::Rpc { op: "ImageStatus", code: tonic::Code::Unavailable, message: "runtime down".into() });
+        }
         Ok(self.present.lock().unwrap().contains(image).then(api::Image::default))
     }
     async fn pull_image(&self, image: &str, _: Option<api::AuthConfig>, _: api::PodSandboxConfig) -> CriResult<String> {
@@ -235,6 +240,23 @@ async fn pull_failure_is_reported_and_nothing_is_created() {
     assert!(matches!(&out[..], [Outcome::ImagePullFailed { container, .. }] if container == "main"));
     assert!(!rt.calls().iter().any(|c| c.starts_with("CreateContainer")));
     assert_eq!(reasons(&events), ["Pulling", "Failed", "Failed"]);
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_inspected_is_upstreams_image_inspect_error() {
+    let (fx, rt, events, _dir) = effects(FakeRuntime { fail_status: true, ..Default::default() });
+    let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
+    let want = "Failed to inspect image \"img:1\": rpc error: code = Unavailable desc = runtime down";
+    assert!(
+        matches!(&out[..], [Outcome::CreateFailed { container, reason, message }] if container == "main" && reason == "ImageInspectError" && message == want),
+        "{out:?}"
+    );
+    assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage") || c.starts_with("CreateContainer")));
+    assert_eq!(events.all(), [("InspectFailed".to_string(), want.to_string()), ("Failed".to_string(), "Error: ImageInspectError".to_string())]);
+    // Policy Always pulls without looking first (upstream's imagePullPrecheck).
+    let (fx, rt, _, _dir) = effects(FakeRuntime { fail_status: true, ..Default::default() });
+    fx.execute(&pod("img:latest", None), &observation(false), &[START], &mut kills()).await;
+    assert_eq!(rt.calls().first().map(String::as_str), Some("PullImage img:latest"));
 }
 
 #[tokio::test(start_paused = true)]
