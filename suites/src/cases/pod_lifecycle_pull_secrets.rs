@@ -99,3 +99,48 @@ pub(super) fn pull_secrets_used(ctx: CaseCtx) -> BodyFuture {
         env.stop().await
     })
 }
+
+/// Upstream's pull policy Never (`image_manager.go`, `EnsureImageExists`): an image the node
+/// does not have is never pulled, even with the pod's pull secret at hand. The container waits
+/// in `ErrImageNeverPull` with `Container image "…" is not present with pull policy of Never`,
+/// the same Warning event and `Error: ErrImageNeverPull`, and it never turns into an image
+/// back-off; a present image runs under Never. Catches an agent that pulls anyway, or reports
+/// the absent image as a failed pull (ErrImagePull, ImagePullBackOff).
+pub(super) fn never_pulls(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let (user, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
+        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
+        secrets.create(&PostParams::default(), &docker_config_secret("regcred", "nodekit.local", user, password)).await?;
+        let mut absent = private_pod("absent", &["regcred"])?;
+        let mut present = pods::pod("present", NODE, vec![container("c", &["pause"])], json!({}))?;
+        for p in [&mut absent, &mut present] {
+            for c in p.spec.iter_mut().flat_map(|s| s.containers.iter_mut()) {
+                c.image_pull_policy = Some("Never".into());
+            }
+        }
+        pods::create(&env.client, &absent).await?;
+        pods::create(&env.client, &present).await?;
+        wait_running(&env, "present").await?;
+        let want = format!("Container image \"{PRIVATE}\" is not present with pull policy of Never");
+        let w = wait_waiting(&env, "absent", "ErrImageNeverPull").await?;
+        ensure!(w.message.as_deref() == Some(want.as_str()), "ErrImageNeverPull message {:?}, expected {want:?}", w.message);
+        let (ty, _) = wait_event(&env, "absent", "ErrImageNeverPull", |m| m == want).await?;
+        ensure!(ty == "Warning", "the ErrImageNeverPull event is {ty}, upstream records a Warning");
+        wait_event(&env, "absent", "Failed", |m| m == "Error: ErrImageNeverPull").await?;
+        // Retried syncs keep the reason: it never becomes a pull or an image back-off.
+        let before = pods::events_for(&env.client, "absent").await?.iter().filter(|e| e.reason.as_deref() == Some("ErrImageNeverPull")).map(|e| e.count.unwrap_or(1)).sum::<i32>();
+        harness::wait::wait_for("a retried sync of the absent image", super::START, || async {
+            let evs = pods::events_for(&env.client, "absent").await.ok()?;
+            let now: i32 = evs.iter().filter(|e| e.reason.as_deref() == Some("ErrImageNeverPull")).map(|e| e.count.unwrap_or(1)).sum();
+            (now > before).then_some(())
+        })
+        .await?;
+        let evs = pods::events_for(&env.client, "absent").await?;
+        let pulls: Vec<_> = evs.iter().filter(|e| matches!(e.reason.as_deref(), Some("Pulling" | "Pulled" | "BackOff"))).map(|e| (e.reason.clone(), e.message.clone())).collect();
+        ensure!(pulls.is_empty(), "an image under policy Never was pulled or backed off: {pulls:?}");
+        let w = wait_waiting(&env, "absent", "ErrImageNeverPull").await?;
+        ensure!(w.message.as_deref() == Some(want.as_str()), "after a retry the container waits with {w:?}");
+        env.stop().await
+    })
+}

@@ -35,10 +35,12 @@ fn truncate_ms(d: Duration) -> Duration {
 /// Why a container's image is not there to start it.
 #[derive(Debug)]
 enum ImageFailure {
-    /// The pull failed, or policy Never and the image is absent: the image back-off applies.
+    /// The pull failed: the image back-off applies.
     Pull(String),
-    /// The runtime could not say whether the image is present (upstream's ErrImageInspect).
-    Inspect(String),
+    /// No pull was made: the runtime could not say whether the image is present (upstream's
+    /// `ImageInspectError`), or it is absent under policy Never (`ErrImageNeverPull`). The
+    /// container waits with that reason.
+    Refused { reason: &'static str, message: String },
 }
 
 /// How one container is stopped.
@@ -220,7 +222,7 @@ impl<R: Runtime> Effects<R> {
                 Err(e) => {
                     let msg = format!("Failed to inspect image \"{image}\": {e}");
                     self.event(pod, Some(&c.name), true, "InspectFailed", &msg);
-                    return Err(ImageFailure::Inspect(msg));
+                    return Err(ImageFailure::Refused { reason: "ImageInspectError", message: msg });
                 }
             };
         if present && policy != "Always" {
@@ -231,7 +233,7 @@ impl<R: Runtime> Effects<R> {
         if !present && policy == "Never" {
             let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
             self.event(pod, Some(&c.name), true, "ErrImageNeverPull", &msg);
-            return Err(ImageFailure::Pull(msg));
+            return Err(ImageFailure::Refused { reason: "ErrImageNeverPull", message: msg });
         }
         self.event(pod, Some(&c.name), false, "Pulling", &format!("Pulling image \"{image}\""));
         let started = Instant::now();
@@ -264,9 +266,9 @@ impl<R: Runtime> Effects<R> {
         match self.ensure_image(pod, c, &sandbox_cfg).await {
             Ok(()) => {}
             Err(ImageFailure::Pull(message)) => return Some(Outcome::ImagePullFailed { container: c.name.clone(), message }),
-            Err(ImageFailure::Inspect(message)) => {
-                self.event(pod, Some(&c.name), true, "Failed", "Error: ImageInspectError");
-                return Some(Outcome::CreateFailed { container: c.name.clone(), reason: "ImageInspectError".into(), message });
+            Err(ImageFailure::Refused { reason, message }) => {
+                self.event(pod, Some(&c.name), true, "Failed", &format!("Error: {reason}"));
+                return Some(Outcome::CreateFailed { container: c.name.clone(), reason: reason.into(), message });
             }
         }
         let fail = |reason: &str, message: String| Outcome::CreateFailed {

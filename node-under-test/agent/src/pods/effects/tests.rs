@@ -243,7 +243,7 @@ async fn pull_failure_is_reported_and_nothing_is_created() {
 }
 
 #[tokio::test]
-async fn an_image_that_cannot_be_inspected_is_upstreams_image_inspect_error() {
+async fn an_image_that_cannot_be_inspected_or_is_never_pulled_is_refused_as_upstream() {
     let (fx, rt, events, _dir) = effects(FakeRuntime { fail_status: true, ..Default::default() });
     let out = fx.execute(&pod("img:1", None), &observation(false), &[START], &mut kills()).await;
     let want = "Failed to inspect image \"img:1\": rpc error: code = Unavailable desc = runtime down";
@@ -253,6 +253,17 @@ async fn an_image_that_cannot_be_inspected_is_upstreams_image_inspect_error() {
     );
     assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage") || c.starts_with("CreateContainer")));
     assert_eq!(events.all(), [("InspectFailed".to_string(), want.to_string()), ("Failed".to_string(), "Error: ImageInspectError".to_string())]);
+    // An absent image under policy Never is refused without a pull (upstream's ErrImageNeverPull).
+    let (fx, rt, events, _dir) = effects(FakeRuntime::default());
+    let mut never = pod("img:1", None);
+    if let Some(c) = never.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        c.image_pull_policy = Some("Never".into());
+    }
+    let out = fx.execute(&never, &observation(false), &[START], &mut kills()).await;
+    let want = "Container image \"img:1\" is not present with pull policy of Never";
+    assert!(matches!(&out[..], [Outcome::CreateFailed { reason, message, .. }] if reason == "ErrImageNeverPull" && message == want), "{out:?}");
+    assert!(!rt.calls().iter().any(|c| c.starts_with("PullImage")));
+    assert_eq!(events.all(), [("ErrImageNeverPull".to_string(), want.to_string()), ("Failed".to_string(), "Error: ErrImageNeverPull".to_string())]);
     // Policy Always pulls without looking first (upstream's imagePullPrecheck).
     let (fx, rt, _, _dir) = effects(FakeRuntime { fail_status: true, ..Default::default() });
     fx.execute(&pod("img:latest", None), &observation(false), &[START], &mut kills()).await;
