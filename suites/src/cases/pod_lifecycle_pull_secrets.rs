@@ -34,6 +34,15 @@ fn docker_config_secret(name: &str, registry: &str, user: &str, password: &str) 
     }
 }
 
+/// Creates `regcred` in `default`: the right credentials for `nodekit.local`. Returns the
+/// namespace's secrets.
+async fn create_regcred(client: &kube::Client) -> anyhow::Result<Api<Secret>> {
+    let (user, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets.create(&PostParams::default(), &docker_config_secret("regcred", "nodekit.local", user, password)).await?;
+    Ok(secrets)
+}
+
 /// A pod running [`PRIVATE`] (pulled every time) with `secrets` as its image pull secrets.
 fn private_pod(name: &str, secrets: &[&str]) -> anyhow::Result<k8s_openapi::api::core::v1::Pod> {
     let mut c = container("c", &["pause"]);
@@ -57,9 +66,8 @@ fn private_pod(name: &str, secrets: &[&str]) -> anyhow::Result<k8s_openapi::api:
 pub(super) fn pull_secrets_used(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
-        let (user, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
-        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
-        secrets.create(&PostParams::default(), &docker_config_secret("regcred", "nodekit.local", user, password)).await?;
+        let secrets = create_regcred(&env.client).await?;
+        let user = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS.0;
         secrets.create(&PostParams::default(), &docker_config_secret("stale", "https://nodekit.local/v2/private", user, "expired")).await?;
         pods::create(&env.client, &private_pod("anonymous", &[])?).await?;
         pods::create(&env.client, &private_pod("missing-secret", &["absent"])?).await?;
@@ -109,9 +117,7 @@ pub(super) fn pull_secrets_used(ctx: CaseCtx) -> BodyFuture {
 pub(super) fn never_pulls(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
-        let (user, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
-        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
-        secrets.create(&PostParams::default(), &docker_config_secret("regcred", "nodekit.local", user, password)).await?;
+        create_regcred(&env.client).await?;
         let mut absent = private_pod("absent", &["regcred"])?;
         let mut present = pods::pod("present", NODE, vec![container("c", &["pause"])], json!({}))?;
         for p in [&mut absent, &mut present] {

@@ -36,35 +36,22 @@ const DEFAULT_REGISTRY_HOST: &[u8] = b"index.docker.io";
 /// Go's `utf8.RuneError`.
 const REPLACEMENT: char = '\u{FFFD}';
 
-/// One credential, as the kubelet passes it to the runtime (CRI `AuthConfig` fields).
+/// One credential, as the kubelet passes it to the runtime (CRI `AuthConfig`).
 ///
 /// Upstream's `BasicDockerKeyring.Add` (`pkg/credentialprovider/keyring.go`) fills only the
 /// username and password (and an email the CRI has no field for): a credential from a pull
-/// secret has `auth`, `server_address`, `identity_token` and `registry_token` empty, whatever
-/// the secret holds — in particular the registry the secret names is not sent as the server
-/// address.
+/// secret sends no `auth`, server address or tokens, whatever the secret holds.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Credential {
     pub username: String,
     pub password: String,
-    pub auth: String,
-    pub server_address: String,
-    pub identity_token: String,
-    pub registry_token: String,
 }
 
 impl Credential {
-    /// The CRI `AuthConfig`, field for field, as `PullImage` in
-    /// `pkg/kubelet/kuberuntime/kuberuntime_image.go` builds it.
+    /// The CRI `AuthConfig`, as `PullImage` in `pkg/kubelet/kuberuntime/kuberuntime_image.go`
+    /// builds it: the username and password, every other field empty.
     pub fn to_cri(&self) -> k8s_cri::v1::AuthConfig {
-        k8s_cri::v1::AuthConfig {
-            username: self.username.clone(),
-            password: self.password.clone(),
-            auth: self.auth.clone(),
-            server_address: self.server_address.clone(),
-            identity_token: self.identity_token.clone(),
-            registry_token: self.registry_token.clone(),
-        }
+        k8s_cri::v1::AuthConfig { username: self.username.clone(), password: self.password.clone(), ..Default::default() }
     }
 }
 
@@ -154,7 +141,7 @@ impl Keyring {
             if !path.is_empty() && path != b"/" {
                 key.extend_from_slice(path);
             }
-            let credential = Credential { username: entry.username, password: entry.password, ..Credential::default() };
+            let credential = Credential { username: entry.username, password: entry.password };
             self.creds.entry(key.clone()).or_default().push(credential);
             self.index.push(key);
         }
