@@ -52,11 +52,25 @@ impl RemoteRuntime {
         F: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let after = self.timeout + extra;
-        match tokio::time::timeout(after, fut).await {
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
-            Ok(Err(status)) => Err(CriError::Rpc { op, code: status.code(), message: status.message().to_string() }),
-            Err(_) => Err(CriError::Timeout { op, after }),
+        let err = match tokio::time::timeout(after, fut).await {
+            Ok(Ok(resp)) => return Ok(resp.into_inner()),
+            Ok(Err(status)) => CriError::Rpc { op, code: status.code(), message: status.message().to_string() },
+            Err(_) => CriError::Timeout { op, after },
+        };
+        // Upstream's remote runtime logs each failed call by its name ("RunPodSandbox from
+        // runtime service failed"); a missing object is an answer callers expect, not logged.
+        if !err.is_not_found() {
+            tracing::error!(error = %err, "{op} from {} service failed", service_of(op));
         }
+        Err(err)
+    }
+}
+
+/// The CRI service an operation belongs to, as upstream's log lines name it.
+fn service_of(op: &str) -> &'static str {
+    match op {
+        "PullImage" | "ImageStatus" | "ListImages" | "RemoveImage" | "ImageFsInfo" => "image",
+        _ => "runtime",
     }
 }
 
@@ -241,5 +255,16 @@ impl Runtime for RemoteRuntime {
             sandbox_config: Some(sandbox_config),
         };
         Ok(self.call("PullImage", Duration::ZERO, c.pull_image(req)).await?.image_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn failures_are_logged_with_their_service() {
+        assert_eq!(super::service_of("PullImage"), "image");
+        assert_eq!(super::service_of("ImageStatus"), "image");
+        assert_eq!(super::service_of("RunPodSandbox"), "runtime");
+        assert_eq!(super::service_of("ContainerStatus"), "runtime");
     }
 }
