@@ -178,7 +178,11 @@ impl NodeAgent {
             .arg("--root-dir")
             .arg(&root_dir)
             .args(["--node-ip", &host.ip().to_string()])
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            // The agent reads docker config files in its working directory and `$HOME` too
+            // (as upstream's kubelet): the world's, never the host user's.
+            .env("HOME", &dir)
+            .cwd(&dir);
         if let Some(cidr) = host.pod_cidr() {
             spec = spec.args(["--pod-cidr", &cidr.to_string()]);
         }

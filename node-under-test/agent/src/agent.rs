@@ -234,6 +234,7 @@ pub async fn run(
             cancel.child_token(),
         ),
         services,
+        node_credentials: Arc::new(crate::pods::node_credentials::NodeCredentials::new(&settings.root_dir)),
     });
     let params = crate::eviction::manager::EvictionParams {
         node_name: settings.node_name.clone(),

@@ -45,6 +45,8 @@ pub enum Fault {
     UnmanagedEtcHosts,
     /// Image pulls: the pod's image pull secrets are never used (every pull is anonymous).
     IgnorePullSecrets,
+    /// Image pulls: the node's docker config files are never read.
+    IgnoreNodeCredentials,
 }
 
 impl fault_switch::Fault for Fault {
@@ -66,6 +68,7 @@ impl fault_switch::Fault for Fault {
         Fault::IgnoreRuntimeClass,
         Fault::UnmanagedEtcHosts,
         Fault::IgnorePullSecrets,
+        Fault::IgnoreNodeCredentials,
     ];
 
     fn name(self) -> &'static str {
@@ -87,6 +90,7 @@ impl fault_switch::Fault for Fault {
             Fault::IgnoreRuntimeClass => "ignore-runtime-class",
             Fault::UnmanagedEtcHosts => "unmanaged-etc-hosts",
             Fault::IgnorePullSecrets => "ignore-pull-secrets",
+            Fault::IgnoreNodeCredentials => "ignore-node-credentials",
         }
     }
 }

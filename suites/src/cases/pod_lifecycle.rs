@@ -78,6 +78,7 @@ pub fn cases() -> Vec<Case> {
         case("pod-lifecycle/host-path-types-checked", C, Runtimes::All, host_path::types_checked),
         case("pod-lifecycle/image-pull-secrets", C, Runtimes::All, pull_secrets::pull_secrets_used),
         case("pod-lifecycle/image-pull-policy-never", C, Runtimes::All, pull_secrets::never_pulls),
+        case("pod-lifecycle/image-pull-node-credentials", C, Runtimes::All, pull_secrets::node_credentials_used),
         case("pod-lifecycle/volume-updates-reach-the-running-pod", C, Runtimes::All, volumes::updates_reach_running_pod),
         case("pod-lifecycle/runtime-class-selects-the-handler", C, Runtimes::All, runtime_class::handler_is_used),
         case("pod-lifecycle/runtime-class-runs-under-crun-and-runc", C, Runtimes::Sealed, runtime_class::crun_and_runc),

@@ -108,6 +108,37 @@ pub(super) fn pull_secrets_used(ctx: CaseCtx) -> BodyFuture {
     })
 }
 
+/// Upstream's node docker config (`credentialprovider/default_provider.go`, `config.go`
+/// `ReadDockerConfigFile`): a `config.json` in the node agent's root directory gives the node's
+/// own credentials, read when a pull needs them, after the pod's pull secrets
+/// (`UnionDockerKeyring`). A pod without pull secrets pulls [`PRIVATE`] with the node's
+/// credential and runs; a pod whose only secret holds a wrong password for `nodekit.local` runs
+/// too: its secret's credential fails with the registry's 401, then the node's pulls, and no
+/// failure is reported. Catches an agent that ignores the node's docker config, or uses only
+/// the pod's secrets when it has some.
+pub(super) fn node_credentials_used(ctx: CaseCtx) -> BodyFuture {
+    Box::pin(async move {
+        let env = env(&ctx).await?;
+        let (user, password) = fake_cri::config::PRIVATE_IMAGE_CREDENTIALS;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let config = json!({"auths": {"nodekit.local": {"auth": auth}}});
+        let file = env.agent.root_dir().join("config.json");
+        std::fs::create_dir_all(env.agent.root_dir()).and_then(|()| std::fs::write(&file, config.to_string())).map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+        let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
+        secrets.create(&PostParams::default(), &docker_config_secret("stale", "nodekit.local", user, "expired")).await?;
+        pods::create(&env.client, &private_pod("node-credentials", &[])?).await?;
+        pods::create(&env.client, &private_pod("stale-secret", &["stale"])?).await?;
+        for name in ["node-credentials", "stale-secret"] {
+            wait_running(&env, name).await?;
+            wait_event(&env, name, "Pulled", |m| m.starts_with(&format!("Successfully pulled image \"{PRIVATE}\" in "))).await?;
+            let evs = pods::events_for(&env.client, name).await?;
+            let failures: Vec<_> = evs.iter().filter(|e| e.type_.as_deref() == Some("Warning")).map(|e| (e.reason.clone(), e.message.clone())).collect();
+            ensure!(failures.is_empty(), "{name}: a pull the node's credential completes reports {failures:?}");
+        }
+        env.stop().await
+    })
+}
+
 /// Upstream's pull policy Never (`image_manager.go`, `EnsureImageExists`): an image the node
 /// does not have is never pulled, even with the pod's pull secret at hand. The container waits
 /// in `ErrImageNeverPull` with `Container image "…" is not present with pull policy of Never`,

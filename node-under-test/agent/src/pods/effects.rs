@@ -65,6 +65,8 @@ pub struct Effects<R> {
     pub objects: ApiObjects,
     /// The cluster's Services, for the containers' service variables.
     pub services: super::services::Services,
+    /// The node's own image pull credentials.
+    pub node_credentials: Arc<super::node_credentials::NodeCredentials>,
 }
 
 impl<R> Clone for Effects<R> {
@@ -75,6 +77,7 @@ impl<R> Clone for Effects<R> {
             spec_ctx: self.spec_ctx.clone(),
             objects: self.objects.clone(),
             services: self.services.clone(),
+            node_credentials: self.node_credentials.clone(),
         }
     }
 }

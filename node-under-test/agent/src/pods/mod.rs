@@ -26,3 +26,4 @@ pub mod services;
 pub mod token_cache;
 pub mod volumes_projected;
 pub mod pull_secrets;
+pub mod node_credentials;

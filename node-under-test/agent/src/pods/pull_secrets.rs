@@ -14,9 +14,9 @@
 //! - `pkg/kubelet/kuberuntime/kuberuntime_image.go` (`PullImage`): every credential is tried in
 //!   order and the failures are joined by `k8s.io/apimachinery/pkg/util/errors.NewAggregate`.
 //!
-//! Only the pod-secret half of upstream's keyring is modelled: upstream unions it with the node's
-//! own keyring (node docker config, credential provider plugins), whose credentials come after
-//! these. Everything here is pure: no IO, no async, no panics on any input.
+//! The node's own docker config files decode here too ([`node_config_json`], [`node_dockercfg`]);
+//! [`super::node_credentials`] finds and caches them. Credential provider plugins are not
+//! modelled. Everything here is pure: no IO, no async, no panics on any input.
 
 use std::collections::BTreeMap;
 
@@ -94,6 +94,20 @@ pub fn keyring(secrets: &[Secret]) -> Result<Keyring, String> {
         };
         ring.add(config);
     }
+    Ok(ring)
+}
+
+/// The keyring of a node's `config.json` (`readDockerConfigJSONFileFromBytes`): its `auths`.
+pub fn node_config_json(bytes: &[u8]) -> Result<Keyring, String> {
+    let mut ring = Keyring::default();
+    ring.add(decode_docker_config_json(bytes)?);
+    Ok(ring)
+}
+
+/// The keyring of a node's legacy `.dockercfg` (`ReadDockerConfigFileFromBytes`): the map itself.
+pub fn node_dockercfg(bytes: &[u8]) -> Result<Keyring, String> {
+    let mut ring = Keyring::default();
+    ring.add(decode_dockercfg(bytes)?);
     Ok(ring)
 }
 

@@ -50,6 +50,8 @@ pub struct WorkerDeps<R> {
     pub objects: super::objects::Objects,
     /// The cluster's Services.
     pub services: super::services::Services,
+    /// The node's own image pull credentials (its docker config files).
+    pub node_credentials: Arc<super::node_credentials::NodeCredentials>,
 }
 
 struct ProbeSet {
@@ -130,6 +132,7 @@ pub async fn run_pod_worker<R: Runtime>(
         spec_ctx: deps.spec_ctx.clone(),
         objects: super::volumes::ApiObjects::new(deps.client.clone(), deps.api_timeout, deps.objects.clone(), &uid),
         services: deps.services.clone(),
+        node_credentials: deps.node_credentials.clone(),
     };
     let mut st = PodState::new(deps.params);
     let mut last_pod: Option<Pod> = None;

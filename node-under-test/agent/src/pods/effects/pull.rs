@@ -2,8 +2,8 @@
 //! (`kuberuntime_image.go` PullImage, `kubelet_pods.go` getPullSecretsForPod): the secrets the
 //! pod names are read (a missing or unreadable one is skipped, with one
 //! `FailedToRetrieveImagePullSecret` warning naming them all), their credentials for the
-//! image's repository are tried in order until a pull succeeds, and an image no credential
-//! matches is pulled anonymously.
+//! image's repository, then the node's own (its docker config files), are tried in order until
+//! a pull succeeds, and an image no credential matches is pulled anonymously.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -47,11 +47,16 @@ impl<R: Runtime> Effects<R> {
     /// lists each (upstream's aggregate).
     pub(super) async fn pull_with(&self, image: &str, secrets: &[Secret], sandbox_cfg: &k8s_cri::v1::PodSandboxConfig) -> Result<String, String> {
         let keyring = pull_secrets::keyring(secrets)?;
-        let credentials = if crate::faults::active(crate::faults::Fault::IgnorePullSecrets) {
+        let repo = pull_secrets::repo_to_pull(image);
+        let mut credentials = if crate::faults::active(crate::faults::Fault::IgnorePullSecrets) {
             Vec::new()
         } else {
-            keyring.lookup(&pull_secrets::repo_to_pull(image))
+            keyring.lookup(&repo)
         };
+        // The node's own credentials come after the pod's (upstream's UnionDockerKeyring).
+        if !crate::faults::active(crate::faults::Fault::IgnoreNodeCredentials) {
+            credentials.extend(self.node_credentials.keyring().lookup(&repo));
+        }
         if credentials.is_empty() {
             return self.runtime.pull_image(image, None, sandbox_cfg.clone()).await.map_err(|e| e.to_string());
         }

@@ -193,6 +193,7 @@ fn effects(rt: FakeRuntime) -> (Effects<FakeRuntime>, Arc<FakeRuntime>, Events, 
         recorder,
         objects: crate::pods::volumes::ApiObjects::none(),
         services: crate::pods::services::Services::fixed(Vec::new()),
+        node_credentials: Arc::new(crate::pods::node_credentials::NodeCredentials::with_dirs(dir.path(), dir.path(), dir.path(), dir.path())),
         spec_ctx: Arc::new(SpecContext { root_dir: dir.path().to_path_buf(), ..Default::default() }),
     };
     (fx, rt, events, dir)
