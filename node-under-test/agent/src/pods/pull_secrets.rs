@@ -4,7 +4,8 @@
 //! - `pkg/credentialprovider/secrets/secrets.go` (`MakeDockerKeyring`): which secrets are read;
 //! - `pkg/credentialprovider/config.go` (`DockerConfigJSON`, `DockerConfig`,
 //!   `DockerConfigEntry.UnmarshalJSON`, `decodeDockerConfigFieldAuth`): how they are decoded,
-//!   with Go's `encoding/json` and `encoding/base64` semantics and error texts;
+//!   with Go's `encoding/json` field matching, `null` and type-error wording (`go_json`) and
+//!   `encoding/base64` semantics and error texts;
 //! - `pkg/credentialprovider/keyring.go` (`BasicDockerKeyring.Add`, `Lookup`,
 //!   `isDefaultRegistryMatch`, `ParseSchemelessURL`, `SplitURL`, `URLsMatchStr`, `URLsMatch`):
 //!   how the keyring is indexed and matched, with Go's `net/url`, `net.SplitHostPort` and
@@ -73,9 +74,10 @@ pub struct Keyring {
 /// (`pkg/credentialprovider/secrets/secrets.go`) does: a secret of type
 /// `kubernetes.io/dockerconfigjson` contributes the `auths` of its non-empty `.dockerconfigjson`,
 /// one of type `kubernetes.io/dockercfg` the map in its non-empty `.dockercfg`; other types,
-/// missing keys and empty values are ignored. The first secret that does not decode ends it with
-/// upstream's error text (Go's `encoding/json` syntax and type errors, the `auth` field's base64
-/// error or `unable to parse auth field, must be formatted as base64(username:password)`).
+/// missing keys and empty values are ignored. The first secret that does not decode ends it:
+/// serde_json's text for invalid JSON, else upstream's (Go's type error for a value of the wrong
+/// type, the `auth` field's base64 error or `unable to parse auth field, must be formatted as
+/// base64(username:password)`).
 pub fn keyring(secrets: &[Secret]) -> Result<Keyring, String> {
     let mut ring = Keyring::default();
     for secret in secrets {
@@ -512,18 +514,6 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One `DockerConfigEntry` as written (`username`, `password`, `email`, `auth`).
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct RawEntry {
-    username: String,
-    password: String,
-    auth: String,
-    /// Read (a non-string fails the secret, as upstream) but not passed on: the CRI has no field.
-    #[serde(rename = "email")]
-    _email: String,
-}
-
 /// A `DockerConfigEntry` decoded: its username and password, `auth` applied.
 #[derive(Default)]
 struct Entry {
@@ -531,29 +521,19 @@ struct Entry {
     password: String,
 }
 
-/// `DockerConfigJSON`: the `auths` map (upstream also reads `HttpHeaders`, which pulls do not
-/// use).
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct ConfigJson {
-    auths: BTreeMap<String, RawEntry>,
-}
-
-/// A `.dockerconfigjson` value: its `auths`.
+/// A `.dockerconfigjson` value: its `auths` (upstream's `DockerConfigJSON`).
 fn decode_docker_config_json(data: &[u8]) -> Result<Vec<(String, Entry)>, String> {
-    let config: ConfigJson = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    entries(config.auths)
+    entries(go_json::docker_config_json(data)?)
 }
 
 /// A `.dockercfg` value: the map itself.
 fn decode_dockercfg(data: &[u8]) -> Result<Vec<(String, Entry)>, String> {
-    let config: BTreeMap<String, RawEntry> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    entries(config)
+    entries(go_json::dockercfg(data)?)
 }
 
 /// Each entry with `auth` applied: a non-empty `auth` replaces username and password
 /// (`DockerConfigEntry.UnmarshalJSON`).
-fn entries(config: BTreeMap<String, RawEntry>) -> Result<Vec<(String, Entry)>, String> {
+fn entries(config: BTreeMap<String, go_json::RawEntry>) -> Result<Vec<(String, Entry)>, String> {
     config
         .into_iter()
         .map(|(location, raw)| {
@@ -584,6 +564,8 @@ fn decode_auth(field: &str) -> Result<Entry, String> {
         None => Err("unable to parse auth field, must be formatted as base64(username:password)".into()),
     }
 }
+
+mod go_json;
 
 #[cfg(test)]
 mod tests;
