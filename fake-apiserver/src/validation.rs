@@ -242,7 +242,7 @@ fn check_daemonset(obj: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// core/v1 Secret (`ValidateSecret`): the docker config types must hold their key, with a
-/// JSON object in it.
+/// JSON object (or `null`, which Go's `json.Unmarshal` into a map accepts) in it.
 fn check_secret(obj: &Value, causes: &mut Vec<Cause>) {
     use base64::Engine;
     let key = match str_at(obj, "/type") {
@@ -256,7 +256,7 @@ fn check_secret(obj: &Value, causes: &mut Vec<Cause>) {
         return;
     };
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
-    if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&decoded) {
+    if let Err(e) = serde_json::from_slice::<Option<serde_json::Map<String, Value>>>(&decoded) {
         causes.push(Cause::invalid(field, "<secret contents redacted>", &e.to_string()));
     }
 }

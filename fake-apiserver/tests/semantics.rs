@@ -374,6 +374,11 @@ async fn docker_config_secrets_are_validated() {
     let ok = r#"{"metadata": {"name": "c"}, "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{\"auths\": {}}"}}"#;
     let (code, s) = call(&c, "POST", &url, ok).await;
     assert_eq!(code, 201, "{s}");
+    // JSON null is a well-formed map to upstream's check (json.Unmarshal into a map); an array is not.
+    let null = r#"{"metadata": {"name": "d"}, "type": "kubernetes.io/dockercfg", "stringData": {".dockercfg": "null"}}"#;
+    assert_eq!(call(&c, "POST", &url, null).await.0, 201);
+    let array = r#"{"metadata": {"name": "e"}, "type": "kubernetes.io/dockercfg", "stringData": {".dockercfg": "[]"}}"#;
+    assert_eq!(call(&c, "POST", &url, array).await.0, 422);
     let patch = r#"{"type": "Opaque"}"#;
     let (code, s) = call_h(&c, "PATCH", &format!("{url}/c"), &[("content-type", "application/merge-patch+json")], patch).await;
     assert_eq!(code, 422, "{s}");

@@ -99,6 +99,7 @@ pub async fn run(
     on_listen: impl FnOnce(Listening),
 ) -> Result<()> {
     crate::faults::announce();
+    setup_data_dirs(&settings.root_dir)?;
     let client = client_from_kubeconfig(kubeconfig).await?;
     let cfg = settings.kubelet.clone();
     let api_timeout = cfg.nodekit.api_request_timeout.0;
@@ -332,4 +333,13 @@ impl Registration {
             node::run_status_loop(self.client, self.runtime, self.inputs, self.metrics, cancel),
         );
     }
+}
+
+/// The root directory and its pods directory exist from the start, as upstream's
+/// `setupDataDirs` makes them (an operator's `config.json` can go there before any pod).
+fn setup_data_dirs(root: &Path) -> Result<()> {
+    for (dir, what) in [(root.to_path_buf(), "root"), (root.join("pods"), "pods")] {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { what: format!("error creating {what} directory {}", dir.display()), source })?;
+    }
+    Ok(())
 }
