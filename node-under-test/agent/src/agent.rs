@@ -104,7 +104,7 @@ pub async fn run(
     let cfg = settings.kubelet.clone();
     let api_timeout = cfg.nodekit.api_request_timeout.0;
     let runtime = Arc::new(RemoteRuntime::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?);
-    let stats = crate::eviction::stats::StatsClient::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?;
+    let stats = crate::eviction::stats::StatsClient::new(&settings.runtime_endpoint, cfg.runtime_request_timeout.0)?.sharing(runtime.sandbox_store_lock());
     let metrics = Metrics::default();
     let pods = crate::pods::registry::PodRegistry::default();
     let node_ip = settings.node_ip.or_else(host::detect_node_ip);

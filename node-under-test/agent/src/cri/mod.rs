@@ -2,6 +2,7 @@
 //! the agent makes, with the real tonic client in [`remote`].
 
 pub mod remote;
+pub mod store_lock;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -15,6 +15,7 @@ pub struct RemoteRuntime {
     runtime: RuntimeServiceClient<Channel>,
     image: ImageServiceClient<Channel>,
     timeout: Duration,
+    store: super::store_lock::SandboxStoreLock,
 }
 
 impl std::fmt::Debug for RemoteRuntime {
@@ -44,7 +45,13 @@ impl RemoteRuntime {
             runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(max),
             image: ImageServiceClient::new(channel).max_decoding_message_size(max),
             timeout,
+            store: Default::default(),
         })
+    }
+
+    /// The lock this client's sandbox-store readers hold, for the stats client to share.
+    pub fn sandbox_store_lock(&self) -> super::store_lock::SandboxStoreLock {
+        self.store.clone()
     }
 
     async fn call<T, F>(&self, op: &'static str, extra: Duration, fut: F) -> Result<T>
@@ -52,7 +59,14 @@ impl RemoteRuntime {
         F: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let after = self.timeout + extra;
-        let err = match tokio::time::timeout(after, fut).await {
+        let guarded = async {
+            let _reading = match super::store_lock::reads_sandbox_store(op) {
+                true => Some(self.store.read().await),
+                false => None,
+            };
+            fut.await
+        };
+        let err = match tokio::time::timeout(after, guarded).await {
             Ok(Ok(resp)) => return Ok(resp.into_inner()),
             Ok(Err(status)) => CriError::Rpc { op, code: status.code(), message: status.message().to_string() },
             Err(_) => CriError::Timeout { op, after },

@@ -16,15 +16,14 @@ use crate::cri::{CriError, keys};
 
 /// A CRI client for stats calls, shared by the eviction manager and the kubelet API.
 ///
-/// Its stats calls go to the runtime one at a time: containerd 1.6 before 1.6.22 (Debian 12
-/// ships 1.6.20) dies with "fatal error: concurrent map read and map write" when two
-/// ListPodSandboxStats run at once (both update the same sandbox's cached CPU sample; fixed
-/// upstream by containerd PR 8130, backported in 8819).
+/// Its stats calls run alone: not beside each other, nor beside the agent's calls that read the
+/// runtime's sandbox store ([`crate::cri::store_lock`]: containerd 1.6 before 1.6.22 dies
+/// otherwise).
 #[derive(Clone)]
 pub struct StatsClient {
     rt: RuntimeServiceClient<Channel>,
     timeout: Duration,
-    one_at_a_time: std::sync::Arc<tokio::sync::Mutex<()>>,
+    store: crate::cri::store_lock::SandboxStoreLock,
 }
 
 impl StatsClient {
@@ -40,7 +39,14 @@ impl StatsClient {
                 let path = path.clone();
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
             }));
-        Ok(StatsClient { rt: RuntimeServiceClient::new(channel).max_decoding_message_size(64 << 20), timeout, one_at_a_time: Default::default() })
+        Ok(StatsClient { rt: RuntimeServiceClient::new(channel).max_decoding_message_size(64 << 20), timeout, store: Default::default() })
+    }
+
+    /// Shares `lock` with the runtime client, so that its stats calls wait for that client's
+    /// sandbox-store readers.
+    pub fn sharing(mut self, lock: crate::cri::store_lock::SandboxStoreLock) -> StatsClient {
+        self.store = lock;
+        self
     }
 
     /// Usage per pod UID from the runtime.
@@ -54,7 +60,7 @@ impl StatsClient {
     /// read (e.g. a sandbox being torn down). Then every ready sandbox is asked on its own and
     /// the ones that fail are left out of this pass.
     pub async fn sandbox_stats(&self) -> Result<Vec<api::PodSandboxStats>, CriError> {
-        let _turn = self.one_at_a_time.lock().await;
+        let _alone = self.store.write().await;
         let mut c = self.rt.clone();
         let req = api::ListPodSandboxStatsRequest { filter: None };
         match tokio::time::timeout(self.timeout, c.list_pod_sandbox_stats(req)).await {
