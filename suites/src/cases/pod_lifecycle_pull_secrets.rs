@@ -114,8 +114,8 @@ pub(super) fn pull_secrets_used(ctx: CaseCtx) -> BodyFuture {
 /// (`UnionDockerKeyring`). A pod without pull secrets pulls [`PRIVATE`] with the node's
 /// credential and runs; a pod whose only secret holds a wrong password for `nodekit.local` runs
 /// too: its secret's credential fails with the registry's 401, then the node's pulls, and no
-/// failure is reported. Catches an agent that ignores the node's docker config, or uses only
-/// the pod's secrets when it has some.
+/// failure is reported. Catches an agent that ignores the node's docker config, uses only the
+/// pod's secrets when it has some, or has no root directory until its first pod.
 pub(super) fn node_credentials_used(ctx: CaseCtx) -> BodyFuture {
     Box::pin(async move {
         let env = env(&ctx).await?;
@@ -123,7 +123,8 @@ pub(super) fn node_credentials_used(ctx: CaseCtx) -> BodyFuture {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let config = json!({"auths": {"nodekit.local": {"auth": auth}}});
         let file = env.agent.root_dir().join("config.json");
-        std::fs::create_dir_all(env.agent.root_dir()).and_then(|()| std::fs::write(&file, config.to_string())).map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+        // Not created here: a running agent has its root directory (upstream's setupDataDirs).
+        std::fs::write(&file, config.to_string()).map_err(|e| anyhow::anyhow!("writing {} (the agent's root directory should exist once it runs): {e}", file.display()))?;
         let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
         secrets.create(&PostParams::default(), &docker_config_secret("stale", "nodekit.local", user, "expired")).await?;
         pods::create(&env.client, &private_pod("node-credentials", &[])?).await?;
